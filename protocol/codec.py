@@ -1,0 +1,142 @@
+"""Encoding and validated decoding of messages.
+
+Arrays travel as their own ZeroMQ frames (no per-element conversion, no copy on either side:
+``encode`` hands zmq the array's buffer, ``decode`` wraps the received frame with
+``np.frombuffer``). Everything received is untrusted: sizes, dtypes and the header schema are
+checked against :class:`Limits` before anything is allocated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import msgpack
+import numpy as np
+
+from .messages import KINDS, PROTOCOL_VERSION, ErrorCode, Message
+
+ALLOWED_DTYPES = frozenset({"float32", "float16", "float64", "uint8", "uint16", "int32", "uint32", "int64", "bool"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a peer accepts. The same values set ZMQ's MAXMSGSIZE on the socket."""
+
+    max_frame_bytes: int = 512 * 1024 * 1024  # one array frame; also ZMQ_MAXMSGSIZE
+    max_header_bytes: int = 1024 * 1024
+    max_arrays: int = 32
+    max_array_ndim: int = 4
+    max_str_len: int = 64 * 1024
+    max_container_len: int = 4096
+
+
+class ProtocolError(ValueError):
+    """A received message broke the protocol; ``code`` says how."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.BAD_MESSAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def encode(msg: Message) -> list[Any]:
+    """Message -> frames: [msgpack header, array buffers...] (arrays are not copied if contiguous)."""
+    if msg.kind not in KINDS:
+        raise ValueError(f"unknown message kind {msg.kind!r}")
+    descriptors = []
+    buffers = []
+    for name, array in msg.arrays.items():
+        array = np.ascontiguousarray(array)
+        if array.dtype.name not in ALLOWED_DTYPES:
+            raise ValueError(f"array {name!r} has dtype {array.dtype}, allowed: {sorted(ALLOWED_DTYPES)}")
+        descriptors.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape)})
+        buffers.append(memoryview(array).cast("B") if array.size else b"")
+    header = {
+        "v": PROTOCOL_VERSION,
+        "id": msg.id,
+        "kind": msg.kind,
+        "parent": msg.parent,
+        "content": msg.content,
+        "arrays": descriptors,
+    }
+    return [msgpack.packb(header, use_bin_type=True), *buffers]
+
+
+def _unpack_header(raw: bytes, limits: Limits) -> dict[str, Any]:
+    if len(raw) > limits.max_header_bytes:
+        raise ProtocolError(f"header of {len(raw)} bytes exceeds limit {limits.max_header_bytes}")
+    try:
+        header = msgpack.unpackb(
+            raw,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=limits.max_str_len,
+            max_bin_len=limits.max_str_len,
+            max_array_len=limits.max_container_len,
+            max_map_len=limits.max_container_len,
+            max_ext_len=0,
+        )
+    except (ValueError, msgpack.exceptions.ExtraData, msgpack.exceptions.FormatError,
+            msgpack.exceptions.StackError) as exc:
+        raise ProtocolError(f"header is not valid msgpack: {exc}") from exc
+    if not isinstance(header, dict):
+        raise ProtocolError(f"header must be a map, got {type(header).__name__}")
+    return header
+
+
+def _check_envelope(header: dict[str, Any]) -> None:
+    version = header.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {version!r}, expected {PROTOCOL_VERSION}", ErrorCode.VERSION_MISMATCH)
+    for key, kinds in (("id", str), ("kind", str), ("content", dict), ("arrays", list)):
+        if not isinstance(header.get(key), kinds):
+            raise ProtocolError(f"header field {key!r} missing or not a {kinds.__name__}")
+    if header.get("parent") is not None and not isinstance(header["parent"], str):
+        raise ProtocolError("header field 'parent' must be a string or nil")
+    kind = header["kind"]
+    if kind not in KINDS:
+        raise ProtocolError(f"unknown message kind {kind!r}")
+    missing = [k for k in KINDS[kind] if k not in header["content"]]
+    if missing:
+        raise ProtocolError(f"{kind} is missing content fields {missing}")
+
+
+def _array_from_frame(desc: Any, frame: Any, limits: Limits) -> tuple[str, np.ndarray]:
+    if not isinstance(desc, dict):
+        raise ProtocolError("array descriptor must be a map")
+    name, dtype, shape = desc.get("name"), desc.get("dtype"), desc.get("shape")
+    if not isinstance(name, str):
+        raise ProtocolError("array descriptor needs a string 'name'")
+    if dtype not in ALLOWED_DTYPES:
+        raise ProtocolError(f"array {name!r}: dtype {dtype!r} not allowed")
+    if (not isinstance(shape, list) or len(shape) > limits.max_array_ndim
+            or not all(isinstance(n, int) and 0 <= n for n in shape)):
+        raise ProtocolError(f"array {name!r}: bad shape {shape!r}")
+    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    buffer = frame.buffer if hasattr(frame, "buffer") else frame
+    size = memoryview(buffer).nbytes
+    if expected > limits.max_frame_bytes:
+        raise ProtocolError(f"array {name!r} of {expected} bytes exceeds limit {limits.max_frame_bytes}")
+    if size != expected:
+        raise ProtocolError(f"array {name!r}: frame has {size} bytes, shape {shape} {dtype} needs {expected}")
+    return name, np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
+    """Frames (bytes or zmq.Frame) -> Message, raising ProtocolError for anything malformed.
+
+    Arrays are read-only views on the received frames: copy before writing into them.
+    """
+    if not frames:
+        raise ProtocolError("empty message")
+    first = frames[0]
+    raw = first.bytes if hasattr(first, "bytes") else bytes(first)
+    header = _unpack_header(raw, limits)
+    _check_envelope(header)
+    descriptors = header["arrays"]
+    if len(descriptors) > limits.max_arrays:
+        raise ProtocolError(f"{len(descriptors)} arrays exceeds limit {limits.max_arrays}")
+    if len(descriptors) != len(frames) - 1:
+        raise ProtocolError(f"header lists {len(descriptors)} arrays but {len(frames) - 1} frames followed")
+    arrays = dict(_array_from_frame(d, f, limits) for d, f in zip(descriptors, frames[1:]))
+    return Message(header["kind"], header["content"], arrays, id=header["id"], parent=header["parent"])
