@@ -1,0 +1,241 @@
+"""The connection to the backend and the timer that turns its messages into Blender changes.
+
+``Link`` holds the protocol ``Client`` and the one running job; it never blocks (``poll(0)``) and
+does not touch bpy. ``tick`` is the ``bpy.app.timers`` callback: it runs on Blender's main thread,
+drains the link and dispatches progress, previews, results and errors to the scene and the mesh.
+There are no threads, so bpy is never touched off the main thread. Headless Blender runs no timers:
+callers (tests) call ``tick()`` themselves.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import bpy
+
+from . import mesh
+from .local_backend import backend as local_backend
+from .properties import set_styles
+from .protocol import ErrorCode, Message
+from .protocol.client import BackendError, Client
+
+HEARTBEAT_TIMEOUT_S = 5.0  # no pong for this long: the backend is shown as disconnected
+SUBMIT_TIMEOUT_S = 2.0  # only asked of a backend answering heartbeats, so normally milliseconds
+TICK_BUSY_S = 0.05  # timer interval while a job runs
+TICK_IDLE_S = 0.5
+
+
+@dataclass
+class Job:
+    job_id: str
+    target: str
+    scene: str  # name, not reference: references die across undo
+    submitted: float = field(default_factory=time.monotonic)
+    preview: mesh.Preview | None = None
+
+
+class Link:
+    """One backend connection and at most one job in flight. No bpy."""
+
+    def __init__(self) -> None:
+        self.client: Client | None = None
+        self.hello: dict[str, Any] | None = None
+        self.job: Job | None = None
+        self._hello_id: str | None = None
+
+    def connect(self, address: str) -> None:
+        """Start connecting; the hello reply arrives through ``drain`` (ZeroMQ queues it meanwhile)."""
+        self.close()
+        self.client = Client(address, heartbeat_timeout=HEARTBEAT_TIMEOUT_S)
+        self._hello_id = self.client.send(Message("hello_request", {"client": "worldsculpt-blender"}))
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.client, self.hello, self._hello_id = None, None, None
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.connected and self.hello is not None
+
+    def submit(self, params: dict[str, Any], target: str, scene: str) -> Job:
+        if self.client is None or not self.connected:
+            raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
+        job_id = self.client.submit("generate", params, target, timeout=SUBMIT_TIMEOUT_S)
+        self.job = Job(job_id, target, scene)
+        return self.job
+
+    def cancel(self) -> Job | None:
+        """Ask the backend to stop the job and forget it here at once: nothing of it gets applied."""
+        job, self.job = self.job, None
+        if job is not None and self.client is not None:
+            self.client.cancel(job.job_id)
+        return job
+
+    def drain(self) -> list[Message]:
+        """Everything that has arrived, without waiting; records the hello reply on the way."""
+        if self.client is None:
+            return []
+        messages = self.client.poll(0)
+        for msg in messages:
+            if msg.kind == "hello_reply" and msg.parent == self._hello_id:
+                self.hello = msg.content
+        return messages
+
+    def owns(self, msg: Message) -> bool:
+        """Is this message about the job we are waiting for?"""
+        return self.job is not None and self.job.job_id in (msg.content.get("job_id"), msg.parent)
+
+
+link = Link()
+
+
+# -- the bpy side --------------------------------------------------------------------------------
+
+def _settings(scene_name: str | None = None) -> list[Any]:
+    scenes = [bpy.data.scenes.get(scene_name)] if scene_name else list(bpy.data.scenes)
+    return [s.worldsculpt for s in scenes if s is not None]
+
+
+def _set(settings: Any, **values: Any) -> None:
+    """Write only what changed (every write would otherwise mark the file dirty and redraw)."""
+    for key, value in values.items():
+        if getattr(settings, key) != value:
+            setattr(settings, key, value)
+
+
+def _redraw() -> None:
+    wm = bpy.context.window_manager
+    for window in wm.windows if wm else ():
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+def push_undo(message: str) -> bool:
+    """Make the change just applied undoable. Timers run with no window in context, so borrow one."""
+    context = bpy.context
+    try:
+        if context.window is None and context.window_manager and context.window_manager.windows:
+            window = context.window_manager.windows[0]
+            with context.temp_override(window=window, screen=window.screen):
+                return "FINISHED" in bpy.ops.ed.undo_push(message=message)
+        return "FINISHED" in bpy.ops.ed.undo_push(message=message)
+    except RuntimeError:  # poll failed: no undo stack (e.g. background mode without a window)
+        return False
+
+
+def end_job(job: Job | None, error: str = "", status: str = "") -> None:
+    """Abandon a job: the artist's mesh goes back exactly as it was; the reason goes to the panel."""
+    if job is None:
+        return
+    mesh.discard_preview(job.preview)
+    for s in _settings(job.scene):
+        _set(s, running=False, progress=0.0, last_error=error or s.last_error,
+             status=status or ("Failed" if error else "Stopped"))
+
+
+def _on_result(job: Job, msg: Message) -> None:
+    scene = bpy.data.scenes.get(job.scene)
+    if scene is None:
+        raise ValueError(f"scene {job.scene!r} is gone")
+    heights, meta = msg.arrays["heights"], msg.content["meta"]
+    mesh.apply_result(scene, job.target, heights, float(meta["cell_size"]), job.preview)
+    job.preview = None
+    undoable = push_undo("Worldsculpt: generate")
+    took = time.monotonic() - job.submitted
+    h, w = heights.shape
+    _set(scene.worldsculpt, running=False, progress=1.0, last_error="",
+         status=f"Done: {w}x{h}, {meta.get('min_m', 0):.0f}..{meta.get('max_m', 0):.0f} m in {took:.1f} s"
+                + ("" if undoable else " (not undoable)"))
+
+
+def _on_job_message(msg: Message) -> None:
+    job = link.job
+    if job is None:
+        return
+    if msg.kind == "progress":
+        c = msg.content
+        for s in _settings(job.scene):
+            _set(s, progress=min(1.0, c["step"] / max(1, c["total"])), status=f"{c['stage']} {c['step']}/{c['total']}")
+    elif msg.kind == "preview" and "heights" in msg.arrays:
+        scene = bpy.data.scenes.get(job.scene)
+        if scene is not None:
+            job.preview = mesh.show_preview(scene, job.target, msg.arrays["heights"],
+                                            float(msg.content["meta"]["cell_size"]), job.preview)
+    elif msg.kind == "result":
+        link.job = None
+        try:
+            _on_result(job, msg)
+        except Exception:
+            end_job(job, error=f"result not applied: {traceback.format_exc(limit=1).strip().splitlines()[-1]}")
+            raise
+    elif msg.kind == "error":
+        link.job = None
+        code = msg.content["code"]
+        end_job(job, error=f"{code}: {msg.content['message']}",
+                status="Cancelled" if code == ErrorCode.CANCELLED.value else "Failed")
+
+
+def _on_connection(messages: list[Message]) -> None:
+    """Connection-level state for every scene's panel: connected, device, styles, dead backend."""
+    lost = next((m for m in messages if m.kind == "error" and not m.content.get("job_id")
+                 and m.content.get("code") == ErrorCode.DISCONNECTED.value), None)
+    if lost is not None and link.job is not None:
+        job, link.job = link.job, None
+        end_job(job, error=f"disconnected: {lost.content['message']}", status="Backend lost")
+    hello = next((m for m in messages if m.kind == "hello_reply"), None)
+    died = local_backend.exit_report()
+    for s in _settings():
+        if hello is not None:
+            set_styles(s.id_data, list(hello.content["styles"]))
+            _set(s, device=str(hello.content["device"]))
+        if link.connected:
+            if not s.connected or hello is not None:
+                _set(s, connected=True, status=f"Connected: backend {link.hello['backend_version']}"
+                                                f" on {link.hello['device']}")
+        elif link.client is not None:
+            reason = lost.content["message"] if lost is not None else "waiting for the backend to answer"
+            _set(s, connected=False, status=f"Disconnected: {died or reason}")
+        else:
+            _set(s, connected=False)
+
+
+def tick() -> float:
+    """The timer callback: drain, dispatch, return the next interval. Never raises, never waits."""
+    try:
+        messages = link.drain()
+        _on_connection(messages)
+        for msg in messages:
+            if msg.kind in ("progress", "preview", "result", "error") and link.owns(msg):
+                try:
+                    _on_job_message(msg)
+                except Exception:
+                    traceback.print_exc()
+                    if link.job is not None:  # a preview failed: keep the job, say why
+                        for s in _settings(link.job.scene):
+                            _set(s, last_error=f"preview not shown: {traceback.format_exc(limit=1).splitlines()[-1]}")
+            elif msg.kind == "error" and not msg.content.get("job_id") and msg.content["code"] != "disconnected":
+                for s in _settings():
+                    _set(s, last_error=f"{msg.content['code']}: {msg.content['message']}")
+        if messages:
+            _redraw()
+    except Exception:  # a timer that raises is unregistered by Blender: report and keep going
+        traceback.print_exc()
+    return TICK_BUSY_S if link.job is not None else TICK_IDLE_S
+
+
+def register() -> None:
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=TICK_IDLE_S, persistent=True)
+
+
+def unregister() -> None:
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    end_job(link.cancel())
+    link.close()
+    local_backend.stop()

@@ -1,0 +1,72 @@
+"""Starting and stopping a backend process on this machine (`python -m backend serve`). No bpy here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+STOP_TIMEOUT_S = 3.0  # bounded: stopping never hangs Blender for longer
+
+
+def is_local(address: str) -> bool:
+    """Only addresses on this machine can be served by a process we start."""
+    if address.startswith("ipc://"):
+        return True
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost", "[::1]", "*")
+
+
+class LocalBackend:
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.log_path: Path | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, python: str, project_dir: str, address: str, log_dir: Path) -> None:
+        """Launch the backend serving ``address``; its output goes to a log file, not Blender's console."""
+        if self.running:
+            raise RuntimeError(f"a local backend is already running (pid {self.process.pid})")
+        if not is_local(address):
+            raise ValueError(f"cannot start a backend for non-local address {address!r}")
+        if not (Path(project_dir) / "backend").is_dir():
+            raise ValueError(f"backend project folder {project_dir!r} has no `backend` package")
+        if not Path(python).exists():
+            raise ValueError(f"python executable {python!r} does not exist")
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / "backend.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [python, "-m", "backend", "serve", "--address", address],
+                cwd=project_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            )
+
+    def exit_report(self) -> str | None:
+        """If the process we started has died: its exit code and the last lines of its log."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        tail = ""
+        if self.log_path and self.log_path.exists():
+            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            tail = " | ".join(tail)
+        return f"local backend exited with code {self.process.returncode}: {tail}"
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+        self.process = None
+
+
+# The one process this Blender session started (stopped again when the add-on unregisters).
+backend = LocalBackend()

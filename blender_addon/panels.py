@@ -1,0 +1,77 @@
+"""The N-panel tab "Worldsculpt" in the 3D viewport. Panels only draw."""
+
+from __future__ import annotations
+
+import bpy
+
+from .local_backend import backend as local_backend
+
+
+class _WorldsculptPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Worldsculpt"
+
+
+class WSC_PT_connection(_WorldsculptPanel, bpy.types.Panel):
+    bl_label = "Connection"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        s = context.scene.worldsculpt
+        col = self.layout.column()
+        col.label(text=s.status, icon="LINKED" if s.connected else "UNLINKED")
+        if s.device:
+            col.label(text=f"Device: {s.device}")
+        row = col.row(align=True)
+        if local_backend.running:
+            row.operator("worldsculpt.stop_backend", icon="CANCEL")
+        else:
+            row.operator("worldsculpt.start_backend", icon="PLAY")
+        row.operator("worldsculpt.connect", icon="FILE_REFRESH")
+
+
+class WSC_PT_generate(_WorldsculptPanel, bpy.types.Panel):
+    bl_label = "Generate"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        s = context.scene.worldsculpt
+        layout = self.layout
+        layout.use_property_split = True
+        col = layout.column()
+        col.prop(s, "target")
+        col.prop(s, "size_m")
+        col.prop(s, "height_m")
+        col.prop(s, "resolution")
+        col.prop(s, "seed")
+        col.prop(s, "style_preset")
+        for item in s.style_weights:
+            col.prop(item, "weight", text=item.name)
+        for name in ("roughness", "erosion_strength", "elevation_range", "sea_level"):
+            col.prop(s, name, slider=True)
+        col.prop(s, "steps")
+        col.prop(s, "guidance")
+        col.prop(s, "generator")
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        if s.running:
+            row.progress(factor=s.progress, text=s.status)
+            row.operator("worldsculpt.cancel", text="", icon="CANCEL")
+        else:
+            row.operator("worldsculpt.generate", icon="WORLD")
+        if s.last_error:
+            box = layout.box()
+            box.alert = True
+            box.label(text=s.last_error, icon="ERROR")
+
+
+_classes = (WSC_PT_connection, WSC_PT_generate)
+
+
+def register() -> None:
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)

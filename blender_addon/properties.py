@@ -1,0 +1,106 @@
+"""The add-on's one property namespace, ``Scene.worldsculpt``: generation settings and live status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+# Styles the backend announced in its hello_reply; module-level so the enum's item strings stay
+# alive (Blender keeps only pointers to the strings a dynamic-items callback returns).
+_style_items: list[tuple[str, str, str]] = [("NONE", "(connect to list styles)", "")]
+
+
+def set_styles(scene: bpy.types.Scene, styles: list[str]) -> None:
+    """Adopt the backend's style list, keeping the weights the artist already set."""
+    global _style_items
+    _style_items = [(s, s.replace("_", " ").title(), f"Preset: only the {s} style") for s in styles] or \
+        [("NONE", "(backend has no styles)", "")]
+    weights = scene.worldsculpt.style_weights
+    known = {w.name: w.weight for w in weights}
+    weights.clear()
+    for name in styles:
+        item = weights.add()
+        item.name = name
+        item.weight = known.get(name, 0.0)
+    if styles and not any(w.weight > 0 for w in weights):
+        weights[0].weight = 1.0
+
+
+def _styles(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str, str]]:
+    return _style_items
+
+
+def _apply_preset(self: "WSC_Settings", context: bpy.types.Context) -> None:
+    for item in self.style_weights:
+        item.weight = 1.0 if item.name == self.style_preset else 0.0
+
+
+class WSC_StyleWeight(bpy.types.PropertyGroup):
+    __slots__ = ()  # Blender 5 warns otherwise: values live in RNA, not on the Python object
+    # `name` comes from PropertyGroup
+    weight: bpy.props.FloatProperty(name="Weight", min=0.0, max=1.0, subtype="FACTOR",
+                                    description="How much of this style goes into the mix")
+
+
+class WSC_Settings(bpy.types.PropertyGroup):
+    __slots__ = ()
+    # -- what to generate
+    target: bpy.props.StringProperty(name="Target", default="Worldsculpt Terrain",
+                                     description="Mesh object that receives the terrain (created if missing)")
+    resolution: bpy.props.IntProperty(name="Resolution", default=256, min=8, soft_max=2048, max=8192,
+                                      description="Grid cells per side")
+    size_m: bpy.props.FloatProperty(name="World size", default=2000.0, min=1.0, unit="LENGTH",
+                                    description="Width of the world in metres")
+    height_m: bpy.props.FloatProperty(name="Height range", default=400.0, min=0.1, unit="LENGTH",
+                                      description="Highest relief in metres")
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
+    style_preset: bpy.props.EnumProperty(name="Style", items=_styles, update=_apply_preset,
+                                         description="Pick one style (sets the mixing weights)")
+    style_weights: bpy.props.CollectionProperty(type=WSC_StyleWeight)
+    roughness: bpy.props.FloatProperty(name="Roughness", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    erosion_strength: bpy.props.FloatProperty(name="Erosion", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    elevation_range: bpy.props.FloatProperty(name="Elevation range", default=0.5, min=0.0, max=1.0,
+                                             subtype="FACTOR")
+    sea_level: bpy.props.FloatProperty(name="Sea level", default=0.3, min=0.0, max=1.0, subtype="FACTOR")
+    steps: bpy.props.IntProperty(name="Steps", default=0, min=0, max=1000,
+                                 description="Sampler steps (0: the backend's default)")
+    guidance: bpy.props.FloatProperty(name="Guidance", default=2.0, min=0.0, soft_max=10.0)
+    generator: bpy.props.StringProperty(name="Generator", default="procedural",
+                                        description="Backend generator to use")
+    # -- live status (written by the link's timer)
+    connected: bpy.props.BoolProperty(name="Connected", default=False)
+    status: bpy.props.StringProperty(name="Status", default="Not connected")
+    device: bpy.props.StringProperty(name="Device", default="")
+    progress: bpy.props.FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    running: bpy.props.BoolProperty(name="Running", default=False)
+    last_error: bpy.props.StringProperty(name="Last error", default="")
+
+    def generate_params(self) -> dict[str, Any]:
+        """The `generate` job's params, as the backend's job contract names them."""
+        weights = {w.name: round(w.weight, 6) for w in self.style_weights if w.weight > 0}
+        params: dict[str, Any] = {
+            "sliders": {"roughness": self.roughness, "erosion_strength": self.erosion_strength,
+                        "elevation_range": self.elevation_range, "sea_level": self.sea_level},
+            "seed": self.seed, "resolution": self.resolution, "size_m": self.size_m,
+            "height_m": self.height_m, "steps": self.steps or None, "guidance": self.guidance,
+            "generator": self.generator,
+        }
+        if weights:
+            params["style_weights"] = weights
+        return params
+
+
+_classes = (WSC_StyleWeight, WSC_Settings)
+
+
+def register() -> None:
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.worldsculpt = bpy.props.PointerProperty(type=WSC_Settings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.worldsculpt
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)

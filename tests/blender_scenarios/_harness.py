@@ -1,0 +1,132 @@
+"""Shared steps of the Blender scenarios: install the built zip into a throwaway extension repository,
+pump the add-on's timer (headless Blender runs no timers), and collect checks.
+
+Each scenario runs in its own process (bpy can be imported once per process) with
+BLENDER_USER_RESOURCES pointing at a temporary folder, so nothing touches the user's Blender config.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import tempfile
+import time
+from types import ModuleType
+from typing import Any, Callable
+
+import bpy
+import numpy as np
+
+REPO = "wstest"
+PACKAGE = f"bl_ext.{REPO}.worldsculpt"
+
+failures: list[str] = []
+results: dict[str, Any] = {}
+
+
+def check(ok: bool, what: str) -> None:
+    if not ok:
+        failures.append(what)
+        print(f"CHECK FAILED: {what}", file=sys.stderr, flush=True)
+
+
+def install(zip_path: str) -> ModuleType:
+    """Install and enable the extension zip the way a user's "Install from Disk" does."""
+    repo = bpy.context.preferences.extensions.repos.new(
+        name=REPO, module=REPO, custom_directory=tempfile.mkdtemp(prefix="wsc-repo-"), source="USER")
+    result = bpy.ops.extensions.package_install_files(filepath=zip_path, repo=repo.module, enable_on_install=True)
+    check(result == {"FINISHED"}, f"package_install_files returned {result}")
+    check(PACKAGE in bpy.context.preferences.addons, f"{PACKAGE} not enabled after install")
+    return importlib.import_module(PACKAGE)
+
+
+def settings() -> Any:
+    return bpy.context.scene.worldsculpt
+
+
+def pump(addon: ModuleType, until: Callable[[], bool], timeout: float, what: str) -> float:
+    """Call the timer callback until ``until()``; returns the longest single tick in seconds."""
+    longest = 0.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        addon.link.tick()
+        longest = max(longest, time.perf_counter() - start)
+        if until():
+            return longest
+        time.sleep(0.01)
+    check(False, f"timed out after {timeout} s waiting for {what} (status {settings().status!r}, "
+                 f"error {settings().last_error!r})")
+    return longest
+
+
+def connect(addon: ModuleType, address: str) -> None:
+    bpy.context.preferences.addons[PACKAGE].preferences.address = address
+    check(bpy.ops.worldsculpt.connect() == {"FINISHED"}, "connect operator failed")
+    pump(addon, lambda: settings().connected, 30.0, "connection")
+
+
+def generate(addon: ModuleType, timeout: float = 60.0, **values: Any) -> dict[str, Any]:
+    """Run the Generate operator with these settings and pump until the job ends; returns its params."""
+    s = settings()
+    for key, value in values.items():
+        setattr(s, key, value)
+    params = s.generate_params()
+    start = time.perf_counter()
+    check(bpy.ops.worldsculpt.generate() == {"FINISHED"}, "generate operator did not finish at once")
+    results.setdefault("operator_return_s", []).append(time.perf_counter() - start)
+    longest = pump(addon, lambda: not s.running, timeout, "generation")
+    results.setdefault("longest_tick_s", []).append(longest)
+    return params
+
+
+def positions(name: str) -> np.ndarray:
+    mesh = bpy.data.objects[name].data
+    out = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.attributes["position"].data.foreach_get("vector", out)
+    return out.reshape(-1, 3)
+
+
+def finish() -> None:
+    results["failures"] = failures
+    print("RESULTS " + json.dumps(results), flush=True)
+    sys.exit(1 if failures else 0)
+
+
+class LayoutRecorder:
+    """Stands in for a panel's UILayout so ``draw()`` can run headless; checks every property and
+    operator it is asked to show exists, and keeps the label texts."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+        self.use_property_split = self.alert = False
+        self.scale_y = 1.0
+
+    def column(self, **_: Any) -> "LayoutRecorder":
+        return self
+
+    row = box = column
+
+    def label(self, text: str = "", **_: Any) -> None:
+        self.labels.append(text)
+
+    def prop(self, data: Any, name: str, **_: Any) -> None:
+        check(name in data.bl_rna.properties, f"panel shows missing property {name!r}")
+
+    def operator(self, idname: str, **_: Any) -> None:
+        category, name = idname.split(".")
+        check(hasattr(getattr(bpy.ops, category), name), f"panel shows missing operator {idname!r}")
+
+    def progress(self, **_: Any) -> None:
+        pass
+
+
+def draw_panels(addon: ModuleType) -> list[str]:
+    """Run both panels' draw() against the current scene; returns the labels they showed."""
+    from types import SimpleNamespace
+
+    layout = LayoutRecorder()
+    for panel in (addon.panels.WSC_PT_connection, addon.panels.WSC_PT_generate):
+        panel.draw(SimpleNamespace(layout=layout), bpy.context)
+    return layout.labels

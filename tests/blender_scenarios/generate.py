@@ -1,0 +1,60 @@
+"""Scenario: install the zip, connect, generate twice, undo, regenerate at another resolution, disable.
+
+    python generate.py <zip> <backend address> <out dir>
+
+Writes the mesh positions after each step to <out dir>/*.npy and the job params to params.json;
+the pytest side compares them with heights it fetches from the backend itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+import _harness as h
+
+zip_path, address, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+addon = h.install(zip_path)
+wheels_dir = Path(bpy.utils.user_resource("EXTENSIONS", path=".local/lib/python3.11/site-packages"))
+h.results["installed_wheels"] = sorted(p.name for p in wheels_dir.iterdir()) if wheels_dir.exists() else []
+h.connect(addon, address)
+s = h.settings()
+h.check(s.device != "", "device not shown after connecting")
+h.check(f"Device: {s.device}" in h.draw_panels(addon), "connection panel does not show the device")
+h.check(len(s.style_weights) > 0, "no styles listed after connecting")
+s.style_preset = s.style_weights[-1].name  # a preset sets the mixing weights to that one style
+h.check([w.weight for w in s.style_weights] == [0.0] * (len(s.style_weights) - 1) + [1.0], "preset weights")
+target = "Test Terrain"
+common = dict(target=target, resolution=48, size_m=1200.0, height_m=300.0, steps=4, roughness=0.7)
+
+params = {"first": h.generate(addon, seed=3, **common)}
+h.check(s.last_error == "", f"first generation failed: {s.last_error}")
+np.save(out / "first.npy", h.positions(target))
+mesh_name = bpy.data.objects[target].data.name
+
+params["second"] = h.generate(addon, seed=4, **common)
+np.save(out / "second.npy", h.positions(target))
+h.check(bpy.data.objects[target].data.name == mesh_name, "second generation replaced the mesh datablock")
+h.check(not [m.name for m in bpy.data.meshes if "(preview)" in m.name], "a preview mesh was left behind")
+
+h.results["undo"] = str(bpy.ops.ed.undo())
+np.save(out / "undone.npy", h.positions(target))
+
+params["third"] = h.generate(addon, seed=5, **dict(common, resolution=20))
+np.save(out / "third.npy", h.positions(target))
+mesh = bpy.data.objects[target].data
+h.check(not mesh.validate(), "mesh.validate() had to correct the generated mesh")
+h.results["faces"] = len(mesh.polygons)
+normals = np.empty(len(mesh.polygons) * 3, np.float32)
+mesh.polygons.foreach_get("normal", normals)
+h.check(bool((normals[2::3] > 0).all()), "some faces point down")
+
+(out / "params.json").write_text(json.dumps(params))
+h.check(bpy.ops.preferences.addon_disable(module=h.PACKAGE) == {"FINISHED"}, "disable failed")
+h.check(not hasattr(bpy.types.Scene, "worldsculpt"), "Scene.worldsculpt left registered after disable")
+h.check(not bpy.app.timers.is_registered(addon.link.tick), "timer left registered after disable")
+h.finish()

@@ -1,0 +1,29 @@
+"""Scenario: the add-on starts its own backend (`python -m backend serve`), generates, and stops it.
+
+    python local_backend.py <zip> <address> <python executable> <backend project dir>
+"""
+
+from __future__ import annotations
+
+import sys
+
+import bpy
+
+import _harness as h
+
+zip_path, address, python, project = sys.argv[1:5]
+addon = h.install(zip_path)
+prefs = bpy.context.preferences.addons[h.PACKAGE].preferences
+prefs.address, prefs.python_executable, prefs.backend_dir = address, python, project
+s = h.settings()
+h.check(bpy.ops.worldsculpt.start_backend() == {"FINISHED"}, "start_backend failed")
+process = addon.local_backend.backend.process
+h.check(process is not None and process.poll() is None, "no backend process after start_backend")
+h.pump(addon, lambda: s.connected, 60.0, "the local backend to answer")
+h.generate(addon, target="Local", resolution=16, seed=9, steps=2)
+h.check("Local" in bpy.data.objects and len(bpy.data.objects["Local"].data.vertices) == 16 * 16,
+        f"no 16x16 terrain from the local backend: {s.status} {s.last_error}")
+h.check(bpy.ops.worldsculpt.stop_backend() == {"FINISHED"}, "stop_backend failed")
+h.check(process.poll() is not None, "backend process still running after stop_backend")
+h.check(not s.connected, "still shown connected after stopping the backend")
+h.finish()

@@ -1,0 +1,150 @@
+"""The Blender add-on: numpy grid helpers in plain pytest, and real Blender (bpy) scenarios in
+subprocesses against a live backend, installed from the zip that build_addon.py makes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from protocol.client import Client
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = Path(__file__).resolve().parent / "blender_scenarios"
+
+
+def _load_grid():
+    """blender_addon/grid.py is bpy-free; load it without importing the add-on package (which needs bpy)."""
+    spec = importlib.util.spec_from_file_location("wsc_grid", ROOT / "blender_addon" / "grid.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+grid = _load_grid()
+
+
+# -- grid topology (no Blender) ------------------------------------------------------------------
+
+@pytest.mark.parametrize("h,w", [(2, 2), (3, 5), (17, 9)])
+def test_grid_topology_is_consistent(h, w):
+    corners = grid.quad_corners(h, w).reshape(-1, 4)
+    edges = grid.edges(h, w)
+    corner_edges = grid.corner_edges(h, w).reshape(-1, 4)
+    assert len(corners) == (h - 1) * (w - 1)
+    assert len(edges) == h * (w - 1) + (h - 1) * w
+    assert len({tuple(sorted(e)) for e in edges.tolist()}) == len(edges)  # no duplicates
+    # the edge stored for each corner joins that corner to the next one of its quad
+    for quad, quad_edges in zip(corners, corner_edges):
+        for k in range(4):
+            assert sorted(edges[quad_edges[k]]) == sorted((quad[k], quad[(k + 1) % 4]))
+    # counter-clockwise seen from +z (normals up): positive signed area in x/y
+    xy = grid.positions(np.zeros((h, w), np.float32), 2.0)[:, :2]
+    p = xy[corners]
+    area = 0.5 * np.sum(p[:, :, 0] * np.roll(p[:, :, 1], -1, 1) - np.roll(p[:, :, 0], -1, 1) * p[:, :, 1], 1)
+    np.testing.assert_allclose(area, 4.0)
+
+
+def test_positions_axes_and_centre():
+    heights = np.arange(12, dtype=np.float32).reshape(3, 4)  # row 0 north, column 0 west
+    pos = grid.positions(heights, 10.0).reshape(3, 4, 3)
+    assert pos.dtype == np.float32
+    np.testing.assert_array_equal(pos[..., 2], heights)
+    np.testing.assert_array_equal(pos[0, :, 0], [-15, -5, 5, 15])  # x east, centred
+    np.testing.assert_array_equal(pos[:, 0, 1], [10, 0, -10])  # y north: row 0 is the top
+    buffer = grid.PositionBuffer()
+    np.testing.assert_array_equal(buffer(heights, 10.0), pos.reshape(-1, 3))
+    np.testing.assert_array_equal(buffer(heights * 2, 10.0)[:, 2], (heights * 2).ravel())
+
+
+@pytest.mark.parametrize("bad", [np.zeros(5), np.zeros((1, 4)), np.full((2, 2), np.nan)])
+def test_bad_heights_are_refused(bad):
+    with pytest.raises(ValueError):
+        grid.check_heights(bad, 1.0)
+
+
+# -- real Blender ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def addon_zip(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, str(ROOT / "build_addon.py"), "--platform", "current", "--out", str(out)],
+                   check=True, cwd=ROOT, capture_output=True, timeout=300)
+    (zip_path,) = out.glob("worldsculpt-*.zip")
+    return zip_path
+
+
+def _blender_env(tmp_path: Path) -> dict[str, str]:
+    """Keep Blender's user config, extensions and installed wheels inside the test's temp folder."""
+    return dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"), PYTHONUNBUFFERED="1")
+
+
+def _results(stdout: str) -> dict:
+    line = next(l for l in stdout.splitlines() if l.startswith("RESULTS "))
+    return json.loads(line[len("RESULTS "):])
+
+
+def _expected_heights(client: Client, params: dict) -> np.ndarray:
+    job_id = client.submit("generate", params, target="pytest")
+    return client.wait_result(job_id, timeout=60).arrays["heights"]
+
+
+def test_generate_undo_and_disable_in_blender(addon_zip, backend, client, tmp_path):
+    run = subprocess.run([sys.executable, str(SCENARIOS / "generate.py"), str(addon_zip), backend.address,
+                          str(tmp_path)], env=_blender_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = _results(run.stdout)
+    assert {"zmq", "msgpack"} <= set(results["installed_wheels"])  # Blender unpacked the bundled wheels
+    assert max(results["operator_return_s"]) < 0.5  # Generate submits and returns; it never waits for the job
+    params = json.loads((tmp_path / "params.json").read_text())
+    for step in ("first", "second", "third"):
+        heights = _expected_heights(client, params[step])
+        mesh = np.load(tmp_path / f"{step}.npy")
+        assert mesh.shape == (heights.size, 3)
+        np.testing.assert_array_equal(mesh[:, 2], heights.astype(np.float32).ravel())  # exact, float32
+        h, w = heights.shape
+        cell = params[step]["size_m"] / (w - 1)
+        np.testing.assert_allclose(mesh[:, 0].reshape(h, w)[0], (np.arange(w) - (w - 1) / 2) * cell, atol=1e-3)
+        assert mesh[0, 1] > 0 > mesh[-1, 1]  # row 0 is north (+y)
+    first, second = np.load(tmp_path / "first.npy"), np.load(tmp_path / "second.npy")
+    assert not np.array_equal(first, second)
+    assert results["undo"] == "{'FINISHED'}"
+    np.testing.assert_array_equal(np.load(tmp_path / "undone.npy"), first)
+
+
+def test_killed_backend_leaves_mesh_intact(addon_zip, private_backend, tmp_path):
+    proc = private_backend()
+    blender = subprocess.Popen([sys.executable, str(SCENARIOS / "disconnect.py"), str(addon_zip), proc.address, "1024"],
+                               env=_blender_env(tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        for line in blender.stdout:
+            if line.startswith("KILL"):
+                proc.kill()
+                blender.stdin.write("killed\n")
+                blender.stdin.flush()
+                break
+        stdout, stderr = blender.communicate(timeout=60)
+    finally:
+        if blender.poll() is None:
+            blender.kill()
+    assert blender.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    results = _results(stdout)
+    assert results["disconnect_noticed_s"] < 10
+    assert "disconnected" in results["last_error"]
+
+
+def test_addon_starts_and_stops_its_own_backend(addon_zip, tmp_path):
+    from conftest import free_port
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run = subprocess.run([sys.executable, str(SCENARIOS / "local_backend.py"), str(addon_zip), address,
+                          sys.executable, str(ROOT)], env=_blender_env(tmp_path), capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
