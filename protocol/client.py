@@ -55,7 +55,11 @@ class Client:
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, msg: Message) -> str:
-        self._socket.send_multipart(encode(msg), copy=False)
+        """Never blocks: a DEALER with no live connection would wait in send() forever."""
+        try:
+            self._socket.send_multipart(encode(msg), zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            raise BackendError(ErrorCode.DISCONNECTED.value, f"no connection to {self.address}") from None
         return msg.id
 
     def submit(self, job: str, params: dict[str, Any], target: str = "", timeout: float = 10.0) -> str:
@@ -72,7 +76,10 @@ class Client:
     def _receive_one(self, timeout: float) -> Message | None:
         if not self._socket.poll(max(0, int(timeout * 1000)), zmq.POLLIN):
             return None
-        frames = self._socket.recv_multipart(copy=False)
+        try:  # POLLIN is no promise: a message over MAXMSGSIZE is dropped after waking the poll
+            frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return None
         try:
             msg = decode(frames, self.limits)
         except ProtocolError as exc:
@@ -151,7 +158,10 @@ class Client:
             self._last_ping = now
             if self._ping_sent_at is None:
                 self._ping_sent_at = now
-            self.send(Message("ping", {"sent": now}))
+            try:
+                self.send(Message("ping", {"sent": now}))
+            except BackendError:  # not connected: the unanswered ping runs into heartbeat_timeout
+                pass
 
     @property
     def connected(self) -> bool:

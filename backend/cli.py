@@ -1,0 +1,56 @@
+"""Command line: ``python -m backend serve`` runs the server, ``python -m backend generate`` makes a world headless."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from backend.server import Server
+    from backend.server.worker import resolve_device
+
+    server = Server(args.address, resolve_device(args.device), fail_after_steps=args.fail_after_steps)
+    server.serve()
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from backend.headless import generate_world
+
+    params = {"style": args.style, "seed": args.seed, "resolution": args.resolution, "size_m": args.size_m,
+              "height_m": args.height_m, "generator": args.generator}
+    for path in generate_world(params, args.out, device=args.device, render=not args.no_render, timeout=args.timeout):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend", description="worldsculpt backend")
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the add-on over ZeroMQ")
+    serve.add_argument("--address", default="tcp://127.0.0.1:5555")
+    serve.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    serve.add_argument("--fail-after-steps", type=int, default=None, metavar="N",
+                       help="debugging: make every job raise after N steps (exercises the job_failed path)")
+    serve.set_defaults(run=_serve)
+
+    gen = commands.add_parser("generate", help="start a local backend, generate one world, write its assets")
+    gen.add_argument("--out", type=Path, required=True, help="output folder")
+    gen.add_argument("--resolution", type=int, default=256, help="cells per side")
+    gen.add_argument("--size-m", type=float, default=4000.0, help="world size, metres")
+    gen.add_argument("--height-m", type=float, default=1500.0, help="elevation range, metres")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--style", default="alpine")
+    gen.add_argument("--generator", default="procedural")
+    gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    gen.add_argument("--no-render", action="store_true", help="skip the Blender preview render")
+    gen.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the result")
+    gen.set_defaults(run=_generate)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.run(args)

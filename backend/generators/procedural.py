@@ -1,0 +1,179 @@
+"""The procedural baseline: domain-warped fBm / ridged multifractal noise with named styles.
+
+Each style is a small parameter set; a style mix blends the parameter sets by weight. Octaves
+are summed coarse to fine, and every octave is one step with a preview, so the artist sees the
+big shapes first. Then the noise is shaped into metres (valleys, terraces, islands, cones) and
+thermally eroded. Runs in torch on the job's device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+from backend.terrain import Heightfield
+
+from .base import GenerateRequest, StepCallback
+from .noise import GradientNoise, fbm
+
+MAX_OCTAVES = 12  # the finest octave is about two cells wide
+PREVIEW_MAX = 256  # previews are resampled to at most this many cells per side
+EROSION_ITERATIONS_PER_STEP = 10
+TALUS_SLOPE = 0.8  # rise over run above which thermal erosion moves material downhill
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    wavelength_m: float  # size of the largest features, metres (so a bigger world holds more of them)
+    gain: float  # octave amplitude ratio at roughness 0.5
+    ridge: float  # 0 = smooth fBm, 1 = ridged multifractal (sharp crests)
+    warp: float  # domain-warp displacement, in tile widths
+    stretch: float  # > 1 squeezes features east-west into long north-south ridges (dunes)
+    terrace: float  # 0..1 flat steps with cliffs (mesas)
+    island: float  # 0..1 falloff to the sea towards the edges
+    cone: float  # 0..1 central volcanic cone with a crater
+    exponent: float  # > 1 flattens lowlands into broad U-shaped valleys
+    sea_level: float  # fraction of the relief under water, unless the slider says otherwise
+
+
+STYLES: dict[str, StyleParams] = {
+    "alpine": StyleParams(3000.0, 0.50, 0.85, 0.08, 1.0, 0.0, 0.0, 0.0, 1.6, 0.0),
+    "rolling_hills": StyleParams(2500.0, 0.42, 0.0, 0.05, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
+    "desert_dunes": StyleParams(600.0, 0.35, 0.9, 0.03, 4.0, 0.0, 0.0, 0.0, 1.0, 0.0),
+    "canyon_mesa": StyleParams(2500.0, 0.50, 0.2, 0.10, 1.0, 0.85, 0.0, 0.0, 0.7, 0.0),
+    "archipelago": StyleParams(2500.0, 0.50, 0.3, 0.12, 1.0, 0.0, 0.8, 0.0, 1.2, 0.5),
+    "volcanic": StyleParams(3000.0, 0.50, 0.5, 0.06, 1.0, 0.0, 0.3, 1.0, 1.0, 0.1),
+    "glacial_valleys": StyleParams(3500.0, 0.50, 0.6, 0.10, 1.0, 0.0, 0.0, 0.0, 2.5, 0.0),
+}
+
+
+def blend_styles(weights: dict[str, float]) -> StyleParams:
+    """Weighted average of the styles' parameter sets (weights sum to 1)."""
+    unknown = sorted(set(weights) - set(STYLES))
+    if unknown:
+        raise ValueError(f"unknown style(s) {unknown}; available: {sorted(STYLES)}")
+    return StyleParams(**{f.name: sum(w * getattr(STYLES[s], f.name) for s, w in weights.items())
+                          for f in fields(StyleParams)})
+
+
+class ProceduralGenerator:
+    """Seeded fractal terrain; same request and device give the same heights."""
+
+    name = "procedural"
+    styles = tuple(STYLES)
+
+    def __init__(self, device: str = "cpu"):
+        self.device = torch.device(device)
+
+    def generate(self, request: GenerateRequest, on_step: StepCallback) -> Heightfield:
+        style = blend_styles(request.style_weights)
+        n = request.resolution
+        cycles = max(0.5, request.size_m / style.wavelength_m)  # largest features across the tile
+        octaves = min(MAX_OCTAVES, max(1, math.ceil(math.log2(n / (2.0 * cycles)))))
+        erosion_iterations = round(request.slider("erosion_strength", 0.3) * 40)
+        erosion_steps = math.ceil(erosion_iterations / EROSION_ITERATIONS_PER_STEP)
+        total = 1 + octaves + erosion_steps
+        rng = torch.Generator().manual_seed(request.seed)
+
+        with torch.no_grad():
+            x, y = self._warped_coords(n, style, rng)  # step 1
+            on_step(1, total, None)
+            gain = min(0.85, style.gain * (0.7 + 0.6 * request.slider("roughness", 0.5)))
+            relief = request.height_m * (0.2 + 0.8 * request.slider("elevation_range", 1.0))
+            sea = request.slider("sea_level", style.sea_level)
+            acc = torch.zeros_like(x)
+            weight = torch.ones_like(x)  # ridged multifractal: fine detail follows coarse crests
+            amplitude = 1.0
+            erosion = request.slider("erosion_strength", 0.3)
+            for octave in range(octaves):
+                freq = cycles * 2**octave
+                signal = GradientNoise(rng, self.device)(x * freq * style.stretch, y * freq)
+                ridged = (1.0 - signal.abs()) ** 2
+                value = torch.lerp(signal, (2.0 * ridged - 1.0) * weight, style.ridge)
+                if octave > 0:  # hybrid multifractal: low ground gets less fine detail (eroded look)
+                    value = value * (1.0 - erosion * 0.8 * (1.0 - _normalise(acc)))
+                acc += amplitude * value
+                weight = (ridged * 1.5).clamp(0.0, 1.0)
+                amplitude *= gain
+                on_step(2 + octave, total, _preview(_to_metres(acc, style, relief, sea)))
+            heights = _to_metres(acc, style, relief, sea)
+            cell_size = request.cell_size
+            for step in range(erosion_steps):
+                iterations = min(EROSION_ITERATIONS_PER_STEP, erosion_iterations - step * EROSION_ITERATIONS_PER_STEP)
+                heights = thermal_erosion(heights, cell_size, iterations)
+                on_step(2 + octaves + step, total, _preview(heights))
+            # Erosion lowers peaks a little: restore the exact requested relief, keeping sea level at 0 m.
+            heights = _rescale(heights, relief, sea)
+        dominant = max(request.style_weights, key=request.style_weights.__getitem__)
+        return Heightfield(heights.cpu().numpy().astype("float32"), cell_size, style=dominant)
+
+    def _warped_coords(self, n: int, style: StyleParams, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tile coordinates in [0, 1] (x east, y south), displaced by low-frequency noise."""
+        axis = torch.linspace(0.0, 1.0, n, device=self.device)
+        y, x = torch.meshgrid(axis, axis, indexing="ij")
+        warp_noises = [GradientNoise(rng, self.device) for _ in range(6)]
+        offset = 2.0 + 7.3 * torch.rand((), generator=rng).item()  # a seed-dependent window of the lattice
+        dx = fbm(warp_noises[:3], x * 2 + offset, y * 2)
+        dy = fbm(warp_noises[3:], x * 2, y * 2 + offset)
+        return x + style.warp * dx + offset, y + style.warp * dy + offset
+
+
+def _normalise(field: torch.Tensor) -> torch.Tensor:
+    low, high = field.min(), field.max()
+    return (field - low) / (high - low).clamp_min(1e-12)
+
+
+def _to_metres(acc: torch.Tensor, style: StyleParams, relief: float, sea: float) -> torch.Tensor:
+    """Shape summed noise into heights: valleys, cone, island falloff, terraces; sea level at 0 m."""
+    h = _normalise(acc) ** style.exponent
+    n = acc.shape[0]
+    axis = torch.linspace(-1.0, 1.0, n, device=acc.device)
+    cy, cx = torch.meshgrid(axis, axis, indexing="ij")
+    r = torch.sqrt(cx * cx + cy * cy)
+    if style.cone > 0:
+        cone = (1.0 - r / 0.7).clamp(0.0, 1.0) ** 1.5
+        crater = 0.5 * torch.exp(-((r / 0.09) ** 2))
+        h = torch.lerp(h, 0.35 * h + cone - crater * cone, style.cone)
+    if style.island > 0:
+        falloff = 1.0 - _smoothstep(0.45, 1.0, r)
+        h = torch.lerp(h, h * falloff, style.island)
+    if style.terrace > 0:
+        k = _normalise(h) * 6.0
+        step = torch.floor(k)
+        h = torch.lerp(_normalise(h), (step + _smoothstep(0.75, 1.0, k - step)) / 6.0, style.terrace)
+    return _rescale(h, relief, sea)
+
+
+def _rescale(h: torch.Tensor, relief: float, sea: float) -> torch.Tensor:
+    """Map to exactly ``relief`` metres from min to max, with ``sea`` of the range below 0 m."""
+    return (_normalise(h) - sea) * relief
+
+
+def _smoothstep(edge0: float, edge1: float, t: torch.Tensor) -> torch.Tensor:
+    s = ((t - edge0) / (edge1 - edge0)).clamp(0.0, 1.0)
+    return s * s * (3.0 - 2.0 * s)
+
+
+def thermal_erosion(heights: torch.Tensor, cell_size: float, iterations: int, rate: float = 0.12) -> torch.Tensor:
+    """Move material down slopes steeper than the talus angle; conserves total volume."""
+    threshold = TALUS_SLOPE * cell_size
+    h = heights
+    for _ in range(iterations):
+        p = F.pad(h[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
+        delta = torch.zeros_like(h)
+        for nb in (p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]):
+            delta += F.relu(nb - h - threshold) - F.relu(h - nb - threshold)
+        h = h + rate * delta
+    return h
+
+
+def _preview(heights: torch.Tensor) -> "torch.Tensor":
+    """A small copy for streaming (bilinear, corners kept, so it spans the same extent)."""
+    n = heights.shape[0]
+    if n > PREVIEW_MAX:
+        heights = F.interpolate(heights[None, None], size=(PREVIEW_MAX, PREVIEW_MAX), mode="bilinear",
+                                align_corners=True)[0, 0]
+    return heights.cpu().numpy().astype("float32")

@@ -1,0 +1,105 @@
+"""The headless pipeline behind ``python -m backend generate``: the same path the add-on takes.
+
+It starts a real backend process on a free loopback port, talks to it with the protocol client,
+then writes the assets: exporters from ``backend.export`` and a preview rendered by Blender in
+a subprocess (``backend.render.preview``).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backend.terrain import Heightfield
+from protocol import Message
+from protocol.client import BackendError, Client
+
+EXPORT_FORMATS = ["glb", "png16"]  # mesh, 16-bit heightmap PNG + JSON sidecar
+RENDER_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalBackend:
+    """``python -m backend serve`` on a free loopback port, stopped with a shutdown request."""
+
+    def __init__(self, device: str = "auto", startup_timeout: float = 60.0):
+        self.address = f"tcp://127.0.0.1:{free_port()}"
+        self.process = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--address", self.address,
+                                         "--device", device])
+        self.client = Client(self.address)
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"backend exited with code {self.process.returncode} during startup")
+            try:
+                self.hello = self.client.request(Message("hello_request", {"client": "cli"}), timeout=1.0)
+                return
+            except BackendError:
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.client.request(Message("shutdown_request"), timeout=5.0)
+                self.process.wait(timeout=30)
+            except (BackendError, subprocess.TimeoutExpired):
+                self.process.terminate()
+                self.process.wait(timeout=30)
+        self.client.close()
+
+
+def _print_progress(msg: Message) -> None:
+    if msg.kind == "progress" and msg.content["total"]:
+        print(f"  step {msg.content['step']}/{msg.content['total']} {msg.content['stage']}", flush=True)
+    elif msg.kind == "preview":
+        heights = msg.arrays["heights"]
+        print(f"  preview {heights.shape[0]}x{heights.shape[1]}: {heights.min():.0f} .. {heights.max():.0f} m",
+              flush=True)
+
+
+def request_heightfield(params: dict[str, Any], device: str = "auto", timeout: float = 600.0) -> Heightfield:
+    backend = LocalBackend(device)
+    try:
+        job_id = backend.client.submit("generate", params, target="cli")
+        result = backend.client.wait_result(job_id, timeout, on_message=_print_progress)
+    finally:
+        backend.close()
+    meta = result.content["meta"]
+    return Heightfield(result.arrays["heights"].copy(), meta["cell_size"], style=str(params.get("style", "")))
+
+
+def render_preview(hf: Heightfield, out: Path) -> Path:
+    """Blender render in a subprocess of the same Python (bpy stays out of this process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        heights_file = Path(tmp) / "heights.npy"
+        np.save(heights_file, hf.heights, allow_pickle=False)
+        subprocess.run([sys.executable, "-m", "backend.render.preview", "--heights", str(heights_file),
+                        "--cell-size", str(hf.cell_size), "--out", str(out)],
+                       check=True, timeout=RENDER_TIMEOUT_S, stdout=subprocess.DEVNULL)
+    return out
+
+
+def generate_world(params: dict[str, Any], out_dir: Path, device: str = "auto", render: bool = True,
+                   timeout: float = 600.0) -> list[Path]:
+    from backend.export import export_terrain  # written alongside; imported late so serve never needs it
+
+    hf = request_heightfield(params, device, timeout)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = list(export_terrain(hf, out_dir, formats=EXPORT_FORMATS))
+    if render:
+        paths.append(render_preview(hf, out_dir / "preview.png"))
+    return paths

@@ -1,0 +1,140 @@
+"""The one thread that owns the device and runs jobs; it never touches the client socket.
+
+Everything it has to say goes into an :class:`Outbox` (a queue plus an inproc wake-up for the
+socket thread), tagged with the client identity and, for a job's last message, the job id, so
+the socket thread marks the job finished only once that message is really sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import zmq
+
+from backend.generators import Cancelled, Generator, registry
+from protocol import ErrorCode, Message
+
+from .jobs import Job, JobQueue
+
+log = logging.getLogger(__name__)
+WAKE_ADDRESS = "inproc://worldsculpt-worker-wake"
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; asking for a missing GPU is an error."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return name
+
+
+@dataclass
+class Outgoing:
+    identity: bytes
+    message: Message
+    finished_job: str | None = None  # set on a job's last message
+
+
+class Outbox:
+    """Worker -> socket thread. ``put`` is called from the worker only (it owns the PAIR end)."""
+
+    def __init__(self, context: zmq.Context):
+        self._context = context
+        self._queue: queue.Queue[Outgoing] = queue.Queue()
+        self._wake: zmq.Socket | None = None
+
+    def put(self, item: Outgoing) -> None:
+        self._queue.put(item)
+        if self._wake is None:  # created lazily on the worker thread, which then owns it
+            self._wake = self._context.socket(zmq.PAIR)
+            self._wake.setsockopt(zmq.LINGER, 0)
+            self._wake.connect(WAKE_ADDRESS)
+        try:
+            self._wake.send(b"", zmq.NOBLOCK)
+        except zmq.Again:  # the socket thread already has wake-ups pending; it will drain the queue
+            pass
+
+    def drain(self) -> list[Outgoing]:
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def close(self) -> None:
+        if self._wake is not None:
+            self._wake.close()
+
+
+class Worker(threading.Thread):
+    def __init__(self, jobs: JobQueue, outbox: Outbox, device: str, fail_after_steps: int | None = None):
+        super().__init__(name="worldsculpt-worker", daemon=True)
+        self.jobs = jobs
+        self.outbox = outbox
+        self.device = device
+        self.fail_after_steps = fail_after_steps  # fault injection for testing JOB_FAILED (--fail-after-steps)
+        self.stopping = threading.Event()
+        self._generators: dict[str, Generator] = {}
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            job = self.jobs.next(timeout=0.2)
+            if job is not None:
+                self._run(job)
+        self.outbox.close()
+
+    def _send(self, job: Job, kind: str, content: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
+              final: bool = False) -> None:
+        message = Message(kind, {"job_id": job.id, **content}, arrays or {}, parent=job.request_id)
+        self.outbox.put(Outgoing(job.identity, message, job.id if final else None))
+
+    def _run(self, job: Job) -> None:
+        request = job.request
+        self._send(job, "progress", {"step": 0, "total": 0, "stage": "started"})
+        try:
+            generator = self._generator(request.generator)
+            heightfield = generator.generate(request, lambda s, t, p: self._on_step(job, s, t, p))
+        except Cancelled as exc:
+            code = ErrorCode.SHUTTING_DOWN if self.stopping.is_set() else ErrorCode.CANCELLED
+            self._send(job, "error", {"code": code.value, "message": f"job cancelled: {exc}"}, final=True)
+            return
+        except Exception as exc:  # a failing job must not take the server down
+            log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+            self._send(job, "error", {"code": ErrorCode.JOB_FAILED.value,
+                                      "message": f"{request.generator} failed: {type(exc).__name__}: {exc}"},
+                       final=True)
+            return
+        heights = heightfield.heights
+        meta = {"cell_size": float(heightfield.cell_size), "resolution": int(heights.shape[0]),
+                "size_m": request.size_m, "generator": request.generator, "seed": request.seed,
+                "min_m": float(heights.min()), "max_m": float(heights.max())}
+        self._send(job, "result", {"meta": meta}, {"heights": heights}, final=True)
+
+    def _on_step(self, job: Job, step: int, total: int, preview: np.ndarray | None) -> None:
+        if job.cancel.is_set():
+            raise Cancelled(f"stopped at step {step} of {total}")
+        job.step, job.total = step, total
+        self._send(job, "progress", {"step": step, "total": total, "stage": "generating"})
+        if preview is not None:
+            n = preview.shape[0]
+            meta = {"resolution": n, "size_m": job.request.size_m, "cell_size": job.request.size_m / (n - 1)}
+            self._send(job, "preview", {"step": step, "meta": meta}, {"heights": preview.astype(np.float32)})
+        if self.fail_after_steps is not None and step >= self.fail_after_steps:
+            raise RuntimeError(f"injected failure after step {step} (--fail-after-steps {self.fail_after_steps})")
+
+    def _generator(self, name: str) -> Generator:
+        """One instance per generator, created on this thread (it may load weights onto the device)."""
+        if name not in self._generators:
+            self._generators[name] = registry.get(name).factory(self.device)
+        return self._generators[name]
