@@ -126,11 +126,4 @@ class WSC_OT_cancel(bpy.types.Operator):
 _classes = (WSC_OT_connect, WSC_OT_start_backend, WSC_OT_stop_backend, WSC_OT_generate, WSC_OT_cancel)
 
 
-def register() -> None:
-    for cls in _classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(_classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(_classes)

@@ -67,11 +67,4 @@ class WSC_PT_generate(_WorldsculptPanel, bpy.types.Panel):
 _classes = (WSC_PT_connection, WSC_PT_generate)
 
 
-def register() -> None:
-    for cls in _classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(_classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(_classes)
