@@ -1,0 +1,115 @@
+"""Guidance as denoiser wrappers (model -> model): samplers never change.
+
+Every wrapper has the denoiser signature D(x, sigma, cond) -> x0 and can be stacked, e.g.
+Inpainting(ClassifierFreeGuidance(denoiser, 3.0), known, mask).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from backend.diffusion.preconditioning import Conditioning
+from backend.diffusion.samplers import DenoiserFn
+
+
+def paste_known(x: Tensor, known: Tensor, mask: Tensor) -> Tensor:
+    """x with `known` values copied exactly where mask == 1 (other mask values leave x alone)."""
+    return torch.where(mask == 1, known.to(x.dtype), x)
+
+
+class ClassifierFreeGuidance(nn.Module):
+    """D = D_uncond + scale * (D_cond - D_uncond) (Ho & Salimans 2022).
+
+    The unconditional branch nulls (zeros) the fields in `drop`, by default the style weights and
+    sliders: the same nulls `EDMLoss.cond_dropout` trains. Spatial and memory conditioning are kept
+    by default because they are constraints (known values, neighbours), not a style to amplify.
+    Scale 1 calls the conditional model alone, so it equals it exactly.
+    """
+
+    def __init__(self, denoiser: DenoiserFn, scale: float,
+                 drop: tuple[str, ...] = ("style_weights", "sliders")):
+        super().__init__()
+        if not math.isfinite(scale):
+            raise ValueError(f"guidance scale must be finite, got {scale}")
+        self.denoiser = denoiser
+        self.scale = float(scale)
+        self.drop = drop
+
+    def forward(self, x: Tensor, sigma: Tensor | float, cond: Conditioning | None = None) -> Tensor:
+        if self.scale == 1 or cond is None:
+            return self.denoiser(x, sigma, cond)
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1).expand(x.shape[0])
+        both = Conditioning.cat([cond, cond.nulled(self.drop)])  # one batched evaluation of 2B
+        d_cond, d_uncond = self.denoiser(torch.cat([x, x]), sigma.repeat(2), both).chunk(2)
+        return d_uncond + self.scale * (d_cond - d_uncond)
+
+
+class Inpainting(nn.Module):
+    """Replace the denoised estimate by the known values inside the mask.
+
+    known: [B or 1, C, *S]; mask: same shape or broadcastable, 1 = known, 0 = generate, values in
+    between blend (a feathered edge). With x0 pinned, the ODE drives the known region to
+    known + sigma * (initial noise), i.e. a correctly noised copy of it, and the rest follows.
+    Floating-point steps leave it ~1e-6 off at the end: call `finalize` (or `paste_known`) on the
+    sample to make the known region exact.
+    """
+
+    def __init__(self, denoiser: DenoiserFn, known: Tensor, mask: Tensor):
+        super().__init__()
+        if mask.min() < 0 or mask.max() > 1:
+            raise ValueError(f"mask values must lie in [0, 1], got [{float(mask.min())}, {float(mask.max())}]")
+        self.denoiser = denoiser
+        self.known = known.float()
+        self.mask = mask.float()
+
+    def forward(self, x: Tensor, sigma: Tensor, cond: Conditioning | None = None) -> Tensor:
+        denoised = self.denoiser(x, sigma, cond)
+        return paste_known(torch.lerp(denoised, self.known, self.mask), self.known, self.mask)
+
+    def finalize(self, x: Tensor) -> Tensor:
+        return paste_known(x, self.known, self.mask)
+
+
+class SoftGuidance(nn.Module):
+    """Pull x0 toward `target` by strength * weight_mask (brushes: raise, flatten, smooth toward a field).
+
+    x0' = x0 + strength * weight_mask * (target - x0); weight_mask in [0, 1], strength in [0, 1].
+    Applied at every step, the sample ends near, not on, the target: the model blends it in.
+    """
+
+    def __init__(self, denoiser: DenoiserFn, target: Tensor, weight_mask: Tensor, strength: float):
+        super().__init__()
+        if not 0 <= strength <= 1:
+            raise ValueError(f"strength must lie in [0, 1], got {strength}")
+        if weight_mask.min() < 0 or weight_mask.max() > 1:
+            raise ValueError(f"weight_mask values must lie in [0, 1], got [{float(weight_mask.min())}, "
+                             f"{float(weight_mask.max())}]")
+        self.denoiser = denoiser
+        self.target = target.float()
+        self.weight = weight_mask.float() * strength
+
+    def forward(self, x: Tensor, sigma: Tensor, cond: Conditioning | None = None) -> Tensor:
+        denoised = self.denoiser(x, sigma, cond)
+        return denoised + self.weight * (self.target - denoised)
+
+
+def sdedit_start(x_init: Tensor, sigmas: Tensor, strength: float,
+                 generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """SDEdit (Meng et al. 2022): noise an existing field part way and sample only the tail.
+
+    strength in [0, 1]: the fraction of the schedule's steps that is re-run (0 keeps x_init,
+    1 starts from sigmas[0], i.e. ignores x_init in practice). Returns (x_noisy, sigmas_tail), with
+    sigmas_tail ending in 0, ready for any sampler.
+    """
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must lie in [0, 1], got {strength}")
+    if generator is None:
+        raise ValueError("sdedit_start needs a seeded torch.Generator (the global RNG is never used)")
+    n = len(sigmas) - 1
+    k = math.ceil(strength * n)  # steps to run
+    tail = sigmas[n - k:]
+    noise = torch.randn(x_init.shape, generator=generator, device=x_init.device, dtype=torch.float32)
+    return x_init.float() + tail[0] * noise, tail
