@@ -198,7 +198,7 @@ def test_sigkill_mid_write_never_tears_a_tile(tmp_path: Path) -> None:
             v = rec.params["v"]
             assert v == edits[rec.seq] if rec.seq in edits else v in in_flight_edits
             assert same_array(store.edit_deltas(rec)["heights"], np.full((4, 4), v, np.float32))
-    leftovers = [p for sub in ("tiles", "blobs") for p in (path / sub).glob(".*.tmp")]
+    leftovers = [p for sub in ("tiles", "blobs") for p in (path / sub).glob(".*.tmp*")]
     assert store.remove_temp_files() == len(leftovers)
     assert not any(p.exists() for p in leftovers) and store.verify_tiles() == {}
 

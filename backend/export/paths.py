@@ -11,13 +11,12 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-FILE_MODE = 0o644  # mkstemp makes 0600 files; exports should be readable like any other file
+from backend.durable import atomic_write, write_bytes
 
+__all__ = ["atomic_write", "prepare_dir", "safe_path", "write_bytes", "write_json"]
 
 def prepare_dir(out_dir: str | os.PathLike[str]) -> Path:
     """Create ``out_dir`` if needed and prove it writable; return it resolved.
@@ -61,50 +60,6 @@ def safe_path(root: Path, name: str | os.PathLike[str]) -> Path:
     if target.is_dir():
         raise ValueError(f"output file {str(name)!r} is an existing folder")
     return target
-
-
-@contextmanager
-def atomic_write(path: Path) -> Iterator[Path]:
-    """Yield a temp path in the same folder; on success fsync it and ``os.replace`` it onto ``path``.
-
-    The temp keeps ``path``'s suffix so writers that sniff extensions still work. On any error
-    (including KeyboardInterrupt) the temp is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on a directory; the data itself is already synced
-    finally:
-        os.close(fd)
-
-
-def write_bytes(path: Path, data: bytes | memoryview) -> Path:
-    """Atomically write ``data`` to ``path``."""
-    with atomic_write(path) as tmp:
-        tmp.write_bytes(data)
-    return path
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> Path:

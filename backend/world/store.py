@@ -31,7 +31,6 @@ import json
 import math
 import os
 import re
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,6 +41,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
+from backend.durable import fsync_dir, write_bytes
 from backend.terrain import Heightfield
 
 FORMAT_VERSION = 1
@@ -111,33 +111,7 @@ def world_path_for_blend(blend_path: str | os.PathLike[str]) -> Path:
     return blend.with_name(f"{blend.stem}.world")
 
 
-# --- durable file primitives -------------------------------------------------------------------
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or create in `path` durable. Windows cannot open folders; NTFS journals renames."""
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so a crash at any instant leaves the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+# --- checksummed safetensors files --------------------------------------------------------------
 
 
 def _c_order(a: np.ndarray) -> np.ndarray:
@@ -350,7 +324,7 @@ class WorldStore:
             "styles": list(info.styles),
             "created": info.created,
         }
-        atomic_write(root / "world.json", (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
+        write_bytes(root / "world.json", (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
         return cls(root, info)
 
     @classmethod
@@ -441,7 +415,7 @@ class WorldStore:
             "steps": meta.steps,
         }
         self._writable_dir(self.tiles_dir)
-        atomic_write(self.tile_path(key), encode_checked(tensors, doc))
+        write_bytes(self.tile_path(key), encode_checked(tensors, doc))
 
     def get_tile(self, coords: Sequence[int]) -> Tile | None:
         """The verified tile, None if never written; raises CorruptTileError if damaged."""
@@ -563,7 +537,7 @@ class WorldStore:
         existing = _read(path)
         if existing is None or hashlib.sha256(existing).hexdigest() != digest:
             self._writable_dir(self.blobs_dir)
-            atomic_write(path, data)
+            write_bytes(path, data)
         return digest
 
     def _prepare_log(self) -> int:
@@ -589,7 +563,7 @@ class WorldStore:
         """Atomically save a model's memory state (names, dtypes, shapes and bytes kept exactly)."""
         path = self._memory_path(name)
         self._writable_dir(self.memory_dir)
-        atomic_write(path, encode_checked(dict(state), {"format": MEMORY_FORMAT, "names": list(state)}))
+        write_bytes(path, encode_checked(dict(state), {"format": MEMORY_FORMAT, "names": list(state)}))
 
     def load_memory(self, name: str) -> dict[str, np.ndarray] | None:
         """The saved state in its original key order, None if never saved; CorruptFileError if damaged."""
