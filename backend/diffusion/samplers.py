@@ -53,6 +53,15 @@ def _eval(denoiser: DenoiserFn, x: Tensor, sigma: Tensor, cond: Conditioning | N
     return denoiser(x, sigma.expand(x.shape[0]), cond)  # sigma: [] -> [B]
 
 
+def _eval_and_report(denoiser: DenoiserFn, x: Tensor, sigma: Tensor, i: int, cond: Conditioning | None,
+                     callback: Callback | None) -> Tensor:
+    """The step's first evaluation, shown to the callback (previews, progress, cancellation)."""
+    denoised = _eval(denoiser, x, sigma, cond)
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigma, "denoised": denoised})
+    return denoised
+
+
 def _churn(x: Tensor, sigma: Tensor, n_steps: int, churn: float, s_tmin: float, s_tmax: float,
            s_noise: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     """EDM Algorithm 2 lines 4-6: raise the noise level from sigma to sigma_hat by adding fresh noise."""
@@ -75,9 +84,7 @@ def sample_euler(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, cond: Condi
     n = len(sigmas) - 1
     for i in range(n):
         x, sigma = _churn(x, sigmas[i], n, churn, s_tmin, s_tmax, s_noise, generator)
-        denoised = _eval(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigma, "denoised": denoised})
+        denoised = _eval_and_report(denoiser, x, sigma, i, cond, callback)
         d = (x - denoised) / sigma
         x = x + (sigmas[i + 1] - sigma) * d
     return x
@@ -92,9 +99,7 @@ def sample_heun(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, cond: Condit
     n = len(sigmas) - 1
     for i in range(n):
         x, sigma = _churn(x, sigmas[i], n, churn, s_tmin, s_tmax, s_noise, generator)
-        denoised = _eval(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigma, "denoised": denoised})
+        denoised = _eval_and_report(denoiser, x, sigma, i, cond, callback)
         d = (x - denoised) / sigma
         sigma_next = sigmas[i + 1]
         x_next = x + (sigma_next - sigma) * d
@@ -119,9 +124,7 @@ def sample_dpmpp_2m(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, cond: Co
     old_denoised: Tensor | None = None
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = _eval(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigma, "denoised": denoised})
+        denoised = _eval_and_report(denoiser, x, sigma, i, cond, callback)
         if sigma_next == 0:
             x = denoised
         else:
