@@ -460,7 +460,7 @@ class WorldStore:
         """Delete temp files left by crashed writes; only while no other process writes this world."""
         removed = 0
         for folder in (self.root, self.tiles_dir, self.blobs_dir, self.memory_dir):
-            for path in folder.glob(".*.tmp"):
+            for path in folder.glob(".*.tmp*"):
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
