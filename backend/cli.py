@@ -16,12 +16,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _formats(text: str) -> list[str]:
+    """``--formats png16,r16,glb`` -> ["png16", "r16", "glb"]; unknown names are an argparse error."""
+    from backend.export import FORMATS
+
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"unknown formats {unknown or text!r}; choose from {','.join(FORMATS)}")
+    return formats
+
+
 def _generate(args: argparse.Namespace) -> int:
     from backend.headless import generate_world
 
     params = {"style": args.style, "seed": args.seed, "resolution": args.resolution, "size_m": args.size_m,
               "height_m": args.height_m, "generator": args.generator}
-    for path in generate_world(params, args.out, device=args.device, render=not args.no_render, timeout=args.timeout):
+    for path in generate_world(params, args.out, device=args.device, render=not args.no_render, timeout=args.timeout,
+                               formats=args.formats, preset=args.preset):
         print(path)
     return 0
 
@@ -47,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--style", default="alpine")
     gen.add_argument("--generator", default="procedural")
     gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    gen.add_argument("--formats", type=_formats, default=["glb", "png16"], metavar="F1,F2",
+                     help="comma-separated export formats: png16 r16 raw exr geotiff masks glb gltf obj ply stl")
+    gen.add_argument("--preset", choices=("unreal", "unity"), default=None,
+                     help="resample heightmaps/masks to the engine's landscape sizes")
     gen.add_argument("--no-render", action="store_true", help="skip the Blender preview render")
     gen.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the result")
     gen.set_defaults(run=_generate)

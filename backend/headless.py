@@ -94,12 +94,13 @@ def render_preview(hf: Heightfield, out: Path) -> Path:
 
 
 def generate_world(params: dict[str, Any], out_dir: Path, device: str = "auto", render: bool = True,
-                   timeout: float = 600.0) -> list[Path]:
+                   timeout: float = 600.0, formats: list[str] | tuple[str, ...] = tuple(EXPORT_FORMATS),
+                   preset: str | None = None) -> list[Path]:
     from backend.export import export_terrain  # written alongside; imported late so serve never needs it
 
     hf = request_heightfield(params, device, timeout)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = list(export_terrain(hf, out_dir, formats=EXPORT_FORMATS))
+    paths = list(export_terrain(hf, out_dir, formats=formats, preset=preset))
     if render:
         paths.append(render_preview(hf, out_dir / "preview.png"))
     return paths

@@ -44,6 +44,7 @@ class Link:
         self.client: Client | None = None
         self.hello: dict[str, Any] | None = None
         self.job: Job | None = None
+        self.export_job: Job | None = None  # an export runs beside a generate job, never replaces it
         self._hello_id: str | None = None
 
     def connect(self, address: str) -> None:
@@ -55,7 +56,7 @@ class Link:
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
-        self.client, self.hello, self._hello_id = None, None, None
+        self.client, self.hello, self._hello_id, self.export_job = None, None, None, None
 
     @property
     def connected(self) -> bool:
@@ -67,6 +68,13 @@ class Link:
         job_id = self.client.submit("generate", params, target, timeout=SUBMIT_TIMEOUT_S)
         self.job = Job(job_id, target, scene)
         return self.job
+
+    def submit_export(self, params: dict[str, Any], heights: Any, target: str, scene: str) -> Job:
+        if self.client is None or not self.connected:
+            raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
+        job_id = self.client.submit("export", params, target, timeout=SUBMIT_TIMEOUT_S, arrays={"heights": heights})
+        self.export_job = Job(job_id, target, scene)
+        return self.export_job
 
     def cancel(self) -> Job | None:
         """Ask the backend to stop the job and forget it here at once: nothing of it gets applied."""
@@ -88,6 +96,9 @@ class Link:
     def owns(self, msg: Message) -> bool:
         """Is this message about the job we are waiting for?"""
         return self.job is not None and self.job.job_id in (msg.content.get("job_id"), msg.parent)
+
+    def owns_export(self, msg: Message) -> bool:
+        return self.export_job is not None and self.export_job.job_id in (msg.content.get("job_id"), msg.parent)
 
 
 link = Link()
@@ -180,6 +191,24 @@ def _on_job_message(msg: Message) -> None:
                 status="Cancelled" if code == ErrorCode.CANCELLED.value else "Failed")
 
 
+def _on_export_message(msg: Message) -> None:
+    """An export job's progress, result (file count) or error, shown in the Export panel's status."""
+    job = link.export_job
+    if job is None or msg.kind == "preview":
+        return
+    if msg.kind == "progress":
+        status = "Exporting..."
+    else:
+        link.export_job = None
+        if msg.kind == "result":
+            files = msg.content["meta"]["files"]
+            status = f"Exported {len(files)} files in {time.monotonic() - job.submitted:.1f} s"
+        else:
+            status = f"Export failed: {msg.content['code']}: {msg.content['message']}"
+    for s in _settings(job.scene):
+        _set(s, export_status=status)
+
+
 def _on_connection(messages: list[Message]) -> None:
     """Connection-level state for every scene's panel: connected, device, styles, dead backend."""
     lost = next((m for m in messages if m.kind == "error" and not m.content.get("job_id")
@@ -187,6 +216,10 @@ def _on_connection(messages: list[Message]) -> None:
     if lost is not None and link.job is not None:
         job, link.job = link.job, None
         end_job(job, error=f"disconnected: {lost.content['message']}", status="Backend lost")
+    if lost is not None and link.export_job is not None:
+        export, link.export_job = link.export_job, None
+        for s in _settings(export.scene):
+            _set(s, export_status=f"Export lost: {lost.content['message']}")
     hello = next((m for m in messages if m.kind == "hello_reply"), None)
     died = local_backend.exit_report()
     for s in _settings():
@@ -218,6 +251,8 @@ def tick() -> float:
                     if link.job is not None:  # a preview failed: keep the job, say why
                         for s in _settings(link.job.scene):
                             _set(s, last_error=f"preview not shown: {traceback.format_exc(limit=1).splitlines()[-1]}")
+            elif msg.kind in ("progress", "result", "error") and link.owns_export(msg):
+                _on_export_message(msg)
             elif msg.kind == "error" and not msg.content.get("job_id") and msg.content["code"] != "disconnected":
                 for s in _settings():
                     _set(s, last_error=f"{msg.content['code']}: {msg.content['message']}")
@@ -225,7 +260,7 @@ def tick() -> float:
             _redraw()
     except Exception:  # a timer that raises is unregistered by Blender: report and keep going
         traceback.print_exc()
-    return TICK_BUSY_S if link.job is not None else TICK_IDLE_S
+    return TICK_BUSY_S if link.job is not None or link.export_job is not None else TICK_IDLE_S
 
 
 def register() -> None:

@@ -130,3 +130,22 @@ def apply_result(scene: bpy.types.Scene, target: str, heights: np.ndarray, cell_
         obj = _new_object(scene, target, bpy.data.meshes.new(target))
     write_heights(obj.data, heights, cell_size)
     return obj
+
+
+def read_heights(obj: bpy.types.Object) -> tuple[np.ndarray, float]:
+    """The (H, W) float32 heights (row 0 north, as ``grid`` lays them out) and cell size of a terrain object.
+
+    Reads the mesh's local z in bulk; the cell size is the spacing of the first row's vertices.
+    """
+    if obj.type != "MESH":
+        raise ValueError(f"{obj.name!r} is a {obj.type} object, not a terrain mesh")
+    mesh = obj.data
+    shape = mesh.get(SHAPE_KEY)
+    if shape is None or len(mesh.vertices) != shape[0] * shape[1]:
+        raise ValueError(f"{obj.name!r} holds no Worldsculpt grid (generate into it first)")
+    h, w = int(shape[0]), int(shape[1])
+    xyz = np.empty(h * w * 3, dtype=np.float32)
+    mesh.attributes["position"].data.foreach_get("vector", xyz)
+    xyz = xyz.reshape(h, w, 3)
+    cell_size = float(xyz[0, 1, 0] - xyz[0, 0, 0])
+    return grid.check_heights(xyz[:, :, 2], cell_size), cell_size

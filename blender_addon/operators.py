@@ -7,7 +7,7 @@ from pathlib import Path
 import bpy
 
 from . import link as link_module
-from . import preferences
+from . import mesh, preferences
 from .link import end_job, link
 from .local_backend import backend as local_backend
 from .local_backend import is_local
@@ -123,7 +123,108 @@ class WSC_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_classes = (WSC_OT_connect, WSC_OT_start_backend, WSC_OT_stop_backend, WSC_OT_generate, WSC_OT_cancel)
+def _terrain(context: bpy.types.Context) -> bpy.types.Object | None:
+    return bpy.data.objects.get(context.scene.worldsculpt.target)
+
+
+class WSC_OT_export(bpy.types.Operator):
+    """Send the target's heights to the backend, which writes the chosen formats. Returns at once"""
+
+    bl_idname = "worldsculpt.export"
+    bl_label = "Export"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        # not while a generate job runs: the object then shows a preview mesh, not the artist's terrain
+        return (link.connected and link.export_job is None and not context.scene.worldsculpt.running
+                and _terrain(context) is not None)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = context.scene.worldsculpt
+        try:
+            heights, cell_size = mesh.read_heights(_terrain(context))
+            if not settings.export_formats:
+                raise ValueError("choose at least one export format")
+            link.submit_export(settings.export_params(cell_size), heights, settings.target, context.scene.name)
+        except (ValueError, BackendError) as exc:
+            settings.export_status = f"Export failed: {exc}"
+            self.report({"ERROR"}, f"Export failed: {exc}")
+            return {"CANCELLED"}
+        settings.export_status = "Export submitted"
+        if not bpy.app.timers.is_registered(link_module.tick):
+            link_module.register()
+        return {"FINISHED"}
+
+
+class WSC_OT_export_blender(bpy.types.Operator):
+    """Export the terrain with Blender's own glTF or FBX exporter (a transformed copy, alone in the file).
+
+    glTF: +Y up, -Z forward (the glTF convention; the exporter converts from Blender's Z up), metres.
+    FBX: -Z forward, Y up, apply_unit_scale with FBX_SCALE_UNITS so 1 m = 1 unit (Unity reads it at
+    scale 1; Unreal's FBX import converts Y up and metres to its Z up centimetres by itself).
+    """
+
+    bl_idname = "worldsculpt.export_blender"
+    bl_label = "Export with Blender"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        obj = _terrain(context)
+        return obj is not None and obj.type == "MESH" and obj.mode == "OBJECT"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = context.scene.worldsculpt
+        fmt = settings.export_blender_format
+        folder = Path(bpy.path.abspath(settings.export_dir))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{settings.export_name}.{fmt.lower()}"
+            self._export(context, _terrain(context), path, fmt)
+        except (OSError, RuntimeError, ValueError) as exc:
+            settings.export_status = f"Blender export failed: {exc}"
+            self.report({"ERROR"}, settings.export_status)
+            return {"CANCELLED"}
+        settings.export_status = f"Wrote {path.name}"
+        return {"FINISHED"}
+
+    @staticmethod
+    def _export(context: bpy.types.Context, source: bpy.types.Object, path: Path, fmt: str) -> None:
+        """Export a copy with its transform baked into the vertices; the artist's object is left as it was."""
+        view_layer = context.view_layer
+        selected = [o for o in view_layer.objects if o.select_get()]
+        active = view_layer.objects.active
+        copy = source.copy()
+        copy.data = source.data.copy()
+        copy.animation_data_clear()
+        copy.parent = None
+        context.scene.collection.objects.link(copy)
+        try:
+            copy.data.transform(source.matrix_world)  # location, rotation, scale applied on the copy
+            copy.matrix_world.identity()
+            for obj in selected:
+                obj.select_set(False)
+            copy.select_set(True)
+            view_layer.objects.active = copy
+            if fmt == "GLB":
+                result = bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB", use_selection=True,
+                                                   export_yup=True, export_apply=True)
+            else:
+                result = bpy.ops.export_scene.fbx(filepath=str(path), use_selection=True, object_types={"MESH"},
+                                                  apply_unit_scale=True, apply_scale_options="FBX_SCALE_UNITS",
+                                                  axis_forward="-Z", axis_up="Y", use_mesh_modifiers=True)
+            if result != {"FINISHED"}:
+                raise RuntimeError(f"Blender's {fmt} exporter returned {result}")
+        finally:
+            data = copy.data
+            bpy.data.objects.remove(copy)
+            bpy.data.meshes.remove(data)
+            for obj in selected:
+                obj.select_set(True)
+            view_layer.objects.active = active
+
+
+_classes = (WSC_OT_connect, WSC_OT_start_backend, WSC_OT_stop_backend, WSC_OT_generate, WSC_OT_cancel,
+            WSC_OT_export, WSC_OT_export_blender)
 
 
 register, unregister = bpy.utils.register_classes_factory(_classes)

@@ -64,7 +64,29 @@ class WSC_PT_generate(_WorldsculptPanel, bpy.types.Panel):
             box.label(text=s.last_error, icon="ERROR")
 
 
-_classes = (WSC_PT_connection, WSC_PT_generate)
+class WSC_PT_export(_WorldsculptPanel, bpy.types.Panel):
+    bl_label = "Export"
+    bl_parent_id = "WSC_PT_generate"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        s = context.scene.worldsculpt
+        layout = self.layout
+        layout.use_property_split = True
+        col = layout.column()
+        col.prop(s, "export_dir")
+        col.prop(s, "export_name")
+        col.prop(s, "export_formats")
+        col.prop(s, "export_preset")
+        layout.operator("worldsculpt.export", icon="EXPORT")
+        row = layout.row(align=True)
+        row.prop(s, "export_blender_format", text="")
+        row.operator("worldsculpt.export_blender", icon="BLENDER")
+        if s.export_status:
+            layout.label(text=s.export_status, icon="ERROR" if "failed" in s.export_status else "INFO")
+
+
+_classes = (WSC_PT_connection, WSC_PT_generate, WSC_PT_export)
 
 
 register, unregister = bpy.utils.register_classes_factory(_classes)

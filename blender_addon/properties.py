@@ -36,6 +36,21 @@ def _apply_preset(self: "WSC_Settings", context: bpy.types.Context) -> None:
         item.weight = 1.0 if item.name == self.style_preset else 0.0
 
 
+EXPORT_FORMAT_ITEMS = (
+    ("png16", "PNG 16-bit", "16-bit grayscale heightmap + JSON sidecar (Unreal)"),
+    ("r16", "R16", "Raw 16-bit heightmap"),
+    ("raw", "RAW (Unity)", "Raw 16-bit heightmap, Unity row order"),
+    ("exr", "EXR", "32-bit float heightmap in metres"),
+    ("geotiff", "GeoTIFF", "32-bit float GeoTIFF in metres"),
+    ("masks", "Masks", "Splat map and material masks"),
+    ("glb", "glTF Binary", "Terrain mesh (.glb)"),
+    ("gltf", "glTF", "Terrain mesh (.gltf)"),
+    ("obj", "OBJ", "Terrain mesh (.obj)"),
+    ("ply", "PLY", "Terrain mesh (.ply)"),
+    ("stl", "STL", "Terrain mesh (.stl)"),
+)
+
+
 class WSC_StyleWeight(bpy.types.PropertyGroup):
     __slots__ = ()  # Blender 5 warns otherwise: values live in RNA, not on the Python object
     # `name` comes from PropertyGroup
@@ -68,6 +83,21 @@ class WSC_Settings(bpy.types.PropertyGroup):
     guidance: bpy.props.FloatProperty(name="Guidance", default=2.0, min=0.0, soft_max=10.0)
     generator: bpy.props.StringProperty(name="Generator", default="procedural",
                                         description="Backend generator to use")
+    # -- export
+    export_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//terrain_export/",
+                                         description="Folder the backend writes the exported files into")
+    export_formats: bpy.props.EnumProperty(name="Formats", options={"ENUM_FLAG"}, items=EXPORT_FORMAT_ITEMS,
+                                           default={"png16", "glb"}, description="Files the backend writes")
+    export_preset: bpy.props.EnumProperty(name="Preset", items=(
+        ("NONE", "None", "Heightmaps at the grid's own size"),
+        ("unreal", "Unreal", "Resample heightmaps to an Unreal Landscape size"),
+        ("unity", "Unity", "Resample to a Unity terrain size (2^n + 1), Unity tile names")), default="NONE")
+    export_name: bpy.props.StringProperty(name="Name", default="terrain",
+                                          description="File name stem: letters, digits, '_', '-', '.'")
+    export_blender_format: bpy.props.EnumProperty(name="Blender format", items=(
+        ("GLB", "glTF Binary (.glb)", "Blender's glTF exporter: +Y up, metres"),
+        ("FBX", "FBX (.fbx)", "Blender's FBX exporter: -Z forward, Y up, 1 m = 1 unit")), default="GLB")
+    export_status: bpy.props.StringProperty(name="Export status", default="")
     # -- live status (written by the link's timer)
     connected: bpy.props.BoolProperty(name="Connected", default=False)
     status: bpy.props.StringProperty(name="Status", default="Not connected")
@@ -89,6 +119,13 @@ class WSC_Settings(bpy.types.PropertyGroup):
         if weights:
             params["style_weights"] = weights
         return params
+
+    def export_params(self, cell_size: float) -> dict[str, Any]:
+        """The `export` job's params (the heights travel as an array)."""
+        formats = [key for key, _, _ in EXPORT_FORMAT_ITEMS if key in self.export_formats]  # stable order
+        return {"out_dir": bpy.path.abspath(self.export_dir), "formats": formats, "name": self.export_name,
+                "cell_size": float(cell_size), "preset": None if self.export_preset == "NONE" else self.export_preset,
+                "byte_order": "little"}
 
 
 _classes = (WSC_StyleWeight, WSC_Settings)

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from typing import Any
 
+import numpy as np
 import zmq
 
 from .codec import Limits, ProtocolError, decode, encode
@@ -62,9 +63,11 @@ class Client:
             raise BackendError(ErrorCode.DISCONNECTED.value, f"no connection to {self.address}") from None
         return msg.id
 
-    def submit(self, job: str, params: dict[str, Any], target: str = "", timeout: float = 10.0) -> str:
-        """Queue a job on the backend; returns its job id once accepted."""
-        reply = self.request(Message("submit_request", {"job": job, "target": target, "params": params}), timeout)
+    def submit(self, job: str, params: dict[str, Any], target: str = "", timeout: float = 10.0,
+               arrays: dict[str, np.ndarray] | None = None) -> str:
+        """Queue a job on the backend (``arrays``: its input grids, e.g. export's "heights"); returns its job id."""
+        reply = self.request(Message("submit_request", {"job": job, "target": target, "params": params},
+                                     arrays or {}), timeout)
         job_id = reply.content["job_id"]
         self._jobs_awaiting[job_id] = time.monotonic()
         return job_id

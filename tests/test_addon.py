@@ -148,3 +148,20 @@ def test_addon_starts_and_stops_its_own_backend(addon_zip, tmp_path):
                           sys.executable, str(ROOT)], env=_blender_env(tmp_path), capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def test_export_from_blender(addon_zip, backend, tmp_path):
+    from PIL import Image
+
+    run = subprocess.run([sys.executable, str(SCENARIOS / "export.py"), str(addon_zip), backend.address,
+                          str(tmp_path)], env=_blender_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = _results(run.stdout)
+    assert results["export_status"].startswith("Exported"), results
+    assert results["glb_vertices"][0] == results["glb_vertices"][1]
+    np.testing.assert_allclose(results["glb_bounds"], results["world_bounds"], atol=1e-2)
+    heights = np.load(tmp_path / "heights.npy")
+    png = np.asarray(Image.open(tmp_path / "backend" / "scenario.png"), dtype=np.float64)
+    lo, hi = float(heights.min()), float(heights.max())
+    assert png.shape == heights.shape
+    assert np.abs(lo + png / 65535.0 * (hi - lo) - heights).max() <= (hi - lo) / 65535.0

@@ -1,6 +1,6 @@
 """The job queue shared by the socket thread (submits, cancels, pings) and the worker (runs jobs).
 
-A newer job for the same ``target`` supersedes the queued older ones: while an artist drags a
+A newer job of the same kind for the same ``target`` supersedes the queued older ones: while an artist drags a
 slider only the latest request is worth computing. Every job remembers the client identity and
 the submit message id, so its progress, previews and result go back to whoever asked.
 """
@@ -16,6 +16,8 @@ from typing import Any
 from backend.generators import GenerateRequest
 from protocol import new_id
 
+from .export_job import ExportRequest
+
 
 @dataclass
 class Job:
@@ -23,7 +25,7 @@ class Job:
     request_id: str  # the submit_request's message id: parent of every message about this job
     kind: str
     target: str  # e.g. the Blender object name; "" never supersedes anything
-    request: GenerateRequest
+    request: GenerateRequest | ExportRequest
     id: str = field(default_factory=new_id)
     cancel: threading.Event = field(default_factory=threading.Event)
     step: int = 0
@@ -45,7 +47,7 @@ class JobQueue:
     def submit(self, job: Job) -> list[Job]:
         """Queue ``job``; returns the queued jobs for the same target that it superseded."""
         with self._lock:
-            superseded = [j for j in self._queued if job.target and j.target == job.target]
+            superseded = [j for j in self._queued if job.target and (j.target, j.kind) == (job.target, job.kind)]
             for old in superseded:
                 self._queued.remove(old)
             self._queued.append(job)

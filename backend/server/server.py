@@ -18,12 +18,13 @@ from backend.generators import GenerateRequest, registry
 from protocol import PROTOCOL_VERSION, ErrorCode, Limits, Message, ProtocolError, decode, encode
 from protocol.client import LINGER_MS, configure_socket
 
+from .export_job import ExportRequest
 from .jobs import Job, JobQueue
 from .worker import WAKE_ADDRESS, Outbox, Outgoing, Worker
 
 log = logging.getLogger(__name__)
 POLL_MS = 100  # how often the loop looks at the stop flag when nothing arrives
-JOB_KINDS = ("generate",)
+JOB_KINDS = ("generate", "export")
 
 
 class Server:
@@ -130,9 +131,13 @@ class Server:
         if not isinstance(target, str):
             self._send(identity, msg.error(ErrorCode.BAD_PARAMS, f"target must be a string, got {target!r}"))
             return
+        request: GenerateRequest | ExportRequest
         try:
-            request = GenerateRequest.from_params(params)
-            registry.check_request(request)
+            if kind == "export":
+                request = ExportRequest.from_params(params, msg.arrays)
+            else:
+                request = GenerateRequest.from_params(params)
+                registry.check_request(request)
         except ValueError as exc:
             self._send(identity, msg.error(ErrorCode.BAD_PARAMS, str(exc)))
             return

@@ -21,6 +21,7 @@ import zmq
 from backend.generators import Cancelled, Generator, registry
 from protocol import ErrorCode, Message
 
+from .export_job import ExportRequest
 from .jobs import Job, JobQueue
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ class Worker(threading.Thread):
         self.outbox.put(Outgoing(job.identity, message, job.id if final else None))
 
     def _run(self, job: Job) -> None:
+        if isinstance(job.request, ExportRequest):
+            self._export(job, job.request)
+            return
         request = job.request
         self._send(job, "progress", {"step": 0, "total": 0, "stage": "started"})
         try:
@@ -120,6 +124,17 @@ class Worker(threading.Thread):
                 "size_m": request.size_m, "generator": request.generator, "seed": request.seed,
                 "min_m": float(heights.min()), "max_m": float(heights.max())}
         self._send(job, "result", {"meta": meta}, {"heights": heights}, final=True)
+
+    def _export(self, job: Job, request: ExportRequest) -> None:
+        self._send(job, "progress", {"step": 0, "total": 1, "stage": "exporting"})
+        try:
+            files = request.run()
+        except Exception as exc:  # unwritable folder, full disk...: report it and keep serving
+            log.error("export job %s failed:\n%s", job.id, traceback.format_exc())
+            self._send(job, "error", {"code": ErrorCode.JOB_FAILED.value,
+                                      "message": f"export failed: {type(exc).__name__}: {exc}"}, final=True)
+            return
+        self._send(job, "result", {"meta": {"files": [str(f) for f in files]}}, final=True)
 
     def _on_step(self, job: Job, step: int, total: int, preview: np.ndarray | None) -> None:
         if job.cancel.is_set():

@@ -1,0 +1,76 @@
+"""The ``export`` job: write a height grid the client sends as engine/DCC files via ``export_terrain``."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from backend.export import FORMATS, export_terrain
+from backend.export.heightmaps import PRESETS
+from backend.terrain import Heightfield
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # as export_terrain requires
+_KEYS = {"out_dir", "formats", "name", "cell_size", "preset", "byte_order"}
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    heights: np.ndarray  # (H, W) float32 metres, row 0 north
+    out_dir: str
+    formats: tuple[str, ...]
+    name: str
+    cell_size: float
+    preset: str | None
+    byte_order: Literal["little", "big"]
+
+    @classmethod
+    def from_params(cls, params: Any, arrays: dict[str, np.ndarray]) -> "ExportRequest":
+        """Check everything that can be checked before the worker runs it; ValueError names the bad value."""
+        if not isinstance(params, dict):
+            raise ValueError(f"export params must be a map, got {type(params).__name__}")
+        unknown = sorted(set(params) - _KEYS)
+        if unknown:
+            raise ValueError(f"unknown export params {unknown}; accepted: {sorted(_KEYS)}")
+        out_dir = params.get("out_dir")
+        if not isinstance(out_dir, str) or not out_dir:
+            raise ValueError(f"out_dir must be a non-empty path string, got {out_dir!r}")
+        formats = params.get("formats", ["png16"])
+        if not isinstance(formats, list) or not formats or not all(isinstance(f, str) for f in formats):
+            raise ValueError(f"formats must be a non-empty list of names, got {formats!r}")
+        bad = [f for f in formats if f not in FORMATS]
+        if bad:
+            raise ValueError(f"unknown export formats {bad}; choose from {list(FORMATS)}")
+        name = params.get("name", "terrain")
+        if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+            raise ValueError(f"export name {name!r} must be 1-100 letters, digits, '_', '-', '.', no path parts")
+        cell_size = params.get("cell_size")
+        if isinstance(cell_size, bool) or not isinstance(cell_size, (int, float)) \
+                or not math.isfinite(cell_size) or cell_size <= 0:
+            raise ValueError(f"cell_size must be positive metres, got {cell_size!r}")
+        preset = params.get("preset")
+        if preset is not None and preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)} or null")
+        byte_order = params.get("byte_order", "little")
+        if byte_order not in ("little", "big"):
+            raise ValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
+        if "heights" not in arrays:
+            raise ValueError("export needs an array named 'heights' (H, W) float32 metres")
+        heights = arrays["heights"]
+        if heights.ndim != 2 or min(heights.shape) < 2:
+            raise ValueError(f"heights must be (H, W) with H, W >= 2, got shape {heights.shape}")
+        if not np.issubdtype(heights.dtype, np.floating):
+            raise ValueError(f"heights must be floating point metres, got dtype {heights.dtype}")
+        heights = np.ascontiguousarray(heights, dtype=np.float32)
+        if not np.isfinite(heights).all():
+            raise ValueError(f"heights contain {int((~np.isfinite(heights)).sum())} NaN or infinite values")
+        return cls(heights, out_dir, tuple(formats), name, float(cell_size), preset, byte_order)
+
+    def run(self) -> list[Path]:
+        hf = Heightfield(self.heights, self.cell_size)
+        return export_terrain(hf, self.out_dir, self.formats, name=self.name, preset=self.preset,
+                              byte_order=self.byte_order)
