@@ -18,19 +18,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from backend.meshing.heightfield import grid_faces, grid_vertices
+
 MAX_GRID = 512  # cells per side rendered; larger terrains are subsampled (a 512 px image cannot show more)
-
-
-def grid(heights: np.ndarray, cell_size: float) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices (H*W, 3) float32 centred on the origin (x east, y north, z up) and quads (n, 4) int32."""
-    h, w = heights.shape
-    xs = (np.arange(w, dtype=np.float32) - (w - 1) / 2) * cell_size
-    ys = ((h - 1) / 2 - np.arange(h, dtype=np.float32)) * cell_size  # row 0 is north (+y)
-    x, y = np.meshgrid(xs, ys)
-    vertices = np.stack([x, y, heights], axis=-1).reshape(-1, 3).astype(np.float32)
-    index = np.arange(h * w, dtype=np.int32).reshape(h, w)
-    quads = np.stack([index[:-1, :-1], index[1:, :-1], index[1:, 1:], index[:-1, 1:]], axis=-1).reshape(-1, 4)
-    return vertices, quads
 
 
 def height_colours(heights: np.ndarray) -> np.ndarray:
@@ -46,14 +36,15 @@ def height_colours(heights: np.ndarray) -> np.ndarray:
 
 
 def build_mesh(heights: np.ndarray, cell_size: float) -> bpy.types.Object:
-    vertices, quads = grid(heights, cell_size)
+    vertices = grid_vertices(heights, cell_size)
+    triangles = grid_faces(*heights.shape)
     mesh = bpy.data.meshes.new("terrain")
     mesh.vertices.add(len(vertices))
     mesh.vertices.foreach_set("co", vertices.ravel())
-    mesh.loops.add(quads.size)
-    mesh.loops.foreach_set("vertex_index", quads.ravel())
-    mesh.polygons.add(len(quads))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, quads.size, 4, dtype=np.int32))
+    mesh.loops.add(triangles.size)
+    mesh.loops.foreach_set("vertex_index", triangles.ravel())
+    mesh.polygons.add(len(triangles))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, triangles.size, 3, dtype=np.int32))
     mesh.update(calc_edges=True)
     colours = mesh.color_attributes.new("height", "FLOAT_COLOR", "POINT")
     colours.data.foreach_set("color", height_colours(heights).ravel())
