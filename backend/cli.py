@@ -8,9 +8,13 @@ from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from backend.generators import use_models_dir
     from backend.server import Server
     from backend.server.worker import resolve_device
 
+    if args.models_dir is not None and not use_models_dir(args.models_dir):
+        raise SystemExit(f"--models-dir {args.models_dir}: terrain_base.safetensors and "
+                         "terrain_superres.safetensors not both found there")
     server = Server(args.address, resolve_device(args.device), fail_after_steps=args.fail_after_steps)
     server.serve()
     return 0
@@ -31,7 +35,9 @@ def _generate(args: argparse.Namespace) -> int:
     from backend.headless import generate_world
 
     params = {"style": args.style, "seed": args.seed, "resolution": args.resolution, "size_m": args.size_m,
-              "height_m": args.height_m, "generator": args.generator}
+              "height_m": args.height_m}
+    if args.generator is not None:
+        params["generator"] = args.generator
     for path in generate_world(params, args.out, device=args.device, render=not args.no_render, timeout=args.timeout,
                                formats=args.formats, preset=args.preset):
         print(path)
@@ -46,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the add-on over ZeroMQ")
     serve.add_argument("--address", default="tcp://127.0.0.1:5555")
     serve.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    serve.add_argument("--models-dir", type=Path, default=None,
+                       help="folder with the learned models (default: the shipped models/)")
     serve.add_argument("--fail-after-steps", type=int, default=None, metavar="N",
                        help="debugging: make every job raise after N steps (exercises the job_failed path)")
     serve.set_defaults(run=_serve)
@@ -57,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--height-m", type=float, default=1500.0, help="elevation range, metres")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--style", default="alpine")
-    gen.add_argument("--generator", default="procedural")
+    gen.add_argument("--generator", default=None, help="diffusion or procedural (default: the backend's default)")
     gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     gen.add_argument("--formats", type=_formats, default=["glb", "png16"], metavar="F1,F2",
                      help="comma-separated export formats: png16 r16 raw exr geotiff masks glb gltf obj ply stl")

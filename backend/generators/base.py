@@ -18,6 +18,7 @@ from backend.terrain import Heightfield
 
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 4096
 MAX_STEPS = 1000
+QUALITIES = ("interactive", "full")  # few-step sampling for the live loop, or the full sampler
 SLIDER_NAMES = ("roughness", "erosion_strength", "elevation_range", "sea_level")
 # Defaults when a slider is not sent; "sea_level" left out means "the style's own sea level".
 SLIDER_DEFAULTS = {"roughness": 0.5, "erosion_strength": 0.3, "elevation_range": 1.0}
@@ -41,6 +42,7 @@ class GenerateRequest:
     steps: int | None = None  # sampler steps; None = the generator's default
     guidance: float = 3.0  # classifier-free guidance scale (diffusion generators)
     generator: str = "procedural"
+    quality: str = "interactive"  # one of QUALITIES (diffusion generators)
 
     @property
     def cell_size(self) -> float:
@@ -51,12 +53,12 @@ class GenerateRequest:
         return self.sliders.get(name, SLIDER_DEFAULTS.get(name, default))
 
     @classmethod
-    def from_params(cls, params: Any) -> "GenerateRequest":
+    def from_params(cls, params: Any, default_generator: str = "procedural") -> "GenerateRequest":
         """Parse submit ``params``; raises ValueError naming the offending field and value."""
         if not isinstance(params, dict):
             raise ValueError(f"params must be a map, got {type(params).__name__}")
         known = {"style", "style_weights", "sliders", "seed", "resolution", "size_m", "height_m",
-                 "steps", "guidance", "generator"}
+                 "steps", "guidance", "generator", "quality"}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown}; known: {sorted(known)}")
@@ -70,7 +72,8 @@ class GenerateRequest:
             height_m=_number("height_m", params.get("height_m", 1500.0), 0.1, 2e4),
             steps=None if steps is None else _integer("steps", steps, 1, MAX_STEPS),
             guidance=_number("guidance", params.get("guidance", 3.0), 0.0, 50.0),
-            generator=_string("generator", params.get("generator", "procedural")),
+            generator=_string("generator", params.get("generator", default_generator)),
+            quality=_choice("quality", params.get("quality", "interactive"), QUALITIES),
         )
 
 
@@ -93,6 +96,12 @@ def _number(name: str, value: Any, low: float, high: float) -> float:
 def _string(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
 
 

@@ -24,10 +24,19 @@ def register(spec: GeneratorSpec) -> None:
     _REGISTRY[spec.name] = spec
 
 
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
 def get(name: str) -> GeneratorSpec:
     if name not in _REGISTRY:
         raise ValueError(f"unknown generator {name!r}; available: {sorted(_REGISTRY)}")
     return _REGISTRY[name]
+
+
+def default_name() -> str:
+    """The generator a request gets when it names none: the learned one when its weights ship."""
+    return "diffusion" if "diffusion" in _REGISTRY else "procedural"
 
 
 def available() -> dict[str, list[str]]:

@@ -1,0 +1,156 @@
+"""Train a terrain model from a JSON config: ``python -m backend.training.train_terrain configs/X.json``.
+
+Two kinds of model share this script (see ``backend.data.datasets``):
+
+* ``base``: style-conditioned 64² maps (the corpus maps area-averaged by ``factor``);
+* ``superres``: the residual between a map and the bicubic upsampling of its coarse version,
+  conditioned on that upsampling and the style.
+
+The run resumes from ``out_dir`` if interrupted. At the end the EMA weights are written to
+``ship_to`` (safetensors) with everything serving needs in its metadata: kind, style and slider
+names, factor, residual scale, per-style sea-level defaults, and the facts of the run for the
+model card (corpus, steps, wall time, hardware, final loss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from backend.data.datasets import BaseDataset, MapSet, SuperResDataset, load_maps
+from backend.diffusion.loss import EDMLoss
+from backend.diffusion.preconditioning import Denoiser
+from backend.networks.unet import UNet, UNetConfig, count_params
+from backend.training import checkpoints
+from backend.training.loop import TrainConfig, Trainer
+
+KINDS = ("base", "superres")
+
+
+@dataclass
+class TerrainRunConfig:
+    kind: str  # "base" or "superres"
+    corpus: list[str]  # corpus folders (their "train" split is used)
+    unet: dict[str, Any]  # UNetConfig fields (n_styles, n_sliders, cond_channels are filled in)
+    train: dict[str, Any]  # TrainConfig fields
+    ship_to: str  # where the EMA inference weights go, e.g. models/terrain_base.safetensors
+    factor: int = 4  # coarse = fine area-averaged by factor
+    crop: int = 64  # superres training crop (cells)
+    cond_dropout: dict[str, float] = field(default_factory=lambda: {"style_weights": 0.1, "sliders": 0.2})
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TerrainRunConfig:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def slider_means(maps: MapSet) -> dict[str, list[float]]:
+    """Mean slider values per style, in [0, 1]: what an unsent slider means for that style.
+
+    The sea-level mean (fraction of the area under water) is also the style's default sea level.
+    """
+    return {name: [float(v) for v in maps.sliders[maps.style == s].mean(axis=0)] if (maps.style == s).any()
+            else [0.5] * len(maps.slider_names) for s, name in enumerate(maps.style_names)}
+
+
+def build(run: TerrainRunConfig, maps: MapSet) -> tuple[Denoiser, BaseDataset | SuperResDataset, dict[str, Any]]:
+    """The denoiser to train, its dataset and the serving metadata that depends on the data."""
+    n_styles, n_sliders = len(maps.style_names), len(maps.slider_names)
+    means = slider_means(maps)
+    sea = maps.slider_names.index("sea_level")
+    meta: dict[str, Any] = {"kind": run.kind, "factor": run.factor, "style_names": list(maps.style_names),
+                            "slider_names": list(maps.slider_names), "slider_means": means,
+                            "sea_fraction": {s: v[sea] for s, v in means.items()},
+                            "corpus_cell_size_m": maps.cell_size}
+    if run.kind == "base":
+        dataset: BaseDataset | SuperResDataset = BaseDataset(maps, run.factor)
+        unet = UNetConfig.from_dict({**run.unet, "n_styles": n_styles, "n_sliders": n_sliders, "cond_channels": 0})
+        meta.update(resolution=int(dataset.coarse.shape[-1]), cell_size_m=maps.cell_size * run.factor)
+    else:
+        dataset = SuperResDataset(maps, run.factor, run.crop)
+        unet = UNetConfig.from_dict({**run.unet, "n_styles": n_styles, "n_sliders": n_sliders, "cond_channels": 1})
+        meta.update(residual_scale=dataset.residual_scale, cell_size_m=maps.cell_size)
+    return Denoiser(UNet(unet)), dataset, meta
+
+
+def log_summary(metrics_csv: Path | None, steps: int) -> dict[str, float]:
+    """Training seconds over all resumed sessions and the mean loss of the last 200 logged steps."""
+    if metrics_csv is None or not metrics_csv.exists():
+        return {}
+    with open(metrics_csv) as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= steps]
+    if len(rows) < 2:
+        return {}
+    every = int(rows[1]["step"]) - int(rows[0]["step"])
+    tail = [float(r["loss"]) for r in rows if int(r["step"]) > steps - 200]
+    return {"train_seconds_total": round(sum(float(r["sec_per_step"]) for r in rows) * every, 1),
+            "final_loss_mean_last_200_steps": float(np.mean(tail)) if tail else float("nan")}
+
+
+def run_training(run: TerrainRunConfig, config_path: str = "", ship_now: bool = False) -> Path:
+    """Train (or resume) to the configured steps and ship the EMA weights.
+
+    ship_now: ship the latest resume checkpoint's EMA as it is, without training further.
+    """
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    maps = load_maps(run.corpus, "train")
+    denoiser, dataset, meta = build(run, maps)
+    cfg = TrainConfig(**run.train)
+    trainer = Trainer(denoiser, dataset, EDMLoss(cond_dropout=run.cond_dropout), cfg)
+    start_step, t0 = trainer.step, time.perf_counter()
+    if ship_now:
+        cfg.steps = trainer.step
+    else:
+        trainer.train()
+    elapsed = time.perf_counter() - t0
+    meta["run"] = {
+        "config_file": config_path, "corpus": run.corpus, "train_maps": len(maps),
+        "train_items": len(dataset), "batch_size": cfg.batch_size,
+        "steps_done": trainer.step, "resumed_from_step": start_step, "wall_seconds_this_process": round(elapsed, 1),
+        **log_summary(Path(cfg.out_dir) / "metrics.csv" if cfg.out_dir else None, trainer.step),
+        "parameters": count_params(denoiser.net),
+        "hardware": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
+                    f"{'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}",
+        "torch": torch.__version__, "train_config": asdict(cfg),
+    }
+    ship = Path(run.ship_to)
+    ship.parent.mkdir(parents=True, exist_ok=True)
+    checkpoints.save_inference(ship, trainer.ema, meta)
+    return ship
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Train a terrain base or super-resolution model from a JSON config.")
+    ap.add_argument("config", help="configs/terrain_base.json or configs/terrain_superres.json")
+    ap.add_argument("--steps", type=int, help="override the config's step count (smoke runs)")
+    ap.add_argument("--out-dir", help="override the config's run folder")
+    ap.add_argument("--ship-to", help="override where the EMA weights are written")
+    ap.add_argument("--ship-now", action="store_true",
+                    help="ship the latest checkpoint's EMA weights without training further")
+    args = ap.parse_args(argv)
+    run = TerrainRunConfig.load(args.config)
+    if args.steps is not None:
+        run.train["steps"] = args.steps
+    if args.out_dir:
+        run.train["out_dir"] = args.out_dir
+    if args.ship_to:
+        run.ship_to = args.ship_to
+    print(f"wrote {run_training(run, args.config, args.ship_now)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Regenerate reports/terrain_models/ and the model cards in models/: is the learned terrain believable?
+
+    python reports/make_model_report.py [--per-style 5]
+
+For every style, each held-out corpus map gets a generated counterpart conditioned on that map's
+sliders and scaled to its relief (same 256² grid at the corpus cell size), and an fBm map with the
+same relief. The realism metric families of each set are compared with the held-out maps'; the
+style classifier (models/style_classifier.json) says whether the styles are told apart. Few-step
+cost: the interactive setting against the full sampler from the same seeds. Diversity: mean
+pairwise RMS difference between seeds, against the same figure for held-out maps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # allow `python reports/make_model_report.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from backend.data.datasets import load_maps  # noqa: E402
+from backend.generators.base import GenerateRequest  # noqa: E402
+from backend.generators.learned import BASE_FILE, MODELS_DIR, QUALITY, SUPERRES_FILE, DiffusionGenerator  # noqa: E402
+from backend.metrics.realism import FAMILIES, contact_sheet, set_distance, terrain_features  # noqa: E402
+from backend.metrics.style_classifier import StyleClassifier, confusion, feature_vector  # noqa: E402
+from backend.simulation.noise import fbm  # noqa: E402
+from backend.terrain import Heightfield  # noqa: E402
+from backend.training.checkpoints import read_metadata  # noqa: E402
+
+OUT = ROOT / "reports" / "terrain_models"
+SIZE = 256
+
+
+def fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def generate(gen: DiffusionGenerator, style: str, sliders: dict[str, float], relief: float, seed: int,
+             quality: str, cell_size: float) -> tuple[Heightfield, float]:
+    """One generated map with the given conditioning and exact relief; returns it and its seconds."""
+    elev = sliders["elevation_range"]
+    request = GenerateRequest(style_weights={style: 1.0}, sliders=sliders, seed=seed, resolution=SIZE,
+                              size_m=cell_size * (SIZE - 1), height_m=relief / (0.2 + 0.8 * elev),
+                              generator="diffusion", quality=quality)
+    t0 = time.perf_counter()
+    hf = gen.generate(request, lambda step, total, preview: None)
+    return hf, time.perf_counter() - t0
+
+
+def normalised(h: np.ndarray) -> np.ndarray:
+    return (h - h.mean()) / max(float(h.std()), 1e-9)
+
+
+def mean_pairwise_rms(maps: list[np.ndarray]) -> float:
+    """Diversity: mean RMS difference between pairs of maps, each normalised to zero mean, unit std."""
+    pairs = list(itertools.combinations([normalised(m) for m in maps], 2))
+    return float(np.mean([np.sqrt(np.mean((a - b) ** 2)) for a, b in pairs])) if pairs else float("nan")
+
+
+def model_card(path: Path, title: str, meta: dict, figures: list[str]) -> None:
+    run = meta["run"]
+    unet = meta.get("unet", {})
+    lines = [f"# {title}", "", f"File: `{path.name}` (safetensors, EMA weights, config in the metadata).", "",
+             "| | |", "|---|---|",
+             f"| kind | {meta['kind']} |",
+             f"| parameters | {run['parameters']:,} |",
+             f"| network | U-Net {json.dumps(unet)} |" if unet else "| network | see metadata |",
+             f"| data | corpus {', '.join(run['corpus'])}: {run['train_maps']} simulated maps "
+             f"(train split), {run['train_items']:,} items with flips/rotations |",
+             f"| styles | {', '.join(meta['style_names'])} |",
+             f"| sliders | {', '.join(meta['slider_names'])} |",
+             f"| training | {run['steps_done']} steps, batch {run['batch_size']}, "
+             f"config `{run['config_file']}` |",
+             f"| time | {run.get('train_seconds_total', float('nan')) / 60:.0f} min |",
+             f"| hardware | {run['hardware']}, torch {run['torch']} |",
+             f"| final loss (EDM, last 200 steps) | {run.get('final_loss_mean_last_200_steps', float('nan')):.4f} |",
+             "", "Reproduce: `bash scripts/train_models.sh` (or the one line for this model inside it).", "",
+             "## Measured (reports/terrain_models/README.md)", "", *figures, ""]
+    path.with_suffix(".md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--per-style", type=int, default=5, help="held-out maps (and generated maps) per style")
+    ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    base_meta = read_metadata(args.models_dir / BASE_FILE)
+    corpus = [str(ROOT / c) for c in base_meta["config"]["run"]["corpus"]]
+    held = load_maps(corpus, "heldout")
+    classifier = StyleClassifier.load(args.models_dir / "style_classifier.json")
+    gen = DiffusionGenerator("cpu", args.models_dir)
+    cs = held.cell_size
+    rng = np.random.default_rng(1234)
+
+    rows, per_style, times = {}, {}, {"interactive": [], "full": []}
+    truth, predicted, held_truth, held_pred = [], [], [], []
+    few_step_rms, diversity = [], {}
+    for s, style in enumerate(held.style_names):
+        idx = np.flatnonzero(held.style == s)[:args.per_style]
+        if len(idx) == 0:
+            continue
+        real, interactive, full, noise = [], [], [], []
+        for k, i in enumerate(idx):
+            h = held.heights[i]
+            sliders = {n: float(v) for n, v in zip(held.slider_names, held.sliders[i])}
+            relief = float(np.ptp(h))
+            real.append(Heightfield(h, cs, style=style))
+            for quality, bucket in (("interactive", interactive), ("full", full)):
+                hf, dt = generate(gen, style, sliders, relief, 1000 + k, quality, cs)
+                bucket.append(hf)
+                times[quality].append(dt)
+            noise.append(Heightfield((fbm(SIZE, rng) * relief).astype(np.float32), cs, style="fbm"))
+        feats = {name: [terrain_features(hf) for hf in group]
+                 for name, group in (("held-out", real), ("interactive", interactive), ("full", full), ("fbm", noise))}
+        rows[style] = {name: set_distance(f, feats["held-out"]) for name, f in feats.items() if name != "held-out"}
+        truth += [style] * len(interactive)
+        predicted += classifier.predict(np.stack([feature_vector(hf) for hf in interactive]))
+        held_truth += [style] * len(real)
+        held_pred += classifier.predict(np.stack([feature_vector(hf) for hf in real]))
+        few_step_rms += [float(np.sqrt(np.mean((normalised(a.heights) - normalised(b.heights)) ** 2)))
+                         for a, b in zip(interactive, full)]
+        diversity[style] = (mean_pairwise_rms([hf.heights for hf in interactive]),
+                            mean_pairwise_rms([hf.heights for hf in real]))
+        per_style[style] = len(idx)
+        sheet = real[:3] + interactive[:3] + full[:2]
+        contact_sheet(sheet, OUT / f"style_{style}.png",
+                      [f"held-out {k}" for k in range(len(real[:3]))]
+                      + [f"generated {k} (interactive)" for k in range(len(interactive[:3]))]
+                      + [f"generated {k} (full)" for k in range(len(full[:2]))], cols=4)
+        print(f"{style}: " + ", ".join(f"{n} total {fmt(d['total'])}" for n, d in rows[style].items()), flush=True)
+
+    styles = list(rows)
+    acc = float(np.mean([t == p for t, p in zip(truth, predicted)]))
+    held_acc = float(np.mean([t == p for t, p in zip(held_truth, held_pred)]))
+    wins = {st: {f: rows[st]["interactive"][f] < rows[st]["fbm"][f] for f in FAMILIES} for st in styles}
+    n_win = sum(v for w in wins.values() for v in w.values())
+    lines = [
+        "# Learned terrain: quality report",
+        "",
+        "Regenerate: `python reports/make_model_report.py` (needs the corpus: `bash scripts/train_models.sh` "
+        "builds it; metrics: `backend/metrics/realism.py`, classifier: `backend/metrics/style_classifier.py`).",
+        "",
+        f"Per style: {args.per_style} held-out corpus maps ({SIZE}² at {cs:g} m) and, for each, a generated map "
+        "conditioned on its sliders with its relief, at the interactive and the full setting, and an fBm map "
+        "with its relief. Distances are to the held-out maps of the style (lower = closer).",
+        f"Machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}.",
+        "",
+        f"## Generated vs fBm, per style and family (interactive setting): generated closer on {n_win} of "
+        f"{len(styles) * len(FAMILIES)}",
+        "",
+        "| style | set | " + " | ".join(FAMILIES) + " | total |",
+        "|---|---|" + "---|" * (len(FAMILIES) + 1),
+    ]
+    for st in styles:
+        for name in ("interactive", "full", "fbm"):
+            d = rows[st][name]
+            cells = [fmt(d[f]) + (" ✓" if name == "interactive" and wins[st][f] else "") for f in FAMILIES]
+            lines.append(f"| {st} | {name} | " + " | ".join(cells) + f" | {fmt(d['total'])} |")
+    lines += ["", "✓ = generated (interactive) closer to the held-out maps than fBm on that family.", ""]
+    lines += ["## Style conditioning: nearest-centroid classifier on the realism features", "",
+              f"Accuracy on generated maps: **{acc:.2f}** ({len(truth)} maps, chance {1 / len(styles):.2f}); "
+              f"on the held-out corpus maps themselves: {held_acc:.2f}.", "",
+              "Confusion (rows: requested style, columns: predicted):", "",
+              "| | " + " | ".join(classifier.styles) + " |", "|---|" + "---|" * len(classifier.styles)]
+    for st, row in zip(classifier.styles, confusion(truth, predicted, classifier.styles)):
+        lines.append(f"| {st} | " + " | ".join(str(v) for v in row) + " |")
+    t_int, t_full = np.median(times["interactive"]), np.median(times["full"])
+    lines += ["", "## Few-step cost", "",
+              f"Interactive = {QUALITY['interactive']}; full = {QUALITY['full']}.", "",
+              f"- median time per {SIZE}² map: interactive {t_int:.2f} s, full {t_full:.2f} s ({t_full / t_int:.1f}x)",
+              f"- RMS difference interactive vs full from the same seed (heights normalised to unit std): "
+              f"{np.mean(few_step_rms):.3f} (two unrelated maps differ by about 1.4)",
+              "- total distance to held-out, mean over styles: interactive "
+              f"{np.mean([rows[s]['interactive']['total'] for s in styles]):.3f}, full "
+              f"{np.mean([rows[s]['full']['total'] for s in styles]):.3f}, fBm "
+              f"{np.mean([rows[s]['fbm']['total'] for s in styles]):.3f}", "",
+              "## Diversity across seeds", "",
+              "Mean pairwise RMS difference of normalised maps (different seeds and sliders) vs the same for "
+              "held-out maps of the style; near 0 would mean collapse.", "",
+              "| style | generated | held-out |", "|---|---|---|"]
+    for st, (g, r) in diversity.items():
+        lines.append(f"| {st} | {g:.3f} | {r:.3f} |")
+    lines += ["", "## Pictures (hillshade, sun from the north-west; 3 held-out, 3 interactive, 2 full)", ""]
+    for st in styles:
+        lines += [f"### {st}", "", f"![{st}](style_{st}.png)", ""]
+    (OUT / "README.md").write_text("\n".join(lines))
+
+    figures = [f"- generated closer to held-out than fBm on {n_win} of {len(styles) * len(FAMILIES)} "
+               "(style, metric family) pairs",
+               f"- style classifier accuracy on generated maps {acc:.2f} (held-out maps {held_acc:.2f})",
+               f"- {SIZE}² median time on this CPU: interactive {t_int:.2f} s, full {t_full:.2f} s",
+               f"- interactive vs full RMS (normalised) {np.mean(few_step_rms):.3f}"]
+    model_card(args.models_dir / BASE_FILE, "Terrain base model", base_meta["config"] | {"unet": base_meta["denoiser"]["unet"]},
+               figures)
+    sr_meta = read_metadata(args.models_dir / SUPERRES_FILE)
+    model_card(args.models_dir / SUPERRES_FILE, "Terrain super-resolution model (x4)",
+               sr_meta["config"] | {"unet": sr_meta["denoiser"]["unet"]}, figures)
+    print("\n".join(lines[:40]))
+
+
+if __name__ == "__main__":
+    main()
