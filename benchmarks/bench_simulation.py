@@ -9,10 +9,6 @@ timing implies for ``python -m backend.data.corpus`` (heights + masks + splat, f
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,17 +21,7 @@ import torch  # noqa: E402
 
 from backend.simulation.masks import SPLAT_NAMES  # noqa: E402
 from backend.simulation.styles import MASK_NAMES, simulate  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+from benchmarks.hardware import header  # noqa: E402
 
 
 def main() -> None:
@@ -44,10 +30,7 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=64)
     args = ap.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"# worldsculpt simulation benchmark, {datetime.date.today().isoformat()}")
-    print(f"# CPU: {cpu_model()}, {os.cpu_count()} logical cores visible, torch threads {torch.get_num_threads()}")
-    print(f"# torch {torch.__version__}, python {platform.python_version()}"
-          + (f", GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no CUDA"))
+    print(header("simulation"))
     planes = 1 + len(MASK_NAMES) + len(SPLAT_NAMES)
     for device in devices:
         for style in args.styles.split(","):

@@ -50,6 +50,7 @@ class WSC_PT_generate(_WorldsculptPanel, bpy.types.Panel):
             col.prop(s, name, slider=True)
         col.prop(s, "steps")
         col.prop(s, "guidance")
+        col.prop(s, "quality")
         col.prop(s, "generator")
         row = layout.row(align=True)
         row.scale_y = 1.4

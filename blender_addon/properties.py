@@ -81,8 +81,12 @@ class WSC_Settings(bpy.types.PropertyGroup):
     steps: bpy.props.IntProperty(name="Steps", default=0, min=0, max=1000,
                                  description="Sampler steps (0: the backend's default)")
     guidance: bpy.props.FloatProperty(name="Guidance", default=2.0, min=0.0, soft_max=10.0)
-    generator: bpy.props.StringProperty(name="Generator", default="procedural",
-                                        description="Backend generator to use")
+    generator: bpy.props.StringProperty(name="Generator", default="",
+                                        description="Backend generator (empty: the backend's default, the "
+                                                    "learned models when it has them)")
+    quality: bpy.props.EnumProperty(name="Quality", items=(
+        ("interactive", "Interactive", "Few sampler steps: fast enough to iterate live"),
+        ("full", "Full", "The full sampler: slower, a little more detail")), default="interactive")
     # -- export
     export_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//terrain_export/",
                                          description="Folder the backend writes the exported files into")
@@ -114,8 +118,10 @@ class WSC_Settings(bpy.types.PropertyGroup):
                         "elevation_range": self.elevation_range, "sea_level": self.sea_level},
             "seed": self.seed, "resolution": self.resolution, "size_m": self.size_m,
             "height_m": self.height_m, "steps": self.steps or None, "guidance": self.guidance,
-            "generator": self.generator,
+            "quality": self.quality,
         }
+        if self.generator:
+            params["generator"] = self.generator
         if weights:
             params["style_weights"] = weights
         return params

@@ -156,6 +156,7 @@ class DiffusionGenerator:
                                 chosen.base_sigma_max, chosen.superres_sigma_max)
 
     def generate(self, request: GenerateRequest, on_step: StepCallback) -> Heightfield:
+        cond = self.base.conditioning(request.style_weights, request.sliders)  # checks the style names
         settings = self.settings(request)
         size = self.base.meta["resolution"]
         stages = 0
@@ -180,7 +181,6 @@ class DiffusionGenerator:
         rng = torch.Generator().manual_seed(request.seed)  # CPU noise: the same seed gives the same map anywhere
         n = self.base.meta["resolution"]
         with torch.no_grad():
-            cond = self.base.conditioning(request.style_weights, request.sliders)
             x = sample_base(self.base, cond, request.guidance, settings, torch.randn(1, 1, n, n, generator=rng),
                             lambda info: report(info, 0))
             for stage in range(stages):

@@ -1,0 +1,117 @@
+"""The learned terrain generator: shipped weights, determinism, previews, errors, and serving."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from backend.generators import Cancelled, DiffusionGenerator, GenerateRequest
+from backend.generators.learned import BASE_FILE, MODELS_DIR, SUPERRES_FILE, to_metres
+from backend.simulation.styles import SLIDER_NAMES, STYLE_NAMES
+from backend.training.checkpoints import read_metadata
+from protocol.client import BackendError, Client
+
+from conftest import ROOT
+
+
+def request(**params) -> GenerateRequest:
+    return GenerateRequest.from_params({"generator": "diffusion", "resolution": 96, "seed": 7, **params})
+
+
+@pytest.fixture(scope="module")
+def shipped() -> DiffusionGenerator:
+    return DiffusionGenerator("cpu")
+
+
+@pytest.mark.parametrize("name, config", [(BASE_FILE, "terrain_base.json"), (SUPERRES_FILE, "terrain_superres.json")])
+def test_shipped_weights_have_the_documented_config(name, config):
+    meta = read_metadata(MODELS_DIR / name)
+    documented = json.loads((ROOT / "configs" / config).read_text())
+    for key, value in documented["unet"].items():
+        got = meta["denoiser"]["unet"][key]
+        assert (list(got) if isinstance(got, (list, tuple)) else got) == value, key
+    assert meta["config"]["kind"] == documented["kind"]
+    assert meta["config"]["style_names"] == list(STYLE_NAMES)
+    assert meta["config"]["slider_names"] == list(SLIDER_NAMES)
+    assert meta["config"]["run"]["steps_done"] == documented["train"]["steps"]
+    size = sum(p.stat().st_size for p in MODELS_DIR.glob("*.safetensors"))
+    assert size < 60e6, f"shipped weights are {size / 1e6:.1f} MB"
+
+
+def test_shipped_models_are_deterministic_per_seed_and_span_the_relief(shipped):
+    a, b, c = (shipped.generate(request(seed=s, height_m=800.0, sliders={"elevation_range": 1.0}),
+                                lambda *args: None).heights for s in (3, 3, 4))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (96, 96) and a.dtype == np.float32
+    assert np.ptp(a) == pytest.approx(800.0, rel=1e-4)
+    assert np.abs(a - c).mean() > 20.0  # another seed is another terrain
+
+
+def test_previews_go_coarse_then_fine_and_cancel_stops(tiny_models):
+    generator = DiffusionGenerator("cpu", tiny_models)
+    shapes: list[tuple[int, int, tuple[int, ...]]] = []
+    hf = generator.generate(request(resolution=200), lambda s, t, p: shapes.append((s, t, p.shape)))
+    assert hf.heights.shape == (200, 200)
+    settings = generator.settings(request())
+    base = generator.base.meta["resolution"]  # 32 for the tiny models: 32 -> 128 -> 512 -> resampled to 200
+    total = settings.base_steps + 2 * settings.superres_steps
+    assert [s for s, _, _ in shapes] == list(range(1, total + 1)) and {t for _, t, _ in shapes} == {total}
+    sizes = [p[0] for _, _, p in shapes]
+    assert sizes == sorted(sizes) and sizes[0] == base and sizes[-1] == 256  # previews stop at 256²
+
+    def cancel_at_3(step: int, total: int, preview: np.ndarray) -> None:
+        if step == 3:
+            raise Cancelled("test")
+
+    with pytest.raises(Cancelled):
+        generator.generate(request(), cancel_at_3)
+
+
+def test_style_mix_and_unknown_styles(tiny_models):
+    generator = DiffusionGenerator("cpu", tiny_models)
+    mixed = generator.generate(request(style_weights={"alpine": 1, "desert_dunes": 1}), lambda *a: None)
+    pure = generator.generate(request(style="alpine"), lambda *a: None)
+    assert np.abs(mixed.heights - pure.heights).mean() > 1.0
+    with pytest.raises(ValueError, match="unknown style"):
+        generator.generate(request(style="lunar"), lambda *a: None)
+
+
+def test_sea_level_puts_that_fraction_of_the_area_under_water():
+    import torch
+
+    h = to_metres(torch.linspace(-1, 1, 10_000).reshape(100, 100), 1000.0, 0.3)
+    assert float((h < 0).float().mean()) == pytest.approx(0.3, abs=1e-3)
+    assert float(h.max() - h.min()) == pytest.approx(1000.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"style": "lunar"}, "no style(s) ['lunar']"),
+    ({"resolution": 8}, "resolution must be in [16, 4096]"),
+    ({"resolution": 100_000}, "resolution must be in [16, 4096]"),
+    ({"quality": "ultra"}, "quality must be one of ['interactive', 'full']"),
+    ({"guidance": -1}, "guidance must be in [0, 50]"),
+])
+def test_server_refuses_bad_learned_requests(learned_backend, params, fragment):
+    client = Client(learned_backend.address)
+    try:
+        with pytest.raises(BackendError) as info:
+            client.submit("generate", {"generator": "diffusion", **params}, target="T")
+        assert info.value.code == "bad_params" and fragment in str(info.value)
+    finally:
+        client.close()
+
+
+def test_server_defaults_to_the_learned_generator_and_streams_previews(learned_backend):
+    assert "diffusion" in learned_backend.hello.content["generators"]
+    client = Client(learned_backend.address)
+    try:
+        job = client.submit("generate", {"style": "desert_dunes", "resolution": 128, "seed": 1}, target="T")
+        seen: list[str] = []
+        result = client.wait_result(job, timeout=60, on_message=lambda m: seen.append(m.kind))
+        assert result.content["meta"]["generator"] == "diffusion"
+        assert result.arrays["heights"].shape == (128, 128)
+        assert seen.count("preview") >= 2
+    finally:
+        client.close()
