@@ -166,3 +166,28 @@ def test_styles_simulate_small_maps():
         simulate_with_params("tundra", 0, 32)
     assert set(sliders(sample_params("volcanic", np.random.default_rng(0)))) == {
         "roughness", "erosion_strength", "elevation_range", "sea_level"}
+
+
+def _corner_outlet(h: int, w: int) -> torch.Tensor:
+    out = torch.zeros(h, w, dtype=torch.bool)
+    out[0, :3] = True
+    return out
+
+
+def test_outlets_drain_whole_map_through_them():
+    """With an outlet mask, every cell's water leaves through the outlets, not the other edges."""
+    z = _terrain(3, (1, 20, 22))
+    outlets = _corner_outlet(20, 22)
+    filled = fill_depressions(z, outlets=outlets)
+    receiver, _, _ = d8_receivers(filled, 1.0, outlets)
+    roots = receiver[0].reshape(-1) == torch.arange(20 * 22)
+    assert torch.equal(roots.reshape(20, 22), outlets)
+    area = accumulate(receiver, torch.ones_like(filled))[0]
+    assert area[outlets].sum().item() == pytest.approx(20 * 22)
+
+
+def test_fluvial_with_outlets_conserves_mass():
+    z0 = _terrain(11)
+    cs = 10.0
+    z1, budget, _ = er.fluvial_step(z0, cs, er.FluvialParams(k=0.05), outlets=_corner_outlet(24, 28))
+    _check(budget, z0, z1, cs * cs)

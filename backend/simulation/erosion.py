@@ -88,25 +88,28 @@ class FluvialParams:
     lake_tol: float = 1e-3  # m: filled depth above which a cell counts as lake
 
 
-def fluvial_step(z: torch.Tensor, cell_size: float, p: FluvialParams,
-                 erodibility: torch.Tensor | None = None) -> tuple[torch.Tensor, Budget, dict[str, torch.Tensor]]:
+def fluvial_step(z: torch.Tensor, cell_size: float, p: FluvialParams, erodibility: torch.Tensor | None = None,
+                 outlets: torch.Tensor | None = None) -> tuple[torch.Tensor, Budget, dict[str, torch.Tensor]]:
     """One stream-power incision step, E = k A^m S^n, with sediment trapped by lakes.
 
-    z: [B, H, W]; erodibility: optional [B, H, W] multiplier of k (rock strength).
+    z: [B, H, W]; erodibility: optional [B, H, W] multiplier of k (rock strength); outlets:
+    optional [H, W] bool cells where water leaves (default: the whole ring). Other boundary cells
+    keep their heights but pass water and sediment on, so rivers leave only at the outlets.
     Flow is routed over the depression-filled surface. Incision is implicit (Braun & Willett 2013):
     ``z_i' = (z_i + F z_r') / (1 + F)`` with F = dt k A^m S^(n-1) / d (exact for n = 1, slope
     linearised otherwise), solved for all cells at once, so a channel never cuts below the cell
     it drains into, knickpoints travel any distance per step and large steps stay stable. Eroded sediment travels down
     the flow tree; lakes (filled depth > lake_tol) trap it, each filling a fraction
-    min(1, inflow / lake volume) of its depth everywhere; sediment reaching the boundary, and the
+    min(1, inflow / lake volume) of its depth everywhere; sediment reaching an outlet, and the
     overflow of full lakes (assumed to bypass any further lake), is ``out``.
     Returns (z, budget, {"area": drainage area m², "lake": lake depth m, "incision": m}).
     """
     b, h, w = z.shape
     area = cell_size * cell_size
-    filled64 = fill_depressions(z)
+    filled64 = fill_depressions(z, outlets=outlets)
     filled = filled64.to(z.dtype)
-    receiver, slope, dist = d8_receivers(filled64, cell_size)
+    receiver, slope, dist = d8_receivers(filled64, cell_size, outlets)
+    exits = (1.0 - _interior(z)) if outlets is None else outlets.to(z)
     drain = accumulate(receiver, torch.full_like(z, area))
     inner = _interior(z)
     lake_depth = (filled - z).clamp(min=0) * inner
@@ -124,7 +127,7 @@ def fluvial_step(z: torch.Tensor, cell_size: float, p: FluvialParams,
     flat = torch.arange(h * w, device=z.device).reshape(h, w).expand(b, h, w)
     sed_receiver = torch.where(lake, flat, receiver)
     qs = accumulate(sed_receiver, incision * area)  # m³ arriving at (and made in) each cell
-    out = (qs * (1.0 - inner)).sum(dim=(-2, -1))
+    out = (qs * exits).sum(dim=(-2, -1))
     deposited = torch.zeros(b, dtype=z.dtype, device=z.device)
     if bool(lake.any()):
         lake_np = lake.cpu().numpy()

@@ -4,8 +4,10 @@ Conventions shared by the whole simulation package:
 
 * Heights are ``[B, H, W]`` tensors (metres); cell indices are flattened per batch element
   (``i = row * W + col``), so a receiver array ``[B, H, W]`` holds indices in ``[0, H*W)``.
-* The outer ring of cells is the base level: boundary cells are outlets (their receiver is
-  themselves) and everything that reaches them leaves the map.
+* By default the outer ring of cells is the base level: boundary cells are outlets (their receiver
+  is themselves) and everything that reaches them leaves the map. ``outlets`` (an [H, W] bool
+  mask) narrows the base level to some cells, so a map can drain through a few rivers; other
+  boundary cells are then ordinary cells whose water flows inwards.
 * Depression filling runs on the CPU in float64 (scipy's minimum spanning tree); everything
   else stays on the input's device.
 """
@@ -46,14 +48,24 @@ def boundary_mask(h: int, w: int, device: torch.device | str = "cpu") -> torch.T
     return m
 
 
-def _fill_one(z: np.ndarray, epsilon: float) -> np.ndarray:
+def _outlet_mask(h: int, w: int, outlets: torch.Tensor | None, device: torch.device | str) -> torch.Tensor:
+    """[H, W] bool base-level cells: ``outlets`` if given (at least one cell), else the ring."""
+    if outlets is None:
+        return boundary_mask(h, w, device)
+    if tuple(outlets.shape) != (h, w) or not bool(outlets.any()):
+        raise ValueError(f"outlets must be a non-empty [{h}, {w}] mask, got shape {tuple(outlets.shape)}")
+    return outlets.to(device=device, dtype=torch.bool)
+
+
+def _fill_one(z: np.ndarray, epsilon: float, outlets: np.ndarray) -> np.ndarray:
     """Priority-flood fill of one (H, W) grid via a minimum spanning tree; returns float64 (H, W).
 
     The filled height of a cell is the lowest possible "highest point" on any path from it to the
     boundary (a minimax path); minimax paths lie on the minimum spanning tree of the grid graph
     with edge weight max(z_i, z_j). Climbing that tree from the boundary with
     ``W_i = max(z_i, W_parent + epsilon)`` gives the epsilon-filled surface in which every interior
-    cell has a strictly lower neighbour (its tree parent). The recurrence along the tree is a
+    cell has a strictly lower neighbour (its tree parent); the outlets are the cells joined to
+    the virtual root (the boundary ring by default). The recurrence along the tree is a
     composition of ``x -> max(a, x + b)`` maps, evaluated for all cells by pointer doubling.
     """
     h, w = z.shape
@@ -66,7 +78,7 @@ def _fill_one(z: np.ndarray, epsilon: float) -> np.ndarray:
         rows = slice(0, h - dr)
         src.append(idx[rows, max(0, -dc):w - max(0, dc)].ravel())
         dst.append(idx[dr:h, max(0, dc):w - max(0, -dc)].ravel())
-    bnd = idx[boundary_mask(h, w).numpy()]
+    bnd = idx[outlets]
     src.append(bnd)
     dst.append(np.full(bnd.shape, n))  # virtual root node n, outside the map
     src_a, dst_a = np.concatenate(src), np.concatenate(dst)
@@ -102,10 +114,11 @@ def _fill_one(z: np.ndarray, epsilon: float) -> np.ndarray:
     return a_root[:n].reshape(h, w)  # root value is -inf, so f(-inf) = a
 
 
-def fill_depressions(z: torch.Tensor, epsilon: float = 1e-6) -> torch.Tensor:
-    """Fill every depression so that all water can drain to the boundary.
+def fill_depressions(z: torch.Tensor, epsilon: float = 1e-6, outlets: torch.Tensor | None = None) -> torch.Tensor:
+    """Fill every depression so that all water can drain to the boundary (or to ``outlets``).
 
-    z: [B, H, W] or [H, W] heights (m) -> same shape, float64, on z's device. With
+    z: [B, H, W] or [H, W] heights (m) -> same shape, float64, on z's device; outlets: optional
+    [H, W] bool base-level cells (default: the boundary ring). With
     ``epsilon > 0`` filled flats get a tiny gradient towards their outlet, so the result has no
     interior cell without a strictly lower neighbour; keep it float64 (float32 would undo that).
     """
@@ -116,17 +129,19 @@ def fill_depressions(z: torch.Tensor, epsilon: float = 1e-6) -> torch.Tensor:
     if zb.dim() != 3:
         raise ValueError(f"heights must be [B, H, W] or [H, W], got shape {tuple(z.shape)}")
     arr = zb.detach().to("cpu", torch.float64).numpy()
-    out = np.stack([_fill_one(arr[i], epsilon) for i in range(arr.shape[0])])
+    base = _outlet_mask(arr.shape[1], arr.shape[2], outlets, "cpu").numpy()
+    out = np.stack([_fill_one(arr[i], epsilon, base) for i in range(arr.shape[0])])
     res = torch.from_numpy(out).to(z.device)
     return res[0] if squeeze else res
 
 
-def d8_receivers(z: torch.Tensor, cell_size: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def d8_receivers(z: torch.Tensor, cell_size: float,
+                 outlets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Steepest-descent (D8) receiver of every cell.
 
     z: [B, H, W] -> (receiver [B, H, W] int64 flat index, slope [B, H, W] drop/distance (m/m),
-    distance [B, H, W] metres to the receiver). Boundary cells and pits receive themselves
-    (slope 0, distance = cell_size so divisions stay finite).
+    distance [B, H, W] metres to the receiver). Outlets (default: the boundary ring) and pits
+    receive themselves (slope 0, distance = cell_size so divisions stay finite).
     """
     b, h, w = z.shape
     big = torch.finfo(z.dtype).max
@@ -138,7 +153,7 @@ def d8_receivers(z: torch.Tensor, cell_size: float) -> tuple[torch.Tensor, torch
     idx = torch.arange(h * w, device=z.device).reshape(h, w).expand(b, h, w)
     off = torch.tensor([dr * w + dc for dr, dc in D8_OFFSETS], device=z.device)
     dist = torch.tensor(D8_DISTANCES, device=z.device, dtype=z.dtype) * cell_size
-    sink = (best <= 0) | boundary_mask(h, w, z.device)
+    sink = (best <= 0) | _outlet_mask(h, w, outlets, z.device)
     receiver = torch.where(sink, idx, idx + off[k])
     slope = torch.where(sink, torch.zeros_like(best), best)
     distance = torch.where(sink, torch.full_like(best, cell_size), dist[k])
