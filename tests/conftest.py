@@ -100,7 +100,8 @@ def _tiny_run(kind: str, corpus: Path, out: Path) -> Path:
     """A tiny config of the real training script: ~10 s per model, enough to exercise the pipeline."""
     config = {"kind": kind, "corpus": [str(corpus)], "factor": 4, "crop": 32, "threads": 1,
               "unet": {"model_channels": 16, "channel_mult": [1, 2], "num_res_blocks": 1,
-                       "attn_levels": [1] if kind == "base" else [], "head_channels": 16},
+                       "attn_levels": [1] if kind == "base" else [], "head_channels": 16,
+                       "mid_attn": kind == "base"},
               "train": {"steps": 30, "batch_size": 8, "out_dir": str(out / f"{kind}_run"), "progress": False,
                         "ckpt_every": 0},
               "ship_to": str(out / "models" / f"terrain_{kind}.safetensors")}

@@ -23,10 +23,12 @@ SLIDER_NAMES = ("roughness", "erosion_strength", "elevation_range", "sea_level")
 # Defaults when a slider is not sent; "sea_level" left out means "the style's own sea level".
 SLIDER_DEFAULTS = {"roughness": 0.5, "erosion_strength": 0.3, "elevation_range": 1.0}
 
-__all__ = ["Cancelled", "GenerateRequest", "Generator", "StepCallback"]
+__all__ = ["Cancelled", "GenerateRequest", "Generator", "Interrupt", "StepCallback"]
 
 # on_step(step, total, preview_heights_or_None); step counts from 1 to total; it may raise Cancelled.
 StepCallback = Callable[[int, int, "np.ndarray | None"], None]
+# interrupt(): polled inside long steps (a huge map's step takes seconds); it may raise Cancelled.
+Interrupt = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class Generator(Protocol):
     name: str
     styles: tuple[str, ...]
 
-    def generate(self, request: GenerateRequest, on_step: StepCallback) -> Heightfield:
-        """Heights in metres, row 0 north; calls ``on_step`` after each step (it may raise Cancelled)."""
+    def generate(self, request: GenerateRequest, on_step: StepCallback,
+                 interrupt: Interrupt | None = None) -> Heightfield:
+        """Heights in metres, row 0 north; calls ``on_step`` after each step and ``interrupt`` within
+        long ones (either may raise Cancelled)."""
         ...

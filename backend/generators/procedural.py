@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from backend.terrain import Heightfield
 
-from .base import GenerateRequest, StepCallback
+from .base import GenerateRequest, Interrupt, StepCallback
 from .noise import GradientNoise, fbm
 
 MAX_OCTAVES = 12  # the finest octave is about two cells wide
@@ -68,7 +68,9 @@ class ProceduralGenerator:
     def __init__(self, device: str = "cpu"):
         self.device = torch.device(device)
 
-    def generate(self, request: GenerateRequest, on_step: StepCallback) -> Heightfield:
+    def generate(self, request: GenerateRequest, on_step: StepCallback,
+                 interrupt: Interrupt | None = None) -> Heightfield:
+        """Every step is short (one octave or a few erosion iterations): ``on_step`` is interrupt enough."""
         style = blend_styles(request.style_weights)
         n = request.resolution
         cycles = max(0.5, request.size_m / style.wavelength_m)  # largest features across the tile

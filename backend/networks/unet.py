@@ -30,6 +30,8 @@ class UNetConfig:
     channel_mult: tuple[int, ...] = (1, 2, 2, 4)  # per level; level i runs at resolution / 2**i
     num_res_blocks: int = 2  # residual blocks per level in the encoder (decoder has one more)
     attn_levels: tuple[int, ...] = (3,)  # levels with self-attention (low resolutions only: cost is tokens^2)
+    mid_attn: bool = True  # self-attention in the middle block; off for fully convolutional models run on
+    # canvases far larger than their training crops (super-resolution), where it is global and quadratic
     head_channels: int = 32  # channels per attention head
     groups: int = 8  # GroupNorm groups (every level's channel count must be divisible by it)
     emb_channels: int = 0  # embedding width; 0 = 4 * model_channels
@@ -216,7 +218,7 @@ class UNet(nn.Module):
             if level < len(cfg.channel_mult) - 1:
                 self.down.append(Downsample(cfg.dims, c))
                 skips.append(c)
-        self.mid = nn.ModuleList([Block(cfg, c, c, attn=True), Block(cfg, c, c, attn=False)])
+        self.mid = nn.ModuleList([Block(cfg, c, c, attn=cfg.mid_attn), Block(cfg, c, c, attn=False)])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mult))):
             for _ in range(cfg.num_res_blocks + 1):

@@ -1,0 +1,195 @@
+"""Tiles of an unbounded learned world on demand: stored ones from the store, the rest generated.
+
+A tile (tx, ty) holds `tile_size` samples per side at finest-level cells
+[tx * n, tx * n + n] x [ty * n, ty * n + n] (n = tile_size - 1, rows south, columns east), so
+neighbours share their edge samples and meshes meet without gaps. A never-edited tile is a pure
+function of (world seed, coords) through ``backend.world.region``: whatever order tiles are asked
+in, they come out bit for bit the same. Tiles an artist edited (source "edited" in the store) are
+known context: neighbours generated later are inpainted around them.
+
+Level of detail: lod 0 is the full tile; lod k keeps every factor**k-th sample (the coarse levels
+of the same world), and a tile never generated at lod 0 is sampled only down to that level
+(cheap far tiles for explore mode). Only lod-0 tiles are written to the store.
+
+The world's generation settings (styles, sliders, guidance, relief, quality) live in
+``generation.json`` next to ``world.json``: every tile of a world must be made the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+import numpy as np
+import torch
+
+from backend.durable import write_bytes
+from backend.generators.learned import QUALITY, TerrainModel
+from backend.terrain import Heightfield
+from backend.world.cache import LRUCache
+from backend.world.region import Known, Progress, Stage, sample_region, stages_for
+from backend.world.store import Coords, Tile, TileMeta, WorldStore, check_coords
+
+GENERATION_FILE = "generation.json"
+GENERATOR_NAME = "diffusion-world"
+
+
+@dataclass(frozen=True)
+class WorldSettings:
+    """How every tile of one world is generated; heights = (x + 1) / 2 * height_m for network-space x."""
+
+    style_weights: dict[str, float]
+    sliders: dict[str, float] = field(default_factory=dict)
+    guidance: float = 3.0
+    height_m: float = 1500.0
+    quality: str = "interactive"
+    steps: int | None = None  # base sampler steps; None = the quality's own
+
+    def __post_init__(self) -> None:
+        if self.quality not in QUALITY:
+            raise ValueError(f"quality must be one of {sorted(QUALITY)}, got {self.quality!r}")
+        if not self.style_weights or any(not (math.isfinite(w) and w >= 0) for w in self.style_weights.values()):
+            raise ValueError(f"style_weights must be non-empty and non-negative, got {self.style_weights!r}")
+        if not (math.isfinite(self.height_m) and self.height_m > 0):
+            raise ValueError(f"height_m must be positive metres, got {self.height_m!r}")
+        if self.steps is not None and not 1 <= self.steps <= 1000:
+            raise ValueError(f"steps must be in [1, 1000] or None, got {self.steps!r}")
+
+    def stages(self, levels: int) -> list[Stage]:
+        """The base stage, then levels - 1 super-resolution stages, at this world's quality."""
+        q = QUALITY[self.quality]
+        return stages_for(replace(q, base_steps=self.steps or q.base_steps), levels)
+
+
+def create_world(path: str | Path, seed: int, settings: WorldSettings, base: TerrainModel,
+                 superres: TerrainModel, levels: int = 2) -> WorldStore:
+    """A new world whose tiles are one base tile wide, refined by levels - 1 super-resolutions."""
+    if levels < 1:
+        raise ValueError(f"levels must be >= 1, got {levels}")
+    factor = superres.meta["factor"]
+    n = base.meta["resolution"] * factor ** (levels - 1)
+    cell = base.meta["cell_size_m"] / factor ** (levels - 1)
+    store = WorldStore.create(path, seed, n + 1, cell, styles=sorted(settings.style_weights))
+    doc = {"format": "worldsculpt.generation", "levels": levels, **asdict(settings)}
+    write_bytes(store.root / GENERATION_FILE, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
+    return store
+
+
+class TileWorld:
+    """Tiles of one world folder, generated with the given models and kept in a bounded cache."""
+
+    def __init__(self, path: str | Path, base: TerrainModel, superres: TerrainModel, cache_tiles: int = 64):
+        self.store = WorldStore.open(path)
+        doc = json.loads((self.store.root / GENERATION_FILE).read_text())
+        self.levels = int(doc.pop("levels"))
+        doc.pop("format")
+        self.settings = WorldSettings(**doc)
+        self.base, self.superres = base, superres
+        self.factor = superres.meta["factor"]
+        cells = self.store.tile_size - 1
+        if cells % self.factor ** (self.levels - 1):
+            raise ValueError(f"tile_size - 1 = {cells} is not divisible by {self.factor}**{self.levels - 1}")
+        self.cells = cells
+        self.cond = base.conditioning(self.settings.style_weights, self.settings.sliders)
+        self.cache: LRUCache[Coords, Tile] = LRUCache(max_items=cache_tiles)
+
+    def tile(self, coords: tuple[int, int], lod: int = 0, callback: Progress | None = None) -> np.ndarray:
+        """Heights (metres) of tile `coords` at level of detail `lod`: (n / factor**lod + 1)² samples."""
+        key = check_coords(coords)
+        if not 0 <= lod < self.levels:
+            raise ValueError(f"lod must be in [0, {self.levels - 1}] for this world, got {lod}")
+        step = self.factor ** lod
+        stored = self._stored(key)
+        if stored is not None:
+            return stored.field.heights[::step, ::step]
+        heights = self._generate(key, self.levels - lod, callback)
+        if lod == 0:
+            tile = Tile(key, Heightfield(heights, self.store.cell_size),
+                        TileMeta("generated", GENERATOR_NAME, self.settings.stages(1)[0].steps))
+            self.store.put_tile(key, tile.field, tile.meta)
+            self.cache.put(key, tile)
+        return heights
+
+    def _stored(self, key: Coords) -> Tile | None:
+        tile = self.cache.get(key)
+        if tile is None and self.store.has_tile(key):
+            tile = self.store.get_tile(key)
+            if tile is not None:
+                self.cache.put(key, tile)
+        return tile
+
+    def _generate(self, key: Coords, levels: int, callback: Progress | None) -> np.ndarray:
+        """Sample the tile down to `levels` levels (network space -> metres); edited samples kept exactly."""
+        step = self.factor ** (self.levels - levels)
+        n = self.cells // step
+        tx, ty = key
+        rows, cols = (ty * n, ty * n + n + 1), (tx * n, tx * n + n + 1)
+        known = self._known(key, step)
+        height = self.settings.height_m
+        scaled = None if known is None else Known(known.rows, known.cols, known.values / height * 2 - 1, known.mask)
+        with torch.no_grad():
+            x = sample_region(self.base, self.superres, self.cond, self.settings.guidance,
+                              self.settings.stages(levels), self.store.seed, rows, cols, scaled, callback)
+        heights = (x.cpu() + 1) / 2 * height
+        if known is not None:  # the round trip through network space is not exact: paste the metres
+            r, c = rows[0] - known.rows[0], cols[0] - known.cols[0]
+            window = (slice(r, r + n + 1), slice(c, c + n + 1))
+            heights = torch.where(known.mask[window] == 1, known.values[window], heights)
+        return heights.numpy().astype(np.float32)
+
+    def _known(self, key: Coords, step: int) -> Known | None:
+        """Edited tiles of the 5 x 5 neighbourhood (all a tile's canvases can reach), heights in metres,
+        at the sampled level (every `step`-th finest sample)."""
+        tx, ty = key
+        n = self.cells
+        edited = [(dx, dy, t) for dy in range(-2, 3) for dx in range(-2, 3)
+                  if (t := self._stored((tx + dx, ty + dy))) is not None and t.meta.source == "edited"]
+        if not edited:
+            return None
+        size = 5 * n + 1
+        values, mask = torch.zeros(size, size), torch.zeros(size, size)
+        for dx, dy, t in edited:
+            r, c = (dy + 2) * n, (dx + 2) * n
+            values[r:r + n + 1, c:c + n + 1] = torch.from_numpy(t.field.heights)
+            mask[r:r + n + 1, c:c + n + 1] = 1
+        values, mask, n = values[::step, ::step].contiguous(), mask[::step, ::step].contiguous(), n // step
+        origin_r, origin_c = (ty - 2) * n, (tx - 2) * n
+        return Known((origin_r, origin_r + values.shape[0]), (origin_c, origin_c + values.shape[1]), values, mask)
+
+
+def stitch(tiles: dict[tuple[int, int], np.ndarray], cols: range, rows: range) -> np.ndarray:
+    """One map from tiles (tx in cols, ty in rows); shared edge samples come from the east/south tile."""
+    n = next(iter(tiles.values())).shape[0] - 1
+    out = np.zeros((len(rows) * n + 1, len(cols) * n + 1), np.float32)
+    for j, ty in enumerate(rows):
+        for i, tx in enumerate(cols):
+            out[j * n:j * n + n + 1, i * n:i * n + n + 1] = tiles[(tx, ty)]
+    return out
+
+
+def seam_ratio(heights: np.ndarray, n: int, period: int = 1) -> float:
+    """Mean |gradient| across tile borders (every n-th sample) over the mean elsewhere; ~1 = no seam.
+
+    A border step is the difference between the last sample of one tile and the first one owned by
+    the next, both ways (east-west and north-south). Only steps at the same phase modulo `period`
+    (the super-resolution factor) are compared: upsampling makes gradients alternate with the
+    position inside a coarse cell, and a border always falls on the same phase.
+    """
+    dx, dy = np.abs(np.diff(heights, axis=1)), np.abs(np.diff(heights, axis=0))
+    border_x, border_y = _border_steps(dx.shape[1], n), _border_steps(dy.shape[0], n)
+    same_x, same_y = _same_phase(dx.shape[1], n, period), _same_phase(dy.shape[0], n, period)
+    border = np.concatenate([dx[:, border_x].ravel(), dy[border_y, :].ravel()])
+    interior = np.concatenate([dx[:, same_x & ~border_x].ravel(), dy[same_y & ~border_y, :].ravel()])
+    return float(border.mean() / interior.mean())
+
+
+def _border_steps(steps: int, n: int) -> np.ndarray:
+    """Step k is between samples k and k + 1: borders are k = j n - 1 (the map's outer edge is none)."""
+    border = np.zeros(steps, bool)
+    border[n - 1:steps - 1:n] = True
+    return border
+
+
+def _same_phase(steps: int, n: int, period: int) -> np.ndarray:
+    return np.arange(steps) % period == (n - 1) % period

@@ -1,0 +1,137 @@
+"""Infinite world tiles through the real generation path (tiny learned models): order-independent bit for
+bit, shared edges, coarse levels of detail, edits respected by neighbours generated later, clear errors
+for bad params, and the world_tiles job over real ZeroMQ sockets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.generators.learned import BASE_FILE, SUPERRES_FILE, TerrainModel
+from backend.server.world_job import MAX_TILES, WorldTilesRequest
+from backend.terrain import Heightfield
+from backend.world.region import world_noise
+from backend.world.store import TileMeta
+from backend.world.tiles import TileWorld, WorldSettings, create_world
+from protocol.client import BackendError, Client
+
+torch.set_num_threads(1)  # 2 shared cores
+SETTINGS = WorldSettings({"alpine": 1.0}, height_m=800.0, steps=2)
+
+
+@pytest.fixture(scope="module")
+def models(tiny_models) -> tuple[TerrainModel, TerrainModel]:
+    return TerrainModel.load(tiny_models / BASE_FILE), TerrainModel.load(tiny_models / SUPERRES_FILE)
+
+
+def new_world(path, models, seed: int = 11, settings: WorldSettings = SETTINGS) -> TileWorld:
+    create_world(path, seed, settings, *models)
+    return TileWorld(path, *models)
+
+
+def test_world_noise_is_the_same_whichever_rectangle_asks() -> None:
+    big = world_noise(5, (-70, 90), (-10, 150), 1)
+    assert torch.equal(world_noise(5, (0, 20), (30, 95), 1), big[70:90, 40:105])
+    assert not torch.equal(world_noise(6, (0, 20), (30, 95), 1), big[70:90, 40:105])
+
+
+def test_tiles_requested_in_two_orders_are_bitwise_equal(models, tmp_path) -> None:
+    coords = [(0, 0), (1, 0), (0, 1), (-1, -1)]
+    first = new_world(tmp_path / "a", models)
+    a = {c: first.tile(c) for c in coords}
+    second = new_world(tmp_path / "b", models)
+    b = {c: second.tile(c) for c in reversed(coords)}
+    for c in coords:
+        assert a[c].shape == (first.store.tile_size,) * 2 and a[c].dtype == np.float32
+        assert np.array_equal(a[c], b[c]), c
+        assert np.array_equal(TileWorld(tmp_path / "a", *models).store.get_tile(c).field.heights, a[c])
+    assert not np.array_equal(a[(0, 0)], a[(1, 0)])
+    edge = np.abs(a[(0, 0)][:, -1] - a[(1, 0)][:, 0]).max()  # the shared samples, from two canvases
+    assert edge < 0.05 * np.abs(np.diff(a[(0, 0)], axis=1)).max()
+
+
+def test_coarse_lod_is_the_coarse_level_and_not_stored(models, tmp_path) -> None:
+    world = new_world(tmp_path / "w", models)
+    far = world.tile((3, 2), lod=1)
+    n = (world.store.tile_size - 1) // world.factor
+    assert far.shape == (n + 1, n + 1) and not world.store.has_tile((3, 2))
+    near = world.tile((3, 2))
+    assert np.array_equal(world.tile((3, 2), lod=1), near[::world.factor, ::world.factor])
+    with pytest.raises(ValueError, match="lod"):
+        world.tile((0, 0), lod=2)
+
+
+def test_edit_is_respected_by_neighbours_generated_later(models, tmp_path) -> None:
+    shipped_steps = WorldSettings({"alpine": 1.0}, height_m=800.0)  # 2 steps are too few to blend an edit in
+    plain = new_world(tmp_path / "plain", models, settings=shipped_steps)
+    world = new_world(tmp_path / "edited", models, settings=shipped_steps)
+    original = world.tile((0, 0))
+    edited = original.copy()
+    edited[:, -40:] += 300.0  # a plateau raised along the east edge
+    world.store.put_tile((0, 0), Heightfield(edited, world.store.cell_size), TileMeta("edited", "test", 0))
+    world.cache.clear()
+    east = world.tile((1, 0))
+    assert np.array_equal(east[:, 0], edited[:, -1])  # the shared edge is the artist's, exactly
+    unedited = plain.tile((1, 0))
+    raised = (east - unedited).mean(axis=0)
+    assert raised[1] > 50 and abs(raised[-32:].mean()) < 20  # continues the raised land, then fades
+    assert np.array_equal(world.tile((0, 0)), edited)  # never regenerated over
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"world": "/nonexistent/w", "tiles": [[0, 0]]}, "no world at"),
+    ({"world": "", "tiles": [[0, 0]]}, "world must be"),
+    ({"world": "x", "tiles": [[0, "a"]], "create": {}}, "coordinate"),
+    ({"world": "x", "tiles": [[0, 2**40]], "create": {}}, "within"),
+    ({"world": "x", "tiles": [[0, 0, 0]], "create": {}}, "expected 2"),
+    ({"world": "x", "tiles": [[0, 0]] * (MAX_TILES + 1), "create": {}}, "tiles must be"),
+    ({"world": "x", "tiles": [], "create": {}}, "tiles must be"),
+    ({"world": "x", "tiles": [[0, 0]], "lod": -1, "create": {}}, "lod"),
+    ({"world": "x", "tiles": [[0, 0]], "create": {"steps": 0}}, "steps"),
+    ({"world": "x", "tiles": [[0, 0]], "create": {"colour": 1}}, "unknown create"),
+    ({"world": "x", "tiles": [[0, 0]], "size": 3}, "unknown world_tiles"),
+])
+def test_bad_params_are_refused_naming_the_field(params, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        WorldTilesRequest.from_params(params)
+
+
+def test_lod_beyond_the_worlds_levels_is_refused(models, tmp_path) -> None:
+    new_world(tmp_path / "w", models)
+    with pytest.raises(ValueError, match=r"lod must be an integer in \[0, 1\]"):
+        WorldTilesRequest.from_params({"world": str(tmp_path / "w"), "tiles": [[0, 0]], "lod": 2})
+
+
+def test_world_tiles_job_over_sockets(learned_backend, models, tmp_path) -> None:
+    client = Client(learned_backend.address)
+    try:
+        with pytest.raises(BackendError, match="no world at"):
+            client.wait_result(client.submit("world_tiles", {"world": str(tmp_path / "none"), "tiles": [[0, 0]]}),
+                               timeout=30)
+        create = {"seed": 11, "style": "alpine", "height_m": 800.0, "steps": 2}
+        params = {"world": str(tmp_path / "w"), "tiles": [[0, 0], [1, 0]], "create": create}
+        result = client.wait_result(client.submit("world_tiles", params, target="explore"), timeout=300)
+        far = client.wait_result(client.submit("world_tiles", {**params, "tiles": [[4, 4]], "lod": 1}), timeout=300)
+    finally:
+        client.close()
+    heights, meta = result.arrays["heights"], result.content["meta"]
+    assert heights.shape == (2, meta["samples"], meta["samples"]) and meta["tiles"] == [[0, 0], [1, 0]]
+    local = new_world(tmp_path / "local", models)
+    assert np.array_equal(heights[0], local.tile((0, 0)))  # the same world whoever computes it
+    assert TileWorld(tmp_path / "w", *models).store.tiles() == [(0, 0), (1, 0)]
+    assert far.arrays["heights"].shape[1] == (meta["samples"] - 1) // local.factor + 1
+    assert far.content["meta"]["cell_size"] == meta["cell_size"] * local.factor
+
+
+def test_large_maps_are_a_region_of_the_world_with_progress(tiny_models) -> None:
+    from backend.generators import DiffusionGenerator, GenerateRequest
+
+    size = 256  # the large-map path at a test's size (it starts at 1024 by default)
+    steps: list[tuple[int, int, tuple[int, ...]]] = []
+    request = GenerateRequest({"alpine": 1.0}, resolution=size, steps=1, generator="diffusion", seed=3)
+    generator = DiffusionGenerator("cpu", tiny_models, large_map=size)
+    field = generator.generate(request, lambda s, t, p: steps.append((s, t, p.shape)))
+    assert field.heights.shape == (size, size) and np.isfinite(field.heights).all()
+    assert [s for s, _, _ in steps] == list(range(1, steps[0][1] + 1))  # every step reported, once, in order
+    assert steps[0][2][0] < size and steps[-1][2] == (size, size)  # previews: the coarse level, then the fine
