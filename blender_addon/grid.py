@@ -88,3 +88,9 @@ def corner_edges(h: int, w: int) -> np.ndarray:
 def loop_starts(h: int, w: int) -> np.ndarray:
     """(Q,) int32 first-corner offset of each quad."""
     return np.arange(0, (h - 1) * (w - 1) * 4, 4, dtype=np.int32)
+
+
+def to_cells(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], cell_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Local x (east) / y (north) metres -> fractional (row, column), the inverse of ``positions``."""
+    h, w = shape
+    return (h - 1) / 2 - np.asarray(y) / cell_size, np.asarray(x) / cell_size + (w - 1) / 2

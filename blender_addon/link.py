@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bpy
+import numpy as np
 
 from . import mesh
 from .local_backend import backend as local_backend
@@ -37,6 +38,25 @@ class Job:
     preview: mesh.Preview | None = None
 
 
+@dataclass
+class Stroke:
+    """A brush stroke in flight: the terrain it started from and its jobs, newest last.
+
+    Every job of a stroke carries the whole stroke so far on the same starting terrain, so the newest
+    result replaces the older ones and a superseded job loses nothing.
+    """
+
+    target: str
+    scene: str
+    kind: str
+    base: np.ndarray  # (H, W) float32 heights when the stroke began
+    cell_size: float
+    jobs: dict[str, int] = field(default_factory=dict)  # job id -> sequence number
+    shown: int = -1  # sequence number of the newest result written into the mesh
+    final: str | None = None  # the job that commits the stroke (mouse released / execute)
+    started: float = field(default_factory=time.monotonic)
+
+
 class Link:
     """One backend connection and at most one job in flight. No bpy."""
 
@@ -45,6 +65,7 @@ class Link:
         self.hello: dict[str, Any] | None = None
         self.job: Job | None = None
         self.export_job: Job | None = None  # an export runs beside a generate job, never replaces it
+        self.stroke: Stroke | None = None  # the brush stroke being drawn or finishing
         self._hello_id: str | None = None
 
     def connect(self, address: str) -> None:
@@ -76,6 +97,18 @@ class Link:
         self.export_job = Job(job_id, target, scene)
         return self.export_job
 
+    def submit_brush(self, params: dict[str, Any], final: bool) -> str:
+        """Send the current stroke (all its points so far) on its starting terrain; returns the job id."""
+        stroke = self.stroke
+        if self.client is None or not self.connected or stroke is None:
+            raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
+        job_id = self.client.submit("brush", params, stroke.target, timeout=SUBMIT_TIMEOUT_S,
+                                    arrays={"heights": stroke.base})
+        stroke.jobs[job_id] = len(stroke.jobs)
+        if final:
+            stroke.final = job_id
+        return job_id
+
     def cancel(self) -> Job | None:
         """Ask the backend to stop the job and forget it here at once: nothing of it gets applied."""
         job, self.job = self.job, None
@@ -96,6 +129,9 @@ class Link:
     def owns(self, msg: Message) -> bool:
         """Is this message about the job we are waiting for?"""
         return self.job is not None and self.job.job_id in (msg.content.get("job_id"), msg.parent)
+
+    def owns_stroke(self, msg: Message) -> bool:
+        return self.stroke is not None and msg.content.get("job_id") in self.stroke.jobs
 
     def owns_export(self, msg: Message) -> bool:
         return self.export_job is not None and self.export_job.job_id in (msg.content.get("job_id"), msg.parent)
@@ -191,6 +227,51 @@ def _on_job_message(msg: Message) -> None:
                 status="Cancelled" if code == ErrorCode.CANCELLED.value else "Failed")
 
 
+def end_stroke(error: str = "", status: str = "") -> None:
+    """Drop the stroke in flight and put its starting terrain back: the mesh is as it was before it."""
+    stroke, link.stroke = link.stroke, None
+    if stroke is None:
+        return
+    if link.client is not None and link.connected:
+        for job_id in stroke.jobs:
+            link.client.cancel(job_id)
+    obj = bpy.data.objects.get(stroke.target)
+    if obj is not None and obj.type == "MESH":
+        mesh.write_heights(obj.data, stroke.base, stroke.cell_size)
+    for s in _settings(stroke.scene):
+        _set(s, brush_status=status or ("Stroke failed" if error else "Stroke cancelled"),
+             last_error=error or s.last_error)
+
+
+def _on_stroke_message(msg: Message) -> None:
+    """A brush job's preview or result goes into the terrain's window if it is newer than what is shown."""
+    stroke = link.stroke
+    job_id = msg.content["job_id"]
+    seq = stroke.jobs[job_id]
+    if msg.kind == "error":
+        del stroke.jobs[job_id]
+        if msg.content["code"] != ErrorCode.SUPERSEDED.value:  # a newer job of this stroke carries its points
+            end_stroke(error=f"{msg.content['code']}: {msg.content['message']}")
+        return
+    if msg.kind not in ("preview", "result") or seq < stroke.shown or "heights" not in msg.arrays:
+        return
+    obj = bpy.data.objects.get(stroke.target)
+    if obj is None:
+        end_stroke(error=f"terrain {stroke.target!r} is gone")
+        return
+    mesh.write_window(obj, tuple(msg.content["meta"]["window"]), msg.arrays["heights"])
+    if msg.kind == "preview":
+        return
+    stroke.shown = seq
+    del stroke.jobs[job_id]
+    if job_id == stroke.final:
+        link.stroke = None
+        undoable = push_undo(f"Worldsculpt: {stroke.kind}")
+        for s in _settings(stroke.scene):
+            _set(s, last_error="", brush_status=f"{stroke.kind}: {1000 * (time.monotonic() - stroke.started):.0f} ms"
+                                                 + ("" if undoable else " (not undoable)"))
+
+
 def _on_export_message(msg: Message) -> None:
     """An export job's progress, result (file count) or error, shown in the Export panel's status."""
     job = link.export_job
@@ -220,6 +301,8 @@ def _on_connection(messages: list[Message]) -> None:
         export, link.export_job = link.export_job, None
         for s in _settings(export.scene):
             _set(s, export_status=f"Export lost: {lost.content['message']}")
+    if lost is not None and link.stroke is not None:
+        end_stroke(error=f"disconnected: {lost.content['message']}")
     hello = next((m for m in messages if m.kind == "hello_reply"), None)
     died = local_backend.exit_report()
     for s in _settings():
@@ -251,6 +334,12 @@ def tick() -> float:
                     if link.job is not None:  # a preview failed: keep the job, say why
                         for s in _settings(link.job.scene):
                             _set(s, last_error=f"preview not shown: {traceback.format_exc(limit=1).splitlines()[-1]}")
+            elif link.owns_stroke(msg):
+                try:
+                    _on_stroke_message(msg)
+                except Exception:  # e.g. the terrain changed shape mid-stroke: give the stroke up
+                    traceback.print_exc()
+                    end_stroke(error=f"stroke not applied: {traceback.format_exc(limit=1).splitlines()[-1]}")
             elif msg.kind in ("progress", "result", "error") and link.owns_export(msg):
                 _on_export_message(msg)
             elif msg.kind == "error" and not msg.content.get("job_id") and msg.content["code"] != "disconnected":
@@ -260,7 +349,8 @@ def tick() -> float:
             _redraw()
     except Exception:  # a timer that raises is unregistered by Blender: report and keep going
         traceback.print_exc()
-    return TICK_BUSY_S if link.job is not None or link.export_job is not None else TICK_IDLE_S
+    busy = link.job is not None or link.export_job is not None or link.stroke is not None
+    return TICK_BUSY_S if busy else TICK_IDLE_S
 
 
 def register() -> None:
@@ -272,5 +362,6 @@ def unregister() -> None:
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
     end_job(link.cancel())
+    end_stroke()
     link.close()
     local_backend.stop()

@@ -132,6 +132,25 @@ def apply_result(scene: bpy.types.Scene, target: str, heights: np.ndarray, cell_
     return obj
 
 
+def write_window(obj: bpy.types.Object, window: tuple[int, int, int, int], heights: np.ndarray) -> None:
+    """Replace the heights of one window of a terrain's grid: one bulk read and one bulk write of all positions."""
+    r0, c0, r1, c1 = window
+    mesh = obj.data
+    shape = mesh.get(SHAPE_KEY)
+    if shape is None or len(mesh.vertices) != shape[0] * shape[1]:
+        raise ValueError(f"{obj.name!r} holds no Worldsculpt grid")
+    h, w = int(shape[0]), int(shape[1])
+    if not (0 <= r0 < r1 <= h and 0 <= c0 < c1 <= w) or heights.shape != (r1 - r0, c1 - c0):
+        raise ValueError(f"window {window} with heights {heights.shape} does not fit the {h}x{w} grid")
+    heights = grid.check_heights(heights, 1.0)  # fail before touching anything
+    xyz = np.empty(h * w * 3, dtype=np.float32)
+    positions = mesh.attributes["position"].data
+    positions.foreach_get("vector", xyz)
+    xyz.reshape(h, w, 3)[r0:r1, c0:c1, 2] = heights
+    positions.foreach_set("vector", xyz)
+    mesh.update()
+
+
 def read_heights(obj: bpy.types.Object) -> tuple[np.ndarray, float]:
     """The (H, W) float32 heights (row 0 north, as ``grid`` lays them out) and cell size of a terrain object.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .local_backend import backend as local_backend
+from .properties import SLIDERS
 
 
 class _WorldsculptPanel:
@@ -65,6 +66,50 @@ class WSC_PT_generate(_WorldsculptPanel, bpy.types.Panel):
             box.label(text=s.last_error, icon="ERROR")
 
 
+class WSC_PT_style(_WorldsculptPanel, bpy.types.Panel):
+    """The style both generation and the brushes use: preset, mix, sliders, seed, guidance."""
+
+    bl_label = "Style"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        s = context.scene.worldsculpt
+        layout = self.layout
+        layout.use_property_split = True
+        col = layout.column()
+        col.prop(s, "style_preset")
+        for item in s.style_weights:
+            col.prop(item, "weight", text=item.name)
+        for name in SLIDERS:
+            col.prop(s, name, slider=True)
+        col.prop(s, "seed")
+        col.prop(s, "guidance")
+        layout.operator("worldsculpt.randomise_style", icon="FILE_REFRESH")
+
+
+class WSC_PT_brush(_WorldsculptPanel, bpy.types.Panel):
+    bl_label = "Brush"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        s = context.scene.worldsculpt
+        layout = self.layout
+        layout.use_property_split = True
+        col = layout.column()
+        col.prop(s, "brush_kind")
+        if s.brush_kind == "style_paint":
+            col.prop(s, "brush_style")
+        col.prop(s, "brush_radius")
+        col.prop(s, "brush_strength", slider=True)
+        col.prop(s, "brush_falloff")
+        col.prop(s, "brush_spacing", slider=True)
+        col.prop(s, "brush_use_pressure")
+        col.prop(s, "world_dir")
+        row = layout.row()
+        row.scale_y = 1.4
+        row.operator("worldsculpt.brush", icon="SCULPTMODE_HLT")
+        if s.brush_status:
+            layout.label(text=s.brush_status)
+
+
 class WSC_PT_export(_WorldsculptPanel, bpy.types.Panel):
     bl_label = "Export"
     bl_parent_id = "WSC_PT_generate"
@@ -87,7 +132,7 @@ class WSC_PT_export(_WorldsculptPanel, bpy.types.Panel):
             layout.label(text=s.export_status, icon="ERROR" if "failed" in s.export_status else "INFO")
 
 
-_classes = (WSC_PT_connection, WSC_PT_generate, WSC_PT_export)
+_classes = (WSC_PT_connection, WSC_PT_generate, WSC_PT_style, WSC_PT_brush, WSC_PT_export)
 
 
 register, unregister = bpy.utils.register_classes_factory(_classes)

@@ -36,6 +36,22 @@ def _apply_preset(self: "WSC_Settings", context: bpy.types.Context) -> None:
         item.weight = 1.0 if item.name == self.style_preset else 0.0
 
 
+BRUSH_KIND_ITEMS = (
+    ("raise", "Raise", "Push the ground up under the brush"),
+    ("lower", "Lower", "Push the ground down under the brush"),
+    ("smooth", "Smooth", "Soften the relief"),
+    ("flatten", "Flatten", "Level the ground to the height under the stroke's first point"),
+    ("ridge", "Ridge", "A crest line along the stroke"),
+    ("valley", "Valley", "A trough along the stroke"),
+    ("regenerate", "Regenerate", "New terrain of the current style inside the stroke"),
+    ("style_paint", "Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms"),
+    ("erode", "Erode", "A few thermal and hydraulic erosion iterations under the brush"),
+)
+FALLOFF_ITEMS = (("smooth", "Smooth", ""), ("sphere", "Sphere", ""), ("linear", "Linear", ""),
+                 ("constant", "Constant", ""))
+SLIDERS = ("roughness", "erosion_strength", "elevation_range", "sea_level")
+
+
 EXPORT_FORMAT_ITEMS = (
     ("png16", "PNG 16-bit", "16-bit grayscale heightmap + JSON sidecar (Unreal)"),
     ("r16", "R16", "Raw 16-bit heightmap"),
@@ -102,6 +118,21 @@ class WSC_Settings(bpy.types.PropertyGroup):
         ("GLB", "glTF Binary (.glb)", "Blender's glTF exporter: +Y up, metres"),
         ("FBX", "FBX (.fbx)", "Blender's FBX exporter: -Z forward, Y up, 1 m = 1 unit")), default="GLB")
     export_status: bpy.props.StringProperty(name="Export status", default="")
+    # -- brushes
+    brush_kind: bpy.props.EnumProperty(name="Brush", items=BRUSH_KIND_ITEMS, default="raise")
+    brush_radius: bpy.props.FloatProperty(name="Radius", default=100.0, min=0.01, unit="LENGTH",
+                                          description="Brush radius in metres on the terrain ([ and ] change it)")
+    brush_strength: bpy.props.FloatProperty(name="Strength", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    brush_falloff: bpy.props.EnumProperty(name="Falloff", items=FALLOFF_ITEMS, default="smooth")
+    brush_spacing: bpy.props.FloatProperty(name="Spacing", default=0.25, min=0.02, max=2.0, subtype="FACTOR",
+                                           description="Distance between stroke points, as a fraction of the radius")
+    brush_use_pressure: bpy.props.BoolProperty(name="Pressure", default=True,
+                                               description="Tablet pressure scales the strength")
+    brush_style: bpy.props.EnumProperty(name="Paint style", items=_styles,
+                                        description="Style Paint: the style painted into the stroke")
+    world_dir: bpy.props.StringProperty(name="World folder", subtype="DIR_PATH", default="",
+                                        description="Log every stroke in this world folder's edit log (empty: no log)")
+    brush_status: bpy.props.StringProperty(name="Brush status", default="")
     # -- live status (written by the link's timer)
     connected: bpy.props.BoolProperty(name="Connected", default=False)
     status: bpy.props.StringProperty(name="Status", default="Not connected")
@@ -112,10 +143,9 @@ class WSC_Settings(bpy.types.PropertyGroup):
 
     def generate_params(self) -> dict[str, Any]:
         """The `generate` job's params, as the backend's job contract names them."""
-        weights = {w.name: round(w.weight, 6) for w in self.style_weights if w.weight > 0}
+        weights = self.style_mix()
         params: dict[str, Any] = {
-            "sliders": {"roughness": self.roughness, "erosion_strength": self.erosion_strength,
-                        "elevation_range": self.elevation_range, "sea_level": self.sea_level},
+            "sliders": {name: getattr(self, name) for name in SLIDERS},
             "seed": self.seed, "resolution": self.resolution, "size_m": self.size_m,
             "height_m": self.height_m, "steps": self.steps or None, "guidance": self.guidance,
             "quality": self.quality,
@@ -124,6 +154,25 @@ class WSC_Settings(bpy.types.PropertyGroup):
             params["generator"] = self.generator
         if weights:
             params["style_weights"] = weights
+        return params
+
+    def style_mix(self) -> dict[str, float]:
+        return {w.name: round(w.weight, 6) for w in self.style_weights if w.weight > 0}
+
+    def brush_params(self, stroke: list[list[float]], cell_size: float, commit: bool) -> dict[str, Any]:
+        """The `brush` job's params for a stroke of [row, col, pressure] grid points (heights travel as an array)."""
+        params: dict[str, Any] = {
+            "kind": self.brush_kind, "stroke": stroke, "radius": max(0.5, self.brush_radius / cell_size),
+            "strength": self.brush_strength, "falloff": self.brush_falloff, "cell_size": float(cell_size),
+            "sliders": {name: getattr(self, name) for name in SLIDERS}, "seed": self.seed,
+            "guidance": self.guidance, "commit": commit,
+        }
+        if self.brush_kind == "style_paint" and self.brush_style != "NONE":
+            params["style_weights"] = {self.brush_style: 1.0}
+        elif self.style_mix():
+            params["style_weights"] = self.style_mix()
+        if self.world_dir:
+            params["world"] = bpy.path.abspath(self.world_dir)
         return params
 
     def export_params(self, cell_size: float) -> dict[str, Any]:

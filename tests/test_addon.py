@@ -165,3 +165,33 @@ def test_export_from_blender(addon_zip, backend, tmp_path):
     lo, hi = float(heights.min()), float(heights.max())
     assert png.shape == heights.shape
     assert np.abs(lo + png / 65535.0 * (hi - lo) - heights).max() <= (hi - lo) / 65535.0
+
+
+def test_every_brush_through_the_operator_with_undo(addon_zip, learned_backend, tmp_path):
+    from test_brushes import PATH, RADIUS, _direction
+
+    from backend.editing import seam_ratio
+    from backend.editing.brushes import footprint, Stroke
+
+    run = subprocess.run([sys.executable, str(SCENARIOS / "brush.py"), str(addon_zip), learned_backend.address,
+                          str(tmp_path), json.dumps(PATH), str(RADIUS)], env=_blender_env(tmp_path),
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = _results(run.stdout)
+    assert set(results["undo"]) == {"{'FINISHED'}"}
+    before = np.load(tmp_path / "before.npy").reshape(128, 128)
+    fp = footprint(Stroke("raise", np.array(PATH), RADIUS + 1, 1.0), (0, 0, 128, 128))  # a cell of slack
+    untouched = fp.distance.numpy() > RADIUS + 1
+    for kind, took in results["latency_s"].items():
+        after = np.load(tmp_path / f"after_{kind}.npy").reshape(128, 128)
+        np.testing.assert_array_equal(after[untouched], before[untouched])  # outside the stroke: exact
+        np.testing.assert_array_equal(np.load(tmp_path / f"undone_{kind}.npy").reshape(128, 128), before)
+        weight = footprint(Stroke(kind, np.array(PATH), RADIUS, 1.0), (0, 0, 128, 128)).weight.numpy()
+        assert seam_ratio(after, weight) < 2.5, kind
+        if kind not in ("regenerate", "style_paint"):
+            measure, was = _direction(kind, before, after, weight, [0, 0, 128, 128], float(before[64, 30]))
+            assert measure > was, f"{kind}: {measure} <= {was}"
+        else:
+            assert np.abs(after - before)[weight > 0.5].mean() > 1.0
+    from backend.world.store import WorldStore
+    assert [e.kind for e in WorldStore.open(tmp_path / "world").edits()] == list(results["latency_s"])

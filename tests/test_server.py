@@ -56,8 +56,9 @@ def test_hello_lists_generators_and_styles(backend):
     content = backend.hello.content
     assert content["protocol_version"] == 1
     assert content["device"] == "cpu"
-    assert set(content["generators"]["procedural"]) == {
-        "alpine", "rolling_hills", "desert_dunes", "canyon_mesa", "archipelago", "volcanic", "glacial_valleys"}
+    styles = {"alpine", "rolling_hills", "desert_dunes", "canyon_mesa", "archipelago", "volcanic", "glacial_valleys"}
+    assert set(content["generators"]["procedural"]) == styles
+    assert set(content["generators"]["diffusion"]) == styles  # the shipped learned models, the default
 
 
 def test_generate_streams_progress_previews_and_result(client):
@@ -72,7 +73,7 @@ def test_generate_streams_progress_previews_and_result(client):
     meta = result.content["meta"]
     assert heights.dtype == np.float32 and heights.shape == (64, 64)
     assert meta == {"cell_size": pytest.approx(2000.0 / 63), "resolution": 64, "size_m": 2000.0,
-                    "generator": "procedural", "seed": 7, "min_m": float(heights.min()), "max_m": float(heights.max())}
+                    "generator": "diffusion", "seed": 7, "min_m": float(heights.min()), "max_m": float(heights.max())}
     assert heights.max() - heights.min() == pytest.approx(800.0, rel=1e-4)
     # Same seed, same world: the generator is deterministic.
     again = messages_for(client, client.submit("generate", SMALL), "result")[-1]
@@ -168,7 +169,8 @@ def test_failing_job_reports_job_failed_and_server_goes_on(private_backend):
         assert error.content["code"] == ErrorCode.JOB_FAILED.value
         assert "RuntimeError: injected failure after step 3" in error.content["message"]
         # A job with fewer steps than the failure point still completes on the same server.
-        short = {"style": "desert_dunes", "resolution": 16, "sliders": {"erosion_strength": 0.0}}
+        short = {"style": "desert_dunes", "resolution": 16, "sliders": {"erosion_strength": 0.0},
+                 "generator": "procedural"}  # two steps: under the failure point
         result = messages_for(client, client.submit("generate", short), "result")[-1]
         assert result.arrays["heights"].shape == (16, 16)
     finally:
@@ -196,7 +198,8 @@ def test_result_dropped_by_size_limit_is_reported_not_awaited(backend):
     client = Client(backend.address, limits=Limits(max_frame_bytes=300_000, max_header_bytes=64 * 1024),
                     heartbeat_interval=0.2, heartbeat_timeout=2.0)
     try:
-        job_id = client.submit("generate", {**SMALL, "resolution": 640, "sliders": {"erosion_strength": 0.0}})
+        job_id = client.submit("generate", {**SMALL, "resolution": 640, "sliders": {"erosion_strength": 0.0},
+                                            "generator": "procedural"})  # the transport is under test: fast
         with pytest.raises(BackendError) as info:
             client.wait_result(job_id, timeout=60)
         assert info.value.code == ErrorCode.DISCONNECTED.value

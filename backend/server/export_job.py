@@ -18,6 +18,21 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # as export_terrain re
 _KEYS = {"out_dir", "formats", "name", "cell_size", "preset", "byte_order"}
 
 
+def check_heights(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The submit's array ``heights``: (H, W) finite float metres, as float32; ValueError says what is wrong."""
+    if "heights" not in arrays:
+        raise ValueError("the job needs an array named 'heights' (H, W) float32 metres")
+    heights = arrays["heights"]
+    if heights.ndim != 2 or min(heights.shape) < 2:
+        raise ValueError(f"heights must be (H, W) with H, W >= 2, got shape {heights.shape}")
+    if not np.issubdtype(heights.dtype, np.floating):
+        raise ValueError(f"heights must be floating point metres, got dtype {heights.dtype}")
+    heights = np.ascontiguousarray(heights, dtype=np.float32)
+    if not np.isfinite(heights).all():
+        raise ValueError(f"heights contain {int((~np.isfinite(heights)).sum())} NaN or infinite values")
+    return heights
+
+
 @dataclass(frozen=True)
 class ExportRequest:
     heights: np.ndarray  # (H, W) float32 metres, row 0 north
@@ -58,16 +73,7 @@ class ExportRequest:
         byte_order = params.get("byte_order", "little")
         if byte_order not in ("little", "big"):
             raise ValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")
-        if "heights" not in arrays:
-            raise ValueError("export needs an array named 'heights' (H, W) float32 metres")
-        heights = arrays["heights"]
-        if heights.ndim != 2 or min(heights.shape) < 2:
-            raise ValueError(f"heights must be (H, W) with H, W >= 2, got shape {heights.shape}")
-        if not np.issubdtype(heights.dtype, np.floating):
-            raise ValueError(f"heights must be floating point metres, got dtype {heights.dtype}")
-        heights = np.ascontiguousarray(heights, dtype=np.float32)
-        if not np.isfinite(heights).all():
-            raise ValueError(f"heights contain {int((~np.isfinite(heights)).sum())} NaN or infinite values")
+        heights = check_heights(arrays)
         return cls(heights, out_dir, tuple(formats), name, float(cell_size), preset, byte_order)
 
     def run(self) -> list[Path]:

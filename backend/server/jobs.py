@@ -16,7 +16,9 @@ from typing import Any
 from backend.generators import GenerateRequest
 from protocol import new_id
 
+from .brush_job import BrushRequest
 from .export_job import ExportRequest
+from .world_job import WorldTilesRequest
 
 
 @dataclass
@@ -25,7 +27,7 @@ class Job:
     request_id: str  # the submit_request's message id: parent of every message about this job
     kind: str
     target: str  # e.g. the Blender object name; "" never supersedes anything
-    request: GenerateRequest | ExportRequest
+    request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest
     id: str = field(default_factory=new_id)
     cancel: threading.Event = field(default_factory=threading.Event)
     step: int = 0

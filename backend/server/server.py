@@ -18,13 +18,15 @@ from backend.generators import GenerateRequest, registry
 from protocol import PROTOCOL_VERSION, ErrorCode, Limits, Message, ProtocolError, decode, encode
 from protocol.client import LINGER_MS, configure_socket
 
+from .brush_job import BrushRequest
 from .export_job import ExportRequest
 from .jobs import Job, JobQueue
 from .worker import WAKE_ADDRESS, Outbox, Outgoing, Worker
+from .world_job import WorldTilesRequest, check_available
 
 log = logging.getLogger(__name__)
 POLL_MS = 100  # how often the loop looks at the stop flag when nothing arrives
-JOB_KINDS = ("generate", "export")
+JOB_KINDS = ("generate", "export", "brush", "world_tiles")
 
 
 class Server:
@@ -131,12 +133,19 @@ class Server:
         if not isinstance(target, str):
             self._send(identity, msg.error(ErrorCode.BAD_PARAMS, f"target must be a string, got {target!r}"))
             return
-        request: GenerateRequest | ExportRequest
+        request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest
         try:
             if kind == "export":
                 request = ExportRequest.from_params(params, msg.arrays)
+            elif kind == "world_tiles":
+                request = WorldTilesRequest.from_params(params)
+                check_available(request)
+            elif kind == "brush":
+                if "diffusion" not in registry.available():
+                    raise ValueError("brushes need the learned models (terrain_base and terrain_superres weights)")
+                request = BrushRequest.from_params(params, msg.arrays, registry.get("diffusion").styles)
             else:
-                request = GenerateRequest.from_params(params)
+                request = GenerateRequest.from_params(params, registry.default_name())
                 registry.check_request(request)
         except ValueError as exc:
             self._send(identity, msg.error(ErrorCode.BAD_PARAMS, str(exc)))

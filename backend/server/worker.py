@@ -18,11 +18,14 @@ import numpy as np
 import torch
 import zmq
 
+from backend.diffusion.samplers import cancel_on
 from backend.generators import Cancelled, Generator, registry
 from protocol import ErrorCode, Message
 
+from .brush_job import BrushRequest
 from .export_job import ExportRequest
 from .jobs import Job, JobQueue
+from .world_job import OpenWorlds, WorldTilesRequest
 
 log = logging.getLogger(__name__)
 WAKE_ADDRESS = "inproc://worldsculpt-worker-wake"
@@ -87,8 +90,10 @@ class Worker(threading.Thread):
         self.fail_after_steps = fail_after_steps  # fault injection for testing JOB_FAILED (--fail-after-steps)
         self.stopping = threading.Event()
         self._generators: dict[str, Generator] = {}
+        self._worlds = OpenWorlds()
 
     def run(self) -> None:
+        self._warm_up()
         while not self.stopping.is_set():
             job = self.jobs.next(timeout=0.2)
             if job is not None:
@@ -104,11 +109,18 @@ class Worker(threading.Thread):
         if isinstance(job.request, ExportRequest):
             self._export(job, job.request)
             return
+        if isinstance(job.request, WorldTilesRequest):
+            self._world_tiles(job, job.request)
+            return
+        if isinstance(job.request, BrushRequest):
+            self._brush(job, job.request)
+            return
         request = job.request
         self._send(job, "progress", {"step": 0, "total": 0, "stage": "started"})
         try:
             generator = self._generator(request.generator)
-            heightfield = generator.generate(request, lambda s, t, p: self._on_step(job, s, t, p))
+            heightfield = generator.generate(request, lambda s, t, p: self._on_step(job, s, t, p),
+                                             lambda: self._check_cancel(job))
         except Cancelled as exc:
             code = ErrorCode.SHUTTING_DOWN if self.stopping.is_set() else ErrorCode.CANCELLED
             self._send(job, "error", {"code": code.value, "message": f"job cancelled: {exc}"}, final=True)
@@ -136,6 +148,55 @@ class Worker(threading.Thread):
             return
         self._send(job, "result", {"meta": {"files": [str(f) for f in files]}}, final=True)
 
+    def _brush(self, job: Job, request: BrushRequest) -> None:
+        """Edit the stroke's window, log it when committed, answer with the window (previews meanwhile)."""
+        self._send(job, "progress", {"step": 0, "total": 0, "stage": "started"})
+
+        def on_step(step: int, total: int, window: tuple[int, int, int, int], heights: np.ndarray) -> None:
+            if job.cancel.is_set():
+                raise Cancelled(f"stopped at step {step} of {total}")
+            job.step, job.total = step, total
+            self._send(job, "progress", {"step": step, "total": total, "stage": "brushing"})
+            self._send(job, "preview", {"step": step, "meta": {"window": list(window)}}, {"heights": heights})
+
+        try:
+            learned = self._generator("diffusion")
+            edit = request.run(learned.base, learned.superres, on_step)
+            seq = request.record(edit) if request.commit and request.world is not None else None
+        except Cancelled as exc:
+            code = ErrorCode.SHUTTING_DOWN if self.stopping.is_set() else ErrorCode.CANCELLED
+            self._send(job, "error", {"code": code.value, "message": f"job cancelled: {exc}"}, final=True)
+            return
+        except Exception as exc:  # a failing stroke must not take the server down; the client keeps its mesh
+            log.error("brush job %s failed:\n%s", job.id, traceback.format_exc())
+            self._send(job, "error", {"code": ErrorCode.JOB_FAILED.value,
+                                      "message": f"brush failed: {type(exc).__name__}: {exc}"}, final=True)
+            return
+        meta = {"window": list(edit.window), "kind": request.stroke.kind, "commit": request.commit, "edit_seq": seq}
+        self._send(job, "result", {"meta": meta}, {"heights": edit.heights, "weight": edit.weight}, final=True)
+
+    def _world_tiles(self, job: Job, request: WorldTilesRequest) -> None:
+        self._send(job, "progress", {"step": 0, "total": len(request.tiles), "stage": "world_tiles"})
+        try:
+            models = self._generator("diffusion")
+            meta, heights = self._worlds.run(
+                request, models.base, models.superres, cancel_on(job.cancel),
+                lambda done, total: self._send(job, "progress", {"step": done, "total": total, "stage": "world_tiles"}))
+        except Cancelled as exc:
+            code = ErrorCode.SHUTTING_DOWN if self.stopping.is_set() else ErrorCode.CANCELLED
+            self._send(job, "error", {"code": code.value, "message": f"job cancelled: {exc}"}, final=True)
+            return
+        except Exception as exc:  # a damaged tile or an unwritable folder: report it and keep serving
+            log.error("world_tiles job %s failed:\n%s", job.id, traceback.format_exc())
+            self._send(job, "error", {"code": ErrorCode.JOB_FAILED.value,
+                                      "message": f"world_tiles failed: {type(exc).__name__}: {exc}"}, final=True)
+            return
+        self._send(job, "result", {"meta": meta}, {"heights": heights}, final=True)
+
+    def _check_cancel(self, job: Job) -> None:
+        if job.cancel.is_set():
+            raise Cancelled(f"stopped during step {job.step + 1} of {job.total}")
+
     def _on_step(self, job: Job, step: int, total: int, preview: np.ndarray | None) -> None:
         if job.cancel.is_set():
             raise Cancelled(f"stopped at step {step} of {total}")
@@ -147,6 +208,13 @@ class Worker(threading.Thread):
             self._send(job, "preview", {"step": step, "meta": meta}, {"heights": preview.astype(np.float32)})
         if self.fail_after_steps is not None and step >= self.fail_after_steps:
             raise RuntimeError(f"injected failure after step {step} (--fail-after-steps {self.fail_after_steps})")
+
+    def _warm_up(self) -> None:
+        """Load the default generator (weights, first kernels) before the first job asks for it."""
+        try:
+            self._generator(registry.default_name())
+        except Exception:  # a broken weight file must not stop the server: jobs will report it
+            log.error("could not load the default generator:\n%s", traceback.format_exc())
 
     def _generator(self, name: str) -> Generator:
         """One instance per generator, created on this thread (it may load weights onto the device)."""

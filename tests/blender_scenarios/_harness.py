@@ -127,6 +127,7 @@ def draw_panels(addon: ModuleType) -> list[str]:
     from types import SimpleNamespace
 
     layout = LayoutRecorder()
-    for panel in (addon.panels.WSC_PT_connection, addon.panels.WSC_PT_generate):
+    for panel in (addon.panels.WSC_PT_connection, addon.panels.WSC_PT_generate, addon.panels.WSC_PT_style,
+                  addon.panels.WSC_PT_brush):
         panel.draw(SimpleNamespace(layout=layout), bpy.context)
     return layout.labels

@@ -1,0 +1,137 @@
+"""A brush stroke on a height grid: the window it touches, its weight mask and its target field.
+
+Pure numpy and torch, no model: ``guided.py`` turns the target into natural terrain. Coordinates are
+grid cells (row 0 north, column 0 west), heights are metres. Every brush is "move the window toward a
+target by the stroke's weight"; the weight is the falloff of the distance to the stroke path times the
+pen pressure, so it reaches 0 smoothly at the radius and nothing outside the radius is touched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backend.simulation.erosion import HydraulicParams, ThermalParams, hydraulic_erosion, thermal_erosion
+
+DISPLACE = {"raise": 1.0, "lower": -1.0, "ridge": 1.0, "valley": -1.0}
+KINDS = ("raise", "lower", "smooth", "flatten", "ridge", "valley", "regenerate", "style_paint", "erode")
+FALLOFFS = ("smooth", "sphere", "linear", "constant")
+RELIEF_PER_STRENGTH = 0.25  # raise/lower/ridge/valley at strength 1: a quarter of the terrain's relief
+
+
+@dataclass(frozen=True)
+class Stroke:
+    """One stroke: the path the pen followed and how the brush was set."""
+
+    kind: str
+    points: np.ndarray  # (N, 3) float64: row, column (cells, fractional), pressure in [0, 1]
+    radius: float  # cells
+    strength: float  # [0, 1]
+    falloff: str = "smooth"
+    height_m: float | None = None  # flatten: the picked height (None: the height under the first point)
+
+    def window(self, shape: tuple[int, int], margin: int, align: int) -> tuple[int, int, int, int]:
+        """(row0, col0, row1, col1): the stroke's reach plus ``margin`` cells of context, edges on
+        multiples of ``align`` (the super-resolution factor), clipped to the grid."""
+        reach = self.radius + margin
+        lo = np.floor((self.points[:, :2].min(0) - reach) / align) * align
+        hi = np.ceil((self.points[:, :2].max(0) + reach + 1) / align) * align
+        r0, c0 = (int(max(0, v)) for v in lo)
+        r1, c1 = int(min(shape[0], hi[0])), int(min(shape[1], hi[1]))
+        return r0, c0, r1, c1
+
+
+def falloff(t: np.ndarray, kind: str) -> np.ndarray:
+    """Weight at relative distance t = d / radius: 1 at the centre, 0 from t = 1 on."""
+    t = np.clip(t, 0.0, 1.0)
+    if kind == "smooth":  # smoothstep: zero slope at the rim, so the edit has no crease there
+        return 1.0 - t * t * (3.0 - 2.0 * t)
+    if kind == "sphere":
+        return np.sqrt(1.0 - t * t)
+    if kind == "linear":
+        return 1.0 - t
+    if kind == "constant":
+        return (t < 1.0).astype(np.float64)
+    raise ValueError(f"falloff must be one of {FALLOFFS}, got {kind!r}")
+
+
+def path_distance(points: np.ndarray, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per window cell: distance (cells) to the stroke polyline and the pressure at the nearest point."""
+    r0, c0, r1, c1 = window
+    rows, cols = np.meshgrid(np.arange(r0, r1, dtype=np.float64), np.arange(c0, c1, dtype=np.float64),
+                             indexing="ij")
+    cells = np.stack([rows, cols], -1)
+    best = np.full(rows.shape, np.inf)
+    pressure = np.zeros(rows.shape)
+    ends = [(points[i], points[min(i + 1, len(points) - 1)]) for i in range(max(1, len(points) - 1))]
+    for a, b in ends:
+        ab = b[:2] - a[:2]
+        length2 = float(ab @ ab)
+        u = np.zeros(rows.shape) if length2 == 0 else np.clip(((cells - a[:2]) @ ab) / length2, 0.0, 1.0)
+        d = np.linalg.norm(cells - (a[:2] + u[..., None] * ab), axis=-1)
+        closer = d < best
+        best = np.where(closer, d, best)
+        pressure = np.where(closer, a[2] + u * (b[2] - a[2]), pressure)
+    return best, pressure
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What the stroke covers in its window, as [h, w] float64 tensors."""
+
+    distance: torch.Tensor  # cells to the stroke path
+    pressure: torch.Tensor  # pen pressure at the nearest path point, [0, 1]
+    weight: torch.Tensor  # falloff(distance / radius) * pressure, [0, 1]: 0 = untouched
+
+
+def footprint(stroke: Stroke, window: tuple[int, int, int, int]) -> Footprint:
+    d, pressure = path_distance(stroke.points, window)
+    pressure = np.clip(pressure, 0.0, 1.0)
+    w = falloff(d / stroke.radius, stroke.falloff) * pressure
+    return Footprint(torch.from_numpy(d), torch.from_numpy(pressure), torch.from_numpy(w))
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [H, W] with replicated edges."""
+    r = max(1, int(math.ceil(3 * sigma)))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype) ** 2 / (2 * sigma * sigma))
+    k = (k / k.sum())[None, None]
+    y = F.pad(x[None, None], (r, r, r, r), mode="replicate")
+    y = F.conv2d(F.conv2d(y, k[..., None, :]), k[..., :, None])
+    return y[0, 0]
+
+
+def erode(window_m: torch.Tensor, cell_size: float, strength: float) -> torch.Tensor:
+    """A few thermal then hydraulic erosion iterations of the simulation engine on the window (metres)."""
+    z = window_m.double()[None]
+    n = max(1, round(30 * strength))
+    z, _, _ = thermal_erosion(z, cell_size, ThermalParams(talus_deg=30.0, iterations=n))
+    z, _ = hydraulic_erosion(z, cell_size, HydraulicParams(iterations=2 * n))
+    return z[0].to(window_m.dtype)
+
+
+def target(stroke: Stroke, x: torch.Tensor, fp: Footprint, flat_level: float, window_m: torch.Tensor,
+           to_net: float, cell_size: float) -> torch.Tensor:
+    """Where the brush wants the window to go, in network space (x: the window, [-1, 1] over the terrain).
+
+    ``flat_level`` is the flatten height in network space; ``to_net`` converts metres to network units.
+    regenerate and style_paint return x itself: their change comes from sampling, not from a field.
+    """
+    kind, w = stroke.kind, fp.weight
+    amplitude = 2 * RELIEF_PER_STRENGTH * stroke.strength  # the network range is 2 wide
+    if kind in ("raise", "lower"):
+        return x + DISPLACE[kind] * amplitude * w
+    if kind in ("ridge", "valley"):  # a crest (or trough) line along the path: triangular cross-section
+        profile = torch.clamp(1 - fp.distance / stroke.radius, min=0) * fp.pressure
+        return x + DISPLACE[kind] * amplitude * profile
+    if kind == "smooth":
+        return x + stroke.strength * w * (_blur(x, max(1.0, stroke.radius / 3)) - x)
+    if kind == "flatten":
+        return x + stroke.strength * w * (flat_level - x)
+    if kind == "erode":
+        return x + w * (erode(window_m, cell_size, stroke.strength) - window_m) * to_net
+    return x

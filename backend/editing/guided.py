@@ -1,0 +1,177 @@
+"""The masked few-step diffusion edit that turns a brush target into believable terrain, window only.
+
+Recipe for one stroke (see ``brushes`` for the window, weight and target):
+  1. the window in network space, normalised by the whole terrain's min/max (so the super-resolution
+     residual keeps the scale it was trained at);
+  2. the coarse map (area / factor) of the target: kept, SDEdited or re-sampled with the base model
+     (regenerate, style paint), inpainted outside the stroke;
+  3. the fine residual over the bicubic upsampling, SDEdited from the target's own residual at a small
+     noise level (new detail on the moved ground) with Inpainting outside the feathered stroke;
+  4. back to metres, and the original float32 values pasted wherever the weight is 0: outside the
+     stroke nothing changes, bit for bit, and inside the feather the model blends into its surroundings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from backend.data.datasets import downsample, upsample
+from backend.diffusion.guidance import ClassifierFreeGuidance, Inpainting
+from backend.diffusion.preconditioning import Conditioning
+from backend.diffusion.samplers import get_sampler
+from backend.diffusion.schedules import karras_sigmas
+from backend.generators.learned import TerrainModel
+
+from .brushes import Stroke, footprint, target
+
+# on_step(step, total, window (row0, col0, row1, col1), its heights in metres so far); may raise Cancelled
+EditCallback = Callable[[int, int, tuple[int, int, int, int], np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How much of each scale one brush kind re-samples (noise levels in units of the data's std)."""
+
+    detail_sigma: float  # fine residual re-sampled from this noise level; 0 = the target as it is
+    coarse_sigma: float = 0.0  # coarse map re-sampled by the base model from this level; 0 = kept
+    guided: bool = False  # classifier-free guidance on the detail too (the style is the point)
+
+
+RECIPES: dict[str, Recipe] = {
+    "raise": Recipe(0.5), "lower": Recipe(0.5),  # new detail on the moved ground, not a stamped bump
+    "ridge": Recipe(0.4), "valley": Recipe(0.4),
+    "flatten": Recipe(0.15), "smooth": Recipe(0.08),  # little noise: the point is less relief
+    "erode": Recipe(0.0),  # the erosion engine already makes the detail; the model would blur it
+    "regenerate": Recipe(10.0, coarse_sigma=80.0),
+    "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True),  # keep the large forms, new texture
+}
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    detail_steps: int = 3
+    coarse_steps: int = 6
+    margin: int = 8  # cells of untouched context around the stroke that the model sees
+    feather: float = 4.0  # weight above 1/feather is fully re-sampled; below it blends into the known
+    sampler: str = "dpmpp_2m"
+
+
+@dataclass(frozen=True)
+class Edit:
+    window: tuple[int, int, int, int]  # row0, col0, row1, col1 of the changed window
+    heights: np.ndarray  # (row1 - row0, col1 - col0) float32 metres: the window after the edit
+    weight: np.ndarray  # the stroke's weight over the window (0 = untouched)
+
+
+def _size_multiple(base: TerrainModel, superres: TerrainModel) -> int:
+    """Window sizes the two U-Nets accept: the coarse map must halve through every base level."""
+    levels = lambda m: 2 ** (len(m.denoiser.net.config.channel_mult) - 1)  # noqa: E731
+    return math.lcm(superres.meta["factor"] * levels(base), levels(superres))
+
+
+def _pad(x: Tensor, factor: int) -> Tensor:
+    """[B, C, h, w] -> padded (replicate) to multiples of factor at the bottom/right."""
+    ph, pw = -x.shape[-2] % factor, -x.shape[-1] % factor
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def _sample(denoiser: Callable[..., Tensor], start: Tensor, sigma: float, steps: int, cond: Conditioning,
+            generator: torch.Generator, sampler: str, callback: Callable[[dict], None] | None) -> Tensor:
+    """SDEdit: ``start`` noised to ``sigma``, then the few-step tail of a Karras schedule down to 0."""
+    sigmas = karras_sigmas(steps, sigma_max=sigma, sigma_min=min(0.002, sigma / 2)).to(start.device)
+    noise = torch.randn(start.shape, generator=generator).to(start.device)
+    return get_sampler(sampler)(denoiser, start + sigma * noise, sigmas, cond=cond, callback=callback)
+
+
+def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, stroke: Stroke,
+                 style_weights: dict[str, float], sliders: dict[str, float], guidance: float, cell_size: float,
+                 seed: int, settings: EditSettings = EditSettings(), on_step: EditCallback | None = None) -> Edit:
+    """The edited window of ``heights`` (H, W float32 metres); pure function of its inputs and seed."""
+    recipe = RECIPES[stroke.kind]
+    factor = superres.meta["factor"]
+    device = superres.device
+    window = stroke.window(heights.shape, settings.margin, factor)
+    r0, c0, r1, c1 = window
+    original = heights[r0:r1, c0:c1]
+    lo, hi = float(heights.min()), float(heights.max())
+    to_net = 2.0 / max(hi - lo, 1e-6)
+    win_m = torch.from_numpy(original.astype(np.float64))
+    x = (win_m - lo) * to_net - 1
+    fp = footprint(stroke, window)
+    first = np.clip(np.rint(stroke.points[0, :2]).astype(int), 0, np.array(heights.shape) - 1)
+    level_m = stroke.height_m if stroke.height_m is not None else float(heights[first[0], first[1]])
+    t = target(stroke, x, fp, (level_m - lo) * to_net - 1, win_m, to_net, cell_size)
+    blend = torch.clamp(fp.weight * settings.feather, 0, 1)
+    result = t.float()
+    total = settings.detail_steps * (recipe.detail_sigma > 0) + settings.coarse_steps * (recipe.coarse_sigma > 0)
+
+    def to_metres(net: Tensor) -> np.ndarray:
+        out = ((net.double().cpu() + 1) / to_net + lo).numpy().astype(np.float32)
+        return np.where(fp.weight.numpy() > 0, out, original)
+
+    if total:
+        rng = torch.Generator().manual_seed(seed)
+        h, w = x.shape
+        multiple = _size_multiple(base, superres)
+        pad = lambda a: _pad(a.float()[None, None].to(device), multiple)  # noqa: E731
+        xp, tp, known = pad(x), pad(t), 1 - pad(blend)
+        cond = base.conditioning(style_weights, sliders)
+        cond_fine = superres.conditioning(style_weights, sliders)
+        coarse = downsample(tp, factor)
+        done = 0
+
+        def report(info: dict, up: Tensor | None) -> None:
+            nonlocal done
+            done += 1
+            if on_step is None:
+                return
+            if up is None:  # a coarse step: show its estimate upsampled
+                up, denoised = upsample(info["denoised"], factor), torch.zeros_like(xp)
+            else:
+                denoised = info["denoised"]
+            fine = up + superres.meta["residual_scale"] * denoised
+            on_step(done, total, window, to_metres(fine[0, 0, :h, :w]))
+
+        with torch.no_grad():
+            if recipe.coarse_sigma > 0:
+                known_c = 1 - downsample(1 - known, factor)  # 1 only where every fine cell is known
+                model = Inpainting(ClassifierFreeGuidance(base.denoiser, guidance), coarse, known_c)
+                coarse = model.finalize(_sample(model, coarse, recipe.coarse_sigma, settings.coarse_steps, cond,
+                                                rng, settings.sampler, lambda info: report(info, None)))
+            up = upsample(coarse, factor)
+            fine = tp
+            if recipe.detail_sigma > 0:
+                scale = superres.meta["residual_scale"]
+                denoiser = ClassifierFreeGuidance(superres.denoiser, guidance) if recipe.guided \
+                    else superres.denoiser
+                model = Inpainting(denoiser, (xp - up) / scale, known)
+                residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma,
+                                                  settings.detail_steps, cond_fine.replace(spatial=up), rng,
+                                                  settings.sampler, lambda info: report(info, up)))
+                fine = up + scale * residual
+            result = fine[0, 0, :h, :w]
+    return Edit(window, to_metres(result), fp.weight.numpy().astype(np.float32))
+
+
+def seam_ratio(after: np.ndarray, weight: np.ndarray) -> float:
+    """Mean height step between neighbours across the stroke's rim over the mean step elsewhere.
+
+    ~1 means the rim looks like any other place; a seam (a step or crease at the mask edge) makes it
+    large.
+    """
+    inside = weight > 0
+    steps, crossing = [], []
+    for axis in (0, 1):
+        steps.append(np.abs(np.diff(after.astype(np.float64), axis=axis)).ravel())
+        crossing.append(np.diff(inside.astype(np.int8), axis=axis).ravel() != 0)
+    step, cross = np.concatenate(steps), np.concatenate(crossing)
+    if not cross.any() or cross.all():
+        return 1.0
+    return float(step[cross].mean() / max(step[~cross].mean(), 1e-12))

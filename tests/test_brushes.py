@@ -1,0 +1,162 @@
+"""Brush jobs over real sockets against a backend serving tiny learned models: each brush kind moves the
+terrain the intended way inside the stroke, leaves everything else bit for bit, leaves no seam at the
+stroke's rim, and bad params are refused at submit naming the field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.editing import seam_ratio
+from backend.world.store import WorldStore
+from protocol.client import BackendError, Client
+
+SIZE_M, RES = 2000.0, 128
+CELL = SIZE_M / (RES - 1)
+PATH = [[64.0, 30.0, 1.0], [60.0, 64.0, 1.0], [66.0, 98.0, 1.0]]  # west to east across the middle
+RADIUS = 14.0
+
+
+@pytest.fixture(scope="module")
+def brush_client(learned_backend):
+    c = Client(learned_backend.address)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def terrain(brush_client) -> np.ndarray:
+    job = brush_client.submit("generate", {"style": "alpine", "resolution": RES, "size_m": SIZE_M, "height_m": 400.0,
+                                           "seed": 2, "generator": "diffusion"})
+    return brush_client.wait_result(job, timeout=120).arrays["heights"]
+
+
+def brush(client: Client, heights: np.ndarray, kind: str, stroke=PATH, **params):
+    params = {"kind": kind, "stroke": stroke, "radius": RADIUS, "strength": 0.8, "cell_size": CELL,
+              "style": "alpine", "seed": 1, **params}
+    job = client.submit("brush", params, target="pytest-brush", arrays={"heights": heights})
+    return client.wait_result(job, timeout=120)
+
+
+def _core(weight: np.ndarray) -> np.ndarray:
+    return weight > 0.5
+
+
+def _path_distance(window: list[int]) -> np.ndarray:
+    from backend.editing.brushes import path_distance
+    return path_distance(np.array(PATH), tuple(window))[0]
+
+
+def _laplacian(h: np.ndarray) -> np.ndarray:
+    return np.abs(h[1:-1, 2:] + h[1:-1, :-2] + h[2:, 1:-1] + h[:-2, 1:-1] - 4 * h[1:-1, 1:-1])
+
+
+def _direction(kind: str, before: np.ndarray, after: np.ndarray, weight: np.ndarray, window: list[int],
+               flat_m: float) -> tuple[float, float]:
+    """(the measure the brush should increase, its value before) for each kind."""
+    core = _core(weight)
+    if kind in ("raise", "lower"):
+        sign = 1 if kind == "raise" else -1
+        return sign * float(after[core].mean()), sign * float(before[core].mean())
+    if kind in ("ridge", "valley"):  # height on the path above (below) the stroke's sides
+        d = _path_distance(window)
+        sign = 1 if kind == "ridge" else -1
+        on, side = d < 2, (d > 0.6 * RADIUS) & (d < RADIUS)
+        return (sign * float(after[on].mean() - after[side].mean()),
+                sign * float(before[on].mean() - before[side].mean()))
+    if kind in ("smooth", "erode"):  # less curvature (smooth) / gentler steepest slopes (erode)
+        inner = core[1:-1, 1:-1]
+        if kind == "smooth":
+            return -float(_laplacian(after)[inner].mean()), -float(_laplacian(before)[inner].mean())
+        slope = lambda h: np.hypot(*np.gradient(h.astype(np.float64)))[core]  # noqa: E731
+        return -float(np.percentile(slope(after), 99)), -float(np.percentile(slope(before), 99))
+    if kind == "flatten":
+        return -float(np.abs(after[core] - flat_m).mean()), -float(np.abs(before[core] - flat_m).mean())
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["raise", "lower", "smooth", "flatten", "ridge", "valley", "erode"])
+def test_brush_moves_terrain_the_intended_way(brush_client, terrain, kind):
+    flat_m = float(terrain[64, 30])  # flatten's default level: the height under the first point
+    result = brush(brush_client, terrain, kind)
+    r0, c0, r1, c1 = window = result.content["meta"]["window"]
+    after, weight = result.arrays["heights"], result.arrays["weight"]
+    before = terrain[r0:r1, c0:c1]
+    assert after.shape == before.shape == weight.shape and after.dtype == np.float32
+    np.testing.assert_array_equal(after[weight == 0], before[weight == 0])  # outside the stroke: bit for bit
+    assert (weight == 0).any() and (weight > 0.5).any()
+    measure, was = _direction(kind, before, after, weight, window, flat_m)
+    assert measure > was, f"{kind}: {measure} <= {was}"
+    assert seam_ratio(after, weight) < 2.0  # the rim looks like anywhere else
+
+
+def test_regenerate_and_style_paint_change_only_the_stroke(brush_client, terrain):
+    for kind in ("regenerate", "style_paint"):
+        result = brush(brush_client, terrain, kind, style="desert_dunes")
+        r0, c0, r1, c1 = result.content["meta"]["window"]
+        after, weight = result.arrays["heights"], result.arrays["weight"]
+        before = terrain[r0:r1, c0:c1]
+        np.testing.assert_array_equal(after[weight == 0], before[weight == 0])
+        assert np.abs(after - before)[weight > 0.5].mean() > 1.0  # metres: new ground in the stroke
+        assert seam_ratio(after, weight) < 2.5
+
+
+def test_same_request_same_result_and_previews_stream(brush_client, terrain):
+    seen: list[str] = []
+    job = brush_client.submit("brush", {"kind": "raise", "stroke": PATH, "radius": RADIUS, "cell_size": CELL,
+                                        "seed": 5}, target="pytest-brush", arrays={"heights": terrain})
+    first = brush_client.wait_result(job, timeout=60, on_message=lambda m: seen.append(m.kind))
+    assert "preview" in seen
+    second = brush(brush_client, terrain, "raise", strength=0.5, seed=5)
+    np.testing.assert_array_equal(first.arrays["heights"], second.arrays["heights"])
+
+
+def test_committed_stroke_goes_to_the_world_log(brush_client, terrain, tmp_path):
+    world = tmp_path / "world"
+    result = brush(brush_client, terrain, "raise", world=str(world))
+    preview = brush(brush_client, terrain, "lower", world=str(world), commit=False)
+    assert result.content["meta"]["edit_seq"] == 0 and preview.content["meta"]["edit_seq"] is None
+    store = WorldStore.open(world)  # what a restarted backend reads back
+    (edit,) = store.edits()
+    assert edit.kind == "raise" and list(edit.window) == result.content["meta"]["window"]
+    deltas = store.edit_deltas(edit)
+    np.testing.assert_array_equal(deltas["after"], result.arrays["heights"])
+    r0, c0, r1, c1 = edit.window
+    tile = store.get_tile((0, 0)).field.heights
+    np.testing.assert_array_equal(tile[r0:r1, c0:c1], result.arrays["heights"])
+    np.testing.assert_array_equal(tile[:r0], terrain[:r0])
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"kind": "sculpt"}, "kind"),
+    ({"stroke": []}, "stroke"),
+    ({"stroke": [[500.0, 3.0, 1.0]]}, "row"),
+    ({"stroke": [[5.0, 3.0, 2.0]]}, "pressure"),
+    ({"radius": 0}, "radius"),
+    ({"strength": 1.5}, "strength"),
+    ({"falloff": "cubic"}, "falloff"),
+    ({"cell_size": -1.0}, "cell_size"),
+    ({"steps": 0}, "steps"),
+    ({"commit": "yes"}, "commit"),
+    ({"style": "nowhere"}, "style"),
+    ({"extra": 1}, "extra"),
+])
+def test_bad_brush_params_are_refused(brush_client, terrain, change, field):
+    params = {"kind": "raise", "stroke": PATH, "radius": RADIUS, "cell_size": CELL, **change}
+    with pytest.raises(BackendError) as err:
+        brush_client.submit("brush", params, target="pytest-brush", arrays={"heights": terrain})
+    assert err.value.code == "bad_params" and field in str(err.value)
+
+
+def test_huge_window_is_refused_not_computed(brush_client):
+    big = np.zeros((800, 800), np.float32)
+    with pytest.raises(BackendError) as err:
+        brush_client.submit("brush", {"kind": "raise", "stroke": [[400.0, 400.0, 1.0]], "radius": 256.0,
+                                      "cell_size": CELL}, arrays={"heights": big})
+    assert err.value.code == "bad_params" and "window" in str(err.value)
+
+
+def test_brush_without_heights_is_refused(brush_client):
+    with pytest.raises(BackendError) as err:
+        brush_client.submit("brush", {"kind": "raise", "stroke": PATH, "radius": RADIUS, "cell_size": CELL})
+    assert err.value.code == "bad_params" and "heights" in str(err.value)
