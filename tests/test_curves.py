@@ -114,6 +114,10 @@ def test_shipped_rivers_run_downhill_from_their_higher_end(shipped):
     steps = np.diff(z, axis=1) * np.where(ends[:, :1] >= ends[:, 1:], 1, -1)  # downstream steps
     assert (steps <= 0).all()
     np.testing.assert_array_equal(z[:, [0, -1]], ends)
+    pinned = np.full((1, shipped.length), np.nan)
+    pinned[0, 10] = 500.0  # above the higher end: no river can pass there
+    with pytest.raises(ValueError, match="descend"):
+        _sample(shipped, "river", 0, pinned, n=1)
 
 
 # -- the curve job over real sockets (a tiny-model backend; terrain: alpine, 2 km, 400 m, seed 2) -------
@@ -160,6 +164,16 @@ def test_curve_shapes_its_band_and_nothing_else(brush_client, terrain, kind):
         step = lambda h: float(h[left].mean() - h[right].mean())  # noqa: E731
         assert step(after) > step(before) + 0.5 * offset
     assert seam_ratio(after, weight) < 2.5
+
+
+def test_flipped_cliff_raises_the_right_side(brush_client, terrain):
+    result = shape(brush_client, terrain, "cliff", flip=True)
+    r0, c0, r1, c1 = window = result.content["meta"]["window"]
+    d, _, side = curve_frame(window)
+    band = (d > 2) & (d < WIDTH / 4)
+    step = lambda h: float(h[band & (side < 0)].mean() - h[band & (side > 0)].mean())  # noqa: E731
+    offset = STRENGTH * RELIEF_PER_STRENGTH * float(np.ptp(terrain))
+    assert step(result.arrays["heights"]) > step(terrain[r0:r1, c0:c1]) + 0.5 * offset
 
 
 def test_same_curve_same_result_other_seed_other_profile(brush_client, terrain):

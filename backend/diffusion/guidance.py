@@ -93,9 +93,11 @@ class MonotoneProjection(nn.Module):
     """Project the denoised estimate so that x0 + trend never rises along the last axis and stays in [low, high].
 
     trend: [B or 1, C, L], the part of the signal the network does not model (e.g. the chord under a
-    detrended river profile); low, high: [B or 1, C, 1] bounds on x0 + trend (the profile's ends).
-    Isotonic regression then clipping is the exact least-squares projection onto that set. A sampler
-    whose last step returns the denoised estimate (dpmpp_2m, heun) then ends on a monotone sample.
+    detrended river profile); low, high: [B or 1, C, 1 or L] non-increasing bounds on x0 + trend (the
+    profile's ends, or per sample the pins around it: low = high at a pin keeps it). Isotonic regression
+    then clipping is the exact least-squares projection for constant bounds and a monotone one for
+    monotone bounds. A sampler whose last step returns the denoised estimate (dpmpp_2m, heun) then ends
+    on a monotone sample.
     """
 
     def __init__(self, denoiser: DenoiserFn, trend: Tensor, low: Tensor, high: Tensor):

@@ -41,11 +41,21 @@ class ProfileModel(LoadedModel):
         return int(self.meta["length"])
 
 
-def monotone_metres(z: np.ndarray) -> np.ndarray:
-    """(B, L) metres -> the closest non-increasing profiles between each row's ends, ends kept exactly."""
-    out = np.clip(nonincreasing(torch.from_numpy(z)).numpy(), z[:, -1:], z[:, :1])
-    out[:, 0], out[:, -1] = z[:, 0], z[:, -1]
-    return out
+def pin_bounds(pins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, L) pinned heights (NaN = free, both ends pinned) of descending profiles -> (low, high) (B, L): every
+    sample lies between the next pin and the previous one, and a pin between itself and itself."""
+    index = np.arange(pins.shape[1])
+    previous = np.maximum.accumulate(np.where(np.isnan(pins), -1, index), axis=1)
+    following = np.minimum.accumulate(np.where(np.isnan(pins), pins.shape[1], index)[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(len(pins))[:, None]
+    return pins[rows, following], pins[rows, previous]
+
+
+def monotone_metres(z: np.ndarray, pins: np.ndarray) -> np.ndarray:
+    """(B, L) metres -> the closest non-increasing profiles (isotonic regression), clipped between the pins
+    around each sample, so every pin (the ends included) is kept exactly."""
+    low, high = pin_bounds(pins)
+    return np.clip(nonincreasing(torch.from_numpy(z)).numpy(), low, high)
 
 
 def sample_profiles(model: ProfileModel, kind: str, ends_m: np.ndarray, length_m: np.ndarray, relief_m: np.ndarray,
@@ -75,9 +85,12 @@ def sample_profiles(model: ProfileModel, kind: str, ends_m: np.ndarray, length_m
         lambda t: t.to(model.device))
     denoiser: Any = model.denoiser
     if monotone:
+        low, high = pin_bounds(pins)
+        if (high < low).any():
+            raise ValueError("pinned heights of a river must descend from its higher end")
         trend = line / unit[:, None]
-        denoiser = MonotoneProjection(denoiser, as_tensor(trend)[:, None], as_tensor(trend[:, -1:])[:, None],
-                                      as_tensor(trend[:, :1])[:, None])
+        denoiser = MonotoneProjection(denoiser, as_tensor(trend)[:, None], as_tensor(low / unit[:, None])[:, None],
+                                      as_tensor(high / unit[:, None])[:, None])
     denoiser = Inpainting(denoiser, as_tensor(known)[:, None], as_tensor(~np.isnan(pins))[:, None])
     sigmas = karras_sigmas(steps).to(model.device)
     noise = torch.randn(b, 1, n, generator=torch.Generator().manual_seed(seed)).to(model.device)
@@ -87,5 +100,5 @@ def sample_profiles(model: ProfileModel, kind: str, ends_m: np.ndarray, length_m
                   zip(x[:, 0].double().cpu().numpy(), start, end, unit)])
     z = np.where(np.isnan(pins), z, pins)  # exact in float64, not through the float32 network units
     if monotone:
-        z = monotone_metres(z)
+        z = monotone_metres(z, pins)
     return np.where(flip[:, None], z[:, ::-1], z)
