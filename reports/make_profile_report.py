@@ -10,6 +10,7 @@ the deviation from the chord in units of the map's relief: amplitude (std), mean
 concavity (mean depth below the chord over the drop), roughness (std of sample-to-sample steps),
 undulation (turning points), spectral slope (power-law exponent of the deviation's spectrum over
 2-16 cycles per profile), the share of steps going uphill from the higher end, and monotonicity (none).
+Then the three kinds of curve on one learned terrain, through the curve job's own code path.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.ndimage as ndi
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,10 @@ if str(ROOT) not in sys.path:  # allow `python reports/make_profile_report.py` f
     sys.path.insert(0, str(ROOT))
 
 from backend.data.profiles import KINDS, ProfileSettings, chord, load_profiles  # noqa: E402
+from backend.editing import seam_ratio  # noqa: E402
+from backend.editing.curves import Curve, apply_curve  # noqa: E402
+from backend.generators import DiffusionGenerator, GenerateRequest  # noqa: E402
+from backend.metrics.realism import hillshade  # noqa: E402
 from benchmarks.hardware import cpu_model  # noqa: E402
 from backend.generators.learned import MODELS_DIR  # noqa: E402
 from backend.generators.profiles import PROFILE_FILE, ProfileModel, sample_profiles  # noqa: E402
@@ -135,6 +141,55 @@ def plot(sets: dict[str, dict[str, dict]], path: Path) -> None:
     plt.close(fig)
 
 
+def curve_examples(model: ProfileModel, path: Path) -> list[str]:
+    """The three kinds on one learned terrain (the shipped terrain models): hillshades and heights along the
+    curve before and after, and per kind the edit's time, its seam ratio and that outside the band is unchanged."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    learned = DiffusionGenerator("cpu")
+    size, res = 2000.0, 128
+    cell = size / (res - 1)
+    request = GenerateRequest(style_weights={"alpine": 1.0}, resolution=res, size_m=size, height_m=400.0, seed=2,
+                              generator="diffusion")
+    before = learned.generate(request, lambda *args: None).heights
+    points = np.array([[64.0, 20.0], [58.0, 64.0], [70.0, 108.0]])
+    fig, axes = plt.subplots(2, 1 + len(KINDS), figsize=(5 * (1 + len(KINDS)), 9))
+    axes[0, 0].imshow(hillshade(before, cell), cmap="gray")
+    axes[0, 0].set_title("learned alpine terrain, 2 km, 400 m", fontsize=10)
+    axes[1, 0].axis("off")
+    rows = ["| kind | edit time | seam ratio | cells outside the band changed |", "|---|---|---|---|"]
+    for i, kind in enumerate(KINDS):
+        curve = Curve(kind, points, width=16.0, strength=0.8)
+        t0 = time.perf_counter()
+        edit, profile = apply_curve(learned.base, learned.superres, model, before, curve, {"alpine": 1.0}, {}, 2.0,
+                                    cell, seed=1)
+        took = time.perf_counter() - t0
+        r0, c0, r1, c1 = edit.window
+        after = before.copy()
+        after[r0:r1, c0:c1] = edit.heights
+        outside = int((edit.heights != before[r0:r1, c0:c1])[edit.weight == 0].sum())
+        rows.append(f"| {kind} | {took:.2f} s | {seam_ratio(edit.heights, edit.weight):.2f} | {outside} |")
+        ax = axes[0, i + 1]
+        ax.imshow(hillshade(after, cell), cmap="gray")
+        ax.plot(points[:, 1], points[:, 0], "r-", lw=0.6)
+        ax.set_title(f"{kind}: width 16 cells, strength 0.8", fontsize=10)
+        samples = curve.samples(len(profile)).T
+        ax = axes[1, i + 1]
+        ax.plot(profile, label="profile (model, ends pinned)")
+        for name, h in (("ground before", before), ("ground after", after)):
+            ax.plot(ndi.map_coordinates(h.astype(np.float64), samples, order=1), label=name)
+        ax.set_xlabel("sample along the curve")
+        ax.set_ylabel("metres")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+    return rows
+
+
 def model_card(model_path: Path, meta: dict, table: list[str]) -> None:
     run = meta["run"]
     unet = {k: v for k, v in meta["unet"].items() if k in ("dims", "model_channels", "channel_mult", "num_res_blocks",
@@ -234,6 +289,7 @@ def main() -> None:
                                                    for n in styles) + " |")
     png = args.out / "profiles.png"
     plot(sets, png)
+    edits = curve_examples(model, args.out / "curves.png")
     lines = [
         "# Curve-guide profiles: generated vs held-out vs a straight line", "",
         f"Regenerate: `python reports/make_profile_report.py` ({time.perf_counter() - t0:.0f} s here; "
@@ -256,7 +312,11 @@ def main() -> None:
         "Rivers are made monotone by projecting every denoised estimate onto non-increasing profiles "
         "(isotonic regression, `MonotoneProjection` in backend/diffusion/guidance.py) and once more in float64 "
         "metres; the rows 'without the projection' are the model alone.", "",
-        "![profiles](profiles.png)", ""]
+        "![profiles](profiles.png)", "",
+        "## On a terrain", "",
+        "The `curve` job's path (`backend/editing/curves.py`) with this model and the shipped terrain models, "
+        "the same curve as a ridge, a river and a cliff (seam ratio: mean step across the band's rim over the "
+        "mean step elsewhere, 1 = no seam):", "", *edits, "", "![curves](curves.png)", ""]
     (args.out / "README.md").write_text("\n".join(lines))
     if args.model.resolve() == (MODELS_DIR / PROFILE_FILE).resolve():
         model_card(args.model, {**meta, "unet": read_metadata(args.model)["denoiser"]["unet"],
