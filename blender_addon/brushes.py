@@ -39,6 +39,14 @@ def _grid_points(obj: bpy.types.Object, shape: tuple[int, int], cell_size: float
     return [[float(r), float(c), float(p)] for r, c, p in zip(rows, cols, np.clip(pressures, 0, 1))]
 
 
+def begin_stroke(context: bpy.types.Context, kind: str) -> None:
+    """Snapshot the terrain an edit (a stroke, a curve) starts from; the link's timer applies its results."""
+    heights, cell_size = mesh.read_heights(_terrain(context))
+    link.stroke = Stroke(context.scene.worldsculpt.target, context.scene.name, kind, heights, cell_size)
+    if not bpy.app.timers.is_registered(link_module.tick):
+        link_module.register()
+
+
 class WSC_OT_brush(bpy.types.Operator):
     """Sculpt the terrain: the backend turns each stroke into natural terrain in place (Esc or right-click ends)"""
 
@@ -63,12 +71,7 @@ class WSC_OT_brush(bpy.types.Operator):
         return {"FINISHED"} if self._send(context, locations, pressures, final=True) else {"CANCELLED"}
 
     def _begin(self, context: bpy.types.Context) -> None:
-        """Snapshot the terrain the stroke starts from."""
-        settings = context.scene.worldsculpt
-        heights, cell_size = mesh.read_heights(_terrain(context))
-        link.stroke = Stroke(settings.target, context.scene.name, settings.brush_kind, heights, cell_size)
-        if not bpy.app.timers.is_registered(link_module.tick):
-            link_module.register()
+        begin_stroke(context, context.scene.worldsculpt.brush_kind)
 
     def _send(self, context: bpy.types.Context, locations: np.ndarray, pressures: np.ndarray, final: bool) -> bool:
         settings, stroke = context.scene.worldsculpt, link.stroke

@@ -97,12 +97,14 @@ class Link:
         self.export_job = Job(job_id, target, scene)
         return self.export_job
 
-    def submit_brush(self, params: dict[str, Any], final: bool) -> str:
-        """Send the current stroke (all its points so far) on its starting terrain; returns the job id."""
+    def submit_brush(self, params: dict[str, Any], final: bool, job: str = "brush") -> str:
+        """Send the current stroke (all its points so far) on its starting terrain; returns the job id.
+
+        ``job`` "curve" sends a curve guide the same way: one final job, applied like a stroke."""
         stroke = self.stroke
         if self.client is None or not self.connected or stroke is None:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
-        job_id = self.client.submit("brush", params, stroke.target, timeout=SUBMIT_TIMEOUT_S,
+        job_id = self.client.submit(job, params, stroke.target, timeout=SUBMIT_TIMEOUT_S,
                                     arrays={"heights": stroke.base})
         stroke.jobs[job_id] = len(stroke.jobs)
         if final:

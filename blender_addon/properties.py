@@ -47,6 +47,11 @@ BRUSH_KIND_ITEMS = (
     ("style_paint", "Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms"),
     ("erode", "Erode", "A few thermal and hydraulic erosion iterations under the brush"),
 )
+CURVE_KIND_ITEMS = (
+    ("ridge", "Ridge", "A crest along the curve, higher than the ground, with peaks and saddles"),
+    ("river", "River", "A channel with banks along the curve, its bed running downhill"),
+    ("cliff", "Cliff", "A step along the curve: high ground on its left (Flip: right), low on the other side"),
+)
 FALLOFF_ITEMS = (("smooth", "Smooth", ""), ("sphere", "Sphere", ""), ("linear", "Linear", ""),
                  ("constant", "Constant", ""))
 SLIDERS = ("roughness", "erosion_strength", "elevation_range", "sea_level")
@@ -133,6 +138,18 @@ class WSC_Settings(bpy.types.PropertyGroup):
     world_dir: bpy.props.StringProperty(name="World folder", subtype="DIR_PATH", default="",
                                         description="Log every stroke in this world folder's edit log (empty: no log)")
     brush_status: bpy.props.StringProperty(name="Brush status", default="")
+    # -- curve guides
+    curve_object: bpy.props.PointerProperty(name="Curve", type=bpy.types.Object,
+                                            poll=lambda self, obj: obj.type == "CURVE",
+                                            description="Curve object drawn over the terrain (seen from above)")
+    curve_kind: bpy.props.EnumProperty(name="Kind", items=CURVE_KIND_ITEMS, default="ridge")
+    curve_width: bpy.props.FloatProperty(name="Width", default=200.0, min=0.01, unit="LENGTH",
+                                         description="Width of the band the curve reshapes, in metres")
+    curve_strength: bpy.props.FloatProperty(name="Strength", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
+                                            description="Height of the ridge, depth of the river, step of the "
+                                                        "cliff, as a share of a quarter of the terrain's relief")
+    curve_flip: bpy.props.BoolProperty(name="Flip side", default=False,
+                                       description="Cliff: the high side is right of the curve's direction")
     # -- live status (written by the link's timer)
     connected: bpy.props.BoolProperty(name="Connected", default=False)
     status: bpy.props.StringProperty(name="Status", default="Not connected")
@@ -163,13 +180,22 @@ class WSC_Settings(bpy.types.PropertyGroup):
         """The `brush` job's params for a stroke of [row, col, pressure] grid points (heights travel as an array)."""
         params: dict[str, Any] = {
             "kind": self.brush_kind, "stroke": stroke, "radius": max(0.5, self.brush_radius / cell_size),
-            "strength": self.brush_strength, "falloff": self.brush_falloff, "cell_size": float(cell_size),
-            "sliders": {name: getattr(self, name) for name in SLIDERS}, "seed": self.seed,
-            "guidance": self.guidance, "commit": commit,
+            "strength": self.brush_strength, "falloff": self.brush_falloff, **self.edit_params(cell_size, commit),
         }
         if self.brush_kind == "style_paint" and self.brush_style != "NONE":
             params["style_weights"] = {self.brush_style: 1.0}
-        elif self.style_mix():
+        return params
+
+    def curve_params(self, curve: list[list[float]], cell_size: float) -> dict[str, Any]:
+        """The `curve` job's params for a polyline of [row, col] grid points (heights travel as an array)."""
+        return {"kind": self.curve_kind, "curve": curve, "width": max(1.0, self.curve_width / cell_size),
+                "strength": self.curve_strength, "flip": self.curve_flip, **self.edit_params(cell_size, True)}
+
+    def edit_params(self, cell_size: float, commit: bool) -> dict[str, Any]:
+        """What every edit job (brush, curve) sends besides its shape: cell size, style, seed, world log."""
+        params: dict[str, Any] = {"cell_size": float(cell_size), "seed": self.seed, "guidance": self.guidance,
+                                  "sliders": {name: getattr(self, name) for name in SLIDERS}, "commit": commit}
+        if self.style_mix():
             params["style_weights"] = self.style_mix()
         if self.world_dir:
             params["world"] = bpy.path.abspath(self.world_dir)

@@ -101,10 +101,13 @@ def _tiny_run(kind: str, corpus: Path, out: Path) -> Path:
     config = {"kind": kind, "corpus": [str(corpus)], "factor": 4, "crop": 32, "threads": 1,
               "unet": {"model_channels": 16, "channel_mult": [1, 2], "num_res_blocks": 1,
                        "attn_levels": [1] if kind == "base" else [], "head_channels": 16,
-                       "mid_attn": kind == "base"},
+                       "mid_attn": kind != "superres"},
               "train": {"steps": 30, "batch_size": 8, "out_dir": str(out / f"{kind}_run"), "progress": False,
                         "ckpt_every": 0},
               "ship_to": str(out / "models" / f"terrain_{kind}.safetensors")}
+    if kind == "profile":  # the curve guides' 1D model, on short profiles of the small maps
+        config.update(profile={"length": 32, "min_cells": 12}, cond_dropout={},
+                      ship_to=str(out / "models" / "profile_1d.safetensors"))
     path = out / f"{kind}.json"
     path.write_text(json.dumps(config))
     return path
@@ -112,15 +115,15 @@ def _tiny_run(kind: str, corpus: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Path:
-    """Base and super-resolution models trained for a few steps by the real corpus and training scripts,
-    so tests of the learned path never depend on the shipped weights."""
+    """Base, super-resolution and profile models trained for a few steps by the real corpus and training
+    scripts, so tests of the learned path never depend on the shipped weights."""
     out = tmp_path_factory.mktemp("tiny_models")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     corpus = out / "corpus"
     subprocess.run([sys.executable, "-m", "backend.data.corpus", "--out", str(corpus), "--seed", "1",
                     "--maps-per-style", "2", "--map-size", "128", "--styles", "alpine,desert_dunes"],
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
-    for kind in ("base", "superres"):
+    for kind in ("base", "superres", "profile"):
         subprocess.run([sys.executable, "-m", "backend.training.train_terrain", str(_tiny_run(kind, corpus, out))],
                        cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
     return out / "models"
@@ -128,7 +131,7 @@ def tiny_models(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def learned_backend(tiny_models):
-    """A backend serving the tiny learned models (brushes need them)."""
+    """A backend serving the tiny learned models (brushes and curve guides need them)."""
     proc = BackendProcess("--models-dir", str(tiny_models))
     yield proc
     proc.stop()

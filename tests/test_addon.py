@@ -90,6 +90,14 @@ def _results(stdout: str) -> dict:
     return json.loads(line[len("RESULTS "):])
 
 
+def _scenario(name: str, addon_zip: Path, address: str, tmp_path: Path, *args: str, timeout: float = 240) -> dict:
+    """Run one Blender scenario against the backend at ``address``; its RESULTS line, once it passed."""
+    run = subprocess.run([sys.executable, str(SCENARIOS / name), str(addon_zip), address, str(tmp_path), *args],
+                         env=_blender_env(tmp_path), capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return _results(run.stdout)
+
+
 def _expected_heights(client: Client, params: dict) -> np.ndarray:
     job_id = client.submit("generate", params, target="pytest")
     return client.wait_result(job_id, timeout=60).arrays["heights"]
@@ -173,11 +181,7 @@ def test_every_brush_through_the_operator_with_undo(addon_zip, learned_backend, 
     from backend.editing import seam_ratio
     from backend.editing.brushes import footprint, Stroke
 
-    run = subprocess.run([sys.executable, str(SCENARIOS / "brush.py"), str(addon_zip), learned_backend.address,
-                          str(tmp_path), json.dumps(PATH), str(RADIUS)], env=_blender_env(tmp_path),
-                         capture_output=True, text=True, timeout=240)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    results = _results(run.stdout)
+    results = _scenario("brush.py", addon_zip, learned_backend.address, tmp_path, json.dumps(PATH), str(RADIUS))
     assert set(results["undo"]) == {"{'FINISHED'}"}
     before = np.load(tmp_path / "before.npy").reshape(128, 128)
     fp = footprint(Stroke("raise", np.array(PATH), RADIUS + 1, 1.0), (0, 0, 128, 128))  # a cell of slack
@@ -195,3 +199,36 @@ def test_every_brush_through_the_operator_with_undo(addon_zip, learned_backend, 
             assert np.abs(after - before)[weight > 0.5].mean() > 1.0
     from backend.world.store import WorldStore
     assert [e.kind for e in WorldStore.open(tmp_path / "world").edits()] == list(results["latency_s"])
+
+
+def test_curve_to_terrain_ridge_river_cliff_with_undo(addon_zip, learned_backend, tmp_path):
+    from test_curves import CURVE, WIDTH
+
+    from backend.editing.brushes import nearest_on_path
+    from backend.editing.curves import BED_FRACTION
+
+    results = _scenario("curve.py", addon_zip, learned_backend.address, tmp_path, json.dumps(CURVE), str(WIDTH))
+    assert set(results["undo"]) == {"{'FINISHED'}"}
+    assert max(v for k, v in results["latency_s"].items() if k.endswith("_operator_s")) < 0.5  # never waits
+    before = np.load(tmp_path / "before.npy").reshape(128, 128)
+    cells = np.load(tmp_path / "cells.npy")  # the evaluated curve on the grid, as the operator sent it
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(cells, axis=0), axis=1))])
+    d, u, side = nearest_on_path(np.c_[cells, s / s[-1]], (0, 0, 128, 128))
+    on = d < 1
+    for kind in ("ridge", "river", "cliff"):
+        after = np.load(tmp_path / f"after_{kind}.npy").reshape(128, 128)
+        np.testing.assert_array_equal(after[d > WIDTH / 2 + 1], before[d > WIDTH / 2 + 1])  # outside: exact
+        np.testing.assert_array_equal(np.load(tmp_path / f"undone_{kind}.npy").reshape(128, 128), before)
+        rise = float(after[on].mean() - before[on].mean())
+        if kind == "ridge":
+            assert rise > 10.0, rise  # metres along the curve
+        elif kind == "river":
+            assert rise < -10.0, rise
+            bed = d < 0.8 * BED_FRACTION * WIDTH / 2
+            heights = after[bed][np.argsort(u[bed], kind="stable")]
+            steps = np.diff(heights) * (1 if heights[0] >= heights[-1] else -1)
+            assert (steps <= 0).all()  # the bed runs downhill along the curve
+        else:
+            band = (d > 2) & (d < WIDTH / 4)
+            step = lambda h: float(h[band & (side > 0)].mean() - h[band & (side < 0)].mean())  # noqa: E731
+            assert step(after) > step(before) + 10.0

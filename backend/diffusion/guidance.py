@@ -73,6 +73,45 @@ class Inpainting(nn.Module):
         return paste_known(x, self.known, self.mask)
 
 
+def nonincreasing(y: Tensor) -> Tensor:
+    """The least-squares closest sequence that never rises along the last axis (isotonic regression).
+
+    y: [..., L]. Uses the min-max formula f_i = min_{k<=i} max_{j>=i} mean(y_k..y_j) on all O(L^2)
+    segment means at once: exact, batched, for the short profiles it is meant for.
+    """
+    n = y.shape[-1]
+    s = torch.nn.functional.pad(y.double().cumsum(-1), (1, 0))  # [..., L + 1]
+    k = torch.arange(n, device=y.device)
+    count = (k[None, :] - k[:, None] + 1).clamp_min(1)  # [k, j]
+    mean = (s[..., None, 1:] - s[..., :-1, None]) / count  # [..., k, j]: mean of y_k..y_j (j >= k)
+    inner = mean.flip(-1).cummax(-1).values.flip(-1)  # [..., k, i]: max over j >= i
+    inner = torch.where(k[:, None] <= k[None, :], inner, torch.inf)  # only k <= i
+    return inner.amin(-2).to(y.dtype)
+
+
+class MonotoneProjection(nn.Module):
+    """Project the denoised estimate so that x0 + trend never rises along the last axis and stays in [low, high].
+
+    trend: [B or 1, C, L], the part of the signal the network does not model (e.g. the chord under a
+    detrended river profile); low, high: [B or 1, C, 1 or L] non-increasing bounds on x0 + trend (the
+    profile's ends, or per sample the pins around it: low = high at a pin keeps it). Isotonic regression
+    then clipping is the exact least-squares projection for constant bounds and a monotone one for
+    monotone bounds. A sampler whose last step returns the denoised estimate (dpmpp_2m, heun) then ends
+    on a monotone sample.
+    """
+
+    def __init__(self, denoiser: DenoiserFn, trend: Tensor, low: Tensor, high: Tensor):
+        super().__init__()
+        if bool((low > high).any()):
+            raise ValueError("MonotoneProjection needs low <= high")
+        self.denoiser = denoiser
+        self.trend, self.low, self.high = trend.float(), low.float(), high.float()
+
+    def forward(self, x: Tensor, sigma: Tensor, cond: Conditioning | None = None) -> Tensor:
+        y = self.denoiser(x, sigma, cond) + self.trend
+        return torch.minimum(torch.maximum(nonincreasing(y), self.low), self.high) - self.trend
+
+
 class SoftGuidance(nn.Module):
     """Pull x0 toward `target` by strength * weight_mask (brushes: raise, flatten, smooth toward a field).
 

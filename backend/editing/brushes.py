@@ -35,14 +35,19 @@ class Stroke:
     height_m: float | None = None  # flatten: the picked height (None: the height under the first point)
 
     def window(self, shape: tuple[int, int], margin: int, align: int) -> tuple[int, int, int, int]:
-        """(row0, col0, row1, col1): the stroke's reach plus ``margin`` cells of context, edges on
-        multiples of ``align`` (the super-resolution factor), clipped to the grid."""
-        reach = self.radius + margin
-        lo = np.floor((self.points[:, :2].min(0) - reach) / align) * align
-        hi = np.ceil((self.points[:, :2].max(0) + reach + 1) / align) * align
-        r0, c0 = (int(max(0, v)) for v in lo)
-        r1, c1 = int(min(shape[0], hi[0])), int(min(shape[1], hi[1]))
-        return r0, c0, r1, c1
+        return window_around(self.points[:, :2], self.radius, shape, margin, align)
+
+
+def window_around(points: np.ndarray, reach: float, shape: tuple[int, int], margin: int,
+                  align: int) -> tuple[int, int, int, int]:
+    """(row0, col0, row1, col1): the (N, 2) path's reach plus ``margin`` cells of context, edges on
+    multiples of ``align`` (the super-resolution factor), clipped to the grid."""
+    reach = reach + margin
+    lo = np.floor((points.min(0) - reach) / align) * align
+    hi = np.ceil((points.max(0) + reach + 1) / align) * align
+    r0, c0 = (int(max(0, v)) for v in lo)
+    r1, c1 = int(min(shape[0], hi[0])), int(min(shape[1], hi[1]))
+    return r0, c0, r1, c1
 
 
 def falloff(t: np.ndarray, kind: str) -> np.ndarray:
@@ -59,14 +64,17 @@ def falloff(t: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"falloff must be one of {FALLOFFS}, got {kind!r}")
 
 
-def path_distance(points: np.ndarray, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per window cell: distance (cells) to the stroke polyline and the pressure at the nearest point."""
+def nearest_on_path(points: np.ndarray, window: tuple[int, int, int, int]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per window cell: distance (cells) to the polyline (N, 3) of (row, col, value), the value interpolated
+    at the nearest point, and the side (+1 left of the drawing direction seen on the map, -1 right)."""
     r0, c0, r1, c1 = window
     rows, cols = np.meshgrid(np.arange(r0, r1, dtype=np.float64), np.arange(c0, c1, dtype=np.float64),
                              indexing="ij")
     cells = np.stack([rows, cols], -1)
     best = np.full(rows.shape, np.inf)
-    pressure = np.zeros(rows.shape)
+    value = np.zeros(rows.shape)
+    side = np.ones(rows.shape)
     ends = [(points[i], points[min(i + 1, len(points) - 1)]) for i in range(max(1, len(points) - 1))]
     for a, b in ends:
         ab = b[:2] - a[:2]
@@ -75,7 +83,16 @@ def path_distance(points: np.ndarray, window: tuple[int, int, int, int]) -> tupl
         d = np.linalg.norm(cells - (a[:2] + u[..., None] * ab), axis=-1)
         closer = d < best
         best = np.where(closer, d, best)
-        pressure = np.where(closer, a[2] + u * (b[2] - a[2]), pressure)
+        value = np.where(closer, a[2] + u * (b[2] - a[2]), value)
+        # rows grow southwards: with (east, north) = (col, -row), left of travel is cross > 0
+        cross = ab[1] * (a[0] - cells[..., 0]) + ab[0] * (cells[..., 1] - a[1])
+        side = np.where(closer, np.where(cross < 0, -1.0, 1.0), side)
+    return best, value, side
+
+
+def path_distance(points: np.ndarray, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per window cell: distance (cells) to the stroke polyline and the pressure at the nearest point."""
+    best, pressure, _ = nearest_on_path(points, window)
     return best, pressure
 
 

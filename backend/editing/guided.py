@@ -90,31 +90,36 @@ def _sample(denoiser: Callable[..., Tensor], start: Tensor, sigma: float, steps:
     return get_sampler(sampler)(denoiser, start + sigma * noise, sigmas, cond=cond, callback=callback)
 
 
-def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, stroke: Stroke,
-                 style_weights: dict[str, float], sliders: dict[str, float], guidance: float, cell_size: float,
-                 seed: int, settings: EditSettings = EditSettings(), on_step: EditCallback | None = None) -> Edit:
-    """The edited window of ``heights`` (H, W float32 metres); pure function of its inputs and seed."""
-    recipe = RECIPES[stroke.kind]
+def network_units(heights: np.ndarray) -> tuple[float, float]:
+    """(lowest height, metres -> network units factor): the window is normalised by the whole terrain's
+    min/max, so the super-resolution residual keeps the scale it was trained at."""
+    lo, hi = float(heights.min()), float(heights.max())
+    return lo, 2.0 / max(hi - lo, 1e-6)
+
+
+def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, window: tuple[int, int, int, int],
+                weight: Tensor, t: Tensor, recipe: Recipe, style_weights: dict[str, float], sliders: dict[str, float],
+                guidance: float, seed: int, settings: EditSettings = EditSettings(),
+                on_step: EditCallback | None = None, pinned: Tensor | None = None) -> Edit:
+    """The masked guided edit of one window of ``heights`` (H, W float32 metres) toward the target ``t``.
+
+    weight: [h, w] float64 in [0, 1], 0 = untouched (bit for bit); t: [h, w] the target in network units
+    (see ``network_units``); pinned: optional [h, w] bool cells that end exactly on the target (a river's
+    bed). Pure function of its inputs and seed.
+    """
     factor = superres.meta["factor"]
     device = superres.device
-    window = stroke.window(heights.shape, settings.margin, factor)
     r0, c0, r1, c1 = window
     original = heights[r0:r1, c0:c1]
-    lo, hi = float(heights.min()), float(heights.max())
-    to_net = 2.0 / max(hi - lo, 1e-6)
-    win_m = torch.from_numpy(original.astype(np.float64))
-    x = (win_m - lo) * to_net - 1
-    fp = footprint(stroke, window)
-    first = np.clip(np.rint(stroke.points[0, :2]).astype(int), 0, np.array(heights.shape) - 1)
-    level_m = stroke.height_m if stroke.height_m is not None else float(heights[first[0], first[1]])
-    t = target(stroke, x, fp, (level_m - lo) * to_net - 1, win_m, to_net, cell_size)
-    blend = torch.clamp(fp.weight * settings.feather, 0, 1)
+    lo, to_net = network_units(heights)
+    x = (torch.from_numpy(original.astype(np.float64)) - lo) * to_net - 1
+    blend = torch.clamp(weight * settings.feather, 0, 1)
     result = t.float()
     total = settings.detail_steps * (recipe.detail_sigma > 0) + settings.coarse_steps * (recipe.coarse_sigma > 0)
 
     def to_metres(net: Tensor) -> np.ndarray:
         out = ((net.double().cpu() + 1) / to_net + lo).numpy().astype(np.float32)
-        return np.where(fp.weight.numpy() > 0, out, original)
+        return np.where(weight.numpy() > 0, out, original)
 
     if total:
         rng = torch.Generator().manual_seed(seed)
@@ -122,6 +127,7 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
         multiple = _size_multiple(base, superres)
         pad = lambda a: _pad(a.float()[None, None].to(device), multiple)  # noqa: E731
         xp, tp, known = pad(x), pad(t), 1 - pad(blend)
+        fixed = None if pinned is None else pad(pinned.to(torch.float64)) > 0.5
         cond = base.conditioning(style_weights, sliders)
         cond_fine = superres.conditioning(style_weights, sliders)
         coarse = downsample(tp, factor)
@@ -151,13 +157,34 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
                 scale = superres.meta["residual_scale"]
                 denoiser = ClassifierFreeGuidance(superres.denoiser, guidance) if recipe.guided \
                     else superres.denoiser
-                model = Inpainting(denoiser, (xp - up) / scale, known)
+                kept, keep = (xp, known) if fixed is None else \
+                    (torch.where(fixed, tp, xp), torch.where(fixed, 1.0, known))
+                model = Inpainting(denoiser, (kept - up) / scale, keep)
                 residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma,
                                                   settings.detail_steps, cond_fine.replace(spatial=up), rng,
                                                   settings.sampler, lambda info: report(info, up)))
                 fine = up + scale * residual
+                if fixed is not None:
+                    fine = torch.where(fixed, tp, fine)  # exact, not up + scale * (tp - up) / scale
             result = fine[0, 0, :h, :w]
-    return Edit(window, to_metres(result), fp.weight.numpy().astype(np.float32))
+    return Edit(window, to_metres(result), weight.numpy().astype(np.float32))
+
+
+def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, stroke: Stroke,
+                 style_weights: dict[str, float], sliders: dict[str, float], guidance: float, cell_size: float,
+                 seed: int, settings: EditSettings = EditSettings(), on_step: EditCallback | None = None) -> Edit:
+    """The edited window of ``heights`` (H, W float32 metres); pure function of its inputs and seed."""
+    window = stroke.window(heights.shape, settings.margin, superres.meta["factor"])
+    r0, c0, r1, c1 = window
+    lo, to_net = network_units(heights)
+    win_m = torch.from_numpy(heights[r0:r1, c0:c1].astype(np.float64))
+    x = (win_m - lo) * to_net - 1
+    fp = footprint(stroke, window)
+    first = np.clip(np.rint(stroke.points[0, :2]).astype(int), 0, np.array(heights.shape) - 1)
+    level_m = stroke.height_m if stroke.height_m is not None else float(heights[first[0], first[1]])
+    t = target(stroke, x, fp, (level_m - lo) * to_net - 1, win_m, to_net, cell_size)
+    return edit_window(base, superres, heights, window, fp.weight, t, RECIPES[stroke.kind], style_weights, sliders,
+                       guidance, seed, settings, on_step)
 
 
 def seam_ratio(after: np.ndarray, weight: np.ndarray) -> float:

@@ -25,14 +25,15 @@ from torch import Tensor
 
 from backend.data.datasets import upsample
 from backend.diffusion.guidance import ClassifierFreeGuidance
-from backend.diffusion.preconditioning import Conditioning, Denoiser
+from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.terrain import Heightfield
-from backend.training.checkpoints import load_inference, read_metadata
+from backend.training.checkpoints import LoadedModel, read_metadata
 from backend.world.region import sample_map
 
 from .base import GenerateRequest, Interrupt, StepCallback
+from .profiles import PROFILE_FILE, ProfileModel
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 BASE_FILE, SUPERRES_FILE = "terrain_base.safetensors", "terrain_superres.safetensors"
@@ -59,20 +60,8 @@ QUALITY: dict[str, SamplingSettings] = {
 }
 
 
-@dataclass(frozen=True)
-class TerrainModel:
-    """A loaded denoiser and the metadata it was trained with (see train_terrain.build)."""
-
-    denoiser: Denoiser
-    meta: dict[str, Any]
-
-    @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> TerrainModel:
-        return cls(load_inference(path, device), read_metadata(path)["config"])
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.denoiser.parameters()).device
+class TerrainModel(LoadedModel):
+    """A loaded terrain denoiser and the metadata it was trained with (see train_terrain.build)."""
 
     def conditioning(self, style_weights: dict[str, float], sliders: dict[str, float]) -> Conditioning:
         """Style mix as a weight vector; unsent sliders take the style mix's training mean."""
@@ -145,6 +134,8 @@ class DiffusionGenerator:
         self.base = TerrainModel.load(Path(models_dir) / BASE_FILE, self.device)
         self.superres = TerrainModel.load(Path(models_dir) / SUPERRES_FILE, self.device)
         self.styles = tuple(self.base.meta["style_names"])
+        profile = Path(models_dir) / PROFILE_FILE  # the curve guides' 1D model, optional
+        self.profile = ProfileModel.load(profile, self.device) if profile.is_file() else None
         self._warm_up()
 
     def _warm_up(self) -> None:

@@ -13,6 +13,7 @@ class GeneratorSpec:
     name: str
     styles: tuple[str, ...]
     factory: Callable[[str], Generator]  # device ("cpu", "cuda") -> generator; may load weights
+    extras: frozenset[str] = frozenset()  # optional models beside it, e.g. "profile" (curve guides)
 
 
 _REGISTRY: dict[str, GeneratorSpec] = {}

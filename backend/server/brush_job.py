@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from backend.editing import FALLOFFS, KINDS, Edit, EditSettings, Stroke, apply_stroke
+from backend.editing.guided import EditCallback
 from backend.generators import GenerateRequest
-from backend.generators.learned import TerrainModel
+from backend.generators.learned import DiffusionGenerator
 from backend.terrain import Heightfield
 from backend.world.store import TileMeta, WorldStore
 
@@ -27,28 +28,42 @@ MAX_WINDOW = 512  # cells per side of the edited window: bigger strokes would st
 MAX_RADIUS = 256.0
 TILE = (0, 0)  # a Blender terrain is one tile of its world
 _STYLE_KEYS = ("style", "style_weights", "sliders", "seed", "guidance")
-_KEYS = {"kind", "stroke", "radius", "strength", "falloff", "height_m", "cell_size", "steps", "commit", "world",
-         *_STYLE_KEYS}
+_KEYS = {"cell_size", "steps", "commit", "world", *_STYLE_KEYS}  # every edit job's
+_BRUSH_KEYS = {"kind", "stroke", "radius", "strength", "falloff", "height_m"}
 
 
-def _number(name: str, value: Any, low: float, high: float) -> float:
+def check_number(name: str, value: Any, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not low <= value <= high:
         raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
     return float(value)
 
 
-def _points(stroke: Any, shape: tuple[int, int]) -> np.ndarray:
-    """[[row, col, pressure], ...] in grid cells -> (N, 3) float64; every point on the grid."""
-    if not isinstance(stroke, list) or not 1 <= len(stroke) <= MAX_POINTS:
-        raise ValueError(f"stroke must be a list of 1..{MAX_POINTS} [row, col, pressure] points")
-    for i, p in enumerate(stroke):
-        if not isinstance(p, list) or len(p) != 3:
-            raise ValueError(f"stroke[{i}] must be [row, col, pressure], got {p!r}")
-        _number(f"stroke[{i}] row", p[0], 0, shape[0] - 1)
-        _number(f"stroke[{i}] col", p[1], 0, shape[1] - 1)
-        _number(f"stroke[{i}] pressure", p[2], 0, 1)
-    return np.array(stroke, dtype=np.float64)
+def check_points(name: str, value: Any, shape: tuple[int, int], columns: tuple[str, ...], low: int = 1) -> np.ndarray:
+    """[[row, col, ...], ...] in grid cells -> (N, len(columns)) float64; every point on the grid.
+
+    Columns after row and col must lie in [0, 1] (a pressure)."""
+    if not isinstance(value, list) or not low <= len(value) <= MAX_POINTS:
+        raise ValueError(f"{name} must be a list of {low}..{MAX_POINTS} [{', '.join(columns)}] points")
+    bounds = [shape[0] - 1, shape[1] - 1] + [1] * (len(columns) - 2)
+    for i, p in enumerate(value):
+        if not isinstance(p, list) or len(p) != len(columns):
+            raise ValueError(f"{name}[{i}] must be [{', '.join(columns)}], got {p!r}")
+        for column, v, high in zip(columns, p, bounds):
+            check_number(f"{name}[{i}] {column}", v, 0, high)
+    return np.array(value, dtype=np.float64)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 def _world(path: Any, shape: tuple[int, int], cell_size: float) -> Path | None:
@@ -67,49 +82,44 @@ def _world(path: Any, shape: tuple[int, int], cell_size: float) -> Path | None:
     return Path(path)
 
 
+def check_window(window: tuple[int, int, int, int], limit: int, what: str) -> None:
+    r0, c0, r1, c1 = window
+    h, w = r1 - r0, c1 - c0
+    if max(h, w) > limit:
+        raise ValueError(f"{what} reaches a {h}x{w} window; at most {limit} cells per side: {what} "
+                         "must be shorter or narrower")
+
+
 @dataclass(frozen=True)
-class BrushRequest:
-    heights: np.ndarray  # (H, W) float32 metres: the whole terrain the stroke starts from
-    stroke: Stroke
+class EditContext:
+    """What every edit job (brush stroke, curve guide) carries besides its shape: the terrain it starts
+    from, the style, the sampler settings and where a committed edit is logged."""
+
+    job: str  # "brush" or "curve": the world tile's generator
+    heights: np.ndarray  # (H, W) float32 metres: the whole terrain the edit starts from
     style: GenerateRequest  # style_weights, sliders, seed, guidance (the rest unused)
     cell_size: float
     settings: EditSettings
-    commit: bool  # False: a live update of a stroke still being drawn, not logged
+    commit: bool  # False: a live update of an edit still being made, not logged
     world: Path | None
 
     @classmethod
-    def from_params(cls, params: Any, arrays: dict[str, np.ndarray], styles: tuple[str, ...]) -> BrushRequest:
-        """Check everything before the worker runs it; ``styles``: what the learned models know."""
+    def from_params(cls, job: str, params: Any, arrays: dict[str, np.ndarray], styles: tuple[str, ...],
+                    own_keys: set[str]) -> EditContext:
+        """Check the shared params (and that no unknown ones came); ``styles``: what the learned models know."""
         if not isinstance(params, dict):
-            raise ValueError(f"brush params must be a map, got {type(params).__name__}")
-        unknown = sorted(set(params) - _KEYS)
+            raise ValueError(f"{job} params must be a map, got {type(params).__name__}")
+        accepted = own_keys | _KEYS
+        unknown = sorted(set(params) - accepted)
         if unknown:
-            raise ValueError(f"unknown brush params {unknown}; accepted: {sorted(_KEYS)}")
+            raise ValueError(f"unknown {job} params {unknown}; accepted: {sorted(accepted)}")
         heights = check_heights(arrays)
-        kind = params.get("kind")
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
-        falloff = params.get("falloff", "smooth")
-        if falloff not in FALLOFFS:
-            raise ValueError(f"falloff must be one of {list(FALLOFFS)}, got {falloff!r}")
-        height_m = params.get("height_m")
-        stroke = Stroke(kind, _points(params.get("stroke"), heights.shape),
-                        _number("radius", params.get("radius"), 0.5, MAX_RADIUS),
-                        _number("strength", params.get("strength", 0.5), 0, 1), falloff,
-                        None if height_m is None else _number("height_m", height_m, -1e5, 1e5))
-        cell_size = _number("cell_size", params.get("cell_size"), 1e-6, 1e6)
+        cell_size = check_number("cell_size", params.get("cell_size"), 1e-6, 1e6)
         steps = params.get("steps")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 50):
             raise ValueError(f"steps must be an integer in [1, 50] or null, got {steps!r}")
         settings = EditSettings() if steps is None else EditSettings(detail_steps=steps)
-        r0, c0, r1, c1 = stroke.window(heights.shape, settings.margin, 1)  # the run aligns it a little wider
-        h, w = r1 - r0, c1 - c0
-        if max(h, w) > MAX_WINDOW:
-            raise ValueError(f"stroke reaches a {h}x{w} window; at most {MAX_WINDOW} cells per side: "
-                             "split the stroke or use a smaller radius")
-        commit = params.get("commit", True)
-        if not isinstance(commit, bool):
-            raise ValueError(f"commit must be true or false, got {commit!r}")
+        commit = check_flag("commit", params.get("commit", True))
         style_params = {k: params[k] for k in _STYLE_KEYS if k in params}
         if "style" not in params and "style_weights" not in params:
             style_params["style"] = styles[0]
@@ -117,15 +127,10 @@ class BrushRequest:
         unknown = sorted(set(style.style_weights) - set(styles))
         if unknown:
             raise ValueError(f"unknown style {unknown}; the learned models know {list(styles)}")
-        return cls(heights, stroke, style, cell_size, settings, commit,
+        return cls(job, heights, style, cell_size, settings, commit,
                    _world(params.get("world"), heights.shape, cell_size))
 
-    def run(self, base: TerrainModel, superres: TerrainModel, on_step: Any) -> Edit:
-        return apply_stroke(base, superres, self.heights, self.stroke, self.style.style_weights,
-                            self.style.sliders, self.style.guidance, self.cell_size, self.style.seed,
-                            self.settings, on_step)
-
-    def record(self, edit: Edit) -> int:
+    def record(self, kind: str, edit: Edit, params: dict[str, Any]) -> int:
         """Append the edit to the world's log and store the edited terrain; returns the edit's seq."""
         assert self.world is not None
         if (self.world / "world.json").is_file():
@@ -135,12 +140,47 @@ class BrushRequest:
                                       tuple(self.style.style_weights))
         r0, c0, r1, c1 = edit.window
         before = self.heights[r0:r1, c0:c1]
-        s = self.stroke
-        params = {"stroke": s.points.tolist(), "radius": s.radius, "strength": s.strength, "falloff": s.falloff,
-                  "height_m": s.height_m, "style_weights": self.style.style_weights, "sliders": self.style.sliders,
+        params = {**params, "style_weights": self.style.style_weights, "sliders": self.style.sliders,
                   "seed": self.style.seed, "guidance": self.style.guidance}
-        record = store.append_edit(s.kind, TILE, edit.window, params, {"before": before, "after": edit.heights})
+        record = store.append_edit(kind, TILE, edit.window, params, {"before": before, "after": edit.heights})
         after = self.heights.copy()
         after[r0:r1, c0:c1] = edit.heights
-        store.put_tile(TILE, Heightfield(after, self.cell_size), TileMeta(source="edited", generator="brush"))
+        store.put_tile(TILE, Heightfield(after, self.cell_size), TileMeta(source="edited", generator=self.job))
         return record.seq
+
+
+@dataclass(frozen=True)
+class BrushRequest:
+    stroke: Stroke
+    edit: EditContext
+
+    @property
+    def kind(self) -> str:
+        return self.stroke.kind
+
+    @classmethod
+    def from_params(cls, params: Any, arrays: dict[str, np.ndarray], styles: tuple[str, ...]) -> BrushRequest:
+        """Check everything before the worker runs it; ``styles``: what the learned models know."""
+        edit = EditContext.from_params("brush", params, arrays, styles, _BRUSH_KEYS)
+        kind = check_choice("kind", params.get("kind"), KINDS)
+        falloff = check_choice("falloff", params.get("falloff", "smooth"), FALLOFFS)
+        height_m = params.get("height_m")
+        points = check_points("stroke", params.get("stroke"), edit.heights.shape, ("row", "col", "pressure"))
+        stroke = Stroke(kind, points,
+                        check_number("radius", params.get("radius"), 0.5, MAX_RADIUS),
+                        check_number("strength", params.get("strength", 0.5), 0, 1), falloff,
+                        None if height_m is None else check_number("height_m", height_m, -1e5, 1e5))
+        # the run aligns the window a little wider
+        check_window(stroke.window(edit.heights.shape, edit.settings.margin, 1), MAX_WINDOW, "stroke")
+        return cls(stroke, edit)
+
+    def run(self, learned: DiffusionGenerator, on_step: EditCallback) -> tuple[Edit, dict[str, np.ndarray]]:
+        """The edit and any arrays the result carries besides it (none for a stroke)."""
+        e = self.edit
+        return apply_stroke(learned.base, learned.superres, e.heights, self.stroke, e.style.style_weights,
+                            e.style.sliders, e.style.guidance, e.cell_size, e.style.seed, e.settings, on_step), {}
+
+    def record(self, edit: Edit) -> int:
+        s = self.stroke
+        return self.edit.record(s.kind, edit, {"stroke": s.points.tolist(), "radius": s.radius,
+                                               "strength": s.strength, "falloff": s.falloff, "height_m": s.height_m})

@@ -19,6 +19,7 @@ from protocol import PROTOCOL_VERSION, ErrorCode, Limits, Message, ProtocolError
 from protocol.client import LINGER_MS, configure_socket
 
 from .brush_job import BrushRequest
+from .curve_job import CurveRequest
 from .export_job import ExportRequest
 from .jobs import Job, JobQueue
 from .worker import WAKE_ADDRESS, Outbox, Outgoing, Worker
@@ -26,7 +27,7 @@ from .world_job import WorldTilesRequest, check_available
 
 log = logging.getLogger(__name__)
 POLL_MS = 100  # how often the loop looks at the stop flag when nothing arrives
-JOB_KINDS = ("generate", "export", "brush", "world_tiles")
+JOB_KINDS = ("generate", "export", "brush", "world_tiles", "curve")
 
 
 class Server:
@@ -133,7 +134,7 @@ class Server:
         if not isinstance(target, str):
             self._send(identity, msg.error(ErrorCode.BAD_PARAMS, f"target must be a string, got {target!r}"))
             return
-        request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest
+        request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | CurveRequest
         try:
             if kind == "export":
                 request = ExportRequest.from_params(params, msg.arrays)
@@ -144,6 +145,11 @@ class Server:
                 if "diffusion" not in registry.available():
                     raise ValueError("brushes need the learned models (terrain_base and terrain_superres weights)")
                 request = BrushRequest.from_params(params, msg.arrays, registry.get("diffusion").styles)
+            elif kind == "curve":
+                if "diffusion" not in registry.available() or "profile" not in registry.get("diffusion").extras:
+                    raise ValueError("curve guides need the learned models and the profile model "
+                                     "(terrain_base, terrain_superres and profile_1d weights)")
+                request = CurveRequest.from_params(params, msg.arrays, registry.get("diffusion").styles)
             else:
                 request = GenerateRequest.from_params(params, registry.default_name())
                 registry.check_request(request)

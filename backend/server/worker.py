@@ -23,6 +23,7 @@ from backend.generators import Cancelled, Generator, registry
 from protocol import ErrorCode, Message
 
 from .brush_job import BrushRequest
+from .curve_job import CurveRequest
 from .export_job import ExportRequest
 from .jobs import Job, JobQueue
 from .world_job import OpenWorlds, WorldTilesRequest
@@ -112,8 +113,8 @@ class Worker(threading.Thread):
         if isinstance(job.request, WorldTilesRequest):
             self._world_tiles(job, job.request)
             return
-        if isinstance(job.request, BrushRequest):
-            self._brush(job, job.request)
+        if isinstance(job.request, (BrushRequest, CurveRequest)):
+            self._edit(job, job.request)
             return
         request = job.request
         self._send(job, "progress", {"step": 0, "total": 0, "stage": "started"})
@@ -148,32 +149,33 @@ class Worker(threading.Thread):
             return
         self._send(job, "result", {"meta": {"files": [str(f) for f in files]}}, final=True)
 
-    def _brush(self, job: Job, request: BrushRequest) -> None:
-        """Edit the stroke's window, log it when committed, answer with the window (previews meanwhile)."""
+    def _edit(self, job: Job, request: BrushRequest | CurveRequest) -> None:
+        """Edit the stroke's or curve's window, log it when committed, answer with the window (previews meanwhile)."""
         self._send(job, "progress", {"step": 0, "total": 0, "stage": "started"})
 
         def on_step(step: int, total: int, window: tuple[int, int, int, int], heights: np.ndarray) -> None:
             if job.cancel.is_set():
                 raise Cancelled(f"stopped at step {step} of {total}")
             job.step, job.total = step, total
-            self._send(job, "progress", {"step": step, "total": total, "stage": "brushing"})
+            stage = "brushing" if job.kind == "brush" else "shaping"
+            self._send(job, "progress", {"step": step, "total": total, "stage": stage})
             self._send(job, "preview", {"step": step, "meta": {"window": list(window)}}, {"heights": heights})
 
         try:
-            learned = self._generator("diffusion")
-            edit = request.run(learned.base, learned.superres, on_step)
-            seq = request.record(edit) if request.commit and request.world is not None else None
+            edit, extra = request.run(self._generator("diffusion"), on_step)
+            seq = request.record(edit) if request.edit.commit and request.edit.world is not None else None
         except Cancelled as exc:
             code = ErrorCode.SHUTTING_DOWN if self.stopping.is_set() else ErrorCode.CANCELLED
             self._send(job, "error", {"code": code.value, "message": f"job cancelled: {exc}"}, final=True)
             return
         except Exception as exc:  # a failing stroke must not take the server down; the client keeps its mesh
-            log.error("brush job %s failed:\n%s", job.id, traceback.format_exc())
+            log.error("%s job %s failed:\n%s", job.kind, job.id, traceback.format_exc())
             self._send(job, "error", {"code": ErrorCode.JOB_FAILED.value,
-                                      "message": f"brush failed: {type(exc).__name__}: {exc}"}, final=True)
+                                      "message": f"{job.kind} failed: {type(exc).__name__}: {exc}"}, final=True)
             return
-        meta = {"window": list(edit.window), "kind": request.stroke.kind, "commit": request.commit, "edit_seq": seq}
-        self._send(job, "result", {"meta": meta}, {"heights": edit.heights, "weight": edit.weight}, final=True)
+        meta = {"window": list(edit.window), "kind": request.kind, "commit": request.edit.commit, "edit_seq": seq}
+        self._send(job, "result", {"meta": meta}, {"heights": edit.heights, "weight": edit.weight, **extra},
+                   final=True)
 
     def _world_tiles(self, job: Job, request: WorldTilesRequest) -> None:
         self._send(job, "progress", {"step": 0, "total": len(request.tiles), "stage": "world_tiles"})

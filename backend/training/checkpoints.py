@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import torch
 from safetensors import safe_open
@@ -64,6 +65,22 @@ def load_inference(path: str | Path, device: torch.device | str = "cpu") -> Deno
     denoiser = build_denoiser(read_metadata(path)["denoiser"])
     denoiser.load_state_dict(load_file(str(path), device="cpu"), strict=True)
     return denoiser.to(device).eval().requires_grad_(False)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """An inference file's denoiser (eval mode) and its free-form config metadata, as serving uses them."""
+
+    denoiser: Denoiser
+    meta: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> Self:
+        return cls(load_inference(path, device), read_metadata(path)["config"])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
 
 
 def save_resume(directory: str | Path, step: int, tensors: dict[str, Tensor], state: dict[str, Any]) -> Path:

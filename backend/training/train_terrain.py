@@ -1,15 +1,18 @@
-"""Train a terrain model from a JSON config: ``python -m backend.training.train_terrain configs/X.json``.
+"""Train a model from a JSON config: ``python -m backend.training.train_terrain configs/X.json``.
 
-Two kinds of model share this script (see ``backend.data.datasets``):
+Three kinds of model share this script, each a view of the same corpus maps:
 
 * ``base``: style-conditioned 64² maps (the corpus maps area-averaged by ``factor``);
 * ``superres``: the residual between a map and the bicubic upsampling of its coarse version,
-  conditioned on that upsampling and the style.
+  conditioned on that upsampling and the style (both ``backend.data.datasets``);
+* ``profile``: 1D elevation profiles along rivers, ridges and cliffs, conditioned on the kind of
+  line, its drop and its length (``backend.data.profiles``; the curve guides' model).
 
 The run resumes from ``out_dir`` if interrupted. At the end the EMA weights are written to
-``ship_to`` (safetensors) with everything serving needs in its metadata: kind, style and slider
-names, factor, residual scale, per-style sea-level defaults, and the facts of the run for the
-model card (corpus, steps, wall time, hardware, final loss).
+``ship_to`` (safetensors) with everything serving needs in its metadata (terrain: style and slider
+names, factor, residual scale, per-style sea-level defaults; profile: line kinds, profile length,
+per-kind deviation scales, extraction settings) and the facts of the run for the model card
+(corpus, steps, wall time, hardware, final loss).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from backend.data import profiles
 from backend.data.datasets import BaseDataset, MapSet, SuperResDataset, load_maps
 from backend.diffusion.loss import EDMLoss
 from backend.diffusion.preconditioning import Denoiser
@@ -33,18 +37,20 @@ from backend.networks.unet import UNet, UNetConfig, count_params
 from backend.training import checkpoints
 from backend.training.loop import TrainConfig, Trainer
 
-KINDS = ("base", "superres")
+KINDS = ("base", "superres", "profile")
+Dataset = BaseDataset | SuperResDataset | profiles.ProfileDataset
 
 
 @dataclass
 class TerrainRunConfig:
-    kind: str  # "base" or "superres"
+    kind: str  # "base", "superres" or "profile"
     corpus: list[str]  # corpus folders (their "train" split is used)
     unet: dict[str, Any]  # UNetConfig fields (n_styles, n_sliders, cond_channels are filled in)
     train: dict[str, Any]  # TrainConfig fields
     ship_to: str  # where the EMA inference weights go, e.g. models/terrain_base.safetensors
     factor: int = 4  # coarse = fine area-averaged by factor
     crop: int = 64  # superres training crop (cells)
+    profile: dict[str, Any] = field(default_factory=dict)  # ProfileSettings fields (kind "profile")
     cond_dropout: dict[str, float] = field(default_factory=lambda: {"style_weights": 0.1, "sliders": 0.2})
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
@@ -66,8 +72,26 @@ def slider_means(maps: MapSet) -> dict[str, list[float]]:
             else [0.5] * len(maps.slider_names) for s, name in enumerate(maps.style_names)}
 
 
-def build(run: TerrainRunConfig, maps: MapSet) -> tuple[Denoiser, BaseDataset | SuperResDataset, dict[str, Any]]:
+def build_profile(run: TerrainRunConfig, maps: MapSet) -> tuple[Denoiser, profiles.ProfileDataset, dict[str, Any]]:
+    """The 1D profile denoiser: kinds of line as its "styles", drop and length as its sliders."""
+    settings = profiles.ProfileSettings(**run.profile)
+    out_dir = run.train.get("out_dir")
+    cache = Path(out_dir) / "profiles-train.npz" if out_dir else None  # a resumed run skips the extraction
+    dataset = profiles.ProfileDataset(profiles.load_profiles(run.corpus, "train", settings, cache, maps))
+    unet = UNetConfig.from_dict({**run.unet, "dims": 1, "n_styles": len(profiles.KINDS),
+                                 "n_sliders": len(profiles.SLIDER_NAMES), "cond_channels": 0})
+    found = dataset.profiles
+    meta = {"kind": run.kind, "profile_kinds": list(profiles.KINDS), "slider_names": list(profiles.SLIDER_NAMES),
+            "length": settings.length, "deviation_scale": dataset.scales, "extraction": asdict(settings),
+            "profiles_per_kind": {k: len(found.of_kind(k)) for k in profiles.KINDS},
+            "corpus_cell_size_m": maps.cell_size}
+    return Denoiser(UNet(unet)), dataset, meta
+
+
+def build(run: TerrainRunConfig, maps: MapSet) -> tuple[Denoiser, Dataset, dict[str, Any]]:
     """The denoiser to train, its dataset and the serving metadata that depends on the data."""
+    if run.kind == "profile":
+        return build_profile(run, maps)
     n_styles, n_sliders = len(maps.style_names), len(maps.slider_names)
     means = slider_means(maps)
     sea = maps.slider_names.index("sea_level")
@@ -134,8 +158,10 @@ def run_training(run: TerrainRunConfig, config_path: str = "", ship_now: bool = 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Train a terrain base or super-resolution model from a JSON config.")
-    ap.add_argument("config", help="configs/terrain_base.json or configs/terrain_superres.json")
+    ap = argparse.ArgumentParser(description="Train a terrain base, super-resolution or profile model "
+                                             "from a JSON config.")
+    ap.add_argument("config", help="configs/terrain_base.json, configs/terrain_superres.json or "
+                                   "configs/profile_1d.json")
     ap.add_argument("--steps", type=int, help="override the config's step count (smoke runs)")
     ap.add_argument("--out-dir", help="override the config's run folder")
     ap.add_argument("--ship-to", help="override where the EMA weights are written")

@@ -81,6 +81,29 @@ def generate(addon: ModuleType, timeout: float = 60.0, **values: Any) -> dict[st
     return params
 
 
+TERRAIN_CELL = 2000.0 / 127  # the learned test terrain: 128² over 2 km
+TERRAIN_OFFSET = (50.0, -20.0, 5.0)  # where it is moved, so operators must map world space onto its grid
+
+
+def learned_terrain(addon: ModuleType, target: str, out: Any) -> bpy.types.Object:
+    """Generate the edit scenarios' terrain (learned alpine, 128² over 2 km, 400 m, seed 2) into ``target``,
+    move it off the origin and save its heights to ``out``/before.npy."""
+    settings().style_preset = "alpine"
+    generate(addon, timeout=120, target=target, resolution=128, size_m=2000.0, height_m=400.0, seed=2,
+             generator="diffusion")
+    check(settings().last_error == "", f"generation failed: {settings().last_error}")
+    obj = bpy.data.objects[target]
+    obj.location = TERRAIN_OFFSET
+    bpy.context.view_layer.update()
+    np.save(out / "before.npy", positions(target)[:, 2])
+    return obj
+
+
+def grid_to_world(row: float, col: float) -> tuple[float, float]:
+    """World (x, y) over a cell of the moved learned terrain."""
+    return (col - 63.5) * TERRAIN_CELL + TERRAIN_OFFSET[0], (63.5 - row) * TERRAIN_CELL + TERRAIN_OFFSET[1]
+
+
 def positions(name: str) -> np.ndarray:
     mesh = bpy.data.objects[name].data
     out = np.empty(len(mesh.vertices) * 3, dtype=np.float32)

@@ -23,23 +23,13 @@ zip_path, address, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 path, radius_cells = json.loads(sys.argv[4]), float(sys.argv[5])
 addon = h.install(zip_path)
 h.connect(addon, address)
-s = h.settings()
 target = "Brush Terrain"
-s.style_preset = "alpine"
-h.generate(addon, timeout=120, target=target, resolution=128, size_m=2000.0, height_m=400.0, seed=2,
-           generator="diffusion")
-h.check(s.last_error == "", f"generation failed: {s.last_error}")
-cell = 2000.0 / 127
-obj = bpy.data.objects[target]
-obj.location = (50.0, -20.0, 5.0)  # the stroke is in world space: the operator maps it onto the grid
-bpy.context.view_layer.update()
-before = h.positions(target)[:, 2].copy()
-np.save(out / "before.npy", before)
-x = [(c - 63.5) * cell + 50.0 for _, c, _ in path]
-y = [(63.5 - r) * cell - 20.0 for r, _, _ in path]
-stroke = [{"name": "", "location": (px, py, 0.0), "mouse": (0.0, 0.0), "mouse_event": (0.0, 0.0), "pressure": p,
-           "size": 0.0, "x_tilt": 0.0, "y_tilt": 0.0, "time": 0.0, "is_start": i == 0}
-          for i, (px, py, (_, _, p)) in enumerate(zip(x, y, path))]  # every field, as Blender's paint ops want
+h.learned_terrain(addon, target, out)  # the stroke is in world space: the operator maps it onto the grid
+s = h.settings()
+cell = h.TERRAIN_CELL
+stroke = [{"name": "", "location": (*h.grid_to_world(r, c), 0.0), "mouse": (0.0, 0.0), "mouse_event": (0.0, 0.0),
+           "pressure": p, "size": 0.0, "x_tilt": 0.0, "y_tilt": 0.0, "time": 0.0, "is_start": i == 0}
+          for i, (r, c, p) in enumerate(path)]  # every field, as Blender's paint ops want
 s.brush_radius, s.brush_strength, s.brush_style = radius_cells * cell, 0.8, "desert_dunes"
 s.world_dir = str(out / "world")
 bpy.ops.ed.undo_push(message="brush settings")  # as the panel's widgets do: undo must not revert them

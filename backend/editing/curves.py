@@ -1,0 +1,147 @@
+"""Curve guides: a line the artist draws becomes a ridge, a river or a cliff.
+
+The 1D profile model (``backend.generators.profiles``) fills in the line's height between its two ends,
+which are pinned to the terrain under them plus the artist's offset (ridge higher, river lower, cliff top
+half a step up); a cross-section turns that profile into a target over a band ``width`` cells wide, and
+the masked guided edit (``guided.edit_window``) makes terrain of it on the curve's window only: outside
+the band nothing changes, bit for bit.
+
+Cross-sections, with t = distance to the curve / half the width and u the position along it:
+
+* ridge: the crest is the profile: the ground along the curve, Gaussian-smoothed over an eighth of
+  the curve (so it bridges small dips and passes over small bumps), raised by the offset plus the
+  profile's deviation (its peaks and saddles); every cell is lifted by the crest's height over the
+  ground on the curve times (1 - t)^2: a sharp crest and soft feet, the cross-slope's texture kept;
+* river: a flat bed at the profile's height over the middle ``BED_FRACTION`` of the band, pinned
+  exactly in the edit (so it runs downhill as the profile does), and banks easing back to the ground;
+  a river runs straight downhill between its ends (it cuts through what lies in between);
+* cliff: the profile is the cliff top, following the ground like a ridge; the side left of the
+  drawing direction (right when flipped) is levelled toward it, the other toward one step (the offset)
+  lower, with a face ``CLIFF_FACE_CELLS`` either side of the curve.
+
+The offset (and the cliff's step) is ``strength`` times a quarter of the terrain's relief, as for brushes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.ndimage as ndi
+import torch
+
+from backend.data.profiles import KINDS, chord
+from backend.generators.learned import TerrainModel
+from backend.generators.profiles import ProfileModel, sample_profiles
+
+from .brushes import RELIEF_PER_STRENGTH, falloff, nearest_on_path, window_around
+from .guided import Edit, EditCallback, EditSettings, Recipe, edit_window, network_units
+
+BED_FRACTION = 0.3  # river: share of the band that is flat bed (the rest is banks)
+CLIFF_FACE_CELLS = 1.0  # cliff: the face spans this many cells either side of the curve
+FOLLOW_SIGMA = 1 / 8  # ridge / cliff: ground smoothing along the curve, as a share of its samples
+MIN_RELIEF_M = 1.0  # a flat terrain still gets a (small) offset unit
+RECIPE = Recipe(detail_sigma=0.4)  # as the ridge and valley brushes: new detail on the moved ground
+OFFSET_SIGN = {"ridge": 1.0, "river": -1.0, "cliff": 0.5}  # the ends' offset, in offsets: a cliff top is half up
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A guide line on the height grid and how it shapes the ground."""
+
+    kind: str  # one of KINDS
+    points: np.ndarray  # (N, 2) float64 row, column (cells, fractional), in drawing order
+    width: float  # cells: full width of the band the curve reshapes
+    strength: float  # [0, 1]
+    flip: bool = False  # cliff: the high side is right of the drawing direction instead of left
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"curve kind must be one of {list(KINDS)}, got {self.kind!r}")
+
+    @property
+    def reach(self) -> float:
+        return self.width / 2
+
+    def arc(self) -> np.ndarray:
+        """(N,) arc length (cells) at each point."""
+        return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(self.points, axis=0), axis=1))])
+
+    def samples(self, n: int) -> np.ndarray:
+        """(n, 2) positions evenly spaced in arc length from the first point to the last."""
+        s = self.arc()
+        t = np.linspace(0.0, s[-1], n)
+        return np.stack([np.interp(t, s, self.points[:, k]) for k in range(2)], axis=1)
+
+    def window(self, shape: tuple[int, int], margin: int, align: int) -> tuple[int, int, int, int]:
+        return window_around(self.points, self.reach, shape, margin, align)
+
+
+def follow_ground(ground: np.ndarray) -> np.ndarray:
+    """(L,) ground heights along the curve -> their smoothed deviation from the chord, exactly 0 at both ends.
+
+    The deviation is extended oddly about each end before the Gaussian, so the ends stay at 0.
+    """
+    d = ground - chord(ground[0], ground[-1], len(ground))
+    extended = np.concatenate([-d[1:][::-1], d, -d[:-1][::-1]])
+    smooth = ndi.gaussian_filter1d(extended, FOLLOW_SIGMA * len(ground), mode="nearest")
+    out = smooth[len(d) - 1:2 * len(d) - 1]
+    out[0] = out[-1] = 0.0
+    return out
+
+
+def curve_profile(model: ProfileModel, heights: np.ndarray, curve: Curve, cell_size: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(the profile (L,) metres along the curve, the ground (L,) under it, the offset in metres)."""
+    n = model.length
+    ground = ndi.map_coordinates(heights.astype(np.float64), curve.samples(n).T, order=1, mode="nearest")
+    relief = max(float(np.ptp(heights)), MIN_RELIEF_M)
+    offset = curve.strength * RELIEF_PER_STRENGTH * relief
+    ends = ground[[0, -1]] + OFFSET_SIGN[curve.kind] * offset
+    extent = (max(heights.shape) - 1) * cell_size
+    profile = sample_profiles(model, curve.kind, ends[None], np.array([curve.arc()[-1] * cell_size]),
+                              np.array([relief]), np.array([extent]), seed)[0]
+    if curve.kind != "river":
+        profile = profile + follow_ground(ground)
+    return profile, ground, offset
+
+
+def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.ndarray, profile: np.ndarray,
+                 ground: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target metres, weight in [0, 1], pinned cells) over the window, all (h, w)."""
+    s = curve.arc()
+    along = np.c_[curve.points, s / s[-1]]
+    d, u, side = nearest_on_path(along, window)
+    t = d / curve.reach
+    at = lambda values: np.interp(u, np.linspace(0.0, 1.0, len(values)), values)  # noqa: E731
+    p = at(profile)
+    weight = falloff(t, "smooth")  # 1 on the curve, 0 from the band's edge on, no crease there
+    pinned = np.zeros(window_m.shape, dtype=bool)
+    if curve.kind == "ridge":  # lift every cell by the crest's height over the ground on the curve
+        target = window_m + np.clip(1 - t, 0, 1) ** 2 * (p - at(ground))
+    elif curve.kind == "river":
+        bank = falloff((t - BED_FRACTION) / (1 - BED_FRACTION), "smooth")  # 1 on the bed
+        pinned = t <= BED_FRACTION
+        target = np.where(pinned, p, window_m + bank * (p - window_m))  # the bed exactly the profile
+    else:
+        high = -side if curve.flip else side
+        level = p - offset * falloff((high * d + CLIFF_FACE_CELLS) / (2 * CLIFF_FACE_CELLS), "smooth")
+        target = window_m + weight * (level - window_m)
+    return np.where(t < 1, target, window_m), weight, pinned
+
+
+def apply_curve(base: TerrainModel, superres: TerrainModel, profile_model: ProfileModel, heights: np.ndarray,
+                curve: Curve, style_weights: dict[str, float], sliders: dict[str, float], guidance: float,
+                cell_size: float, seed: int, settings: EditSettings = EditSettings(),
+                on_step: EditCallback | None = None) -> tuple[Edit, np.ndarray]:
+    """(the edited window of ``heights`` (H, W float32 metres), the profile (L,) metres along the curve)."""
+    profile, ground, offset = curve_profile(profile_model, heights, curve, cell_size, seed)
+    window = curve.window(heights.shape, settings.margin, superres.meta["factor"])
+    r0, c0, r1, c1 = window
+    target_m, weight, pinned = curve_target(curve, window, heights[r0:r1, c0:c1].astype(np.float64), profile,
+                                            ground, offset)
+    lo, to_net = network_units(heights)
+    t = torch.from_numpy((target_m - lo) * to_net - 1)
+    edit = edit_window(base, superres, heights, window, torch.from_numpy(weight), t, RECIPE, style_weights, sliders,
+                       guidance, seed, settings, on_step, torch.from_numpy(pinned & (weight > 0)))
+    return edit, profile

@@ -1,0 +1,232 @@
+"""Curve guides: profiles extracted from corpus maps, the shipped 1D profile model and its constrained
+sampling, and the ``curve`` job over real sockets against a backend serving tiny models trained by the
+real scripts (ridge up, river down and downhill, cliff a step, nothing outside the band touched)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import torch
+
+from backend.data.datasets import load_maps
+from backend.data.profiles import KINDS, ProfileDataset, ProfileSettings, extract_profiles
+from backend.diffusion.guidance import nonincreasing
+from backend.editing import seam_ratio
+from backend.editing.brushes import RELIEF_PER_STRENGTH, nearest_on_path
+from backend.editing.curves import BED_FRACTION
+from backend.generators.learned import MODELS_DIR
+from backend.generators.profiles import PROFILE_FILE, ProfileModel, sample_profiles
+from backend.training.checkpoints import read_metadata
+from backend.world.store import WorldStore
+from protocol.client import BackendError, Client
+
+from conftest import ROOT
+from test_brushes import CELL, RES, brush_client, terrain  # noqa: F401  (fixtures: the same client and terrain)
+
+CURVE = [[64.0, 20.0], [58.0, 64.0], [70.0, 108.0]]  # west to east across the middle
+WIDTH, STRENGTH = 16.0, 0.8
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+def test_profiles_from_corpus_maps(tiny_models):
+    maps = load_maps([tiny_models.parent / "corpus"], "train")
+    profiles = extract_profiles(maps, ProfileSettings(length=32, min_cells=12))
+    counts = {k: len(profiles.of_kind(k)) for k in KINDS}
+    assert counts["river"] > 5 and counts["ridge"] > 5, counts
+    assert profiles.heights.shape == (len(profiles), 32) and profiles.cells.shape == (len(profiles), 32, 2)
+    rivers = profiles.heights[profiles.of_kind("river")].astype(np.float64)
+    assert (np.diff(rivers, axis=1) <= 0).all()  # water surfaces never rise downstream
+    assert ((profiles.cells >= 0) & (profiles.cells <= maps.heights.shape[-1] - 1)).all()
+    size = maps.heights.shape[-1]
+    assert (profiles.extent_m == (size - 1) * maps.cell_size).all() and (profiles.length_m > 0).all()
+    dataset = ProfileDataset(profiles)
+    x, cond = dataset[0]
+    assert x.shape == (1, 32) and x[0, 0] == 0 and x[0, -1] == 0  # ends are 0 by construction
+    h = profiles.heights[dataset.items[0][0]]
+    assert cond.sliders[0] == pytest.approx(float(h[0] - h[-1]) / float(profiles.relief_m[dataset.items[0][0]]))
+    for kind in ("river", "ridge"):  # per-kind units give every kind's deviations the std EDM assumes
+        assert float(dataset.x[profiles.of_kind(kind)].std()) == pytest.approx(0.5, rel=1e-3)
+    flipped = [i for i, (p, flip) in enumerate(dataset.items) if flip]
+    assert flipped and all(KINDS[profiles.kind[dataset.items[i][0]]] != "river" for i in flipped)
+
+
+def test_nonincreasing_is_the_least_squares_monotone_fit():
+    y = torch.randn(40, 48, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    f = nonincreasing(y)
+    assert (f.diff(dim=-1) <= 1e-12).all()
+    np.testing.assert_allclose(nonincreasing(f), f, atol=1e-12)  # a monotone sequence is its own fit
+    # optimality: the residual is orthogonal to the fit and sums to 0 on every block of equal values
+    np.testing.assert_allclose(((y - f) * f).sum(-1), 0, atol=1e-9)
+    np.testing.assert_allclose((y - f).sum(-1), 0, atol=1e-9)
+    worse = f + 0.01 * torch.linspace(1, 0, 48, dtype=torch.float64)  # another monotone sequence
+    assert (((y - f) ** 2).sum(-1) < ((y - worse) ** 2).sum(-1)).all()
+
+
+# -- the shipped model --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shipped() -> ProfileModel:
+    return ProfileModel.load(MODELS_DIR / PROFILE_FILE)
+
+
+def test_shipped_profile_model_has_the_documented_config():
+    meta = read_metadata(MODELS_DIR / PROFILE_FILE)
+    documented = json.loads((ROOT / "configs" / "profile_1d.json").read_text())
+    for key, value in documented["unet"].items():
+        got = meta["denoiser"]["unet"][key]
+        assert (list(got) if isinstance(got, (list, tuple)) else got) == value, key
+    assert meta["denoiser"]["unet"]["dims"] == 1 and meta["denoiser"]["unet"]["n_styles"] == len(KINDS)
+    config = meta["config"]
+    assert config["kind"] == "profile" and config["profile_kinds"] == list(KINDS)
+    assert all(config["extraction"][k] == v for k, v in documented["profile"].items())
+    assert config["run"]["steps_done"] == documented["train"]["steps"]
+    assert all(n > 100 for n in config["profiles_per_kind"].values()), config["profiles_per_kind"]
+    assert (MODELS_DIR / PROFILE_FILE).stat().st_size < 10e6
+
+
+def _sample(model: ProfileModel, kind: str, seed: int, pinned: np.ndarray | None = None, n: int = 3) -> np.ndarray:
+    ends = np.array([[300.0, 120.0], [100.0, 250.0], [200.0, 200.0]])[:n]
+    return sample_profiles(model, kind, ends, np.full(n, 1500.0), np.full(n, 800.0), np.full(n, 7650.0), seed,
+                           pinned_m=pinned)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shipped_profiles_keep_their_pins_and_their_seed(shipped, kind):
+    pinned = np.full((3, shipped.length), np.nan)
+    pinned[0, 20] = 250.0  # on the way down from 300 to 120, so a river can honour it
+    a, b, c = _sample(shipped, kind, 3, pinned), _sample(shipped, kind, 3, pinned), _sample(shipped, kind, 4, pinned)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 0.1  # metres: another seed, another profile
+    np.testing.assert_array_equal(a[:, [0, -1]], [[300.0, 120.0], [100.0, 250.0], [200.0, 200.0]])  # exact
+    assert a[0, 20] == 250.0
+    assert np.isfinite(a).all() and np.abs(a).max() < 1000
+
+
+def test_shipped_rivers_run_downhill_from_their_higher_end(shipped):
+    rng = np.random.default_rng(0)
+    ends = rng.uniform(0, 400, (64, 2))
+    z = sample_profiles(shipped, "river", ends, rng.uniform(300, 5000, 64), np.full(64, 800.0),
+                        np.full(64, 7650.0), seed=1)
+    steps = np.diff(z, axis=1) * np.where(ends[:, :1] >= ends[:, 1:], 1, -1)  # downstream steps
+    assert (steps <= 0).all()
+    np.testing.assert_array_equal(z[:, [0, -1]], ends)
+    pinned = np.full((1, shipped.length), np.nan)
+    pinned[0, 10] = 500.0  # above the higher end: no river can pass there
+    with pytest.raises(ValueError, match="descend"):
+        _sample(shipped, "river", 0, pinned, n=1)
+
+
+# -- the curve job over real sockets (a tiny-model backend; terrain: alpine, 2 km, 400 m, seed 2) -------
+
+def shape(client: Client, heights: np.ndarray, kind: str, curve=CURVE, **params):
+    params = {"kind": kind, "curve": curve, "width": WIDTH, "strength": STRENGTH, "cell_size": CELL,
+              "style": "alpine", "seed": 1, **params}
+    job = client.submit("curve", params, target="pytest-curve", arrays={"heights": heights})
+    return client.wait_result(job, timeout=120)
+
+
+def curve_frame(window: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per window cell: distance to CURVE (cells), position along it (0..1), side (+1 left)."""
+    points = np.array(CURVE)
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    return nearest_on_path(np.c_[points, s / s[-1]], tuple(window))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_curve_shapes_its_band_and_nothing_else(brush_client, terrain, kind):
+    result = shape(brush_client, terrain, kind)
+    r0, c0, r1, c1 = window = result.content["meta"]["window"]
+    after, weight, profile = (result.arrays[k] for k in ("heights", "weight", "profile"))
+    before = terrain[r0:r1, c0:c1]
+    assert after.shape == before.shape == weight.shape and after.dtype == np.float32
+    np.testing.assert_array_equal(after[weight == 0], before[weight == 0])  # outside the band: bit for bit
+    assert (weight == 0).any() and (weight > 0.5).any()
+    offset = STRENGTH * RELIEF_PER_STRENGTH * float(np.ptp(terrain))
+    ground = ndi.map_coordinates(terrain.astype(np.float64), np.array(CURVE)[[0, -1]].T, order=1)
+    sign = {"ridge": 1.0, "river": -1.0, "cliff": 0.5}[kind]
+    np.testing.assert_allclose(profile[[0, -1]], ground + sign * offset, atol=1e-3)  # the pinned ends
+    d, u, side = curve_frame(window)
+    on = d < 1
+    if kind == "ridge":
+        assert after[on].mean() > before[on].mean() + 0.5 * offset
+    elif kind == "river":
+        assert after[on].mean() < before[on].mean() - 0.5 * offset
+        bed = d < 0.8 * BED_FRACTION * WIDTH / 2  # pinned cells: the bed is exactly the profile there
+        order = np.argsort(u[bed], kind="stable")
+        downstream = after[bed][order] * (1 if profile[0] >= profile[-1] else -1)
+        assert (np.diff(downstream) <= 0).all()  # the bed runs downhill along the curve
+    else:  # a step: the left side rises against the right
+        left, right = (d > 2) & (d < WIDTH / 4) & (side > 0), (d > 2) & (d < WIDTH / 4) & (side < 0)
+        step = lambda h: float(h[left].mean() - h[right].mean())  # noqa: E731
+        assert step(after) > step(before) + 0.5 * offset
+    assert seam_ratio(after, weight) < 2.5
+
+
+def test_flipped_cliff_raises_the_right_side(brush_client, terrain):
+    result = shape(brush_client, terrain, "cliff", flip=True)
+    r0, c0, r1, c1 = window = result.content["meta"]["window"]
+    d, _, side = curve_frame(window)
+    band = (d > 2) & (d < WIDTH / 4)
+    step = lambda h: float(h[band & (side < 0)].mean() - h[band & (side > 0)].mean())  # noqa: E731
+    offset = STRENGTH * RELIEF_PER_STRENGTH * float(np.ptp(terrain))
+    assert step(result.arrays["heights"]) > step(terrain[r0:r1, c0:c1]) + 0.5 * offset
+
+
+def test_same_curve_same_result_other_seed_other_profile(brush_client, terrain):
+    a, b = shape(brush_client, terrain, "ridge", seed=5), shape(brush_client, terrain, "ridge", seed=5)
+    c = shape(brush_client, terrain, "ridge", seed=6)
+    for key in ("heights", "profile"):
+        np.testing.assert_array_equal(a.arrays[key], b.arrays[key])
+    assert np.abs(a.arrays["profile"] - c.arrays["profile"]).max() > 0.1
+
+
+def test_committed_curve_goes_to_the_world_log(brush_client, terrain, tmp_path):
+    world = tmp_path / "world"
+    result = shape(brush_client, terrain, "river", world=str(world))
+    (edit,) = WorldStore.open(world).edits()
+    assert edit.kind == "river" and list(edit.window) == result.content["meta"]["window"]
+    assert edit.params["curve"] == CURVE and edit.params["width"] == WIDTH
+    np.testing.assert_array_equal(WorldStore.open(world).edit_deltas(edit)["after"], result.arrays["heights"])
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"kind": "canal"}, "kind"),
+    ({"curve": [[5.0, 5.0]]}, "curve"),
+    ({"curve": [[5.0, 5.0, 1.0], [6.0, 9.0, 1.0]]}, "curve[0]"),
+    ({"curve": [[500.0, 3.0], [5.0, 5.0]]}, "row"),
+    ({"curve": [[5.0, 5.0], [5.0, 6.0]]}, "long"),
+    ({"width": 0.5}, "width"),
+    ({"strength": 1.5}, "strength"),
+    ({"flip": "yes"}, "flip"),
+    ({"cell_size": -1.0}, "cell_size"),
+    ({"steps": 0}, "steps"),
+    ({"style": "nowhere"}, "style"),
+    ({"radius": 3.0}, "radius"),
+])
+def test_bad_curve_params_are_refused(brush_client, terrain, change, field):
+    params = {"kind": "ridge", "curve": CURVE, "width": WIDTH, "cell_size": CELL, **change}
+    with pytest.raises(BackendError) as err:
+        brush_client.submit("curve", params, target="pytest-curve", arrays={"heights": terrain})
+    assert err.value.code == "bad_params" and field in str(err.value)
+
+
+def test_curve_without_heights_or_profile_model_is_refused(brush_client, private_backend, tiny_models, tmp_path):
+    params = {"kind": "river", "curve": CURVE, "width": WIDTH, "cell_size": CELL}
+    with pytest.raises(BackendError) as err:
+        brush_client.submit("curve", params)
+    assert err.value.code == "bad_params" and "heights" in str(err.value)
+    models = tmp_path / "models"  # the terrain models without the profile model
+    models.mkdir()
+    for name in ("terrain_base.safetensors", "terrain_superres.safetensors"):
+        (models / name).symlink_to(tiny_models / name)
+    client = Client(private_backend("--models-dir", str(models)).address)
+    try:
+        with pytest.raises(BackendError) as err:
+            client.submit("curve", params, arrays={"heights": np.zeros((RES, RES), np.float32)})
+        assert err.value.code == "bad_params" and "profile" in str(err.value)
+    finally:
+        client.close()
