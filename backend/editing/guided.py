@@ -29,7 +29,7 @@ from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.generators.learned import TerrainModel
 
-from .brushes import Stroke, footprint, target
+from .brushes import RegionStroke, Stroke, footprint, target
 
 # on_step(step, total, window (row0, col0, row1, col1), its heights in metres so far); may raise Cancelled
 EditCallback = Callable[[int, int, tuple[int, int, int, int], np.ndarray], None]
@@ -90,7 +90,15 @@ def _sample(denoiser: Callable[..., Tensor], start: Tensor, sigma: float, steps:
     return get_sampler(sampler)(denoiser, start + sigma * noise, sigmas, cond=cond, callback=callback)
 
 
-def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, stroke: Stroke,
+def _flatten_level(stroke: Stroke, heights: np.ndarray) -> float:
+    """Flatten's height in metres: the one picked, else the height under the stroke's first point."""
+    if stroke.height_m is not None:
+        return stroke.height_m
+    first = np.clip(np.rint(stroke.points[0, :2]).astype(int), 0, np.array(heights.shape) - 1)
+    return float(heights[first[0], first[1]])
+
+
+def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, stroke: Stroke | RegionStroke,
                  style_weights: dict[str, float], sliders: dict[str, float], guidance: float, cell_size: float,
                  seed: int, settings: EditSettings = EditSettings(), on_step: EditCallback | None = None) -> Edit:
     """The edited window of ``heights`` (H, W float32 metres); pure function of its inputs and seed."""
@@ -105,9 +113,8 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     win_m = torch.from_numpy(original.astype(np.float64))
     x = (win_m - lo) * to_net - 1
     fp = footprint(stroke, window)
-    first = np.clip(np.rint(stroke.points[0, :2]).astype(int), 0, np.array(heights.shape) - 1)
-    level_m = stroke.height_m if stroke.height_m is not None else float(heights[first[0], first[1]])
-    t = target(stroke, x, fp, (level_m - lo) * to_net - 1, win_m, to_net, cell_size)
+    level = (_flatten_level(stroke, heights) - lo) * to_net - 1 if stroke.kind == "flatten" else 0.0
+    t = target(stroke, x, fp, level, win_m, to_net, cell_size)
     blend = torch.clamp(fp.weight * settings.feather, 0, 1)
     result = t.float()
     total = settings.detail_steps * (recipe.detail_sigma > 0) + settings.coarse_steps * (recipe.coarse_sigma > 0)

@@ -1,5 +1,8 @@
 """The ``brush`` job: one stroke on a terrain the client sends, answered with the edited window.
 
+The stroke is a pen path (``stroke`` points) or, for the edits that need no path (regenerate, style paint),
+a region: an array ``mask`` on the terrain's grid (the artist's selection or vertex group).
+
 Checked at submit (bad values are ``bad_params`` naming the field); run by the worker with the learned
 models (``backend.editing``). A committed stroke is appended to the world's edit log and the edited
 terrain written as the world's tile before the result is sent, so a backend restart loses nothing.
@@ -14,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.editing import FALLOFFS, KINDS, Edit, EditSettings, Stroke, apply_stroke
+from backend.editing import FALLOFFS, KINDS, REGION_KINDS, Edit, EditSettings, RegionStroke, Stroke, apply_stroke
 from backend.generators import GenerateRequest
 from backend.generators.learned import TerrainModel
 from backend.terrain import Heightfield
@@ -25,10 +28,11 @@ from .export_job import check_heights
 MAX_POINTS = 4096
 MAX_WINDOW = 512  # cells per side of the edited window: bigger strokes would stall the live loop
 MAX_RADIUS = 256.0
+MAX_EDGE = 64.0  # cells over which a region's edit fades in from its rim
 TILE = (0, 0)  # a Blender terrain is one tile of its world
 _STYLE_KEYS = ("style", "style_weights", "sliders", "seed", "guidance")
 _KEYS = {"kind", "stroke", "radius", "strength", "falloff", "height_m", "cell_size", "steps", "commit", "world",
-         *_STYLE_KEYS}
+         "edge", *_STYLE_KEYS}
 
 
 def _number(name: str, value: Any, low: float, high: float) -> float:
@@ -51,6 +55,39 @@ def _points(stroke: Any, shape: tuple[int, int]) -> np.ndarray:
     return np.array(stroke, dtype=np.float64)
 
 
+def _mask(arrays: dict[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """The array ``mask``: the region on the terrain's grid, values in [0, 1] (bool and uint8 0/1 accepted)."""
+    mask = arrays["mask"]
+    if mask.shape != shape:
+        raise ValueError(f"mask must have the heights' shape {shape}, got {mask.shape}")
+    mask = mask.astype(np.float32)
+    if not np.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
+        raise ValueError("mask values must be finite and in [0, 1]")
+    if not (mask > 0).any():
+        raise ValueError("mask selects nothing: select part of the terrain first")
+    return mask
+
+
+def _stroke(params: dict[str, Any], arrays: dict[str, np.ndarray], shape: tuple[int, int]) -> Stroke | RegionStroke:
+    """A path stroke from ``stroke`` points, or a region stroke from the array ``mask`` (never both)."""
+    kind = params.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+    falloff = params.get("falloff", "smooth")
+    if falloff not in FALLOFFS:
+        raise ValueError(f"falloff must be one of {list(FALLOFFS)}, got {falloff!r}")
+    strength = _number("strength", params.get("strength", 0.5), 0, 1)
+    if "mask" in arrays:
+        if "stroke" in params or kind not in REGION_KINDS:
+            raise ValueError(f"a mask edits a region: kind must be one of {list(REGION_KINDS)} and no stroke given, "
+                             f"got kind {kind!r}{' and a stroke' if 'stroke' in params else ''}")
+        return RegionStroke(kind, _mask(arrays, shape), _number("edge", params.get("edge", 8.0), 1, MAX_EDGE),
+                            falloff, strength)
+    height_m = params.get("height_m")
+    return Stroke(kind, _points(params.get("stroke"), shape), _number("radius", params.get("radius"), 0.5, MAX_RADIUS),
+                  strength, falloff, None if height_m is None else _number("height_m", height_m, -1e5, 1e5))
+
+
 def _world(path: Any, shape: tuple[int, int], cell_size: float) -> Path | None:
     """The world folder the stroke is logged in: an existing world must fit the terrain."""
     if path is None:
@@ -70,7 +107,7 @@ def _world(path: Any, shape: tuple[int, int], cell_size: float) -> Path | None:
 @dataclass(frozen=True)
 class BrushRequest:
     heights: np.ndarray  # (H, W) float32 metres: the whole terrain the stroke starts from
-    stroke: Stroke
+    stroke: Stroke | RegionStroke
     style: GenerateRequest  # style_weights, sliders, seed, guidance (the rest unused)
     cell_size: float
     settings: EditSettings
@@ -86,17 +123,7 @@ class BrushRequest:
         if unknown:
             raise ValueError(f"unknown brush params {unknown}; accepted: {sorted(_KEYS)}")
         heights = check_heights(arrays)
-        kind = params.get("kind")
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
-        falloff = params.get("falloff", "smooth")
-        if falloff not in FALLOFFS:
-            raise ValueError(f"falloff must be one of {list(FALLOFFS)}, got {falloff!r}")
-        height_m = params.get("height_m")
-        stroke = Stroke(kind, _points(params.get("stroke"), heights.shape),
-                        _number("radius", params.get("radius"), 0.5, MAX_RADIUS),
-                        _number("strength", params.get("strength", 0.5), 0, 1), falloff,
-                        None if height_m is None else _number("height_m", height_m, -1e5, 1e5))
+        stroke = _stroke(params, arrays, heights.shape)
         cell_size = _number("cell_size", params.get("cell_size"), 1e-6, 1e6)
         steps = params.get("steps")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 50):
@@ -136,10 +163,14 @@ class BrushRequest:
         r0, c0, r1, c1 = edit.window
         before = self.heights[r0:r1, c0:c1]
         s = self.stroke
-        params = {"stroke": s.points.tolist(), "radius": s.radius, "strength": s.strength, "falloff": s.falloff,
-                  "height_m": s.height_m, "style_weights": self.style.style_weights, "sliders": self.style.sliders,
-                  "seed": self.style.seed, "guidance": self.style.guidance}
-        record = store.append_edit(s.kind, TILE, edit.window, params, {"before": before, "after": edit.heights})
+        params = {"strength": s.strength, "falloff": s.falloff, "style_weights": self.style.style_weights,
+                  "sliders": self.style.sliders, "seed": self.style.seed, "guidance": self.style.guidance}
+        if isinstance(s, RegionStroke):  # the region itself is kept as the window's weight delta
+            params["edge"] = s.edge
+        else:
+            params.update(stroke=s.points.tolist(), radius=s.radius, height_m=s.height_m)
+        record = store.append_edit(s.kind, TILE, edit.window, params,
+                                   {"before": before, "after": edit.heights, "weight": edit.weight})
         after = self.heights.copy()
         after[r0:r1, c0:c1] = edit.heights
         store.put_tile(TILE, Heightfield(after, self.cell_size), TileMeta(source="edited", generator="brush"))

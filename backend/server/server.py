@@ -21,12 +21,13 @@ from protocol.client import LINGER_MS, configure_socket
 from .brush_job import BrushRequest
 from .export_job import ExportRequest
 from .jobs import Job, JobQueue
+from .style_job import StyleFromRequest
 from .worker import WAKE_ADDRESS, Outbox, Outgoing, Worker
 from .world_job import WorldTilesRequest, check_available
 
 log = logging.getLogger(__name__)
 POLL_MS = 100  # how often the loop looks at the stop flag when nothing arrives
-JOB_KINDS = ("generate", "export", "brush", "world_tiles")
+JOB_KINDS = ("generate", "export", "brush", "world_tiles", "style_from")
 
 
 class Server:
@@ -133,7 +134,7 @@ class Server:
         if not isinstance(target, str):
             self._send(identity, msg.error(ErrorCode.BAD_PARAMS, f"target must be a string, got {target!r}"))
             return
-        request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest
+        request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | StyleFromRequest
         try:
             if kind == "export":
                 request = ExportRequest.from_params(params, msg.arrays)
@@ -144,6 +145,8 @@ class Server:
                 if "diffusion" not in registry.available():
                     raise ValueError("brushes need the learned models (terrain_base and terrain_superres weights)")
                 request = BrushRequest.from_params(params, msg.arrays, registry.get("diffusion").styles)
+            elif kind == "style_from":
+                request = StyleFromRequest.from_params(params, msg.arrays)
             else:
                 request = GenerateRequest.from_params(params, registry.default_name())
                 registry.check_request(request)
