@@ -44,8 +44,7 @@ def _begin(context: bpy.types.Context, kind: str) -> Stroke:
     settings = context.scene.worldsculpt
     heights, cell_size = mesh.read_heights(_terrain(context))
     link.stroke = Stroke(settings.target, context.scene.name, kind, heights, cell_size)
-    if not bpy.app.timers.is_registered(link_module.tick):
-        link_module.register()
+    link_module.wake()
     return link.stroke
 
 

@@ -25,7 +25,7 @@ from .protocol.client import BackendError, Client
 
 HEARTBEAT_TIMEOUT_S = 5.0  # no pong for this long: the backend is shown as disconnected
 SUBMIT_TIMEOUT_S = 2.0  # only asked of a backend answering heartbeats, so normally milliseconds
-TICK_BUSY_S = 0.05  # timer interval while a job runs
+TICK_BUSY_S = 0.02  # timer interval while a job runs: a finished brush dab waits at most this long to show
 TICK_IDLE_S = 0.5
 
 
@@ -393,6 +393,13 @@ def tick() -> float:
         traceback.print_exc()
     busy = link.job is not None or link.export_job is not None or link.stroke is not None or link.style_job is not None
     return TICK_BUSY_S if busy else TICK_IDLE_S
+
+
+def wake() -> None:
+    """A job was just sent: drain again in TICK_BUSY_S, not after the idle interval the timer last asked for."""
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    bpy.app.timers.register(tick, first_interval=TICK_BUSY_S, persistent=True)
 
 
 def register() -> None:

@@ -27,8 +27,7 @@ def _submit(operator: bpy.types.Operator, context: bpy.types.Context, params: di
         operator.report({"ERROR"}, settings.style_status)
         return {"CANCELLED"}
     settings.style_status = f"Measuring the style of {source}..."
-    if not bpy.app.timers.is_registered(link_module.tick):
-        link_module.register()
+    link_module.wake()
     return {"FINISHED"}
 
 
