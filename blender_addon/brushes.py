@@ -107,6 +107,8 @@ class WSC_OT_brush(bpy.types.Operator):
             if link.stroke is None and link.connected and _terrain(context) is not None:
                 _begin(context, settings.brush_kind)
                 self._add(context, event, final=False)
+            elif link.stroke is not None:  # the last stroke's result is not in yet: it starts from that
+                settings.brush_status = "Wait: the last stroke is still being applied"
         elif event.type == "LEFTMOUSE" and event.value == "RELEASE" and self.points:
             self._send(context, np.array(self.points), np.array(self.pressures), final=True)
             self._remember()

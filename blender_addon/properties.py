@@ -48,7 +48,8 @@ BRUSH_KIND_ITEMS = (
     ("ridge", "Ridge", "A crest line along the stroke"),
     ("valley", "Valley", "A trough along the stroke"),
     ("regenerate", "Regenerate", "New terrain of the current style inside the stroke"),
-    ("style_paint", "Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms"),
+    ("style_paint", "Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms "
+                                   "(strength: how much of the style's detail)"),
     ("erode", "Erode", "A few thermal and hydraulic erosion iterations under the brush"),
 )
 FALLOFF_ITEMS = (("smooth", "Smooth", ""), ("sphere", "Sphere", ""), ("linear", "Linear", ""),
@@ -208,7 +209,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
         """The `brush` job's params for restyling a region in the current style (the mask travels as an array)."""
         params = self._edit_params("style_paint" if self.restyle_keep_forms else "regenerate", cell_size,
                                    self.style_mix())
-        params.update(edge=min(64.0, max(1.0, self.restyle_blend / cell_size)), commit=True)
+        params.update(edge=min(64.0, max(1.0, self.restyle_blend / cell_size)), strength=1.0, commit=True)
         return params
 
     def style_from_file_params(self) -> dict[str, Any]:

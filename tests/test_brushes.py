@@ -216,3 +216,32 @@ def test_bad_regions_are_refused(brush_client, terrain, change, arrays, field):
         brush_client.submit("brush", params, target="pytest-brush",
                             arrays={"heights": terrain, "mask": _disc(), **arrays})
     assert err.value.code == "bad_params" and field in str(err.value)
+
+
+def test_world_log_survives_a_backend_restart(tiny_models, private_backend, terrain, tmp_path):
+    """Strokes committed before a backend dies are in the world when a new backend opens it, and the log goes on."""
+    world = str(tmp_path / "world")
+    first = private_backend("--models-dir", str(tiny_models))
+    client = Client(first.address)
+    try:
+        raised = brush(client, terrain, "raise", world=world)
+    finally:
+        client.close()
+    first.kill()  # no shutdown: as if it crashed right after answering
+    second = private_backend("--models-dir", str(tiny_models))
+    client = Client(second.address)
+    try:
+        r0, c0, r1, c1 = raised.content["meta"]["window"]
+        edited = terrain.copy()
+        edited[r0:r1, c0:c1] = raised.arrays["heights"]  # what the artist's mesh holds now
+        lowered = brush(client, edited, "lower", world=world, stroke=[[30.0, 30.0, 1.0]])
+    finally:
+        client.close()
+    assert (raised.content["meta"]["edit_seq"], lowered.content["meta"]["edit_seq"]) == (0, 1)
+    store = WorldStore.open(world)
+    assert [e.kind for e in store.edits()] == ["raise", "lower"]
+    tile = store.get_tile((0, 0)).field.heights
+    q0, p0, q1, p1 = lowered.content["meta"]["window"]
+    expected = edited.copy()
+    expected[q0:q1, p0:p1] = lowered.arrays["heights"]
+    np.testing.assert_array_equal(tile, expected)  # both strokes, nothing else

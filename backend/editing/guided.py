@@ -42,6 +42,7 @@ class Recipe:
     detail_sigma: float  # fine residual re-sampled from this noise level; 0 = the target as it is
     coarse_sigma: float = 0.0  # coarse map re-sampled by the base model from this level; 0 = kept
     guided: bool = False  # classifier-free guidance on the detail too (the style is the point)
+    mixed: bool = False  # the stroke's strength mixes the new detail into the old: how much of the style
 
 
 RECIPES: dict[str, Recipe] = {
@@ -50,7 +51,7 @@ RECIPES: dict[str, Recipe] = {
     "flatten": Recipe(0.15), "smooth": Recipe(0.08),  # little noise: the point is less relief
     "erode": Recipe(0.0),  # the erosion engine already makes the detail; the model would blur it
     "regenerate": Recipe(10.0, coarse_sigma=80.0),
-    "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True),  # keep the large forms, new texture
+    "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True),  # keep the large forms, new texture
 }
 
 
@@ -164,10 +165,13 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
                 scale = superres.meta["residual_scale"]
                 denoiser = ClassifierFreeGuidance(superres.denoiser, guidance) if recipe.guided \
                     else superres.denoiser
-                model = Inpainting(denoiser, (xp - up) / scale, known)
+                kept = (xp - up) / scale  # the terrain's own detail over the new coarse map
+                model = Inpainting(denoiser, kept, known)
                 residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma,
                                                   settings.detail_steps, cond_fine.replace(spatial=up), rng,
                                                   settings.sampler, lambda info: report(info, up)))
+                if recipe.mixed:  # linear in the residual: the known part stays exact, the rim stays seamless
+                    residual = torch.lerp(kept, residual, stroke.strength)
                 fine = up + scale * residual
             result = fine[0, 0, :h, :w]
     return Edit(window, to_metres(result), fp.weight.numpy().astype(np.float32))
