@@ -48,9 +48,9 @@ class Stroke:
 class RegionStroke:
     """An edit of a region the artist selected (vertices, a vertex group) instead of a path the pen drew.
 
-    The weight is the region's own value (1 for a selection, the group weight for a vertex group) times a
-    falloff that rises from 0 at the region's rim to 1 at ``edge`` cells inside, so the edit blends in
-    without a seam and nothing outside the region is touched.
+    The weight is the region's own value (1 where selected; values in between soften it) times a falloff
+    that rises from 0 at the region's rim to 1 at ``edge`` cells inside, so the edit blends in without a
+    seam and nothing outside the region is touched.
     """
 
     kind: str  # one of REGION_KINDS: the edits that need no path
