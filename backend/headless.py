@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -34,10 +34,11 @@ def free_port() -> int:
 class LocalBackend:
     """``python -m backend serve`` on a free loopback port, stopped with a shutdown request."""
 
-    def __init__(self, device: str = "auto", startup_timeout: float = 60.0):
+    def __init__(self, device: str = "auto", startup_timeout: float = 60.0, extra_args: Sequence[str] = (),
+                 env: dict[str, str] | None = None):
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.process = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--address", self.address,
-                                         "--device", device])
+                                         "--device", device, *extra_args], env=env)
         self.client = Client(self.address)
         deadline = time.monotonic() + startup_timeout
         while True:

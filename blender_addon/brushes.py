@@ -39,12 +39,13 @@ def _grid_points(obj: bpy.types.Object, shape: tuple[int, int], cell_size: float
     return [[float(r), float(c), float(p)] for r, c, p in zip(rows, cols, np.clip(pressures, 0, 1))]
 
 
-def begin_stroke(context: bpy.types.Context, kind: str) -> None:
-    """Snapshot the terrain an edit (a stroke, a curve) starts from; the link's timer applies its results."""
+def begin_stroke(context: bpy.types.Context, kind: str) -> Stroke:
+    """Snapshot the terrain an edit (a stroke, a restyle, a curve) starts from; its results are written over it."""
+    settings = context.scene.worldsculpt
     heights, cell_size = mesh.read_heights(_terrain(context))
-    link.stroke = Stroke(context.scene.worldsculpt.target, context.scene.name, kind, heights, cell_size)
-    if not bpy.app.timers.is_registered(link_module.tick):
-        link_module.register()
+    link.stroke = Stroke(settings.target, context.scene.name, kind, heights, cell_size)
+    link_module.wake()
+    return link.stroke
 
 
 class WSC_OT_brush(bpy.types.Operator):
@@ -67,11 +68,8 @@ class WSC_OT_brush(bpy.types.Operator):
             return {"CANCELLED"}
         locations = np.array([p.location for p in self.stroke], dtype=np.float64)
         pressures = np.array([p.pressure for p in self.stroke], dtype=np.float64)
-        self._begin(context)
-        return {"FINISHED"} if self._send(context, locations, pressures, final=True) else {"CANCELLED"}
-
-    def _begin(self, context: bpy.types.Context) -> None:
         begin_stroke(context, context.scene.worldsculpt.brush_kind)
+        return {"FINISHED"} if self._send(context, locations, pressures, final=True) else {"CANCELLED"}
 
     def _send(self, context: bpy.types.Context, locations: np.ndarray, pressures: np.ndarray, final: bool) -> bool:
         settings, stroke = context.scene.worldsculpt, link.stroke
@@ -107,8 +105,10 @@ class WSC_OT_brush(bpy.types.Operator):
             context.area.tag_redraw()
         elif event.type == "LEFTMOUSE" and event.value == "PRESS" and self.cursor is not None:
             if link.stroke is None and link.connected and _terrain(context) is not None:
-                self._begin(context)
+                begin_stroke(context, settings.brush_kind)
                 self._add(context, event, final=False)
+            elif link.stroke is not None:  # the last stroke's result is not in yet: it starts from that
+                settings.brush_status = "Wait: the last stroke is still being applied"
         elif event.type == "LEFTMOUSE" and event.value == "RELEASE" and self.points:
             self._send(context, np.array(self.points), np.array(self.pressures), final=True)
             self._remember()
@@ -187,6 +187,69 @@ class WSC_OT_brush(bpy.types.Operator):
         self._finish(context)
 
 
+def _leave_edit_mode(context: bpy.types.Context, obj: bpy.types.Object) -> None:
+    """Edit Mode keeps the selection (and heights) in the edit mesh; Object Mode writes them into the mesh."""
+    if obj.mode == "EDIT":
+        with context.temp_override(active_object=obj, object=obj):
+            bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def _group_region(context: bpy.types.Context, obj: bpy.types.Object, name: str) -> np.ndarray:
+    """(H, W) float32: 1 on the vertices of vertex group ``name``, 0 elsewhere; the selection is kept.
+
+    Blender reads group weights one vertex at a time only, so the group is selected by Blender's own
+    operator and the selection read in bulk (membership, not weight).
+    """
+    group = obj.vertex_groups.get(name)
+    if group is None:
+        raise ValueError(f"{obj.name!r} has no vertex group {name!r}")
+    elements = (obj.data.vertices, obj.data.edges, obj.data.polygons)
+    kept = [np.zeros(len(e), dtype=bool) for e in elements]
+    for element, selected in zip(elements, kept):
+        element.foreach_get("select", selected)
+    obj.vertex_groups.active_index = group.index
+    with context.temp_override(active_object=obj, object=obj):
+        bpy.ops.object.mode_set(mode="EDIT")
+        bpy.ops.mesh.select_all(action="DESELECT")
+        bpy.ops.object.vertex_group_select()
+        bpy.ops.object.mode_set(mode="OBJECT")
+    region = mesh.read_selection(obj)
+    for element, selected in zip(elements, kept):
+        element.foreach_set("select", selected)
+    return region
+
+
+class WSC_OT_restyle_selection(bpy.types.Operator):
+    """Regenerate the terrain's selected vertices (or a vertex group) in the current style; the rest stays exactly as it is"""
+
+    bl_idname = "worldsculpt.restyle_selection"
+    bl_label = "Restyle Selection"
+    bl_options = {"REGISTER"}  # not UNDO: the undo step is pushed when the result is applied
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return link.connected and link.stroke is None and _terrain(context) is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings, obj = context.scene.worldsculpt, _terrain(context)
+        try:
+            _leave_edit_mode(context, obj)
+            region = _group_region(context, obj, settings.restyle_group) if settings.restyle_group \
+                else mesh.read_selection(obj)
+            if not region.any():
+                raise ValueError("nothing selected: select part of the terrain in Edit Mode (or name a vertex group)")
+            stroke = begin_stroke(context, "restyle")
+            link.submit_brush(settings.region_params(stroke.cell_size), final=True, mask=region)
+        except (ValueError, RuntimeError, BackendError) as exc:
+            if link.stroke is not None:  # submitting failed: the snapshot goes back, nothing was changed
+                end_stroke(error=str(exc))
+            settings.brush_status = f"Restyle failed: {exc}"
+            self.report({"ERROR"}, settings.brush_status)
+            return {"CANCELLED"}
+        settings.brush_status = "Restyling..."
+        return {"FINISHED"}
+
+
 class WSC_OT_randomise_style(bpy.types.Operator):
     """Pick a random style mix, sliders and seed"""
 
@@ -208,7 +271,7 @@ class WSC_OT_randomise_style(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_classes = (WSC_OT_brush, WSC_OT_randomise_style)
+_classes = (WSC_OT_brush, WSC_OT_restyle_selection, WSC_OT_randomise_style)
 
 
 register, unregister = bpy.utils.register_classes_factory(_classes)

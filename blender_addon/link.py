@@ -25,7 +25,7 @@ from .protocol.client import BackendError, Client
 
 HEARTBEAT_TIMEOUT_S = 5.0  # no pong for this long: the backend is shown as disconnected
 SUBMIT_TIMEOUT_S = 2.0  # only asked of a backend answering heartbeats, so normally milliseconds
-TICK_BUSY_S = 0.05  # timer interval while a job runs
+TICK_BUSY_S = 0.02  # timer interval while a job runs: a finished brush dab waits at most this long to show
 TICK_IDLE_S = 0.5
 
 
@@ -66,6 +66,7 @@ class Link:
         self.job: Job | None = None
         self.export_job: Job | None = None  # an export runs beside a generate job, never replaces it
         self.stroke: Stroke | None = None  # the brush stroke being drawn or finishing
+        self.style_job: Job | None = None  # a reference style being measured
         self._hello_id: str | None = None
 
     def connect(self, address: str) -> None:
@@ -77,7 +78,7 @@ class Link:
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
-        self.client, self.hello, self._hello_id, self.export_job = None, None, None, None
+        self.client, self.hello, self._hello_id, self.export_job, self.style_job = None, None, None, None, None
 
     @property
     def connected(self) -> bool:
@@ -97,15 +98,24 @@ class Link:
         self.export_job = Job(job_id, target, scene)
         return self.export_job
 
-    def submit_brush(self, params: dict[str, Any], final: bool, job: str = "brush") -> str:
-        """Send the current stroke (all its points so far) on its starting terrain; returns the job id.
+    def submit_style(self, params: dict[str, Any], arrays: dict[str, Any], scene: str) -> Job:
+        """Ask for the style of a reference (a file path in params, or its heights); one per scene at a time."""
+        if self.client is None or not self.connected:
+            raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
+        target = f"style_from:{scene}"
+        job_id = self.client.submit("style_from", params, target, timeout=SUBMIT_TIMEOUT_S, arrays=arrays)
+        self.style_job = Job(job_id, target, scene)
+        return self.style_job
 
-        ``job`` "curve" sends a curve guide the same way: one final job, applied like a stroke."""
+    def submit_brush(self, params: dict[str, Any], final: bool, job: str = "brush",
+                     mask: np.ndarray | None = None) -> str:
+        """Send the current stroke (all its points so far, or the region ``mask``) on its starting terrain;
+        returns the job id. ``job`` "curve" sends a curve guide the same way: one final job, applied like a stroke."""
         stroke = self.stroke
         if self.client is None or not self.connected or stroke is None:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
-        job_id = self.client.submit(job, params, stroke.target, timeout=SUBMIT_TIMEOUT_S,
-                                    arrays={"heights": stroke.base})
+        arrays = {"heights": stroke.base} if mask is None else {"heights": stroke.base, "mask": mask}
+        job_id = self.client.submit(job, params, stroke.target, timeout=SUBMIT_TIMEOUT_S, arrays=arrays)
         stroke.jobs[job_id] = len(stroke.jobs)
         if final:
             stroke.final = job_id
@@ -137,6 +147,9 @@ class Link:
 
     def owns_export(self, msg: Message) -> bool:
         return self.export_job is not None and self.export_job.job_id in (msg.content.get("job_id"), msg.parent)
+
+    def owns_style(self, msg: Message) -> bool:
+        return self.style_job is not None and self.style_job.job_id in (msg.content.get("job_id"), msg.parent)
 
 
 link = Link()
@@ -292,6 +305,28 @@ def _on_export_message(msg: Message) -> None:
         _set(s, export_status=status)
 
 
+def _on_style_message(msg: Message) -> None:
+    """A reference style's result fills the scene's style (one undo step); an error only says why."""
+    job = link.style_job
+    if msg.kind not in ("result", "error"):
+        return
+    link.style_job = None
+    scene = bpy.data.scenes.get(job.scene)
+    if scene is None:
+        return
+    settings = scene.worldsculpt
+    if msg.kind == "error":
+        _set(settings, style_status=f"Reference failed: {msg.content['code']}: {msg.content['message']}")
+        return
+    try:
+        status = settings.adopt_style(msg.content["meta"])
+    except ValueError as exc:
+        _set(settings, style_status=f"Reference not used: {exc}")
+        return
+    undoable = push_undo("Worldsculpt: reference style")
+    _set(settings, style_status=status + ("" if undoable else " (not undoable)"))
+
+
 def _on_connection(messages: list[Message]) -> None:
     """Connection-level state for every scene's panel: connected, device, styles, dead backend."""
     lost = next((m for m in messages if m.kind == "error" and not m.content.get("job_id")
@@ -305,6 +340,10 @@ def _on_connection(messages: list[Message]) -> None:
             _set(s, export_status=f"Export lost: {lost.content['message']}")
     if lost is not None and link.stroke is not None:
         end_stroke(error=f"disconnected: {lost.content['message']}")
+    if lost is not None and link.style_job is not None:
+        style, link.style_job = link.style_job, None
+        for s in _settings(style.scene):
+            _set(s, style_status=f"Reference lost: {lost.content['message']}")
     hello = next((m for m in messages if m.kind == "hello_reply"), None)
     died = local_backend.exit_report()
     for s in _settings():
@@ -344,6 +383,8 @@ def tick() -> float:
                     end_stroke(error=f"stroke not applied: {traceback.format_exc(limit=1).splitlines()[-1]}")
             elif msg.kind in ("progress", "result", "error") and link.owns_export(msg):
                 _on_export_message(msg)
+            elif link.owns_style(msg):
+                _on_style_message(msg)
             elif msg.kind == "error" and not msg.content.get("job_id") and msg.content["code"] != "disconnected":
                 for s in _settings():
                     _set(s, last_error=f"{msg.content['code']}: {msg.content['message']}")
@@ -351,8 +392,15 @@ def tick() -> float:
             _redraw()
     except Exception:  # a timer that raises is unregistered by Blender: report and keep going
         traceback.print_exc()
-    busy = link.job is not None or link.export_job is not None or link.stroke is not None
+    busy = link.job is not None or link.export_job is not None or link.stroke is not None or link.style_job is not None
     return TICK_BUSY_S if busy else TICK_IDLE_S
+
+
+def wake() -> None:
+    """A job was just sent: drain again in TICK_BUSY_S, not after the idle interval the timer last asked for."""
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    bpy.app.timers.register(tick, first_interval=TICK_BUSY_S, persistent=True)
 
 
 def register() -> None:

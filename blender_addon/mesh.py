@@ -151,18 +151,34 @@ def write_window(obj: bpy.types.Object, window: tuple[int, int, int, int], heigh
     mesh.update()
 
 
+def _grid_shape(obj: bpy.types.Object) -> tuple[int, int]:
+    """(H, W) of the Worldsculpt grid a terrain object holds; ValueError for anything else."""
+    if obj.type != "MESH":
+        raise ValueError(f"{obj.name!r} is a {obj.type} object, not a terrain mesh")
+    shape = obj.data.get(SHAPE_KEY)
+    if shape is None or len(obj.data.vertices) != shape[0] * shape[1]:
+        raise ValueError(f"{obj.name!r} holds no Worldsculpt grid (generate into it first)")
+    return int(shape[0]), int(shape[1])
+
+
+def read_selection(obj: bpy.types.Object) -> np.ndarray:
+    """(H, W) float32 on the terrain's grid: 1 where a vertex is selected, else 0 (one bulk read).
+
+    In Edit Mode the mesh data lags behind the edit mesh: leave Edit Mode first.
+    """
+    h, w = _grid_shape(obj)
+    selected = np.zeros(h * w, dtype=bool)
+    obj.data.vertices.foreach_get("select", selected)
+    return selected.reshape(h, w).astype(np.float32)
+
+
 def read_heights(obj: bpy.types.Object) -> tuple[np.ndarray, float]:
     """The (H, W) float32 heights (row 0 north, as ``grid`` lays them out) and cell size of a terrain object.
 
     Reads the mesh's local z in bulk; the cell size is the spacing of the first row's vertices.
     """
-    if obj.type != "MESH":
-        raise ValueError(f"{obj.name!r} is a {obj.type} object, not a terrain mesh")
+    h, w = _grid_shape(obj)
     mesh = obj.data
-    shape = mesh.get(SHAPE_KEY)
-    if shape is None or len(mesh.vertices) != shape[0] * shape[1]:
-        raise ValueError(f"{obj.name!r} holds no Worldsculpt grid (generate into it first)")
-    h, w = int(shape[0]), int(shape[1])
     xyz = np.empty(h * w * 3, dtype=np.float32)
     mesh.attributes["position"].data.foreach_get("vector", xyz)
     xyz = xyz.reshape(h, w, 3)

@@ -103,8 +103,7 @@ class WSC_OT_generate(bpy.types.Operator):
             return {"CANCELLED"}
         settings.running, settings.progress, settings.last_error = True, 0.0, ""
         settings.status = "Submitted"
-        if not bpy.app.timers.is_registered(link_module.tick):  # e.g. after a file load without it
-            link_module.register()
+        link_module.wake()  # drain soon, also after a file load that dropped the timer
         return {"FINISHED"}
 
 
@@ -151,8 +150,7 @@ class WSC_OT_export(bpy.types.Operator):
             self.report({"ERROR"}, f"Export failed: {exc}")
             return {"CANCELLED"}
         settings.export_status = "Export submitted"
-        if not bpy.app.timers.is_registered(link_module.tick):
-            link_module.register()
+        link_module.wake()
         return {"FINISHED"}
 
 

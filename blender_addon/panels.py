@@ -43,14 +43,7 @@ class WSC_PT_generate(_WorldsculptPanel, bpy.types.Panel):
         col.prop(s, "size_m")
         col.prop(s, "height_m")
         col.prop(s, "resolution")
-        col.prop(s, "seed")
-        col.prop(s, "style_preset")
-        for item in s.style_weights:
-            col.prop(item, "weight", text=item.name)
-        for name in ("roughness", "erosion_strength", "elevation_range", "sea_level"):
-            col.prop(s, name, slider=True)
         col.prop(s, "steps")
-        col.prop(s, "guidance")
         col.prop(s, "quality")
         col.prop(s, "generator")
         row = layout.row(align=True)
@@ -67,7 +60,7 @@ class WSC_PT_generate(_WorldsculptPanel, bpy.types.Panel):
 
 
 class WSC_PT_style(_WorldsculptPanel, bpy.types.Panel):
-    """The style both generation and the brushes use: preset, mix, sliders, seed, guidance."""
+    """The style generation, the brushes and restyling use: preset, mix, sliders, seed, guidance, a reference."""
 
     bl_label = "Style"
 
@@ -84,6 +77,29 @@ class WSC_PT_style(_WorldsculptPanel, bpy.types.Panel):
         col.prop(s, "seed")
         col.prop(s, "guidance")
         layout.operator("worldsculpt.randomise_style", icon="FILE_REFRESH")
+        box = layout.box()
+        box.label(text="Reference style", icon="EYEDROPPER")
+        row = box.row(align=True)
+        row.prop(s, "reference_object", text="")
+        row.operator("worldsculpt.style_from_object", text="", icon="OBJECT_DATA")
+        row = box.row(align=True)
+        row.prop(s, "reference_file", text="")
+        row.operator("worldsculpt.style_from_file", text="", icon="IMAGE_DATA")
+        col = box.column()
+        col.prop(s, "reference_cell_size")
+        col.prop(s, "reference_height_m")
+        if s.style_status:
+            failed = s.style_status.startswith(("Reference failed", "Reference not used", "Reference lost"))
+            box.label(text=s.style_status, icon="ERROR" if failed else "INFO")
+        box = layout.box()
+        box.label(text="Restyle a region", icon="SELECT_SET")
+        col = box.column()
+        terrain = bpy.data.objects.get(s.target)
+        if terrain is not None and terrain.type == "MESH":
+            col.prop_search(s, "restyle_group", terrain, "vertex_groups")
+        col.prop(s, "restyle_blend")
+        col.prop(s, "restyle_keep_forms")
+        box.operator("worldsculpt.restyle_selection", icon="BRUSH_DATA")
 
 
 class WSC_PT_brush(_WorldsculptPanel, bpy.types.Panel):

@@ -31,6 +31,10 @@ def _styles(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str
     return _style_items
 
 
+def _is_mesh(self: Any, obj: bpy.types.Object) -> bool:
+    return obj.type == "MESH"
+
+
 def _apply_preset(self: "WSC_Settings", context: bpy.types.Context) -> None:
     for item in self.style_weights:
         item.weight = 1.0 if item.name == self.style_preset else 0.0
@@ -44,7 +48,8 @@ BRUSH_KIND_ITEMS = (
     ("ridge", "Ridge", "A crest line along the stroke"),
     ("valley", "Valley", "A trough along the stroke"),
     ("regenerate", "Regenerate", "New terrain of the current style inside the stroke"),
-    ("style_paint", "Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms"),
+    ("style_paint", "Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms "
+                                   "(strength: how much of the style's detail)"),
     ("erode", "Erode", "A few thermal and hydraulic erosion iterations under the brush"),
 )
 CURVE_KIND_ITEMS = (
@@ -150,6 +155,27 @@ class WSC_Settings(bpy.types.PropertyGroup):
                                                         "cliff, as a share of a quarter of the terrain's relief")
     curve_flip: bpy.props.BoolProperty(name="Flip side", default=False,
                                        description="Cliff: the high side is right of the curve's direction")
+    # -- reference style and restyle
+    reference_object: bpy.props.PointerProperty(name="Object", type=bpy.types.Object, poll=_is_mesh,
+                                                description="Terrain object whose style to take")
+    reference_file: bpy.props.StringProperty(name="File", subtype="FILE_PATH", default="",
+                                             description="Heightmap (16-bit PNG, EXR, GeoTIFF, .npy) whose style to "
+                                                         "take; the backend reads it")
+    reference_cell_size: bpy.props.FloatProperty(name="Cell size", default=0.0, min=0.0, unit="LENGTH",
+                                                 description="Metres per pixel of the file (0: the file states it, "
+                                                             "as GeoTIFFs do)")
+    reference_height_m: bpy.props.FloatProperty(name="Relief", default=0.0, min=0.0, unit="LENGTH",
+                                                description="Metres from the file's lowest to its highest value (0: its "
+                                                            "values are metres already)")
+    style_status: bpy.props.StringProperty(name="Style status", default="")
+    restyle_keep_forms: bpy.props.BoolProperty(name="Keep large forms", default=False,
+                                               description="Repaint the texture only (style paint) instead of new "
+                                                           "terrain (regenerate)")
+    restyle_group: bpy.props.StringProperty(name="Vertex group", default="",
+                                            description="Restyle this vertex group (empty: the selected vertices)")
+    restyle_blend: bpy.props.FloatProperty(name="Blend", default=100.0, min=0.01, unit="LENGTH",
+                                           description="Distance in from the region's rim over which the new "
+                                                       "terrain fades in")
     # -- live status (written by the link's timer)
     connected: bpy.props.BoolProperty(name="Connected", default=False)
     status: bpy.props.StringProperty(name="Status", default="Not connected")
@@ -176,30 +202,63 @@ class WSC_Settings(bpy.types.PropertyGroup):
     def style_mix(self) -> dict[str, float]:
         return {w.name: round(w.weight, 6) for w in self.style_weights if w.weight > 0}
 
+    def _edit_params(self, kind: str, cell_size: float, style_weights: dict[str, float]) -> dict[str, Any]:
+        """What every `brush` job sends: kind, grid, the panel's style, and the world that logs it."""
+        params: dict[str, Any] = {
+            "kind": kind, "cell_size": float(cell_size), "sliders": {name: getattr(self, name) for name in SLIDERS},
+            "seed": self.seed, "guidance": self.guidance,
+        }
+        if style_weights:
+            params["style_weights"] = style_weights
+        if self.world_dir:
+            params["world"] = bpy.path.abspath(self.world_dir)
+        return params
+
     def brush_params(self, stroke: list[list[float]], cell_size: float, commit: bool) -> dict[str, Any]:
         """The `brush` job's params for a stroke of [row, col, pressure] grid points (heights travel as an array)."""
-        params: dict[str, Any] = {
-            "kind": self.brush_kind, "stroke": stroke, "radius": max(0.5, self.brush_radius / cell_size),
-            "strength": self.brush_strength, "falloff": self.brush_falloff, **self.edit_params(cell_size, commit),
-        }
-        if self.brush_kind == "style_paint" and self.brush_style != "NONE":
-            params["style_weights"] = {self.brush_style: 1.0}
+        painted = self.brush_kind == "style_paint" and self.brush_style != "NONE"
+        params = self._edit_params(self.brush_kind, cell_size, {self.brush_style: 1.0} if painted else self.style_mix())
+        params.update(stroke=stroke, radius=max(0.5, self.brush_radius / cell_size), strength=self.brush_strength,
+                      falloff=self.brush_falloff, commit=commit)
         return params
 
     def curve_params(self, curve: list[list[float]], cell_size: float) -> dict[str, Any]:
         """The `curve` job's params for a polyline of [row, col] grid points (heights travel as an array)."""
-        return {"kind": self.curve_kind, "curve": curve, "width": max(1.0, self.curve_width / cell_size),
-                "strength": self.curve_strength, "flip": self.curve_flip, **self.edit_params(cell_size, True)}
-
-    def edit_params(self, cell_size: float, commit: bool) -> dict[str, Any]:
-        """What every edit job (brush, curve) sends besides its shape: cell size, style, seed, world log."""
-        params: dict[str, Any] = {"cell_size": float(cell_size), "seed": self.seed, "guidance": self.guidance,
-                                  "sliders": {name: getattr(self, name) for name in SLIDERS}, "commit": commit}
-        if self.style_mix():
-            params["style_weights"] = self.style_mix()
-        if self.world_dir:
-            params["world"] = bpy.path.abspath(self.world_dir)
+        params = self._edit_params(self.curve_kind, cell_size, self.style_mix())
+        params.update(curve=curve, width=max(1.0, self.curve_width / cell_size), strength=self.curve_strength,
+                      flip=self.curve_flip, commit=True)
         return params
+
+    def region_params(self, cell_size: float) -> dict[str, Any]:
+        """The `brush` job's params for restyling a region in the current style (the mask travels as an array)."""
+        params = self._edit_params("style_paint" if self.restyle_keep_forms else "regenerate", cell_size,
+                                   self.style_mix())
+        params.update(edge=min(64.0, max(1.0, self.restyle_blend / cell_size)), strength=1.0, commit=True)
+        return params
+
+    def style_from_file_params(self) -> dict[str, Any]:
+        """The `style_from` job's params for the reference file (the backend reads it)."""
+        return {"path": bpy.path.abspath(self.reference_file), "cell_size": self.reference_cell_size or None,
+                "height_m": self.reference_height_m or None}
+
+    def adopt_style(self, estimate: dict[str, Any]) -> str:
+        """Fill weights and sliders from a `style_from` result, and the height range so that Generate
+        reproduces the reference's relief; returns what was done, for the panel."""
+        known = {w.name for w in self.style_weights}
+        weights = {k: v for k, v in estimate["style_weights"].items() if k in known}
+        total = sum(weights.values())
+        if total <= 0:
+            raise ValueError(f"the reference's styles {sorted(estimate['style_weights'])} are not among the "
+                             f"backend's {sorted(known)}")
+        for item in self.style_weights:
+            item.weight = weights.get(item.name, 0.0) / total
+        for name in SLIDERS:
+            if name in estimate["sliders"]:
+                setattr(self, name, float(estimate["sliders"][name]))
+        # the learned generator's relief is height_m * (0.2 + 0.8 * elevation_range)
+        self.height_m = max(0.1, float(estimate["relief_m"]) / (0.2 + 0.8 * self.elevation_range))
+        top = max(weights, key=weights.get)
+        return f"Reference: {top.replace('_', ' ')} {weights[top] / total:.0%}, relief {estimate['relief_m']:.0f} m"
 
     def export_params(self, cell_size: float) -> dict[str, Any]:
         """The `export` job's params (the heights travel as an array)."""

@@ -232,3 +232,81 @@ def test_curve_to_terrain_ridge_river_cliff_with_undo(addon_zip, learned_backend
             band = (d > 2) & (d < WIDTH / 4)
             step = lambda h: float(h[band & (side > 0)].mean() - h[band & (side < 0)].mean())  # noqa: E731
             assert step(after) > step(before) + 10.0
+
+
+def _style_distance(patch: np.ndarray, references: list[np.ndarray]) -> float:
+    """Distance in the style classifier's z-scored realism features from a patch to the mean of reference patches."""
+    from backend.metrics.reference import load_classifier
+    from backend.metrics.style_classifier import feature_vector
+    from backend.terrain import Heightfield
+
+    clf = load_classifier()
+    z = lambda h: np.nan_to_num((feature_vector(Heightfield(h, 30.0)) - clf.mean) / clf.std)  # noqa: E731
+    return float(np.linalg.norm(z(patch) - np.mean([z(r) for r in references], axis=0)))
+
+
+def test_style_paint_restyle_and_reference_style_in_blender(addon_zip, backend, client, tmp_path):
+    from PIL import Image
+
+    from backend.editing import RegionStroke, seam_ratio
+    from backend.editing.brushes import Stroke, footprint
+    from backend.simulation.styles import simulate
+    from backend.world.store import WorldStore
+
+    dunes = simulate("desert_dunes", seed=3, size=128, cell_size=30.0).heights
+    dunes = (dunes - np.quantile(dunes, 0.05)).astype(np.float32)  # 5 % under the sea
+    relief = float(np.ptp(dunes))
+    np.save(tmp_path / "dunes.npy", dunes)
+    Image.fromarray(np.round((dunes - dunes.min()) / relief * 65535).astype(np.uint16)).save(tmp_path / "dunes.png")
+    run = subprocess.run([sys.executable, str(SCENARIOS / "style.py"), str(addon_zip), backend.address, str(tmp_path),
+                          str(tmp_path / "dunes.npy"), str(tmp_path / "dunes.png"), str(relief)],
+                         env=_blender_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = _results(run.stdout)
+    n = 256
+    before = np.load(tmp_path / "before.npy").reshape(n, n)
+    assert results["undo"] == ["{'FINISHED'}"] * 3
+    for name in ("painted", "selection", "group"):  # each edit is one undo step back to the terrain before it
+        np.testing.assert_array_equal(np.load(tmp_path / f"undone_{name}.npy").reshape(n, n), before)
+
+    # style paint: the stroke's ground is measurably closer to desert dunes, the rest exactly as it was
+    painted = np.load(tmp_path / "painted.npy").reshape(n, n)
+    path = np.array([[128.0, 60.0, 1.0], [128.0, 196.0, 1.0]])
+    untouched = footprint(Stroke("style_paint", path, 61.0, 1.0), (0, 0, n, n)).distance.numpy() > 61.0
+    np.testing.assert_array_equal(painted[untouched], before[untouched])
+    references = []
+    for seed in (11, 12):  # desert dunes the same models make at the same scale, cut at the same place
+        job = client.submit("generate", {"style": "desert_dunes", "resolution": n, "size_m": 30.0 * (n - 1),
+                                         "height_m": 1500.0, "seed": seed, "generator": "diffusion"}, target="pytest")
+        references.append(client.wait_result(job, timeout=120).arrays["heights"][96:160, 96:160])
+    was, now = _style_distance(before[96:160, 96:160], references), _style_distance(painted[96:160, 96:160], references)
+    assert now < 0.75 * was, f"style distance to desert dunes {was:.2f} -> {now:.2f}"
+
+    # restyle: only the selection (or the group) changes, it blends in, and each is logged
+    for name in ("selection", "group"):
+        region = np.load(tmp_path / f"{name}.npy")
+        after = np.load(tmp_path / f"restyled_{name}.npy").reshape(n, n)
+        np.testing.assert_array_equal(after[~region], before[~region])
+        weight = footprint(RegionStroke("regenerate", region.astype(np.float32)), (0, 0, n, n)).weight.numpy()
+        assert np.abs(after - before)[weight > 0.5].mean() > 1.0, name
+        assert seam_ratio(after, weight) < 2.5, name
+    assert results["mode_after_restyle"] == "OBJECT" and results["selection_kept"]
+    assert results["missing_group"].startswith("error") and "no vertex group 'nowhere'" in results["missing_group_status"]
+    assert [e.kind for e in WorldStore.open(tmp_path / "world").edits()] == ["style_paint", "regenerate", "style_paint"]
+
+    # reference style: the object and the image file both say desert dunes; the panel takes what the backend says
+    job = client.submit("style_from", {"cell_size": 30.0}, target="pytest", arrays={"heights": dunes})
+    expected = client.wait_result(job, timeout=60).content["meta"]
+    from_object = results["from_object"]
+    assert results["object_status"].startswith("Reference: desert dunes"), results["object_status"]
+    for style, weight in expected["style_weights"].items():
+        assert from_object["weights"][style] == pytest.approx(weight, abs=1e-6)
+    for slider, value in expected["sliders"].items():
+        assert from_object["sliders"][slider] == pytest.approx(value, abs=1e-6)
+    relief_m = from_object["height_m"] * (0.2 + 0.8 * from_object["sliders"]["elevation_range"])
+    assert relief_m == pytest.approx(relief, rel=1e-4)  # Generate would make the reference's relief
+    assert results["undo_reference"] == "{'FINISHED'}" and results["after_undo_reference"] == results["before_reference"]
+    assert results["file_status"].startswith("Reference: desert dunes"), results["file_status"]
+    assert "does not exist" in results["missing_status"] and "cell size" in results["no_cell_status"]
+    assert results["after_bad_files"] == results["from_file"]  # a failed reference changes nothing
+    assert "holds no Worldsculpt grid" in results["not_a_terrain"]

@@ -160,3 +160,88 @@ def test_brush_without_heights_is_refused(brush_client):
     with pytest.raises(BackendError) as err:
         brush_client.submit("brush", {"kind": "raise", "stroke": PATH, "radius": RADIUS, "cell_size": CELL})
     assert err.value.code == "bad_params" and "heights" in str(err.value)
+
+
+def _disc(centre=(64, 60), radius=24.0) -> np.ndarray:
+    rows, cols = np.mgrid[:RES, :RES]
+    return (np.hypot(rows - centre[0], cols - centre[1]) <= radius).astype(np.float32)
+
+
+def region(client: Client, heights: np.ndarray, kind: str, mask: np.ndarray, **params):
+    params = {"kind": kind, "cell_size": CELL, "style": "desert_dunes", "seed": 1, **params}
+    job = client.submit("brush", params, target="pytest-brush", arrays={"heights": heights, "mask": mask})
+    return client.wait_result(job, timeout=120)
+
+
+@pytest.mark.parametrize("kind", ["regenerate", "style_paint"])
+def test_region_edit_changes_only_the_selection(brush_client, terrain, kind, tmp_path):
+    mask = _disc()
+    result = region(brush_client, terrain, kind, mask, world=str(tmp_path / "world"))
+    r0, c0, r1, c1 = result.content["meta"]["window"]
+    after, weight = result.arrays["heights"], result.arrays["weight"]
+    before, selected = terrain[r0:r1, c0:c1], mask[r0:r1, c0:c1] > 0
+    np.testing.assert_array_equal(weight[~selected], 0)  # the weight never leaves the selection
+    np.testing.assert_array_equal(after[~selected], before[~selected])  # outside it: bit for bit
+    assert (r0, c0, r1, c1) == (32, 28, 100, 96)  # the disc's box + 8 cells of context, on multiples of 4
+    assert np.abs(after - before)[weight > 0.5].mean() > 1.0
+    assert seam_ratio(after, weight) < 2.5
+    (edit,) = WorldStore.open(tmp_path / "world").edits()  # logged as any stroke, the region as its weight
+    assert edit.kind == kind and edit.params["edge"] == 8.0
+    np.testing.assert_array_equal(WorldStore.open(tmp_path / "world").edit_deltas(edit)["weight"], weight)
+
+
+def test_region_weight_rises_from_the_rim():
+    from backend.editing import RegionStroke
+    from backend.editing.brushes import footprint
+
+    weight = footprint(RegionStroke("regenerate", _disc(radius=20.0), edge=8.0), (0, 0, RES, RES)).weight.numpy()
+    rows, cols = np.mgrid[:RES, :RES]
+    r = np.hypot(rows - 64, cols - 60)
+    assert weight[r > 20].max() == 0 and weight[r < 11].min() == 1.0  # full weight 8 cells in from the rim
+    rim = (r > 17) & (r <= 20)
+    assert 0 < weight[rim].max() < 1  # the rim fades in
+
+
+@pytest.mark.parametrize("change,arrays,field", [
+    ({"kind": "raise"}, {}, "kind"),
+    ({"stroke": PATH}, {}, "no stroke"),
+    ({}, {"mask": np.ones((4, 4), np.float32)}, "shape"),
+    ({}, {"mask": np.full((RES, RES), 2.0, np.float32)}, "[0, 1]"),
+    ({}, {"mask": np.zeros((RES, RES), np.float32)}, "selects nothing"),
+    ({"edge": 0}, {}, "edge"),
+])
+def test_bad_regions_are_refused(brush_client, terrain, change, arrays, field):
+    params = {"kind": "regenerate", "cell_size": CELL, **change}
+    with pytest.raises(BackendError) as err:
+        brush_client.submit("brush", params, target="pytest-brush",
+                            arrays={"heights": terrain, "mask": _disc(), **arrays})
+    assert err.value.code == "bad_params" and field in str(err.value)
+
+
+def test_world_log_survives_a_backend_restart(tiny_models, private_backend, terrain, tmp_path):
+    """Strokes committed before a backend dies are in the world when a new backend opens it, and the log goes on."""
+    world = str(tmp_path / "world")
+    first = private_backend("--models-dir", str(tiny_models))
+    client = Client(first.address)
+    try:
+        raised = brush(client, terrain, "raise", world=world)
+    finally:
+        client.close()
+    first.kill()  # no shutdown: as if it crashed right after answering
+    second = private_backend("--models-dir", str(tiny_models))
+    client = Client(second.address)
+    try:
+        r0, c0, r1, c1 = raised.content["meta"]["window"]
+        edited = terrain.copy()
+        edited[r0:r1, c0:c1] = raised.arrays["heights"]  # what the artist's mesh holds now
+        lowered = brush(client, edited, "lower", world=world, stroke=[[30.0, 30.0, 1.0]])
+    finally:
+        client.close()
+    assert (raised.content["meta"]["edit_seq"], lowered.content["meta"]["edit_seq"]) == (0, 1)
+    store = WorldStore.open(world)
+    assert [e.kind for e in store.edits()] == ["raise", "lower"]
+    tile = store.get_tile((0, 0)).field.heights
+    q0, p0, q1, p1 = lowered.content["meta"]["window"]
+    expected = edited.copy()
+    expected[q0:q1, p0:p1] = lowered.arrays["heights"]
+    np.testing.assert_array_equal(tile, expected)  # both strokes, nothing else

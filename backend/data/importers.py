@@ -74,6 +74,31 @@ def _exr(path: Path) -> np.ndarray:
     return data if data.ndim == 2 else data[..., 0]
 
 
+ELEVATION_SUFFIXES = (".tif", ".tiff", ".png", ".exr", ".npy")
+
+
+def elevation_shape(path: str | Path) -> tuple[int, ...] | None:
+    """The raster's shape from its header alone (no pixels read), so huge files can be refused cheaply;
+    None where the format's reader cannot tell without decoding (EXR)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in ELEVATION_SUFFIXES:
+        raise ValueError(f"unsupported elevation file type {suffix!r} ({path}); expected one of {ELEVATION_SUFFIXES}")
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tf:
+            return tuple(tf.pages[0].shape)
+    if suffix == ".png":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return (im.height, im.width) + ((len(im.getbands()),) if len(im.getbands()) > 1 else ())
+    if suffix == ".npy":
+        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
+    return None
+
+
 def read_elevation(path: str | Path, cell_size: float | None = None, vertical_scale: float = 1.0,
                    vertical_offset: float = 0.0) -> Heightfield:
     """Read one elevation raster into a Heightfield (heights float32, metres).

@@ -29,7 +29,7 @@ from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.generators.learned import TerrainModel
 
-from .brushes import Stroke, footprint, target
+from .brushes import RegionStroke, Stroke, footprint, target
 
 # on_step(step, total, window (row0, col0, row1, col1), its heights in metres so far); may raise Cancelled
 EditCallback = Callable[[int, int, tuple[int, int, int, int], np.ndarray], None]
@@ -42,6 +42,7 @@ class Recipe:
     detail_sigma: float  # fine residual re-sampled from this noise level; 0 = the target as it is
     coarse_sigma: float = 0.0  # coarse map re-sampled by the base model from this level; 0 = kept
     guided: bool = False  # classifier-free guidance on the detail too (the style is the point)
+    mixed: bool = False  # the stroke's strength mixes the new detail into the old: how much of the style
 
 
 RECIPES: dict[str, Recipe] = {
@@ -50,7 +51,7 @@ RECIPES: dict[str, Recipe] = {
     "flatten": Recipe(0.15), "smooth": Recipe(0.08),  # little noise: the point is less relief
     "erode": Recipe(0.0),  # the erosion engine already makes the detail; the model would blur it
     "regenerate": Recipe(10.0, coarse_sigma=80.0),
-    "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True),  # keep the large forms, new texture
+    "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True),  # keep the large forms, new texture
 }
 
 
@@ -61,6 +62,12 @@ class EditSettings:
     margin: int = 8  # cells of untouched context around the stroke that the model sees
     feather: float = 4.0  # weight above 1/feather is fully re-sampled; below it blends into the known
     sampler: str = "dpmpp_2m"
+
+
+# While the pen moves, each update is replaced by the next within a fraction of a second: a third fewer steps
+# (benchmarks/results/brush_steps_cpu.txt: 30 % less time, 3.5 % instead of 1.5 % of the change off the
+# converged edit, a little smoother). The stroke's final, committed job uses the full EditSettings.
+LIVE_SETTINGS = EditSettings(detail_steps=2, coarse_steps=4)
 
 
 @dataclass(frozen=True)
@@ -100,12 +107,12 @@ def network_units(heights: np.ndarray) -> tuple[float, float]:
 def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, window: tuple[int, int, int, int],
                 weight: Tensor, t: Tensor, recipe: Recipe, style_weights: dict[str, float], sliders: dict[str, float],
                 guidance: float, seed: int, settings: EditSettings = EditSettings(),
-                on_step: EditCallback | None = None, pinned: Tensor | None = None) -> Edit:
+                on_step: EditCallback | None = None, pinned: Tensor | None = None, strength: float = 1.0) -> Edit:
     """The masked guided edit of one window of ``heights`` (H, W float32 metres) toward the target ``t``.
 
     weight: [h, w] float64 in [0, 1], 0 = untouched (bit for bit); t: [h, w] the target in network units
     (see ``network_units``); pinned: optional [h, w] bool cells that end exactly on the target (a river's
-    bed). Pure function of its inputs and seed.
+    bed); strength: how much of the new detail a ``mixed`` recipe keeps. Pure function of its inputs and seed.
     """
     factor = superres.meta["factor"]
     device = superres.device
@@ -163,6 +170,8 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
                 residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma,
                                                   settings.detail_steps, cond_fine.replace(spatial=up), rng,
                                                   settings.sampler, lambda info: report(info, up)))
+                if recipe.mixed:  # linear in the residual: the known part stays exact, the rim stays seamless
+                    residual = torch.lerp((kept - up) / scale, residual, strength)
                 fine = up + scale * residual
                 if fixed is not None:
                     fine = torch.where(fixed, tp, fine)  # exact, not up + scale * (tp - up) / scale
@@ -170,7 +179,15 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     return Edit(window, to_metres(result), weight.numpy().astype(np.float32))
 
 
-def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, stroke: Stroke,
+def _flatten_level(stroke: Stroke, heights: np.ndarray) -> float:
+    """Flatten's height in metres: the one picked, else the height under the stroke's first point."""
+    if stroke.height_m is not None:
+        return stroke.height_m
+    first = np.clip(np.rint(stroke.points[0, :2]).astype(int), 0, np.array(heights.shape) - 1)
+    return float(heights[first[0], first[1]])
+
+
+def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, stroke: Stroke | RegionStroke,
                  style_weights: dict[str, float], sliders: dict[str, float], guidance: float, cell_size: float,
                  seed: int, settings: EditSettings = EditSettings(), on_step: EditCallback | None = None) -> Edit:
     """The edited window of ``heights`` (H, W float32 metres); pure function of its inputs and seed."""
@@ -180,11 +197,10 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     win_m = torch.from_numpy(heights[r0:r1, c0:c1].astype(np.float64))
     x = (win_m - lo) * to_net - 1
     fp = footprint(stroke, window)
-    first = np.clip(np.rint(stroke.points[0, :2]).astype(int), 0, np.array(heights.shape) - 1)
-    level_m = stroke.height_m if stroke.height_m is not None else float(heights[first[0], first[1]])
-    t = target(stroke, x, fp, (level_m - lo) * to_net - 1, win_m, to_net, cell_size)
+    level = (_flatten_level(stroke, heights) - lo) * to_net - 1 if stroke.kind == "flatten" else 0.0
+    t = target(stroke, x, fp, level, win_m, to_net, cell_size)
     return edit_window(base, superres, heights, window, fp.weight, t, RECIPES[stroke.kind], style_weights, sliders,
-                       guidance, seed, settings, on_step)
+                       guidance, seed, settings, on_step, strength=stroke.strength)
 
 
 def seam_ratio(after: np.ndarray, weight: np.ndarray) -> float:

@@ -1,5 +1,8 @@
 """The ``brush`` job: one stroke on a terrain the client sends, answered with the edited window.
 
+The stroke is a pen path (``stroke`` points) or, for the edits that need no path (regenerate, style paint),
+a region: an array ``mask`` on the terrain's grid (the artist's selection or vertex group).
+
 Checked at submit (bad values are ``bad_params`` naming the field); run by the worker with the learned
 models (``backend.editing``). A committed stroke is appended to the world's edit log and the edited
 terrain written as the world's tile before the result is sent, so a backend restart loses nothing.
@@ -8,13 +11,14 @@ terrain written as the world's tile before the result is sent, so a backend rest
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from backend.editing import FALLOFFS, KINDS, Edit, EditSettings, Stroke, apply_stroke
+from backend.editing import (FALLOFFS, KINDS, LIVE_SETTINGS, REGION_KINDS, Edit, EditSettings, RegionStroke, Stroke,
+                             apply_stroke)
 from backend.editing.guided import EditCallback
 from backend.generators import GenerateRequest
 from backend.generators.learned import DiffusionGenerator
@@ -26,10 +30,11 @@ from .export_job import check_heights
 MAX_POINTS = 4096
 MAX_WINDOW = 512  # cells per side of the edited window: bigger strokes would stall the live loop
 MAX_RADIUS = 256.0
+MAX_EDGE = 64.0  # cells over which a region's edit fades in from its rim
 TILE = (0, 0)  # a Blender terrain is one tile of its world
 _STYLE_KEYS = ("style", "style_weights", "sliders", "seed", "guidance")
 _KEYS = {"cell_size", "steps", "commit", "world", *_STYLE_KEYS}  # every edit job's
-_BRUSH_KEYS = {"kind", "stroke", "radius", "strength", "falloff", "height_m"}
+_BRUSH_KEYS = {"kind", "stroke", "radius", "strength", "falloff", "height_m", "edge"}
 
 
 def check_number(name: str, value: Any, low: float, high: float) -> float:
@@ -66,6 +71,36 @@ def check_flag(name: str, value: Any) -> bool:
     return value
 
 
+def _mask(arrays: dict[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """The array ``mask``: the region on the terrain's grid, values in [0, 1] (bool and uint8 0/1 accepted)."""
+    mask = arrays["mask"]
+    if mask.shape != shape:
+        raise ValueError(f"mask must have the heights' shape {shape}, got {mask.shape}")
+    mask = mask.astype(np.float32)
+    if not np.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
+        raise ValueError("mask values must be finite and in [0, 1]")
+    if not (mask > 0).any():
+        raise ValueError("mask selects nothing: select part of the terrain first")
+    return mask
+
+
+def _stroke(params: dict[str, Any], arrays: dict[str, np.ndarray], shape: tuple[int, int]) -> Stroke | RegionStroke:
+    """A path stroke from ``stroke`` points, or a region stroke from the array ``mask`` (never both)."""
+    kind = check_choice("kind", params.get("kind"), KINDS)
+    falloff = check_choice("falloff", params.get("falloff", "smooth"), FALLOFFS)
+    strength = check_number("strength", params.get("strength", 0.5), 0, 1)
+    if "mask" in arrays:
+        if "stroke" in params or kind not in REGION_KINDS:
+            raise ValueError(f"a mask edits a region: kind must be one of {list(REGION_KINDS)} and no stroke given, "
+                             f"got kind {kind!r}{' and a stroke' if 'stroke' in params else ''}")
+        return RegionStroke(kind, _mask(arrays, shape), check_number("edge", params.get("edge", 8.0), 1, MAX_EDGE),
+                            falloff, strength)
+    height_m = params.get("height_m")
+    points = check_points("stroke", params.get("stroke"), shape, ("row", "col", "pressure"))
+    return Stroke(kind, points, check_number("radius", params.get("radius"), 0.5, MAX_RADIUS), strength, falloff,
+                  None if height_m is None else check_number("height_m", height_m, -1e5, 1e5))
+
+
 def _world(path: Any, shape: tuple[int, int], cell_size: float) -> Path | None:
     """The world folder the stroke is logged in: an existing world must fit the terrain."""
     if path is None:
@@ -100,7 +135,7 @@ class EditContext:
     style: GenerateRequest  # style_weights, sliders, seed, guidance (the rest unused)
     cell_size: float
     settings: EditSettings
-    commit: bool  # False: a live update of an edit still being made, not logged
+    commit: bool  # False: a live update of an edit still being made: fewer steps, not logged
     world: Path | None
 
     @classmethod
@@ -118,8 +153,10 @@ class EditContext:
         steps = params.get("steps")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 50):
             raise ValueError(f"steps must be an integer in [1, 50] or null, got {steps!r}")
-        settings = EditSettings() if steps is None else EditSettings(detail_steps=steps)
         commit = check_flag("commit", params.get("commit", True))
+        settings = EditSettings() if commit else LIVE_SETTINGS
+        if steps is not None:
+            settings = replace(settings, detail_steps=steps)
         style_params = {k: params[k] for k in _STYLE_KEYS if k in params}
         if "style" not in params and "style_weights" not in params:
             style_params["style"] = styles[0]
@@ -142,7 +179,8 @@ class EditContext:
         before = self.heights[r0:r1, c0:c1]
         params = {**params, "style_weights": self.style.style_weights, "sliders": self.style.sliders,
                   "seed": self.style.seed, "guidance": self.style.guidance}
-        record = store.append_edit(kind, TILE, edit.window, params, {"before": before, "after": edit.heights})
+        record = store.append_edit(kind, TILE, edit.window, params,
+                                   {"before": before, "after": edit.heights, "weight": edit.weight})
         after = self.heights.copy()
         after[r0:r1, c0:c1] = edit.heights
         store.put_tile(TILE, Heightfield(after, self.cell_size), TileMeta(source="edited", generator=self.job))
@@ -151,7 +189,7 @@ class EditContext:
 
 @dataclass(frozen=True)
 class BrushRequest:
-    stroke: Stroke
+    stroke: Stroke | RegionStroke
     edit: EditContext
 
     @property
@@ -162,14 +200,7 @@ class BrushRequest:
     def from_params(cls, params: Any, arrays: dict[str, np.ndarray], styles: tuple[str, ...]) -> BrushRequest:
         """Check everything before the worker runs it; ``styles``: what the learned models know."""
         edit = EditContext.from_params("brush", params, arrays, styles, _BRUSH_KEYS)
-        kind = check_choice("kind", params.get("kind"), KINDS)
-        falloff = check_choice("falloff", params.get("falloff", "smooth"), FALLOFFS)
-        height_m = params.get("height_m")
-        points = check_points("stroke", params.get("stroke"), edit.heights.shape, ("row", "col", "pressure"))
-        stroke = Stroke(kind, points,
-                        check_number("radius", params.get("radius"), 0.5, MAX_RADIUS),
-                        check_number("strength", params.get("strength", 0.5), 0, 1), falloff,
-                        None if height_m is None else check_number("height_m", height_m, -1e5, 1e5))
+        stroke = _stroke(params, arrays, edit.heights.shape)
         # the run aligns the window a little wider
         check_window(stroke.window(edit.heights.shape, edit.settings.margin, 1), MAX_WINDOW, "stroke")
         return cls(stroke, edit)
@@ -182,5 +213,9 @@ class BrushRequest:
 
     def record(self, edit: Edit) -> int:
         s = self.stroke
-        return self.edit.record(s.kind, edit, {"stroke": s.points.tolist(), "radius": s.radius,
-                                               "strength": s.strength, "falloff": s.falloff, "height_m": s.height_m})
+        params: dict[str, Any] = {"strength": s.strength, "falloff": s.falloff}
+        if isinstance(s, RegionStroke):  # the region itself is kept as the window's weight delta
+            params["edge"] = s.edge
+        else:
+            params.update(stroke=s.points.tolist(), radius=s.radius, height_m=s.height_m)
+        return self.edit.record(s.kind, edit, params)

@@ -19,6 +19,7 @@ from protocol import new_id
 from .brush_job import BrushRequest
 from .curve_job import CurveRequest
 from .export_job import ExportRequest
+from .style_job import StyleFromRequest
 from .world_job import WorldTilesRequest
 
 
@@ -28,7 +29,7 @@ class Job:
     request_id: str  # the submit_request's message id: parent of every message about this job
     kind: str
     target: str  # e.g. the Blender object name; "" never supersedes anything
-    request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | CurveRequest
+    request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | CurveRequest | StyleFromRequest
     id: str = field(default_factory=new_id)
     cancel: threading.Event = field(default_factory=threading.Event)
     step: int = 0

@@ -22,12 +22,13 @@ from .brush_job import BrushRequest
 from .curve_job import CurveRequest
 from .export_job import ExportRequest
 from .jobs import Job, JobQueue
-from .worker import WAKE_ADDRESS, Outbox, Outgoing, Worker
+from .style_job import StyleFromRequest
+from .worker import WAKE_ADDRESS, Outbox, Worker
 from .world_job import WorldTilesRequest, check_available
 
 log = logging.getLogger(__name__)
 POLL_MS = 100  # how often the loop looks at the stop flag when nothing arrives
-JOB_KINDS = ("generate", "export", "brush", "world_tiles", "curve")
+JOB_KINDS = ("generate", "export", "brush", "world_tiles", "curve", "style_from")
 
 
 class Server:
@@ -134,7 +135,7 @@ class Server:
         if not isinstance(target, str):
             self._send(identity, msg.error(ErrorCode.BAD_PARAMS, f"target must be a string, got {target!r}"))
             return
-        request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | CurveRequest
+        request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | CurveRequest | StyleFromRequest
         try:
             if kind == "export":
                 request = ExportRequest.from_params(params, msg.arrays)
@@ -150,6 +151,8 @@ class Server:
                     raise ValueError("curve guides need the learned models and the profile model "
                                      "(terrain_base, terrain_superres and profile_1d weights)")
                 request = CurveRequest.from_params(params, msg.arrays, registry.get("diffusion").styles)
+            elif kind == "style_from":
+                request = StyleFromRequest.from_params(params, msg.arrays)
             else:
                 request = GenerateRequest.from_params(params, registry.default_name())
                 registry.check_request(request)

@@ -20,12 +20,15 @@ import zmq
 
 from backend.diffusion.samplers import cancel_on
 from backend.generators import Cancelled, Generator, registry
+from backend.metrics.reference import load_classifier
+from backend.metrics.style_classifier import StyleClassifier
 from protocol import ErrorCode, Message
 
 from .brush_job import BrushRequest
 from .curve_job import CurveRequest
 from .export_job import ExportRequest
 from .jobs import Job, JobQueue
+from .style_job import StyleFromRequest
 from .world_job import OpenWorlds, WorldTilesRequest
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,7 @@ class Worker(threading.Thread):
         self.stopping = threading.Event()
         self._generators: dict[str, Generator] = {}
         self._worlds = OpenWorlds()
+        self._classifier: StyleClassifier | None = None  # loaded by the first style_from job
 
     def run(self) -> None:
         self._warm_up()
@@ -115,6 +119,9 @@ class Worker(threading.Thread):
             return
         if isinstance(job.request, (BrushRequest, CurveRequest)):
             self._edit(job, job.request)
+            return
+        if isinstance(job.request, StyleFromRequest):
+            self._style_from(job, job.request)
             return
         request = job.request
         self._send(job, "progress", {"step": 0, "total": 0, "stage": "started"})
@@ -176,6 +183,20 @@ class Worker(threading.Thread):
         meta = {"window": list(edit.window), "kind": request.kind, "commit": request.edit.commit, "edit_seq": seq}
         self._send(job, "result", {"meta": meta}, {"heights": edit.heights, "weight": edit.weight, **extra},
                    final=True)
+
+    def _style_from(self, job: Job, request: StyleFromRequest) -> None:
+        """Read the reference, measure it, answer with its style weights and sliders (no arrays)."""
+        self._send(job, "progress", {"step": 0, "total": 1, "stage": "measuring style"})
+        try:
+            if self._classifier is None:
+                self._classifier = load_classifier()
+            meta = request.run(self._classifier)
+        except Exception as exc:  # an unreadable file, a file without its cell size, no classifier: say which
+            log.error("style_from job %s failed:\n%s", job.id, traceback.format_exc())
+            self._send(job, "error", {"code": ErrorCode.JOB_FAILED.value,
+                                      "message": f"style_from failed: {type(exc).__name__}: {exc}"}, final=True)
+            return
+        self._send(job, "result", {"meta": meta}, final=True)
 
     def _world_tiles(self, job: Job, request: WorldTilesRequest) -> None:
         self._send(job, "progress", {"step": 0, "total": len(request.tiles), "stage": "world_tiles"})

@@ -120,6 +120,11 @@ def sample_params(style: str, rng: np.random.Generator) -> dict[str, float]:
     return SAMPLERS[style](rng)
 
 
+def elevation_slider(relief_m: float) -> float:
+    """The elevation_range slider of a map whose heights span ``relief_m``: log relief from 10 m (0) to 5 km (1)."""
+    return float(np.clip(math.log(max(relief_m, 10.0) / 10.0) / math.log(500.0), 0.0, 1.0))
+
+
 def sliders(params: dict[str, float]) -> dict[str, float]:
     """The UI's four style-independent controls, each normalised to [0, 1].
 
@@ -129,8 +134,7 @@ def sliders(params: dict[str, float]) -> dict[str, float]:
     """
     rough = 0.5 * (params["init_amplitude"] / 0.3) + 0.5 * (2.6 - params["fbm_beta"]) / 1.0
     strength = (math.log10(params["k_cells"] * params["steps"]) - 0.5) / 2.0  # ~3 .. 300 -> 0 .. 1
-    elev = math.log(params["relief_m"] / 10.0) / math.log(500.0)
-    vals = {"roughness": rough, "erosion_strength": strength, "elevation_range": elev,
+    vals = {"roughness": rough, "erosion_strength": strength, "elevation_range": elevation_slider(params["relief_m"]),
             "sea_level": params["sea_level"]}
     return {k: float(np.clip(v, 0.0, 1.0)) for k, v in vals.items()}
 

@@ -137,6 +137,10 @@ class LayoutRecorder:
     def prop(self, data: Any, name: str, **_: Any) -> None:
         check(name in data.bl_rna.properties, f"panel shows missing property {name!r}")
 
+    def prop_search(self, data: Any, name: str, search_data: Any, search_name: str, **_: Any) -> None:
+        self.prop(data, name)
+        check(hasattr(search_data, search_name), f"panel searches missing collection {search_name!r}")
+
     def operator(self, idname: str, **_: Any) -> None:
         category, name = idname.split(".")
         check(hasattr(getattr(bpy.ops, category), name), f"panel shows missing operator {idname!r}")

@@ -1,0 +1,106 @@
+"""Sculpt in headless Blender through the add-on, as an artist would: Generate, then brush strokes.
+
+    python -m backend.render.sculpt <backend address> <config json>
+
+Run as a subprocess (bpy is a whole Blender, one per process) by ``benchmarks/bench_brush.py`` and
+``reports/make_brush_render.py``. Registers the add-on from this checkout, connects, runs the Generate
+operator with ``config["generate"]`` (Scene.worldsculpt values), then sends each of ``config["strokes"]``
+through the brush operator and times it from the operator call to the moment the timer callback has written
+the final window into the mesh. Headless Blender runs no timers, so this calls the add-on's timer callback
+itself, at the intervals the callback asks for, starting TICK_BUSY_S after the call (the add-on re-arms its
+timer so whenever it sends a job). With ``config["save"]`` (a folder) it writes the terrain's heights
+before.npy and after.npy. Prints ``RESULTS <json>``: per stroke its latency, first preview and windows shown.
+
+A stroke: {"kind", "points": [[row, col, pressure], ...] (grid cells), "radius" (cells), "strength",
+"seed", "style" (Style Paint's style, optional)}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import bpy
+import numpy as np
+
+import blender_addon
+from blender_addon import link as link_module
+from blender_addon import mesh
+
+
+def run_timer(until: Callable[[], bool], timeout: float) -> None:
+    """Call the timer callback as bpy.app.timers would, until ``until()`` or the timeout."""
+    deadline = time.monotonic() + timeout
+    interval = link_module.TICK_BUSY_S
+    while not until():
+        if time.monotonic() > deadline:
+            s = bpy.context.scene.worldsculpt
+            raise TimeoutError(f"nothing after {timeout} s (status {s.status!r}, brush {s.brush_status!r})")
+        time.sleep(interval)
+        interval = link_module.tick()
+
+
+def stroke_elements(points: list[list[float]], shape: tuple[int, int], cell: float) -> list[dict[str, Any]]:
+    """[row, col, pressure] grid points -> the operator's stroke items, in world space (terrain at the origin)."""
+    rc, cc = (shape[0] - 1) / 2, (shape[1] - 1) / 2
+    return [{"name": "", "location": ((c - cc) * cell, (rc - r) * cell, 0.0), "mouse": (0.0, 0.0),
+             "mouse_event": (0.0, 0.0), "pressure": p, "size": 0.0, "x_tilt": 0.0, "y_tilt": 0.0, "time": 0.0,
+             "is_start": i == 0} for i, (r, c, p) in enumerate(points)]
+
+
+def sculpt(address: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+    link = link_module.link
+    link.connect(address)
+    run_timer(lambda: link.connected, 120.0)
+    s = bpy.context.scene.worldsculpt
+    for key, value in config["generate"].items():
+        setattr(s, key, value)
+    bpy.ops.worldsculpt.generate()
+    run_timer(lambda: not s.running, 600.0)
+    if s.last_error:
+        raise RuntimeError(f"generation failed: {s.last_error}")
+    terrain = bpy.data.objects[s.target]
+    heights, cell = mesh.read_heights(terrain)
+    save = Path(config["save"]) if config.get("save") else None
+    if save is not None:
+        np.save(save / "before.npy", heights)
+    shown: list[float] = []  # when each window (previews, then the result) reached the mesh
+    write_window = mesh.write_window
+
+    def timed_write(*args: Any, **kwargs: Any) -> None:
+        write_window(*args, **kwargs)
+        shown.append(time.perf_counter())
+
+    mesh.write_window = timed_write  # link.py looks it up at call time
+    results = []
+    for stroke in config["strokes"]:
+        s.brush_kind, s.brush_radius, s.brush_strength = stroke["kind"], stroke["radius"] * cell, stroke["strength"]
+        s.seed = stroke["seed"]
+        if "style" in stroke:
+            s.brush_style = stroke["style"]
+        shown.clear()
+        start = time.perf_counter()
+        if bpy.ops.worldsculpt.brush(stroke=stroke_elements(stroke["points"], heights.shape, cell)) != {"FINISHED"}:
+            raise RuntimeError(f"stroke {stroke} did not start: {s.brush_status}")
+        run_timer(lambda: link.stroke is None, 300.0)
+        if s.last_error:
+            raise RuntimeError(f"stroke {stroke} failed: {s.last_error}")
+        results.append({**stroke, "latency_s": shown[-1] - start, "first_shown_s": shown[0] - start,
+                        "windows_shown": len(shown)})
+    mesh.write_window = write_window
+    if save is not None:
+        np.save(save / "after.npy", mesh.read_heights(terrain)[0])
+    link.close()
+    return results
+
+
+def main() -> None:
+    blender_addon.register()
+    print("RESULTS " + json.dumps(sculpt(sys.argv[1], json.loads(sys.argv[2]))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
