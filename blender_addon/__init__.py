@@ -14,9 +14,9 @@ bl_info = {  # for loaders older than the 4.2 extension system; blender_manifest
     "category": "Add Mesh",
 }
 
-from . import brushes, link, operators, panels, preferences, properties  # noqa: E402
+from . import brushes, explore, link, operators, panels, preferences, properties  # noqa: E402
 
-_modules = (preferences, properties, link, operators, brushes, panels)
+_modules = (preferences, properties, link, operators, brushes, explore, panels)
 
 
 def register() -> None:
