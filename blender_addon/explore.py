@@ -109,8 +109,11 @@ class Explorer:
             self.request = None
             meta = msg.content["meta"]
             self.tile_m = float(meta["tile_size_m"])
-            for coords, heights in zip(request.tiles, msg.arrays["heights"]):
-                self._place(scene, coords, request.lod, heights)
+            try:
+                for coords, heights in zip(request.tiles, msg.arrays["heights"]):
+                    self._place(scene, coords, request.lod, heights)
+            except ValueError as exc:  # e.g. non-finite heights: asking again would bring the same
+                self.stop(f"tile not shown: {exc}")
         elif msg.kind == "error":
             self.request = None
             if msg.content["code"] not in (ErrorCode.CANCELLED.value, ErrorCode.SUPERSEDED.value):
@@ -211,7 +214,6 @@ class Explorer:
         self.tile_m, self.shown, self.heights, self.names, self.arrivals = None, {}, {}, {}, []
         self.started = time.monotonic()
         self._adopt(scene)
-        s.exploring = True
         _status(scene, "Exploring: opening the world...")
         if not bpy.app.timers.is_registered(link_module.tick):
             link_module.register()
@@ -224,7 +226,6 @@ class Explorer:
         scene = bpy.data.scenes.get(self.scene) if self.scene else None
         self.scene = None
         if scene is not None:
-            scene.worldsculpt.exploring = False
             _status(scene, f"Stopped: {error}" if error else f"Stopped ({len(self.shown)} tiles kept)")
 
     def remove_tiles(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from .explore import explorer
 from .local_backend import backend as local_backend
 from .properties import SLIDERS
 
@@ -124,7 +125,7 @@ class WSC_PT_explore(_WorldsculptPanel, bpy.types.Panel):
             col.prop(s, name)
         row = layout.row()
         row.scale_y = 1.4
-        if s.exploring:
+        if explorer.active:
             row.operator("worldsculpt.explore_stop", icon="PAUSE")
         else:
             row.operator("worldsculpt.explore", icon="WORLD_DATA")

@@ -145,7 +145,6 @@ class WSC_Settings(bpy.types.PropertyGroup):
     explore_follow: bpy.props.EnumProperty(name="Follow", items=(
         ("VIEW", "Viewport", "The 3D viewport's view centre (the scene camera when there is no viewport)"),
         ("CAMERA", "Scene camera", "The active scene camera's position")), default="VIEW")
-    exploring: bpy.props.BoolProperty(name="Exploring", default=False)
     explore_status: bpy.props.StringProperty(name="Explore status", default="")
     # -- live status (written by the link's timer)
     connected: bpy.props.BoolProperty(name="Connected", default=False)

@@ -82,7 +82,7 @@ def snapshot() -> dict[str, np.ndarray]:
 start = time.perf_counter()
 h.check(bpy.ops.worldsculpt.explore() == {"FINISHED"}, "explore did not start")
 h.results["operator_return_s"] = time.perf_counter() - start
-h.check(s.exploring and explorer.world == str((out / "scene.world").resolve()), f"world {explorer.world!r}")
+h.check(explorer.active and explorer.world == str((out / "scene.world").resolve()), f"world {explorer.world!r}")
 tick_until(settled, 120.0, "the first 9 tiles")
 h.results["first_arrivals"] = [[list(c), lod] for c, lod, _ in explorer.arrivals]
 L = explorer.tile_m
@@ -135,7 +135,7 @@ h.results["longest_tick_after_kill_s"] = longest
 for _ in range(20):
     addon.link.tick()
 h.results["status_after_kill"], h.results["explore_status_after_kill"] = s.status, s.explore_status
-h.check(explorer.active and s.exploring, "a dead backend stopped explore mode")
+h.check(explorer.active, "a dead backend stopped explore mode")
 after_kill = snapshot()
 h.check(after_kill.keys() == before_kill.keys() and all(np.array_equal(after_kill[k], before_kill[k])
                                                         for k in before_kill), "tiles changed after the kill")
