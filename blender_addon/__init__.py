@@ -14,9 +14,9 @@ bl_info = {  # for loaders older than the 4.2 extension system; blender_manifest
     "category": "Add Mesh",
 }
 
-from . import brushes, curves, link, operators, panels, preferences, properties, style  # noqa: E402
+from . import brushes, curves, explore, link, operators, panels, preferences, properties, style  # noqa: E402
 
-_modules = (preferences, properties, link, operators, brushes, style, panels, curves)  # curves' panel sits in Brush
+_modules = (preferences, properties, link, operators, brushes, style, explore, panels, curves)  # curves' panel sits in Brush
 
 
 def register() -> None:

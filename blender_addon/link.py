@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import bpy
 import numpy as np
@@ -153,6 +153,10 @@ class Link:
 
 
 link = Link()
+
+# Modes with jobs of their own (explore mode) hook in here: each is called on every tick with the
+# messages just drained (it picks out its own) and returns True while it wants the fast tick.
+modes: list[Callable[[list[Message]], bool]] = []
 
 
 # -- the bpy side --------------------------------------------------------------------------------
@@ -363,6 +367,7 @@ def _on_connection(messages: list[Message]) -> None:
 
 def tick() -> float:
     """The timer callback: drain, dispatch, return the next interval. Never raises, never waits."""
+    messages: list[Message] = []
     try:
         messages = link.drain()
         _on_connection(messages)
@@ -393,6 +398,11 @@ def tick() -> float:
     except Exception:  # a timer that raises is unregistered by Blender: report and keep going
         traceback.print_exc()
     busy = link.job is not None or link.export_job is not None or link.stroke is not None or link.style_job is not None
+    for mode in modes:
+        try:
+            busy = mode(messages) or busy
+        except Exception:
+            traceback.print_exc()
     return TICK_BUSY_S if busy else TICK_IDLE_S
 
 

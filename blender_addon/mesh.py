@@ -48,11 +48,16 @@ def build_grid(mesh: bpy.types.Mesh, h: int, w: int) -> None:
 def write_heights(mesh: bpy.types.Mesh, heights: np.ndarray, cell_size: float) -> bool:
     """Put a height grid into ``mesh``; returns True if the topology had to be (re)built."""
     heights = grid.check_heights(heights, cell_size)
-    h, w = heights.shape
+    return write_grid(mesh, _positions(heights, cell_size).reshape(*heights.shape, 3))
+
+
+def write_grid(mesh: bpy.types.Mesh, xyz: np.ndarray) -> bool:
+    """Put (H, W, 3) float32 vertex positions laid out as ``grid`` does into ``mesh``; True if rebuilt."""
+    h, w, _ = xyz.shape
     rebuilt = not has_grid(mesh, h, w)
     if rebuilt:
         build_grid(mesh, h, w)
-    mesh.attributes["position"].data.foreach_set("vector", _positions(heights, cell_size).ravel())
+    mesh.attributes["position"].data.foreach_set("vector", np.ascontiguousarray(xyz, dtype=np.float32).ravel())
     mesh.update()
     return rebuilt
 

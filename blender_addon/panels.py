@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from .explore import explorer
 from .local_backend import backend as local_backend
 from .properties import SLIDERS
 
@@ -126,6 +127,29 @@ class WSC_PT_brush(_WorldsculptPanel, bpy.types.Panel):
             layout.label(text=s.brush_status)
 
 
+class WSC_PT_explore(_WorldsculptPanel, bpy.types.Panel):
+    """Explore mode: the world folder, the rings streamed around the viewpoint, start / stop."""
+
+    bl_label = "Explore"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        s = context.scene.worldsculpt
+        layout = self.layout
+        layout.use_property_split = True
+        col = layout.column()
+        for name in ("world_dir", "explore_follow", "explore_near", "explore_far", "explore_max_tiles"):
+            col.prop(s, name)
+        row = layout.row()
+        row.scale_y = 1.4
+        if explorer.active:
+            row.operator("worldsculpt.explore_stop", icon="PAUSE")
+        else:
+            row.operator("worldsculpt.explore", icon="WORLD_DATA")
+        if s.explore_status:
+            layout.label(text=s.explore_status, icon="ERROR" if s.explore_status.startswith(("Stopped:", "Not", "Paused"))
+                         else "INFO")
+
+
 class WSC_PT_export(_WorldsculptPanel, bpy.types.Panel):
     bl_label = "Export"
     bl_parent_id = "WSC_PT_generate"
@@ -148,7 +172,7 @@ class WSC_PT_export(_WorldsculptPanel, bpy.types.Panel):
             layout.label(text=s.export_status, icon="ERROR" if "failed" in s.export_status else "INFO")
 
 
-_classes = (WSC_PT_connection, WSC_PT_generate, WSC_PT_style, WSC_PT_brush, WSC_PT_export)
+_classes = (WSC_PT_connection, WSC_PT_generate, WSC_PT_style, WSC_PT_brush, WSC_PT_explore, WSC_PT_export)
 
 
 register, unregister = bpy.utils.register_classes_factory(_classes)

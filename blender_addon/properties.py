@@ -141,7 +141,8 @@ class WSC_Settings(bpy.types.PropertyGroup):
     brush_style: bpy.props.EnumProperty(name="Paint style", items=_styles,
                                         description="Style Paint: the style painted into the stroke")
     world_dir: bpy.props.StringProperty(name="World folder", subtype="DIR_PATH", default="",
-                                        description="Log every stroke in this world folder's edit log (empty: no log)")
+                                        description="World folder: brush strokes are logged in its edit log (empty: no log) "
+                                                    "and explore mode streams its tiles (empty: <blend>.world)")
     brush_status: bpy.props.StringProperty(name="Brush status", default="")
     # -- curve guides
     curve_object: bpy.props.PointerProperty(name="Curve", type=bpy.types.Object,
@@ -176,6 +177,18 @@ class WSC_Settings(bpy.types.PropertyGroup):
     restyle_blend: bpy.props.FloatProperty(name="Blend", default=100.0, min=0.01, unit="LENGTH",
                                            description="Distance in from the region's rim over which the new "
                                                        "terrain fades in")
+    # -- explore (world_dir above is the world explored; empty: <blend name>.world next to the .blend)
+    explore_near: bpy.props.IntProperty(name="Full-detail rings", default=1, min=0, max=8,
+                                        description="Rings of tiles around the viewpoint's tile at full detail")
+    explore_far: bpy.props.IntProperty(name="Visible rings", default=2, min=0, max=8,
+                                       description="Rings of tiles shown at all (beyond the full-detail ones: coarse)")
+    explore_max_tiles: bpy.props.IntProperty(name="Max tiles", default=0, min=0, max=2000,
+                                             description="Tile objects kept at most, farthest dropped first "
+                                                         "(0: one ring beyond the visible ones; never fewer than those)")
+    explore_follow: bpy.props.EnumProperty(name="Follow", items=(
+        ("VIEW", "Viewport", "The 3D viewport's view centre (the scene camera when there is no viewport)"),
+        ("CAMERA", "Scene camera", "The active scene camera's position")), default="VIEW")
+    explore_status: bpy.props.StringProperty(name="Explore status", default="")
     # -- live status (written by the link's timer)
     connected: bpy.props.BoolProperty(name="Connected", default=False)
     status: bpy.props.StringProperty(name="Status", default="Not connected")
@@ -198,6 +211,11 @@ class WSC_Settings(bpy.types.PropertyGroup):
         if weights:
             params["style_weights"] = weights
         return params
+
+    def world_create_params(self) -> dict[str, Any]:
+        """The `world_tiles` job's `create` settings: the style panel's, used only by a new world."""
+        keys = ("seed", "style_weights", "sliders", "guidance", "height_m", "quality", "steps")
+        return {key: value for key, value in self.generate_params().items() if key in keys}
 
     def style_mix(self) -> dict[str, float]:
         return {w.name: round(w.weight, 6) for w in self.style_weights if w.weight > 0}

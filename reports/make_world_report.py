@@ -1,6 +1,6 @@
 """Seams and edit respect of infinite-world tiles made by the shipped learned models.
 
-    python reports/make_world_report.py [--out reports/world_tiling]
+    python reports/make_world_report.py [--runs interactive:0:4,...] [--models-dir models] [--out reports/world_tiling]
 
 Every tile is generated on its own (its neighbourhood canvas, seeded noise), so the tiles of a big
 grid also give every smaller grid inside it: one grid per setting, ratios for its sub-grids. Seam
@@ -12,12 +12,15 @@ Writes README.md and PNGs (hillshaded) into --out.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,13 +36,13 @@ from backend.metrics.realism import contact_sheet  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
 from backend.world.store import TileMeta  # noqa: E402
 from backend.world.tiles import TileWorld, WorldSettings, create_world, seam_ratio, stitch  # noqa: E402
+from benchmarks.hardware import cpu_model  # noqa: E402
 
 SEED = 5
 STYLE = {"alpine": 0.7, "rolling_hills": 0.3}
-# (quality, lod, largest grid): lod 1 is the base level alone, what explore shows far away
-RUNS = [("interactive", 0, 4), ("interactive", 1, 8), ("full", 0, 2)]
-
-
+# quality:lod:largest grid; lod 1 is the base level alone, what explore shows far away. Costs on a 2-core
+# CPU with the current weights (CPU s per tile): interactive lod 0 ~37, lod 1 ~13; full lod 0 ~145, lod 1 ~110.
+RUNS = "interactive:0:4,interactive:1:8,full:0:2"
 def edge_mismatch(tiles: dict[tuple[int, int], np.ndarray], k: int) -> float:
     """Mean |difference| of the samples two neighbours share, over the mean interior step."""
     diffs, steps = [], []
@@ -52,27 +55,59 @@ def edge_mismatch(tiles: dict[tuple[int, int], np.ndarray], k: int) -> float:
     return float(np.concatenate(diffs).mean() / np.concatenate(steps).mean())
 
 
-def grid_run(root: Path, models: tuple[TerrainModel, TerrainModel], quality: str, lod: int, k: int):
+@dataclass
+class GridRun:
+    quality: str
+    lod: int
+    k: int  # tiles per side
+    tiles: dict[tuple[int, int], np.ndarray]
+    cell: float  # metres per sample at this level
+    period: int  # super-resolution factor at this level (gradients alternate with it)
+    cpu_per_tile: float
+    wall_per_tile: float
+
+    @property
+    def n(self) -> int:
+        return next(iter(self.tiles.values())).shape[0] - 1
+
+    def stitched(self, size: int | None = None) -> np.ndarray:
+        size = size or self.k
+        return stitch({c: t for c, t in self.tiles.items() if max(c) < size}, range(size), range(size))
+
+    def rows(self) -> list[tuple[int, float, float]]:
+        """(grid size, seam ratio, shared-edge mismatch) for every 2^j x 2^j sub-grid."""
+        out = []
+        for size in (2, 4, 8, 16):
+            if size <= self.k:
+                sub = {c: t for c, t in self.tiles.items() if max(c) < size}
+                out.append((size, seam_ratio(self.stitched(size), self.n, self.period), edge_mismatch(sub, size)))
+        return out
+
+    def corner_zoom(self) -> np.ndarray:
+        """n x n samples around the corner where the four central tiles meet, at full resolution."""
+        c, half = self.k // 2 * self.n, self.n // 2
+        return self.stitched()[c - half:c + half + 1, c - half:c + half + 1]
+
+    def phase_profile(self) -> np.ndarray:
+        """Mean |east-west step| by column position inside the tile (the last one crosses the border)."""
+        dx = np.abs(np.diff(self.stitched(), axis=1)).mean(axis=0)
+        return dx[:(self.k - 1) * self.n].reshape(self.k - 1, self.n).mean(axis=0)  # every last step a border
+
+
+def grid_run(root: Path, models: tuple[TerrainModel, TerrainModel], quality: str, lod: int, k: int) -> GridRun:
     create_world(root, SEED, WorldSettings(STYLE, quality=quality), *models)
     world = TileWorld(root, *models)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     tiles = {(x, y): world.tile((x, y), lod) for y in range(k) for x in range(k)}
-    per_tile = (time.perf_counter() - start) / len(tiles)
-    n = tiles[(0, 0)].shape[0] - 1
+    wall, cpu = (time.perf_counter() - start) / len(tiles), (time.process_time() - cpu) / len(tiles)
     period = world.factor ** (world.levels - 1 - lod)
-    rows = []
-    for size in (2, 4, 8):
-        if size <= k:
-            sub = {c: t for c, t in tiles.items() if c[0] < size and c[1] < size}
-            heights = stitch(sub, range(size), range(size))
-            rows.append((size, seam_ratio(heights, n, period), edge_mismatch(sub, size)))
-    cell = world.store.cell_size * world.factor ** lod
-    return Heightfield(stitch(tiles, range(k), range(k)), cell), rows, per_tile
+    return GridRun(quality, lod, k, tiles, world.store.cell_size * world.factor ** lod, period, cpu, wall)
 
 
 def edit_demo(root: Path, models: tuple[TerrainModel, TerrainModel]) -> tuple[list[Heightfield], str]:
     """Edit tile (0, 0) (a raised plateau on its east half), then generate (1, 0): with and without the edit."""
     worlds = []
+    root.mkdir()
     for name in ("plain", "edited"):
         create_world(root / name, SEED, WorldSettings(STYLE), *models)
         worlds.append(TileWorld(root / name, *models))
@@ -93,48 +128,90 @@ def edit_demo(root: Path, models: tuple[TerrainModel, TerrainModel]) -> tuple[li
     return sheets, text
 
 
+def profile_plot(runs: list[GridRun], path: Path) -> None:
+    """Mean |step| by position inside the tile, one line per run, normalised by its own mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for run in runs:
+        profile = run.phase_profile()
+        ax.plot(np.arange(run.n) / run.n, profile / profile.mean(), lw=0.8,
+                label=f"{run.quality}, lod {run.lod} (last step crosses the border: {profile[-1] / profile.mean():.2f})")
+    ax.set_xlabel("column position inside the tile (fraction; 1 = the border step to the next tile)")
+    ax.set_ylabel("mean |east-west step| / mean")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "world_tiling")
+    ap.add_argument("--runs", default=RUNS, help="quality:lod:grid,... (grid = largest tiles per side)")
+    ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     args = ap.parse_args()
-    if not shipped_models_present():
-        raise SystemExit(f"no shipped models in {MODELS_DIR}: train them first (scripts/train_models.sh)")
-    models = TerrainModel.load(MODELS_DIR / BASE_FILE), TerrainModel.load(MODELS_DIR / SUPERRES_FILE)
+    if not shipped_models_present(args.models_dir):
+        raise SystemExit(f"no models in {args.models_dir}: train them first (scripts/train_models.sh)")
+    torch.set_num_threads(1)
+    models = TerrainModel.load(args.models_dir / BASE_FILE), TerrainModel.load(args.models_dir / SUPERRES_FILE)
+    specs = [(q, int(lod), int(k)) for q, lod, k in (r.split(":") for r in args.runs.split(","))]
     args.out.mkdir(parents=True, exist_ok=True)
-    table = ["| quality (steps base/superres) | level | grid | seam ratio | shared-edge mismatch | s/tile |",
-             "|---|---|---|---|---|---|"]
-    maps, titles = [], []
+    table = ["| quality (steps base/superres) | level (samples/tile) | grid | seam ratio | shared-edge mismatch | "
+             "CPU s/tile (wall) |", "|---|---|---|---|---|---|"]
+    runs: list[GridRun] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (quality, lod, k) in enumerate(RUNS):
-            field, rows, per_tile = grid_run(Path(tmp) / f"run{i}", models, quality, lod, k)
+        for i, (quality, lod, k) in enumerate(specs):
+            run = grid_run(Path(tmp) / f"run{i}", models, quality, lod, k)
             q = QUALITY[quality]
-            for size, ratio, mismatch in rows:
-                table.append(f"| {quality} ({q.base_steps}/{q.superres_steps}) | lod {lod} | {size}x{size} | "
-                             f"{ratio:.3f} | {mismatch:.3f} | {per_tile:.1f} |")
+            for size, ratio, mismatch in run.rows():
+                table.append(f"| {quality} ({q.base_steps}/{q.superres_steps}) | lod {lod} ({run.n + 1}²) | "
+                             f"{size}x{size} | {ratio:.3f} | {mismatch:.3f} | {run.cpu_per_tile:.1f} "
+                             f"({run.wall_per_tile:.1f}) |")
                 print(table[-1], flush=True)
-            maps.append(field)
-            titles.append(f"{quality}, lod {lod}, {k}x{k} tiles")
-        zoom = maps[0].heights[384:640, 384:640]  # the centre tile corner of the 4x4 map, full resolution
-        maps.append(Heightfield(zoom, maps[0].cell_size))
-        titles.append("zoom on a 4-tile corner (interactive, lod 0)")
-        contact_sheet(maps, args.out / "world_maps.png", titles, cols=2)
+            runs.append(run)
+        maps = [Heightfield(run.stitched(), run.cell) for run in runs]
+        contact_sheet(maps, args.out / "world_maps.png",
+                      [f"{r.quality}, lod {r.lod}, {r.k}x{r.k} tiles" for r in runs], cols=2)
+        contact_sheet([Heightfield(r.corner_zoom(), r.cell) for r in runs], args.out / "tile_corners.png",
+                      [f"{r.quality}, lod {r.lod}: 4 tiles meet at the centre" for r in runs], cols=2)
+        profile_plot(runs, args.out / "border_profile.png")
         sheets, edit_text = edit_demo(Path(tmp) / "edit", models)
         contact_sheet(sheets, args.out / "edit_respect.png",
                       ["east tile generated without the edit", "east tile generated after the edit"], cols=1)
+    command = "python reports/make_world_report.py" + ("" if args.runs == RUNS else f" --runs {args.runs}")
     readme = f"""# Infinite world tiles: seams and edit respect
 
-Made by `python reports/make_world_report.py` with the models in `models/` (seed {SEED}, style {STYLE}).
+Made by `{command}` with the models in `models/` (seed {SEED}, style {STYLE}) on
+{cpu_model()} ({os.cpu_count()} cores, shared; torch {torch.__version__}, 1 thread); runs (quality:lod:grid)
+`{args.runs}`{"" if args.runs == RUNS else f" (the default adds more: `{RUNS}`)"}.
 Each tile is the centre of its own MultiDiffusion canvas over world-seeded noise
-(`backend/world/region.py`, `backend/world/tiles.py`); lod 1 is the base level only (64 cells a tile).
+(`backend/world/region.py`, `backend/world/tiles.py`); lod 1 is the base level only (every
+{models[1].meta["factor"]}th sample of lod 0 each way), what explore mode shows far away.
 
 **Seam ratio**: mean |gradient| across tile borders / mean |gradient| over interior steps at the same
-position modulo the super-resolution factor (1 = borders look like anywhere else). **Shared-edge
-mismatch**: mean |difference| of the edge samples two neighbours both hold / the mean interior step
-(0 = they agree; each tile is computed from its own canvas, so they differ slightly).
+position modulo the super-resolution factor (1 = borders look like anywhere else). Maps are stitched as
+explore mode shows them (`backend.world.tiles.stitch`: a shared edge sample comes from the east/south tile).
+**Shared-edge mismatch**: mean |difference| of the edge samples two neighbours both hold / the mean interior
+step (0 = they agree; each tile is computed from its own canvas, so they differ slightly). Sub-grids are the
+top-left corner of each run's largest grid (every tile is independent of the others, so a 4x4 inside an 8x8 is
+a 4x4 map).
 
 {chr(10).join(table)}
 
 ![world maps](world_maps.png)
+
+Full resolution around the point where four tiles meet (the centre of each panel):
+
+![tile corners](tile_corners.png)
+
+Mean |east-west step| by position inside the tile, over the whole map (the last position is the step
+across the border; lod 0 alternates with the x4 super-resolution phase):
+
+![border profile](border_profile.png)
 
 ## Respect for an earlier edit
 

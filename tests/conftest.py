@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -16,6 +18,15 @@ from protocol import Message
 from protocol.client import BackendError, Client
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def addon_module(name: str) -> ModuleType:
+    """A bpy-free module of blender_addon/ (grid, explore_plan), loaded without the add-on package
+    (whose __init__ imports bpy)."""
+    spec = importlib.util.spec_from_file_location(f"wsc_{name}", ROOT / "blender_addon" / f"{name}.py")
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

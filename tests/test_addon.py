@@ -3,31 +3,24 @@ subprocesses against a live backend, installed from the zip that build_addon.py 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
 
+from conftest import addon_module
 from protocol.client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = Path(__file__).resolve().parent / "blender_scenarios"
 
 
-def _load_grid():
-    """blender_addon/grid.py is bpy-free; load it without importing the add-on package (which needs bpy)."""
-    spec = importlib.util.spec_from_file_location("wsc_grid", ROOT / "blender_addon" / "grid.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-grid = _load_grid()
+grid = addon_module("grid")
 
 
 # -- grid topology (no Blender) ------------------------------------------------------------------
@@ -126,24 +119,36 @@ def test_generate_undo_and_disable_in_blender(addon_zip, backend, client, tmp_pa
     np.testing.assert_array_equal(np.load(tmp_path / "undone.npy"), first)
 
 
-def test_killed_backend_leaves_mesh_intact(addon_zip, private_backend, tmp_path):
-    proc = private_backend()
-    blender = subprocess.Popen([sys.executable, str(SCENARIOS / "disconnect.py"), str(addon_zip), proc.address, "1024"],
-                               env=_blender_env(tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+def _converse(script: str, args: list[str], tmp_path: Path, answers: dict[str, Callable[[], str]],
+              timeout: float) -> dict:
+    """Run a scenario that prints prompts (KILL, RESTART) and waits for a line after each: answer them in
+    turn (the callables act, e.g. kill the backend, and return the line); its RESULTS once it ends."""
+    blender = subprocess.Popen([sys.executable, str(SCENARIOS / script), *args], env=_blender_env(tmp_path),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pending = dict(answers)
     try:
         for line in blender.stdout:
-            if line.startswith("KILL"):
-                proc.kill()
-                blender.stdin.write("killed\n")
+            if line.strip() in pending:
+                blender.stdin.write(pending.pop(line.strip())() + "\n")
                 blender.stdin.flush()
-                break
-        stdout, stderr = blender.communicate(timeout=60)
+                if not pending:
+                    break
+        stdout, stderr = blender.communicate(timeout=timeout)
     finally:
         if blender.poll() is None:
             blender.kill()
     assert blender.returncode == 0, stdout[-3000:] + stderr[-3000:]
-    results = _results(stdout)
+    return _results(stdout)
+
+
+def test_killed_backend_leaves_mesh_intact(addon_zip, private_backend, tmp_path):
+    proc = private_backend()
+
+    def kill() -> str:
+        proc.kill()
+        return "killed"
+
+    results = _converse("disconnect.py", [str(addon_zip), proc.address, "1024"], tmp_path, {"KILL": kill}, 60)
     assert results["disconnect_noticed_s"] < 10
     assert "disconnected" in results["last_error"]
 
@@ -310,3 +315,44 @@ def test_style_paint_restyle_and_reference_style_in_blender(addon_zip, backend, 
     assert "does not exist" in results["missing_status"] and "cell size" in results["no_cell_status"]
     assert results["after_bad_files"] == results["from_file"]  # a failed reference changes nothing
     assert "holds no Worldsculpt grid" in results["not_a_terrain"]
+
+
+def test_explore_streams_tiles_around_the_camera(addon_zip, tiny_models, private_backend, tmp_path):
+    """Near tiles first at lod 0, far ones at lod 1, exact shared edges, eviction, cancel when the view moves
+    on, a killed backend leaves the tiles, and stored tiles come back identical from a new backend."""
+    from backend.world.store import WorldStore
+
+    proc = private_backend("--models-dir", str(tiny_models))
+
+    def kill() -> str:
+        proc.kill()
+        return "killed"
+
+    def restart() -> str:  # a new backend process on the same world folder
+        return private_backend("--models-dir", str(tiny_models)).address
+
+    r = _converse("explore.py", [str(addon_zip), proc.address, str(tmp_path)], tmp_path,
+                  {"KILL": kill, "RESTART": restart}, 180)
+    assert r["bad_folder_status"].startswith("Stopped: job_failed") and "a_file" in r["bad_folder_status"]
+    assert r["operator_return_s"] < 0.5 and r["longest_tick_s"] < 0.5  # nothing waits for the backend
+    first = r["first_arrivals"]
+    assert first[0] == [[0, 0], 0] and len(first) == 9  # the camera's tile first, at full detail
+    assert all(lod == 1 and max(map(abs, c)) == 1 for c, lod in first[1:])  # then ring 1, coarse
+    assert r["arrivals_after_move"][0] == [[1, 0], 0]  # flying east: the new centre is upgraded first
+    shown = {tuple(c): lod for c, lod in r["tiles_after_move"]}
+    assert set(shown) == {(x, y) for x in (0, 1, 2) for y in (-1, 0, 1)} and shown[(1, 0)] == 0
+    assert len(r["tile_objects"]) == 9  # the west column was evicted; the bound is kept
+    assert r["edge_pairs"] == 12 and r["edge_pairs_mismatched"] == 0
+    assert r["lod_crack_max_m"] < 1e-3  # where levels meet, the fine edge follows the coarse one: no crack
+    assert r["disconnect_noticed_s"] < 10 and r["longest_tick_after_kill_s"] < 0.25
+    assert "Disconnected" in r["status_after_kill"]
+    assert r["explore_status_after_kill"].startswith("Paused: backend disconnected")
+    assert r["resumed_with"] == [[1, 1]]
+    store = WorldStore.open(tmp_path / "scene.world")  # next to scene.blend
+    assert set(store.tiles()) == {(0, 0), (1, 0)}  # lod 0 only; the cancelled (40, 0) never finished
+    raw = np.load(tmp_path / "raw.npz")
+    for tile in ("0,0", "1,0"):
+        coords = tuple(int(v) for v in tile.split(","))
+        np.testing.assert_array_equal(raw[f"after {tile}"], raw[f"before {tile}"])
+        np.testing.assert_array_equal(raw[f"after {tile}"], store.get_tile(coords).field.heights)
+    assert r["final_status"].startswith("Stopped")

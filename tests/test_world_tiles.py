@@ -86,7 +86,7 @@ def test_edit_is_respected_by_neighbours_generated_later(models, tmp_path) -> No
     ({"world": "x", "tiles": [[0, 2**40]], "create": {}}, "within"),
     ({"world": "x", "tiles": [[0, 0, 0]], "create": {}}, "expected 2"),
     ({"world": "x", "tiles": [[0, 0]] * (MAX_TILES + 1), "create": {}}, "tiles must be"),
-    ({"world": "x", "tiles": [], "create": {}}, "tiles must be"),
+    ({"world": "x", "tiles": {}, "create": {}}, "tiles must be"),
     ({"world": "x", "tiles": [[0, 0]], "lod": -1, "create": {}}, "lod"),
     ({"world": "x", "tiles": [[0, 0]], "create": {"steps": 0}}, "steps"),
     ({"world": "x", "tiles": [[0, 0]], "create": {"colour": 1}}, "unknown create"),

@@ -71,8 +71,8 @@ def _levels(root: Path) -> int:
 
 
 def _tiles(tiles: Any) -> tuple[tuple[int, int], ...]:
-    if not isinstance(tiles, list) or not 1 <= len(tiles) <= MAX_TILES:
-        raise ValueError(f"tiles must be a list of 1 to {MAX_TILES} [tx, ty] pairs, got {tiles!r:.200}")
+    if not isinstance(tiles, list) or len(tiles) > MAX_TILES:
+        raise ValueError(f"tiles must be a list of 0 to {MAX_TILES} [tx, ty] pairs, got {tiles!r:.200}")
     out = []
     for t in tiles:
         if not isinstance(t, (list, tuple)):
@@ -115,18 +115,20 @@ class OpenWorlds:
 
     def run(self, request: WorldTilesRequest, base: Any, superres: Any, callback: Callback,
             on_tile: Callable[[int, int], None]) -> tuple[dict[str, Any], np.ndarray]:
-        """(result meta, heights [N, S, S] float32 metres) for the request's tiles, in its order."""
+        """(result meta, heights [N, S, S] float32 metres) for the request's tiles, in its order.
+        No tiles: just the world's geometry (what a client needs before it can ask for the right ones)."""
         world = self._open(request, base, superres)
         tiles = []
         for i, coords in enumerate(request.tiles):
             tiles.append(world.tile(coords, request.lod, callback))
             on_tile(i + 1, len(request.tiles))
         step = world.factor ** request.lod
+        samples = (world.store.tile_size - 1) // step + 1
         meta = {"world": str(world.store.root), "tiles": [list(t) for t in request.tiles], "lod": request.lod,
-                "samples": int(tiles[0].shape[0]), "cell_size": world.store.cell_size * step,
+                "samples": samples, "cell_size": world.store.cell_size * step,
                 "tile_size_m": (world.store.tile_size - 1) * world.store.cell_size, "levels": world.levels,
                 "seed": world.store.seed}
-        return meta, np.stack(tiles)
+        return meta, np.stack(tiles) if tiles else np.zeros((0, samples, samples), np.float32)
 
     def _open(self, request: WorldTilesRequest, base: Any, superres: Any) -> TileWorld:
         root = Path(request.world).absolute()

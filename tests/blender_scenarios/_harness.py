@@ -155,6 +155,6 @@ def draw_panels(addon: ModuleType) -> list[str]:
 
     layout = LayoutRecorder()
     for panel in (addon.panels.WSC_PT_connection, addon.panels.WSC_PT_generate, addon.panels.WSC_PT_style,
-                  addon.panels.WSC_PT_brush):
+                  addon.panels.WSC_PT_brush, addon.panels.WSC_PT_explore):
         panel.draw(SimpleNamespace(layout=layout), bpy.context)
     return layout.labels
