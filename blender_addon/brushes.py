@@ -10,7 +10,6 @@ the mesh and pushes one undo step when the stroke's final job is applied.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import bpy
 import numpy as np

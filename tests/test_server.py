@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import time
 
-import msgpack
 import numpy as np
 import pytest
 import zmq
