@@ -141,6 +141,30 @@ def tiny_models(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def memory_model(tiny_models, tmp_path_factory) -> Path:
+    """The memory-conditioned base model trained for a few steps by the real corpus and train_memory scripts:
+    large maps of 4 x 4 tiny tiles (128² at the tiny base's 120 m cells), started from the tiny base model."""
+    out = tmp_path_factory.mktemp("memory_model")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    corpus = out / "walks"
+    subprocess.run([sys.executable, "-m", "backend.data.corpus", "--out", str(corpus), "--seed", "2",
+                    "--maps-per-style", "2", "--map-size", "128", "--cell-size", "120", "--tile", "64",
+                    "--heldout-fraction", "0", "--styles", "alpine,desert_dunes"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    config = {"corpus": [str(corpus)], "init_from": str(tiny_models / "terrain_base.safetensors"), "threads": 1,
+              "pluto": {"dim": 32, "encoder_channels": 16, "world_slots": 8, "region_slots": 8, "update_slots": 2,
+                        "max_regions": 4},
+              "max_context": 4, "walks_per_map": 8,
+              "train": {"steps": 20, "batch_size": 8, "out_dir": str(out / "run"), "progress": False,
+                        "ckpt_every": 0, "log_every": 5},
+              "ship_to": str(out / "terrain_memory.safetensors")}
+    (out / "memory.json").write_text(json.dumps(config))
+    subprocess.run([sys.executable, "-m", "backend.training.train_memory", str(out / "memory.json")],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    return out / "terrain_memory.safetensors"
+
+
+@pytest.fixture(scope="session")
 def learned_backend(tiny_models):
     """A backend serving the tiny learned models (brushes and curve guides need them)."""
     proc = BackendProcess("--models-dir", str(tiny_models))

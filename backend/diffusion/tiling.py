@@ -63,10 +63,14 @@ class MultiDiffusion(nn.Module):
     With one window covering the canvas it calls the denoiser once, so it equals it exactly.
     ``interrupt`` (if given) is called before every batch of windows and may raise ``Cancelled``:
     one step over a huge canvas takes long, and an artist's cancel must not wait for it.
+    ``window_memory`` (if given) maps the windows' top-left cells in world coordinates (origin + offset)
+    to memory tokens [n, T, D] that replace Conditioning.memory per window: what a window remembers
+    depends on where it lies in the world (``backend.memory.world``), not on the canvas it is part of.
     """
 
     def __init__(self, denoiser: DenoiserFn, window: int, stride: int, origin: tuple[int, int] = (0, 0),
-                 max_batch: int = 32, interrupt: Callable[[], None] | None = None):
+                 max_batch: int = 32, interrupt: Callable[[], None] | None = None,
+                 window_memory: Callable[[list[Window]], Tensor] | None = None):
         super().__init__()
         if window < 1 or not 1 <= stride <= window:
             raise ValueError(f"need window >= 1 and 1 <= stride <= window, got window={window}, stride={stride}")
@@ -78,6 +82,7 @@ class MultiDiffusion(nn.Module):
         self.origin = origin
         self.max_batch = max_batch
         self.interrupt = interrupt
+        self.window_memory = window_memory
 
     def windows(self, height: int, width: int) -> list[Window]:
         rows = window_starts(height, self.window, self.stride, self.origin[0])
@@ -98,7 +103,7 @@ class MultiDiffusion(nn.Module):
             raise ValueError(f"MultiDiffusion needs x of shape [B, C, H, W], got {tuple(x.shape)}")
         batch, _, height, width = x.shape
         wins = self.windows(height, width)
-        if len(wins) == 1:
+        if len(wins) == 1 and self.window_memory is None:
             return self.denoiser(x, sigma, cond)
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1).expand(batch)
         h, w = min(height, self.window), min(width, self.window)
@@ -110,6 +115,9 @@ class MultiDiffusion(nn.Module):
                 self.interrupt()
             chunk = wins[k:k + per_chunk]
             wcond = None if cond is None else _window_cond(cond, chunk, h, w)
+            if self.window_memory is not None:
+                memory = self.window_memory([(self.origin[0] + r, self.origin[1] + c) for r, c in chunk])
+                wcond = (wcond or Conditioning()).replace(memory=memory.to(x.device).repeat_interleave(batch, 0))
             out = self.denoiser(_crop(x, chunk, h, w), sigma.repeat(len(chunk)), wcond)
             if merged is None:
                 merged = torch.zeros(batch, out.shape[1], height, width, device=x.device, dtype=out.dtype)

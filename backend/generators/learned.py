@@ -37,6 +37,7 @@ from .profiles import PROFILE_FILE, ProfileModel
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 BASE_FILE, SUPERRES_FILE = "terrain_base.safetensors", "terrain_superres.safetensors"
+MEMORY_FILE = "terrain_memory.safetensors"  # optional: the memory-conditioned base model (backend.memory)
 PREVIEW_MAX = 256
 LARGE_MAP = 1024  # from this resolution on: MultiDiffusion base canvas + one super-resolution
 
@@ -133,6 +134,8 @@ class DiffusionGenerator:
         self.large_map = large_map  # resolutions from here on are sampled as a region of the infinite world
         self.base = TerrainModel.load(Path(models_dir) / BASE_FILE, self.device)
         self.superres = TerrainModel.load(Path(models_dir) / SUPERRES_FILE, self.device)
+        memory = Path(models_dir) / MEMORY_FILE
+        self.memory = TerrainModel.load(memory, self.device) if memory.is_file() else None  # for worlds with memory
         self.styles = tuple(self.base.meta["style_names"])
         profile = Path(models_dir) / PROFILE_FILE  # the curve guides' 1D model, optional
         self.profile = ProfileModel.load(profile, self.device) if profile.is_file() else None

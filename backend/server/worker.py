@@ -204,7 +204,8 @@ class Worker(threading.Thread):
             models = self._generator("diffusion")
             meta, heights = self._worlds.run(
                 request, models.base, models.superres, cancel_on(job.cancel),
-                lambda done, total: self._send(job, "progress", {"step": done, "total": total, "stage": "world_tiles"}))
+                lambda done, total: self._send(job, "progress", {"step": done, "total": total, "stage": "world_tiles"}),
+                getattr(models, "memory", None))
         except Cancelled as exc:
             code = ErrorCode.SHUTTING_DOWN if self.stopping.is_set() else ErrorCode.CANCELLED
             self._send(job, "error", {"code": code.value, "message": f"job cancelled: {exc}"}, final=True)

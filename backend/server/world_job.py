@@ -21,8 +21,8 @@ from backend.world.tiles import GENERATION_FILE, TileWorld, WorldSettings, creat
 
 MAX_TILES = 64  # per job: the result is one frame of MAX_TILES * tile_size² float32
 MAX_COORD = 2**31  # |tx|, |ty|: cell indices and seeds stay far inside int64
-_KEYS = {"world", "tiles", "lod", "create"}
-_CREATE_KEYS = {"seed", "style", "style_weights", "sliders", "guidance", "height_m", "quality", "steps"}
+_KEYS = {"world", "tiles", "lod", "create", "commit"}
+_CREATE_KEYS = {"seed", "style", "style_weights", "sliders", "guidance", "height_m", "quality", "steps", "memory"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class WorldCreate:
 
     seed: int
     settings: WorldSettings
+    memory: bool = False  # the world's base stage reads its memory (needs models/terrain_memory.safetensors)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class WorldTilesRequest:
     tiles: tuple[tuple[int, int], ...]
     lod: int
     create: WorldCreate | None
+    commit: bool = False  # the artist keeps the tiles: logged, stored as edited, written to the world's memory
 
     @classmethod
     def from_params(cls, params: Any) -> WorldTilesRequest:
@@ -57,7 +59,10 @@ class WorldTilesRequest:
         if isinstance(lod, bool) or not isinstance(lod, int) or lod < 0 or (levels is not None and lod >= levels):
             top = "levels - 1" if levels is None else levels - 1
             raise ValueError(f"lod must be an integer in [0, {top}], got {lod!r}")
-        return cls(world, _tiles(params.get("tiles")), lod, create)
+        commit = params.get("commit", False)
+        if not isinstance(commit, bool) or (commit and lod != 0):
+            raise ValueError(f"commit must be true or false (and only at lod 0), got {commit!r} at lod {lod}")
+        return cls(world, _tiles(params.get("tiles")), lod, create, commit)
 
 
 def _levels(root: Path) -> int:
@@ -92,8 +97,12 @@ def _create(create: Any) -> WorldCreate | None:
     unknown = sorted(set(create) - _CREATE_KEYS)
     if unknown:
         raise ValueError(f"unknown create settings {unknown}; accepted: {sorted(_CREATE_KEYS)}")
-    r = GenerateRequest.from_params(create, "diffusion")  # one validation of styles, sliders, numbers
-    return WorldCreate(r.seed, WorldSettings(r.style_weights, r.sliders, r.guidance, r.height_m, r.quality, r.steps))
+    memory = create.get("memory", False)
+    if not isinstance(memory, bool):
+        raise ValueError(f"create.memory must be true or false, got {memory!r}")
+    r = GenerateRequest.from_params({k: v for k, v in create.items() if k != "memory"}, "diffusion")
+    return WorldCreate(r.seed, WorldSettings(r.style_weights, r.sliders, r.guidance, r.height_m, r.quality, r.steps),
+                       memory)
 
 
 def check_available(request: WorldTilesRequest) -> None:
@@ -114,13 +123,17 @@ class OpenWorlds:
         self._worlds: LRUCache[Path, TileWorld] = LRUCache(max_items=max_worlds)
 
     def run(self, request: WorldTilesRequest, base: Any, superres: Any, callback: Callback,
-            on_tile: Callable[[int, int], None]) -> tuple[dict[str, Any], np.ndarray]:
+            on_tile: Callable[[int, int], None], memory: Any = None) -> tuple[dict[str, Any], np.ndarray]:
         """(result meta, heights [N, S, S] float32 metres) for the request's tiles, in its order.
-        No tiles: just the world's geometry (what a client needs before it can ask for the right ones)."""
-        world = self._open(request, base, superres)
+        No tiles: just the world's geometry (what a client needs before it can ask for the right ones).
+
+        `memory`: the memory-conditioned base model, if loaded (worlds created with memory need it)."""
+        world = self._open(request, base, superres, memory)
         tiles = []
         for i, coords in enumerate(request.tiles):
             tiles.append(world.tile(coords, request.lod, callback))
+            if request.commit:
+                world.commit(coords)
             on_tile(i + 1, len(request.tiles))
         step = world.factor ** request.lod
         samples = (world.store.tile_size - 1) // step + 1
@@ -130,12 +143,15 @@ class OpenWorlds:
                 "seed": world.store.seed}
         return meta, np.stack(tiles) if tiles else np.zeros((0, samples, samples), np.float32)
 
-    def _open(self, request: WorldTilesRequest, base: Any, superres: Any) -> TileWorld:
+    def _open(self, request: WorldTilesRequest, base: Any, superres: Any, memory: Any) -> TileWorld:
         root = Path(request.world).absolute()
         world = self._worlds.get(root)
         if world is None:
             if request.create is not None and not (root / "world.json").exists():
-                create_world(root, request.create.seed, request.create.settings, base, superres)
-            world = TileWorld(root, base, superres)
+                if request.create.memory and memory is None:
+                    raise ValueError("create.memory needs the memory model (models/terrain_memory.safetensors)")
+                create_world(root, request.create.seed, request.create.settings, base, superres,
+                             memory=memory if request.create.memory else None)
+            world = TileWorld(root, base, superres, memory=memory)
             self._worlds.put(root, world)
         return world

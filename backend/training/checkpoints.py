@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from backend.diffusion.preconditioning import Denoiser
+from backend.memory.pluto import MemoryDenoiser, Pluto, PlutoConfig
 from backend.networks.unet import UNet, UNetConfig
 
 INFERENCE_FORMAT = "worldsculpt.denoiser.v1"
@@ -56,8 +57,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def build_denoiser(recipe: dict[str, Any]) -> Denoiser:
-    """A freshly initialised Denoiser from `Denoiser.config_dict()` output."""
-    return Denoiser(UNet(UNetConfig.from_dict(recipe["unet"])), sigma_data=float(recipe["sigma_data"]))
+    """A freshly initialised Denoiser from `Denoiser.config_dict()` output (with its memory when the recipe
+    has one: a ``backend.memory.pluto.MemoryDenoiser``)."""
+    denoiser = Denoiser(UNet(UNetConfig.from_dict(recipe["unet"])), sigma_data=float(recipe["sigma_data"]))
+    if "pluto" not in recipe:
+        return denoiser
+    return MemoryDenoiser(denoiser, Pluto(PlutoConfig(**recipe["pluto"])))  # type: ignore[return-value]
 
 
 def load_inference(path: str | Path, device: torch.device | str = "cpu") -> Denoiser:

@@ -25,9 +25,12 @@ from tqdm import tqdm
 from backend.diffusion.preconditioning import Conditioning, Denoiser
 from backend.training import checkpoints
 
-# A dataset is a [N, C, *S] tensor, or a sequence of items x [C, *S] or (x, Conditioning of unbatched tensors).
-Dataset = Tensor | Sequence[Tensor | tuple[Tensor, Conditioning]]
-LossFn = Callable[..., Tensor]  # loss(denoiser, x0, cond, generator=g) -> [B]
+# A dataset is a [N, C, *S] tensor, or a sequence of items x [C, *S], (x, Conditioning of unbatched tensors) or
+# (x, Conditioning, extras): extras is a dict of unbatched tensors the loss needs besides x (e.g. a walk's context).
+Item = Tensor | tuple[Tensor, Conditioning] | tuple[Tensor, Conditioning, dict[str, Tensor]]
+Dataset = Tensor | Sequence[Item]
+LossFn = Callable[..., Tensor]  # loss(denoiser, x0, cond, generator=g[, extras=batched extras]) -> [B]
+Extras = dict[str, Tensor] | None
 
 
 @dataclass
@@ -51,12 +54,13 @@ class TrainConfig:
     device: str = "auto"  # "auto" = cuda if available else cpu
 
 
-def _collate(items: list[Tensor | tuple[Tensor, Conditioning]]) -> tuple[Tensor, Conditioning | None]:
+def _collate(items: list[Item]) -> tuple[Tensor, Conditioning | None, Extras]:
     if isinstance(items[0], Tensor):
-        return torch.stack(items), None  # type: ignore[arg-type]
+        return torch.stack(items), None, None  # type: ignore[arg-type]
     xs = torch.stack([it[0] for it in items])  # type: ignore[index]
     conds = [it[1].map(lambda t: t.unsqueeze(0)) for it in items]  # type: ignore[index]
-    return xs, Conditioning.cat(conds)
+    extras = None if len(items[0]) < 3 else {k: torch.stack([it[2][k] for it in items]) for k in items[0][2]}
+    return xs, Conditioning.cat(conds), extras
 
 
 def estimate_sigma_data(dataset: Dataset, max_items: int = 4096, seed: int = 0) -> float:
@@ -65,13 +69,13 @@ def estimate_sigma_data(dataset: Dataset, max_items: int = 4096, seed: int = 0) 
     if n == 0:
         raise ValueError("dataset is empty")
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_items]
-    x, _ = _batch(dataset, idx)
+    x = _batch(dataset, idx)[0]
     return float(x.double().std())
 
 
-def _batch(dataset: Dataset, idx: Tensor) -> tuple[Tensor, Conditioning | None]:
+def _batch(dataset: Dataset, idx: Tensor) -> tuple[Tensor, Conditioning | None, Extras]:
     if isinstance(dataset, Tensor):
-        return dataset[idx], None
+        return dataset[idx], None, None
     return _collate([dataset[int(i)] for i in idx])
 
 
@@ -148,15 +152,16 @@ class Trainer:
         cfg = self.cfg
         g_idx, g_noise = self._generators(self.step)
         idx = torch.randint(len(self.dataset), (cfg.batch_size,), generator=g_idx)[self.rank::self.world]
-        x0, cond = _batch(self.dataset, idx)
+        x0, cond, extras = _batch(self.dataset, idx)
         x0 = x0.to(self.device, torch.float32, non_blocking=True)
         cond = None if cond is None else cond.map(lambda t: t.to(self.device, non_blocking=True))
+        more = {} if extras is None else {"extras": {k: v.to(self.device, non_blocking=True) for k, v in extras.items()}}
         lr = cfg.lr * min(1.0, (self.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
         for group in self.opt.param_groups:
             group["lr"] = lr
 
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda" and cfg.bf16):
-            loss = self.loss_fn(self.model, x0, cond, generator=g_noise).mean()
+            loss = self.loss_fn(self.model, x0, cond, generator=g_noise, **more).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.denoiser.parameters(), cfg.grad_clip or math.inf)

@@ -24,7 +24,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -124,6 +124,21 @@ def log_summary(metrics_csv: Path | None, steps: int) -> dict[str, float]:
             "final_loss_mean_last_200_steps": float(np.mean(tail)) if tail else float("nan")}
 
 
+def run_facts(cfg: TrainConfig, trainer: Trainer, config_path: str, corpus: list[str], train_maps: int,
+              train_items: int, start_step: int, elapsed: float) -> dict[str, Any]:
+    """The facts of a training run for the model card: data, steps, wall time, loss, size, hardware."""
+    return {
+        "config_file": config_path, "corpus": corpus, "train_maps": train_maps,
+        "train_items": train_items, "batch_size": cfg.batch_size,
+        "steps_done": trainer.step, "resumed_from_step": start_step, "wall_seconds_this_process": round(elapsed, 1),
+        **log_summary(Path(cfg.out_dir) / "metrics.csv" if cfg.out_dir else None, trainer.step),
+        "parameters": count_params(trainer.denoiser),
+        "hardware": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
+                    f"{'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}",
+        "torch": torch.__version__, "train_config": asdict(cfg),
+    }
+
+
 def run_training(run: TerrainRunConfig, config_path: str = "", ship_now: bool = False) -> Path:
     """Train (or resume) to the configured steps and ship the EMA weights.
 
@@ -135,47 +150,51 @@ def run_training(run: TerrainRunConfig, config_path: str = "", ship_now: bool = 
     denoiser, dataset, meta = build(run, maps)
     cfg = TrainConfig(**run.train)
     trainer = Trainer(denoiser, dataset, EDMLoss(cond_dropout=run.cond_dropout), cfg)
+    return train_and_ship(trainer, run, meta, config_path, len(maps), ship_now)
+
+
+def train_and_ship(trainer: Trainer, run: Any, meta: dict[str, Any], config_path: str, train_maps: int,
+                   ship_now: bool, **facts: Any) -> Path:
+    """Train to the configured steps (or, ship_now, not at all), add the run's facts (and `facts`) to the
+    serving metadata and write the EMA weights to ``run.ship_to``."""
     start_step, t0 = trainer.step, time.perf_counter()
     if ship_now:
-        cfg.steps = trainer.step
+        trainer.cfg.steps = trainer.step
     else:
         trainer.train()
-    elapsed = time.perf_counter() - t0
-    meta["run"] = {
-        "config_file": config_path, "corpus": run.corpus, "train_maps": len(maps),
-        "train_items": len(dataset), "batch_size": cfg.batch_size,
-        "steps_done": trainer.step, "resumed_from_step": start_step, "wall_seconds_this_process": round(elapsed, 1),
-        **log_summary(Path(cfg.out_dir) / "metrics.csv" if cfg.out_dir else None, trainer.step),
-        "parameters": count_params(denoiser.net),
-        "hardware": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
-                    f"{'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}",
-        "torch": torch.__version__, "train_config": asdict(cfg),
-    }
-    ship = Path(run.ship_to)
-    ship.parent.mkdir(parents=True, exist_ok=True)
-    checkpoints.save_inference(ship, trainer.ema, meta)
-    return ship
+    meta["run"] = {**run_facts(trainer.cfg, trainer, config_path, run.corpus, train_maps, len(trainer.dataset),
+                               start_step, time.perf_counter() - t0), **facts}
+    out = Path(run.ship_to)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    checkpoints.save_inference(out, trainer.ema, meta)
+    return out
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Train a terrain base, super-resolution or profile model "
-                                             "from a JSON config.")
-    ap.add_argument("config", help="configs/terrain_base.json, configs/terrain_superres.json or "
-                                   "configs/profile_1d.json")
+def train_command(argv: Sequence[str] | None, description: str, config_help: str, load: Callable[[str], Any],
+                  train: Callable[[Any, str, bool], Path]) -> None:
+    """A training command: a JSON config, the overrides every run takes, then `train(run, path, ship_now)`."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("config", help=config_help)
     ap.add_argument("--steps", type=int, help="override the config's step count (smoke runs)")
     ap.add_argument("--out-dir", help="override the config's run folder")
     ap.add_argument("--ship-to", help="override where the EMA weights are written")
     ap.add_argument("--ship-now", action="store_true",
                     help="ship the latest checkpoint's EMA weights without training further")
     args = ap.parse_args(argv)
-    run = TerrainRunConfig.load(args.config)
+    run = load(args.config)
     if args.steps is not None:
         run.train["steps"] = args.steps
     if args.out_dir:
         run.train["out_dir"] = args.out_dir
     if args.ship_to:
         run.ship_to = args.ship_to
-    print(f"wrote {run_training(run, args.config, args.ship_now)}")
+    print(f"wrote {train(run, args.config, args.ship_now)}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    train_command(argv, "Train a terrain base, super-resolution or profile model from a JSON config.",
+                  "configs/terrain_base.json, configs/terrain_superres.json or configs/profile_1d.json",
+                  TerrainRunConfig.load, run_training)
 
 
 if __name__ == "__main__":

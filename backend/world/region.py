@@ -44,6 +44,7 @@ ALIGN = 16  # canvas edges on multiples of this (U-Net sizes must divide 2**leve
 Span = tuple[int, int]  # [start, stop) in cells of one level
 Progress = Callable[[dict[str, Any]], None]  # the samplers' callback (progress, cancellation)
 Interrupt = Callable[[], None]  # called between batches of windows; raises Cancelled to stop mid-step
+WindowMemory = Callable[[list[tuple[int, int]]], Tensor]  # base windows' world cells -> memory tokens [n, T, D]
 
 
 @dataclass(frozen=True)
@@ -148,12 +149,14 @@ def _sample(denoiser: DenoiserFn, noise: Tensor, cond: Conditioning, stage: Stag
 
 def sample_region(base: Any, superres: Any, cond: Conditioning, guidance: float, stages: list[Stage],
                   seed: int, rows: Span, cols: Span, known: Known | None = None,
-                  callback: Progress | None = None, interrupt: Interrupt | None = None) -> Tensor:
+                  callback: Progress | None = None, interrupt: Interrupt | None = None,
+                  window_memory: WindowMemory | None = None) -> Tensor:
     """The world's heights [H, W] (network space) over rows x cols of level len(stages) - 1.
 
     `base` and `superres` are ``TerrainModel``s (backend.generators.learned); stages[0] samples the
     base level, each further stage one super-resolution. Cells of level L are (`factor` ** (n - 1 - L))
-    finest cells wide, so `known` (finest level) is pooled for the coarser levels.
+    finest cells wide, so `known` (finest level) is pooled for the coarser levels. `window_memory` gives
+    each base window its memory tokens by its world position (a memory-conditioned base model only).
     """
     if not stages:
         raise ValueError("sample_region needs at least the base stage")
@@ -172,7 +175,7 @@ def sample_region(base: Any, superres: Any, cond: Conditioning, guidance: float,
     scale_to_finest = factor ** (levels - 1)
     noise = world_noise(seed, canvas_r, canvas_c, 0).to(device)[None, None]
     denoiser = MultiDiffusion(ClassifierFreeGuidance(base.denoiser, guidance), window, window // 2,
-                              origin=(canvas_r[0], canvas_c[0]), interrupt=interrupt)
+                              origin=(canvas_r[0], canvas_c[0]), interrupt=interrupt, window_memory=window_memory)
     view = _region_view(callback, 0, _inside(spans[0], canvas_r, canvas_c))
     x = _sample(denoiser, noise, cond, stages[0], _known_at(known, canvas_r, canvas_c, scale_to_finest), view)
     for level in range(1, levels):

@@ -13,6 +13,10 @@ of the same world), and a tile never generated at lod 0 is sampled only down to 
 
 The world's generation settings (styles, sliders, guidance, relief, quality) live in
 ``generation.json`` next to ``world.json``: every tile of a world must be made the same way.
+
+Memory (``backend.memory``): a world created with the memory model samples its base stage with it, every
+base window reading the world's memory at its position. Only artist actions write the memory (the edit
+log: brush strokes, and tiles the artist keeps with `commit`), so tiles stay order-independent.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 
 from backend.durable import write_bytes
 from backend.generators.learned import QUALITY, TerrainModel
+from backend.memory.world import WorldMemory
 from backend.terrain import Heightfield
 from backend.world.cache import LRUCache
 from backend.world.region import Known, Progress, Stage, sample_region, stages_for
@@ -63,35 +68,64 @@ class WorldSettings:
 
 
 def create_world(path: str | Path, seed: int, settings: WorldSettings, base: TerrainModel,
-                 superres: TerrainModel, levels: int = 2) -> WorldStore:
-    """A new world whose tiles are one base tile wide, refined by levels - 1 super-resolutions."""
+                 superres: TerrainModel, levels: int = 2, memory: TerrainModel | None = None) -> WorldStore:
+    """A new world whose tiles are one base tile wide, refined by levels - 1 super-resolutions; with
+    `memory` (the memory-conditioned base model) its base stage reads the world's memory."""
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
+    if memory is not None:
+        _check_memory_model(memory, base)
     factor = superres.meta["factor"]
     n = base.meta["resolution"] * factor ** (levels - 1)
     cell = base.meta["cell_size_m"] / factor ** (levels - 1)
     store = WorldStore.create(path, seed, n + 1, cell, styles=sorted(settings.style_weights))
-    doc = {"format": "worldsculpt.generation", "levels": levels, **asdict(settings)}
+    doc = {"format": "worldsculpt.generation", "levels": levels, **asdict(settings),
+           **({"memory": True} if memory is not None else {})}
     write_bytes(store.root / GENERATION_FILE, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
     return store
 
 
-class TileWorld:
-    """Tiles of one world folder, generated with the given models and kept in a bounded cache."""
+def _check_memory_model(memory: TerrainModel, base: TerrainModel) -> None:
+    if "memory" not in memory.meta:
+        raise ValueError("the memory model must be terrain_memory.safetensors (a base model with memory)")
+    for key in ("resolution", "cell_size_m", "style_names"):
+        if memory.meta[key] != base.meta[key]:
+            raise ValueError(f"the memory model's {key} {memory.meta[key]!r} differs from the base model's "
+                             f"{base.meta[key]!r}")
 
-    def __init__(self, path: str | Path, base: TerrainModel, superres: TerrainModel, cache_tiles: int = 64):
+
+class TileWorld:
+    """Tiles of one world folder, generated with the given models and kept in a bounded cache.
+
+    `memory`: the memory-conditioned base model, needed by worlds created with it (ignored by others);
+    ``read_memory=False`` samples such a world with the null memory instead (the reports' ablation).
+    """
+
+    def __init__(self, path: str | Path, base: TerrainModel, superres: TerrainModel, cache_tiles: int = 64,
+                 memory: TerrainModel | None = None, read_memory: bool = True):
         self.store = WorldStore.open(path)
         doc = json.loads((self.store.root / GENERATION_FILE).read_text())
         self.levels = int(doc.pop("levels"))
         doc.pop("format")
+        uses_memory = bool(doc.pop("memory", False))
         self.settings = WorldSettings(**doc)
         self.base, self.superres = base, superres
+        self.memory: WorldMemory | None = None
+        self.base_stage = base
+        if uses_memory:
+            if memory is None:
+                raise ValueError(f"world {str(self.store.root)!r} was made with the memory model: "
+                                 "load models/terrain_memory.safetensors")
+            _check_memory_model(memory, base)
+            self.base_stage = memory
+            self.memory = WorldMemory.open(self.store, memory, self.settings.height_m)
+        self.read_memory = read_memory
         self.factor = superres.meta["factor"]
         cells = self.store.tile_size - 1
         if cells % self.factor ** (self.levels - 1):
             raise ValueError(f"tile_size - 1 = {cells} is not divisible by {self.factor}**{self.levels - 1}")
         self.cells = cells
-        self.cond = base.conditioning(self.settings.style_weights, self.settings.sliders)
+        self.cond = self.base_stage.conditioning(self.settings.style_weights, self.settings.sliders)
         self.cache: LRUCache[Coords, Tile] = LRUCache(max_items=cache_tiles)
 
     def tile(self, coords: tuple[int, int], lod: int = 0, callback: Progress | None = None) -> np.ndarray:
@@ -111,6 +145,26 @@ class TileWorld:
             self.cache.put(key, tile)
         return heights
 
+    def commit(self, coords: tuple[int, int]) -> int:
+        """The artist keeps tile `coords` as it is (generating it first if needed): logged as an edit, so the
+        memory learns it, and stored as edited, so neighbours generated later continue it. Returns the seq."""
+        key = check_coords(coords)
+        heights = self.tile(key)
+        n = self.store.tile_size
+        record = self.store.append_edit("commit", key, (0, 0, n, n), {}, {"after": heights})
+        tile = Tile(key, Heightfield(heights, self.store.cell_size),
+                    TileMeta("edited", GENERATOR_NAME, self.settings.stages(1)[0].steps))
+        self.store.put_tile(key, tile.field, tile.meta)
+        self.cache.put(key, tile)
+        if self.memory is not None:
+            self.memory.sync()
+        return record.seq
+
+    def _edited(self, key: Coords) -> np.ndarray | None:
+        """Heights of tile `key` if the artist edited it (what the memory reads as neighbourhood tokens)."""
+        tile = self._stored(key)
+        return tile.field.heights if tile is not None and tile.meta.source == "edited" else None
+
     def _stored(self, key: Coords) -> Tile | None:
         tile = self.cache.get(key)
         if tile is None and self.store.has_tile(key):
@@ -128,9 +182,14 @@ class TileWorld:
         known = self._known(key, step)
         height = self.settings.height_m
         scaled = None if known is None else Known(known.rows, known.cols, known.values / height * 2 - 1, known.mask)
+        window_memory = None
+        if self.memory is not None:
+            self.memory.sync()  # brush strokes logged since the last tile
+            window_memory = self.memory.reader(self._edited, null=not self.read_memory)
         with torch.no_grad():
-            x = sample_region(self.base, self.superres, self.cond, self.settings.guidance,
-                              self.settings.stages(levels), self.store.seed, rows, cols, scaled, callback)
+            x = sample_region(self.base_stage, self.superres, self.cond, self.settings.guidance,
+                              self.settings.stages(levels), self.store.seed, rows, cols, scaled, callback,
+                              window_memory=window_memory)
         heights = (x.cpu() + 1) / 2 * height
         if known is not None:  # the round trip through network space is not exact: paste the metres
             r, c = rows[0] - known.rows[0], cols[0] - known.cols[0]
@@ -143,15 +202,15 @@ class TileWorld:
         at the sampled level (every `step`-th finest sample)."""
         tx, ty = key
         n = self.cells
-        edited = [(dx, dy, t) for dy in range(-2, 3) for dx in range(-2, 3)
-                  if (t := self._stored((tx + dx, ty + dy))) is not None and t.meta.source == "edited"]
+        edited = [(dx, dy, h) for dy in range(-2, 3) for dx in range(-2, 3)
+                  if (h := self._edited((tx + dx, ty + dy))) is not None]
         if not edited:
             return None
         size = 5 * n + 1
         values, mask = torch.zeros(size, size), torch.zeros(size, size)
-        for dx, dy, t in edited:
+        for dx, dy, h in edited:
             r, c = (dy + 2) * n, (dx + 2) * n
-            values[r:r + n + 1, c:c + n + 1] = torch.from_numpy(t.field.heights)
+            values[r:r + n + 1, c:c + n + 1] = torch.from_numpy(h)
             mask[r:r + n + 1, c:c + n + 1] = 1
         values, mask, n = values[::step, ::step].contiguous(), mask[::step, ::step].contiguous(), n // step
         origin_r, origin_c = (ty - 2) * n, (tx - 2) * n

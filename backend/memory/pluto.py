@@ -1,0 +1,226 @@
+"""Pluto, the adaptive hierarchical memory: what a world has shown so far, in a bounded set of tokens.
+
+Three levels, all D-wide tokens:
+
+* world: ``world_slots`` slots shared by the whole world;
+* region: one bank of ``region_slots`` slots per region of ``region_tiles``² tiles (``backend.memory.world``
+  keeps at most ``max_regions`` banks and folds the least recently written one into the world level);
+* neighbourhood: the tokens of stored tiles around a window, encoded on the fly and never stored.
+
+A write encodes a tile (base-level heights + the noise level it was augmented with, as GameNGen's
+context noise) into ``grid² + 1`` tokens; every slot of a bank attends over them for a candidate, a learned
+gate g = sigmoid(.) scores every slot, and only the ``update_slots`` slots with the highest gate move:
+s <- s + g (c - s). Every bank starts from learned baseline slots. A read gives the denoiser's
+cross-attention the world bank, the window's region bank, a token for where the window lies in its region
+and the 3 x 3 neighbourhood's tile tokens, each with a level embedding.
+
+Shapes: tiles [N, 1, n, n] (n = ``tile_cells`` base cells), tokens [N, K, D] (K = grid² + 1), banks
+[B, S, D]. Offsets are (row, col) fractions: of a region for the query token, of a tile for neighbours.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from backend.diffusion.preconditioning import Conditioning, Denoiser
+
+NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # tiles read around a window, row-major
+LEVELS = ("world", "region", "query", "neighbour")
+
+
+@dataclass(frozen=True)
+class PlutoConfig:
+    dim: int = 64  # D: width of every memory token (the U-Net's memory_dim)
+    tile_cells: int = 64  # base cells per tile side (the base model's window)
+    grid: int = 4  # the encoder's patch grid: grid² patch tokens + 1 summary token per tile
+    encoder_channels: int = 32
+    world_slots: int = 16
+    region_slots: int = 16
+    region_tiles: int = 2  # a region is region_tiles x region_tiles tiles
+    max_regions: int = 16  # region banks kept per world (memory size bound)
+    update_slots: int = 4  # k: slots one write may change per bank (sparse update)
+    write_sigma: float = 0.1  # context noise level of tiles written at serving time (GameNGen augmentation)
+
+    def __post_init__(self) -> None:
+        if self.tile_cells % self.grid or (self.tile_cells // self.grid) & (self.tile_cells // self.grid - 1):
+            raise ValueError(f"tile_cells / grid must be a power of two, got {self.tile_cells} / {self.grid}")
+        if not 1 <= self.update_slots <= min(self.world_slots, self.region_slots):
+            raise ValueError(f"update_slots must be in [1, {min(self.world_slots, self.region_slots)}], "
+                             f"got {self.update_slots}")
+        if self.max_regions < 1 or self.region_tiles < 1:
+            raise ValueError(f"max_regions and region_tiles must be >= 1, got {self.max_regions}, {self.region_tiles}")
+
+    @property
+    def tile_tokens(self) -> int:
+        return self.grid * self.grid + 1
+
+    @property
+    def read_tokens(self) -> int:
+        """T: tokens one window reads (world + region + query + 9 neighbour tiles)."""
+        return self.world_slots + self.region_slots + 1 + len(NEIGHBOURS) * self.tile_tokens
+
+    def bound_bytes(self) -> int:
+        """The most float32 bytes a world's memory slots can take, however many tiles were written."""
+        return (self.world_slots + self.max_regions * self.region_slots) * self.dim * 4
+
+
+def _mlp(d_in: int, d: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d), nn.SiLU(), nn.Linear(d, d))
+
+
+def _fourier(offset: Tensor) -> Tensor:
+    """[..., 2] offsets -> [..., 14]: the offsets and sin/cos at three octaves (smooth in position)."""
+    freqs = offset[..., None] * (math.pi * torch.tensor([1.0, 2.0, 4.0], device=offset.device))
+    return torch.cat([offset, freqs.sin().flatten(-2), freqs.cos().flatten(-2)], dim=-1)
+
+
+def noise_level(sigma: Tensor) -> Tensor:
+    """c_noise of a context noise level (0 allowed): log(sigma + 1e-3) / 4, as the denoiser's."""
+    return (sigma + 1e-3).log() / 4
+
+
+class TileEncoder(nn.Module):
+    """A tile [N, 1, n, n] and its context noise level [N] -> [N, grid² + 1, D] tokens.
+
+    No normalisation layers: the absolute level of a tile is information (a plateau is high), and a
+    summary token carries its mean, spread and range explicitly.
+    """
+
+    def __init__(self, cfg: PlutoConfig):
+        super().__init__()
+        c, d = cfg.encoder_channels, cfg.dim
+        downs = int(math.log2(cfg.tile_cells // cfg.grid))
+        chans = [c] + [c if i == 0 else 2 * c for i in range(downs)]  # tile_cells -> grid by stride-2 convs
+        layers: list[nn.Module] = [nn.Conv2d(2, c, 3, padding=1), nn.SiLU()]
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.SiLU()]
+        layers.append(nn.Conv2d(chans[-1], d, 1))
+        self.conv = nn.Sequential(*layers)
+        self.position = nn.Parameter(torch.randn(cfg.grid * cfg.grid, d) * 0.02)
+        self.summary = _mlp(5, d)
+        self.tile_cells = cfg.tile_cells
+
+    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1:] != (1, self.tile_cells, self.tile_cells):
+            raise ValueError(f"tiles must be [N, 1, {self.tile_cells}, {self.tile_cells}], got {tuple(x.shape)}")
+        level = noise_level(sigma.to(x.dtype)).reshape(-1, 1, 1, 1)
+        h = self.conv(torch.cat([x, level.expand_as(x)], dim=1))  # [N, D, grid, grid]
+        patches = h.flatten(2).transpose(1, 2) + self.position  # [N, grid², D]
+        flat = x.flatten(1)
+        stats = torch.stack([flat.mean(1), flat.std(1), flat.amin(1), flat.amax(1), level.flatten()], dim=1)
+        return torch.cat([patches, self.summary(stats)[:, None]], dim=1)
+
+
+class GatedWriter(nn.Module):
+    """slots [B, S, D] + new tokens [B, N, D] -> slots with only the k highest-gated slots moved."""
+
+    def __init__(self, cfg: PlutoConfig):
+        super().__init__()
+        d = cfg.dim
+        self.norm_slots, self.norm_tokens = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.q, self.k, self.v = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.candidate = _mlp(2 * d, d)
+        self.gate = nn.Linear(2 * d, 1)
+        self.update_slots = cfg.update_slots
+
+    def forward(self, slots: Tensor, tokens: Tensor, active: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(new slots, gates [B, S]); samples with active == False [B] keep their slots exactly."""
+        s = self.norm_slots(slots)
+        t = self.norm_tokens(tokens)
+        attn = torch.softmax(self.q(s) @ self.k(t).transpose(1, 2) / math.sqrt(s.shape[-1]), dim=-1)
+        c = attn @ self.v(t)  # [B, S, D] what each slot reads from the new tile
+        both = torch.cat([s, c], dim=-1)
+        candidate = c + self.candidate(both)
+        gate = torch.sigmoid(self.gate(both)).squeeze(-1)  # [B, S]
+        chosen = torch.zeros_like(gate, dtype=torch.bool).scatter(1, gate.topk(self.update_slots, dim=1).indices, True)
+        if active is not None:
+            chosen = chosen & active.reshape(-1, 1).bool()
+        moved = slots + gate[..., None] * (candidate - slots)
+        return torch.where(chosen[..., None], moved, slots), gate
+
+
+class Pluto(nn.Module):
+    """The memory's learned parts: tile encoder, gated writer, baseline slots and the read embeddings."""
+
+    def __init__(self, cfg: PlutoConfig):
+        super().__init__()
+        self.config = cfg
+        d = cfg.dim
+        self.encoder = TileEncoder(cfg)
+        self.writer = GatedWriter(cfg)
+        self.world_baseline = nn.Parameter(torch.randn(cfg.world_slots, d) * 0.5)
+        self.region_baseline = nn.Parameter(torch.randn(cfg.region_slots, d) * 0.5)
+        self.level = nn.Parameter(torch.randn(len(LEVELS), d) * 0.02)
+        self.query = _mlp(14, d)
+        self.relative = _mlp(14, d)
+        self.absent = nn.Parameter(torch.randn(cfg.tile_tokens, d) * 0.02)  # a neighbour never written
+        self.out_norm = nn.LayerNorm(d)
+
+    def encode(self, tiles: Tensor, sigma: Tensor) -> Tensor:
+        """[N, 1, n, n] tiles (already noised by `sigma` [N]) -> [N, K, D]."""
+        return self.encoder(tiles, sigma)
+
+    def write(self, slots: Tensor, tokens: Tensor, active: Tensor | None = None) -> Tensor:
+        """Sparse gated update of banks [B, S, D] with tokens [B, N, D]."""
+        return self.writer(slots, tokens, active)[0]
+
+    def baseline(self, level: str, batch: int) -> Tensor:
+        """Fresh banks [batch, S, D] of `level` ("world" or "region"): the learned starting memory."""
+        slots = self.world_baseline if level == "world" else self.region_baseline
+        return slots[None].expand(batch, -1, -1)
+
+    def read(self, world: Tensor, region: Tensor, offset: Tensor, neighbours: Tensor, present: Tensor,
+             relative: Tensor) -> Tensor:
+        """Tokens [B, T, D] for the denoiser.
+
+        world [B, Sw, D], region [B, Sr, D]; offset [B, 2]: the window centre in its region (0..1);
+        neighbours [B, 9, K, D] tile tokens (any value where absent), present [B, 9], relative [B, 9, 2]:
+        each neighbour tile's origin minus the window's origin, in tiles (row, col).
+        """
+        level = self.level
+        nb = torch.where(present.bool()[..., None, None], neighbours, self.absent)
+        nb = nb + self.relative(_fourier(relative))[:, :, None] + level[3]
+        query = self.query(_fourier(offset))[:, None] + level[2]
+        tokens = torch.cat([world + level[0], region + level[1], query, nb.flatten(1, 2)], dim=1)
+        return self.out_norm(tokens)
+
+
+class MemoryDenoiser(nn.Module):
+    """An EDM denoiser whose network reads memory tokens, with the memory that makes them.
+
+    It is a denoiser (``forward(x, sigma, cond)``; cond.memory holds read tokens), so samplers, guidance and
+    MultiDiffusion use it unchanged; ``pluto`` writes and reads the memory around it.
+    """
+
+    def __init__(self, denoiser: Denoiser, pluto: Pluto):
+        super().__init__()
+        mem_dim = denoiser.net.config.memory_dim
+        if mem_dim != pluto.config.dim:
+            raise ValueError(f"the network reads memory_dim={mem_dim} tokens but Pluto makes dim={pluto.config.dim}")
+        self.denoiser = denoiser
+        self.pluto = pluto
+
+    @property
+    def sigma_data(self) -> float:
+        return self.denoiser.sigma_data
+
+    @sigma_data.setter
+    def sigma_data(self, value: float) -> None:
+        self.denoiser.sigma_data = float(value)
+
+    def forward(self, x: Tensor, sigma: Tensor | float, cond: Conditioning | None = None) -> Tensor:
+        return self.denoiser(x, sigma, cond)
+
+    def config_dict(self) -> dict[str, Any]:
+        return {**self.denoiser.config_dict(), "pluto": asdict(self.pluto.config)}
+
+
+def null_tokens(cfg: PlutoConfig, n: int, device: torch.device | str = "cpu") -> Tensor:
+    """[n, T, D] zeros: the memory-dropout null the model was trained with (a world without memory)."""
+    return torch.zeros(n, cfg.read_tokens, cfg.dim, device=device)
+
