@@ -37,7 +37,7 @@ def test_world_noise_is_the_same_whichever_rectangle_asks() -> None:
 
 
 def test_tiles_requested_in_two_orders_are_bitwise_equal(models, tmp_path) -> None:
-    coords = [(0, 0), (1, 0), (0, 1), (-1, -1)]
+    coords = [(0, 0), (1, 0), (0, 1), (-1, 0), (-1, -1)]
     first = new_world(tmp_path / "a", models)
     a = {c: first.tile(c) for c in coords}
     second = new_world(tmp_path / "b", models)
@@ -47,8 +47,24 @@ def test_tiles_requested_in_two_orders_are_bitwise_equal(models, tmp_path) -> No
         assert np.array_equal(a[c], b[c]), c
         assert np.array_equal(TileWorld(tmp_path / "a", *models).store.get_tile(c).field.heights, a[c])
     assert not np.array_equal(a[(0, 0)], a[(1, 0)])
-    edge = np.abs(a[(0, 0)][:, -1] - a[(1, 0)][:, 0]).max()  # the shared samples, from two canvases
-    assert edge < 0.05 * np.abs(np.diff(a[(0, 0)], axis=1)).max()
+    steepest = np.abs(np.diff(a[(0, 0)], axis=1)).max()
+    for west, east in [((0, 0), (1, 0)), ((-1, 0), (0, 0))]:  # one block; two blocks (two base canvases)
+        assert np.abs(a[west][:, -1] - a[east][:, 0]).max() < 0.05 * steepest
+
+
+def test_tiles_of_one_block_share_its_base_canvas(models, tmp_path) -> None:
+    world = new_world(tmp_path / "w", models)
+    assert world.block_tiles == 2
+    coarse = {c: world.tile(c, lod=1) for c in [(0, 0), (1, 0), (0, 1), (-1, 0)]}
+    assert len(world.blocks) == 2  # blocks (0, 0) and (-1, 0)
+    assert np.array_equal(coarse[(0, 0)][:, -1], coarse[(1, 0)][:, 0])  # one canvas: one edge, bit for bit
+    assert np.array_equal(coarse[(0, 0)][-1, :], coarse[(0, 1)][0, :])
+    across = np.abs(coarse[(-1, 0)][:, -1] - coarse[(0, 0)][:, 0])  # two canvases agree closely
+    assert across.max() < 0.05 * np.abs(np.diff(coarse[(0, 0)], axis=1)).max()
+    small = TileWorld(tmp_path / "w", *models, cache_blocks=1)
+    for c in [(4, 4), (6, 4), (4, 4)]:
+        small.tile(c, lod=1)
+    assert len(small.blocks) == 1
 
 
 def test_coarse_lod_is_the_coarse_level_and_not_stored(models, tmp_path) -> None:
@@ -67,10 +83,14 @@ def test_edit_is_respected_by_neighbours_generated_later(models, tmp_path) -> No
     plain = new_world(tmp_path / "plain", models, settings=shipped_steps)
     world = new_world(tmp_path / "edited", models, settings=shipped_steps)
     original = world.tile((0, 0))
+    east_before = world.tile((1, 0), lod=1)  # from the block canvas cached before the edit
     edited = original.copy()
     edited[:, -40:] += 300.0  # a plateau raised along the east edge
     world.store.put_tile((0, 0), Heightfield(edited, world.store.cell_size), TileMeta("edited", "test", 0))
     world.cache.clear()
+    east_after = world.tile((1, 0), lod=1)  # the edit is in the block: a fresh canvas, as a new process makes
+    assert not np.array_equal(east_after, east_before)
+    assert np.array_equal(east_after, TileWorld(tmp_path / "edited", *models).tile((1, 0), lod=1))
     east = world.tile((1, 0))
     assert np.array_equal(east[:, 0], edited[:, -1])  # the shared edge is the artist's, exactly
     unedited = plain.tile((1, 0))

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from backend.generators.learned import SamplingSettings
 
 NOISE_BLOCK = 64  # cells per side of one seeded noise block, at every level
-BASE_MARGIN = 32  # base cells of context around a region on each side (half a window)
+# Base-level context around a region on each side, in windows. A canvas edge disturbs the sample about a
+# window deep; at 1.5 windows two blocks' canvases agree on their shared cells (reports/world_tiling).
+BASE_MARGIN_WINDOWS = 1.5
 SUPERRES_MARGIN = 32  # fine cells of context around a region on each side
 SUPERRES_WINDOW, SUPERRES_STRIDE = 512, 384  # fine cells: one window per tile, bounded memory on big maps
 ALIGN = 16  # canvas edges on multiples of this (U-Net sizes must divide 2**levels)
@@ -82,6 +84,11 @@ def world_noise(seed: int, rows: Span, cols: Span, level: int) -> Tensor:
     full = torch.cat(blocks, dim=0)
     r0, c0 = block_rows[0] * b, block_cols[0] * b
     return full[rows[0] - r0:rows[1] - r0, cols[0] - c0:cols[1] - c0]
+
+
+def base_margin(window: int) -> int:
+    """Base cells of context on each side of a region, for a base model of `window`² maps."""
+    return math.ceil(BASE_MARGIN_WINDOWS * window)
 
 
 def canvas_span(span: Span, margin: int, minimum: int) -> Span:
@@ -147,6 +154,69 @@ def _sample(denoiser: DenoiserFn, noise: Tensor, cond: Conditioning, stage: Stag
     return get_sampler(stage.sampler)(denoiser, noise * sigmas[0], sigmas, cond=cond, callback=callback)
 
 
+@dataclass(frozen=True)
+class Canvas:
+    """One level's samples [1, 1, H, W] (network space) over world cells rows x cols of that level."""
+
+    x: Tensor
+    rows: Span
+    cols: Span
+
+    def crop(self, rows: Span, cols: Span) -> Tensor:
+        """The samples [H, W] over rows x cols (which must lie inside the canvas)."""
+        (r0, r1), (c0, c1) = self.rows, self.cols
+        if not (r0 <= rows[0] <= rows[1] <= r1 and c0 <= cols[0] <= cols[1] <= c1):
+            raise ValueError(f"rows {rows} x cols {cols} are not inside the canvas {self.rows} x {self.cols}")
+        return self.x[(0, 0, *_inside((rows, cols), self.rows, self.cols))]
+
+
+def level_spans(rows: Span, cols: Span, levels: int, factor: int) -> list[tuple[Span, Span]]:
+    """The rectangle each level must produce so that `levels` levels give rows x cols: base first
+    (each super-resolution needs SUPERRES_MARGIN fine cells of context around its target)."""
+    spans = [(rows, cols)]
+    for _ in range(levels - 1):
+        r, c = spans[-1]
+        spans.append((coarse_span(canvas_span(r, SUPERRES_MARGIN, 0), factor),
+                      coarse_span(canvas_span(c, SUPERRES_MARGIN, 0), factor)))
+    return spans[::-1]
+
+
+def sample_base(base: Any, cond: Conditioning, guidance: float, stage: Stage, seed: int, rows: Span, cols: Span,
+                known: Known | None = None, scale_to_finest: int = 1, callback: Progress | None = None,
+                interrupt: Interrupt | None = None, window_memory: WindowMemory | None = None,
+                shown: tuple[Span, Span] | None = None) -> Canvas:
+    """The base level on a canvas around rows x cols (``base_margin`` cells of context each side).
+
+    `known` is at the finest level, `scale_to_finest` base-level cells wide; the callback sees the
+    estimate over `shown` (default rows x cols). `window_memory` gives each window its memory tokens by
+    its world position (a memory-conditioned base model only).
+    """
+    window = base.meta["resolution"]
+    margin = base_margin(window)
+    canvas_r, canvas_c = canvas_span(rows, margin, window), canvas_span(cols, margin, window)
+    noise = world_noise(seed, canvas_r, canvas_c, 0).to(base.device)[None, None]
+    denoiser = MultiDiffusion(ClassifierFreeGuidance(base.denoiser, guidance), window, window // 2,
+                              origin=(canvas_r[0], canvas_c[0]), interrupt=interrupt, window_memory=window_memory)
+    view = _region_view(callback, 0, _inside(shown or (rows, cols), canvas_r, canvas_c))
+    x = _sample(denoiser, noise, cond, stage, _known_at(known, canvas_r, canvas_c, scale_to_finest), view)
+    return Canvas(x, canvas_r, canvas_c)
+
+
+def refine(superres: Any, canvas: Canvas, spans: list[tuple[Span, Span]], cond: Conditioning, stages: list[Stage],
+           seed: int, known: Known | None = None, callback: Progress | None = None,
+           interrupt: Interrupt | None = None) -> Tensor:
+    """Super-resolve a base canvas through spans[1:] (``level_spans``), one stage each: the heights
+    [H, W] (network space) over spans[-1]. `known` is at the last level."""
+    factor = superres.meta["factor"]
+    levels = len(spans)
+    x, canvas_r, canvas_c = canvas.x, canvas.rows, canvas.cols
+    for level in range(1, levels):
+        x, canvas_r, canvas_c = _super_resolve(superres, x, canvas_r, canvas_c, spans[level], cond, stages[level - 1],
+                                               seed, level, known, factor ** (levels - 1 - level), callback,
+                                               interrupt)
+    return Canvas(x, canvas_r, canvas_c).crop(*spans[-1])
+
+
 def sample_region(base: Any, superres: Any, cond: Conditioning, guidance: float, stages: list[Stage],
                   seed: int, rows: Span, cols: Span, known: Known | None = None,
                   callback: Progress | None = None, interrupt: Interrupt | None = None,
@@ -161,28 +231,10 @@ def sample_region(base: Any, superres: Any, cond: Conditioning, guidance: float,
     if not stages:
         raise ValueError("sample_region needs at least the base stage")
     factor = superres.meta["factor"]
-    levels = len(stages)
-    spans = [(rows, cols)]  # the region each level must produce, finest first
-    for _ in range(levels - 1):
-        r, c = spans[-1]
-        spans.append((coarse_span(canvas_span(r, SUPERRES_MARGIN, 0), factor),
-                      coarse_span(canvas_span(c, SUPERRES_MARGIN, 0), factor)))
-    spans.reverse()
-    device = base.device
-    window = base.meta["resolution"]
-    r, c = spans[0]
-    canvas_r, canvas_c = canvas_span(r, BASE_MARGIN, window), canvas_span(c, BASE_MARGIN, window)
-    scale_to_finest = factor ** (levels - 1)
-    noise = world_noise(seed, canvas_r, canvas_c, 0).to(device)[None, None]
-    denoiser = MultiDiffusion(ClassifierFreeGuidance(base.denoiser, guidance), window, window // 2,
-                              origin=(canvas_r[0], canvas_c[0]), interrupt=interrupt, window_memory=window_memory)
-    view = _region_view(callback, 0, _inside(spans[0], canvas_r, canvas_c))
-    x = _sample(denoiser, noise, cond, stages[0], _known_at(known, canvas_r, canvas_c, scale_to_finest), view)
-    for level in range(1, levels):
-        x, canvas_r, canvas_c = _super_resolve(superres, x, canvas_r, canvas_c, spans[level], cond, stages[level],
-                                               seed, level, known, factor ** (levels - 1 - level), callback,
-                                               interrupt)
-    return x[(0, 0, *_inside(spans[-1], canvas_r, canvas_c))]
+    spans = level_spans(rows, cols, len(stages), factor)
+    canvas = sample_base(base, cond, guidance, stages[0], seed, *spans[0], known, factor ** (len(stages) - 1),
+                         callback, interrupt, window_memory)
+    return refine(superres, canvas, spans, cond, stages[1:], seed, known, callback, interrupt)
 
 
 def _inside(span: tuple[Span, Span], canvas_r: Span, canvas_c: Span) -> tuple[slice, slice]:

@@ -4,8 +4,11 @@ A tile (tx, ty) holds `tile_size` samples per side at finest-level cells
 [tx * n, tx * n + n] x [ty * n, ty * n + n] (n = tile_size - 1, rows south, columns east), so
 neighbours share their edge samples and meshes meet without gaps. A never-edited tile is a pure
 function of (world seed, coords) through ``backend.world.region``: whatever order tiles are asked
-in, they come out bit for bit the same. Tiles an artist edited (source "edited" in the store) are
-known context: neighbours generated later are inpainted around them.
+in, they come out bit for bit the same. The base level is sampled per block of BLOCK_TILES² tiles (one
+canvas with 1.5 windows of context): inside a block the base level has no borders at all, and blocks agree
+closely on the cells they share.
+Tiles an artist edited (source "edited" in the store) are known context: neighbours generated later
+are inpainted around them.
 
 Level of detail: lod 0 is the full tile; lod k keeps every factor**k-th sample (the coarse levels
 of the same world), and a tile never generated at lod 0 is sampled only down to that level
@@ -21,10 +24,13 @@ log: brush strokes, and tiles the artist keeps with `commit`), so tiles stay ord
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -33,11 +39,13 @@ from backend.generators.learned import QUALITY, TerrainModel
 from backend.memory.world import WorldMemory
 from backend.terrain import Heightfield
 from backend.world.cache import LRUCache
-from backend.world.region import Known, Progress, Stage, sample_region, stages_for
+from backend.world.region import (ALIGN, Canvas, Known, Progress, Span, Stage, base_margin, level_spans,
+                                  refine, sample_base, stages_for)
 from backend.world.store import Coords, Tile, TileMeta, WorldStore, check_coords
 
 GENERATION_FILE = "generation.json"
 GENERATOR_NAME = "diffusion-world"
+BLOCK_TILES = 2  # tiles per side that share one base-level canvas (no seam between them at all)
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,8 @@ class TileWorld:
     """
 
     def __init__(self, path: str | Path, base: TerrainModel, superres: TerrainModel, cache_tiles: int = 64,
-                 memory: TerrainModel | None = None, read_memory: bool = True):
+                 memory: TerrainModel | None = None, read_memory: bool = True, block_tiles: int = BLOCK_TILES,
+                 cache_blocks: int = 16):
         self.store = WorldStore.open(path)
         doc = json.loads((self.store.root / GENERATION_FILE).read_text())
         self.levels = int(doc.pop("levels"))
@@ -127,6 +136,10 @@ class TileWorld:
         self.cells = cells
         self.cond = self.base_stage.conditioning(self.settings.style_weights, self.settings.sliders)
         self.cache: LRUCache[Coords, Tile] = LRUCache(max_items=cache_tiles)
+        if block_tiles < 1:
+            raise ValueError(f"block_tiles must be >= 1, got {block_tiles}")
+        self.block_tiles = block_tiles
+        self.blocks: LRUCache[tuple, Canvas] = LRUCache(max_items=cache_blocks)
 
     def tile(self, coords: tuple[int, int], lod: int = 0, callback: Progress | None = None) -> np.ndarray:
         """Heights (metres) of tile `coords` at level of detail `lod`: (n / factor**lod + 1)² samples."""
@@ -174,47 +187,86 @@ class TileWorld:
         return tile
 
     def _generate(self, key: Coords, levels: int, callback: Progress | None) -> np.ndarray:
-        """Sample the tile down to `levels` levels (network space -> metres); edited samples kept exactly."""
+        """Sample the tile down to `levels` levels (network space -> metres); edited samples kept exactly.
+
+        The base level comes from the tile's block canvas (``_block``), so tiles of one block share it
+        exactly; each super-resolution runs on the tile's own canvas."""
         step = self.factor ** (self.levels - levels)
         n = self.cells // step
         tx, ty = key
         rows, cols = (ty * n, ty * n + n + 1), (tx * n, tx * n + n + 1)
-        known = self._known(key, step)
-        height = self.settings.height_m
-        scaled = None if known is None else Known(known.rows, known.cols, known.values / height * 2 - 1, known.mask)
-        window_memory = None
-        if self.memory is not None:
-            self.memory.sync()  # brush strokes logged since the last tile
-            window_memory = self.memory.reader(self._edited, null=not self.read_memory)
+        spans = level_spans(rows, cols, levels, self.factor)
+        canvas = self._block(key, spans[0], callback)
+        known = self._known(range(tx - 2, tx + 3), range(ty - 2, ty + 3), step)
         with torch.no_grad():
-            x = sample_region(self.base_stage, self.superres, self.cond, self.settings.guidance,
-                              self.settings.stages(levels), self.store.seed, rows, cols, scaled, callback,
-                              window_memory=window_memory)
-        heights = (x.cpu() + 1) / 2 * height
+            x = refine(self.superres, canvas, spans, self.cond, self.settings.stages(levels)[1:], self.store.seed,
+                       self._network_space(known), callback)
+        heights = (x.cpu() + 1) / 2 * self.settings.height_m
         if known is not None:  # the round trip through network space is not exact: paste the metres
             r, c = rows[0] - known.rows[0], cols[0] - known.cols[0]
             window = (slice(r, r + n + 1), slice(c, c + n + 1))
             heights = torch.where(known.mask[window] == 1, known.values[window], heights)
         return heights.numpy().astype(np.float32)
 
-    def _known(self, key: Coords, step: int) -> Known | None:
-        """Edited tiles of the 5 x 5 neighbourhood (all a tile's canvases can reach), heights in metres,
-        at the sampled level (every `step`-th finest sample)."""
-        tx, ty = key
+    def _block(self, key: Coords, shown: tuple[Span, Span], callback: Progress | None) -> Canvas:
+        """The base-level canvas of the block of `block_tiles`² tiles holding tile `key` (cached).
+
+        Tiles of a block read one canvas, so at the base level their shared edges agree exactly;
+        blocks are sampled with ``base_margin`` cells of context, so neighbouring blocks agree closely. A block
+        is a pure function of (world seed, block coords, edited tiles within reach, memory state): the cache
+        key holds all of them, so a later edit or memory write makes a fresh canvas."""
+        b = self.block_tiles
+        bx, by = key[0] // b, key[1] // b
+        nb = self.cells // self.factor ** (self.levels - 1)  # base cells per tile
+        rows, cols = (by * b * nb, (by + 1) * b * nb + 1), (bx * b * nb, (bx + 1) * b * nb + 1)
+        reach = -(-(base_margin(self.base.meta["resolution"]) + ALIGN) // nb)  # tiles its canvas can reach beyond it
+        known = self._known(range(bx * b - reach, (bx + 1) * b + reach), range(by * b - reach, (by + 1) * b + reach), 1)
+        window_memory = None
+        if self.memory is not None:
+            self.memory.sync()  # brush strokes logged since the last tile
+            window_memory = self.memory.reader(self._edited, null=not self.read_memory)
+        state = (self.memory.applied_seq, self.read_memory) if self.memory is not None else None
+        cache_key = ((bx, by), state, _fingerprint(known))
+        canvas = self.blocks.get(cache_key)
+        if canvas is None:
+            with torch.no_grad():
+                canvas = sample_base(self.base_stage, self.cond, self.settings.guidance, self.settings.stages(1)[0],
+                                     self.store.seed, rows, cols, self._network_space(known),
+                                     self.factor ** (self.levels - 1), callback, window_memory=window_memory,
+                                     shown=shown)
+            self.blocks.put(cache_key, canvas)
+        return canvas
+
+    def _network_space(self, known: Known | None) -> Known | None:
+        if known is None:
+            return None
+        return Known(known.rows, known.cols, known.values / self.settings.height_m * 2 - 1, known.mask)
+
+    def _known(self, txs: range, tys: range, step: int) -> Known | None:
+        """Edited tiles among txs x tys, heights in metres, at the sampled level (every `step`-th finest
+        sample); None when none of them is edited."""
         n = self.cells
-        edited = [(dx, dy, h) for dy in range(-2, 3) for dx in range(-2, 3)
-                  if (h := self._edited((tx + dx, ty + dy))) is not None]
+        edited = [(tx, ty, h) for ty in tys for tx in txs if (h := self._edited((tx, ty))) is not None]
         if not edited:
             return None
-        size = 5 * n + 1
-        values, mask = torch.zeros(size, size), torch.zeros(size, size)
-        for dx, dy, h in edited:
-            r, c = (dy + 2) * n, (dx + 2) * n
+        values, mask = torch.zeros(len(tys) * n + 1, len(txs) * n + 1), torch.zeros(len(tys) * n + 1, len(txs) * n + 1)
+        for tx, ty, h in edited:
+            r, c = (ty - tys[0]) * n, (tx - txs[0]) * n
             values[r:r + n + 1, c:c + n + 1] = torch.from_numpy(h)
             mask[r:r + n + 1, c:c + n + 1] = 1
         values, mask, n = values[::step, ::step].contiguous(), mask[::step, ::step].contiguous(), n // step
-        origin_r, origin_c = (ty - 2) * n, (tx - 2) * n
+        origin_r, origin_c = tys[0] * n, txs[0] * n
         return Known((origin_r, origin_r + values.shape[0]), (origin_c, origin_c + values.shape[1]), values, mask)
+
+
+def _fingerprint(known: Known | None) -> str | None:
+    """What a canvas's known context is, bit for bit (part of the block cache's key)."""
+    if known is None:
+        return None
+    digest = hashlib.sha256(repr((known.rows, known.cols)).encode())
+    digest.update(known.values.numpy().tobytes())
+    digest.update(known.mask.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def stitch(tiles: dict[tuple[int, int], np.ndarray], cols: range, rows: range) -> np.ndarray:
@@ -227,26 +279,30 @@ def stitch(tiles: dict[tuple[int, int], np.ndarray], cols: range, rows: range) -
     return out
 
 
-def seam_ratio(heights: np.ndarray, n: int, period: int = 1) -> float:
+def seam_ratio(heights: np.ndarray, n: int, period: int = 1, borders: Callable[[int], bool] | None = None) -> float:
     """Mean |gradient| across tile borders (every n-th sample) over the mean elsewhere; ~1 = no seam.
 
     A border step is the difference between the last sample of one tile and the first one owned by
     the next, both ways (east-west and north-south). Only steps at the same phase modulo `period`
     (the super-resolution factor) are compared: upsampling makes gradients alternate with the
-    position inside a coarse cell, and a border always falls on the same phase.
+    position inside a coarse cell, and a border always falls on the same phase. `borders(j)` picks
+    which borders count (j = 1, 2, ...: the border before the map's j-th tile row or column); the
+    others count as neither border nor interior.
     """
     dx, dy = np.abs(np.diff(heights, axis=1)), np.abs(np.diff(heights, axis=0))
-    border_x, border_y = _border_steps(dx.shape[1], n), _border_steps(dy.shape[0], n)
+    all_x, all_y = _border_steps(dx.shape[1], n), _border_steps(dy.shape[0], n)
+    border_x, border_y = _border_steps(dx.shape[1], n, borders), _border_steps(dy.shape[0], n, borders)
     same_x, same_y = _same_phase(dx.shape[1], n, period), _same_phase(dy.shape[0], n, period)
     border = np.concatenate([dx[:, border_x].ravel(), dy[border_y, :].ravel()])
-    interior = np.concatenate([dx[:, same_x & ~border_x].ravel(), dy[same_y & ~border_y, :].ravel()])
+    interior = np.concatenate([dx[:, same_x & ~all_x].ravel(), dy[same_y & ~all_y, :].ravel()])
     return float(border.mean() / interior.mean())
 
 
-def _border_steps(steps: int, n: int) -> np.ndarray:
+def _border_steps(steps: int, n: int, borders: Callable[[int], bool] | None = None) -> np.ndarray:
     """Step k is between samples k and k + 1: borders are k = j n - 1 (the map's outer edge is none)."""
     border = np.zeros(steps, bool)
-    border[n - 1:steps - 1:n] = True
+    for k in range(n - 1, steps - 1, n):
+        border[k] = borders is None or borders((k + 1) // n)
     return border
 
 
