@@ -114,8 +114,9 @@ def main() -> None:
 
         generate = {"target": "Bench Terrain", "resolution": TERRAIN, "size_m": CELL * (TERRAIN - 1),
                     "height_m": 1500.0, "seed": 3, "generator": "procedural", "style_preset": "alpine"}
+        strokes = dabs + [{**dab, "live": True} for dab in dabs]  # the operator's stroke; press-then-release
         run = subprocess.run([sys.executable, "-m", "backend.render.sculpt", backend.address,
-                              json.dumps({"generate": generate, "strokes": dabs})], cwd=ROOT, capture_output=True,
+                              json.dumps({"generate": generate, "strokes": strokes})], cwd=ROOT, capture_output=True,
                              text=True, timeout=3600, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         if run.returncode != 0:
             raise RuntimeError(f"Blender side failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
@@ -125,7 +126,11 @@ def main() -> None:
 
     end_to_end: dict[tuple[int, str], list[float]] = {}
     first: dict[tuple[int, str], list[float]] = {}
+    live_e2e: dict[tuple[int, str], list[float]] = {}
     for r in blender:
+        if r.get("live"):
+            live_e2e.setdefault((r["window"], r["kind"]), []).append(r["live_latency_s"])
+            continue
         end_to_end.setdefault((r["window"], r["kind"]), []).append(r["latency_s"])
         first.setdefault((r["window"], r["kind"]), []).append(r["first_shown_s"])
     lines = [header("brush latency"),
@@ -135,23 +140,27 @@ def main() -> None:
              f"{args.threads} torch thread(s), models {args.models_dir}",
              f"# committed dabs: {settings}; live dabs (pen still moving): {LIVE_SETTINGS};",
              f"# {args.repeats} timed dabs per row after one warm-up",
-             "# end to end = brush operator called -> final window written into the Blender mesh (timer included);",
-             "# first shown = its first streamed preview in the mesh; round trip = backend alone over the socket;",
-             "# compute = apply_stroke in-process, no transport",
+             "# end to end = brush operator called with the stroke -> its committed window written into the Blender",
+             "# mesh (timer included); first shown = its first streamed preview in the mesh; live dab = the stroke's",
+             "# first dab sent while the pen is down (live settings) -> its window in the mesh, as the modal brush",
+             "# paints; round trip = backend alone over the socket; compute = apply_stroke in-process, no transport",
              "",
-             f"{'window':>7} {'kind':<12} {'end-to-end ms':>20} {'first shown':>12} {'round trip ms':>22} "
-             f"{'compute':>8} {'e2e/':>8}",
-             f"{'':>7} {'':<12} {'median':>10} {'p90':>9} {'median':>12} {'committed':>11} {'live':>10} "
-             f"{'median':>8} {'compute':>8}"]
-    met = 0
+             f"{'window':>7} {'kind':<12} {'end-to-end ms':>20} {'first shown':>12} {'live dab ms':>20} "
+             f"{'round trip ms':>22} {'compute':>8} {'e2e/':>8}",
+             f"{'':>7} {'':<12} {'median':>10} {'p90':>9} {'median':>12} {'median':>10} {'p90':>9} "
+             f"{'committed':>11} {'live':>10} {'median':>8} {'compute':>8}"]
+    met = live_met = 0
     for key in end_to_end:
         e2e, p90 = stats(end_to_end[key][1:])
+        live_median, live_p90 = stats(live_e2e[key][1:])
         met += e2e <= TARGET_S * 1000
+        live_met += live_median <= TARGET_S * 1000
         committed, live = (stats(round_trip[(*key, c)][1:])[0] for c in (True, False))
         lines.append(f"{key[0]:>6}² {key[1]:<12} {e2e:>10.0f} {p90:>9.0f} {stats(first[key][1:])[0]:>12.0f} "
-                     f"{committed:>11.0f} {live:>10.0f} {stats(compute[key][1:])[0]:>8.0f} "
-                     f"{e2e / stats(compute[key][1:])[0]:>8.2f}")
-    lines += ["", f"target end-to-end median <= {TARGET_S * 1000:.0f} ms: met by {met} of {len(end_to_end)} rows"]
+                     f"{live_median:>10.0f} {live_p90:>9.0f} {committed:>11.0f} {live:>10.0f} "
+                     f"{stats(compute[key][1:])[0]:>8.0f} {e2e / stats(compute[key][1:])[0]:>8.2f}")
+    lines += ["", f"target median <= {TARGET_S * 1000:.0f} ms: end to end (committed) met by {met} of "
+              f"{len(end_to_end)} rows, live dabs by {live_met} of {len(end_to_end)}"]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ timer so whenever it sends a job). With ``config["save"]`` (a folder) it writes 
 before.npy and after.npy. Prints ``RESULTS <json>``: per stroke its latency, first preview and windows shown.
 
 A stroke: {"kind", "points": [[row, col, pressure], ...] (grid cells), "radius" (cells), "strength",
-"seed", "style" (Style Paint's style, optional)}.
+"seed", "style" (Style Paint's style, optional), "live" (optional: send the points first as a live dab, as the
+modal brush does while the pen is down, then commit them; the live dab's latency is reported too)}.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import bpy
 import numpy as np
 
 import blender_addon
+from blender_addon import brushes, mesh
 from blender_addon import link as link_module
-from blender_addon import mesh
 
 
 def run_timer(until: Callable[[], bool], timeout: float) -> None:
@@ -49,6 +50,20 @@ def stroke_elements(points: list[list[float]], shape: tuple[int, int], cell: flo
     return [{"name": "", "location": ((c - cc) * cell, (rc - r) * cell, 0.0), "mouse": (0.0, 0.0),
              "mouse_event": (0.0, 0.0), "pressure": p, "size": 0.0, "x_tilt": 0.0, "y_tilt": 0.0, "time": 0.0,
              "is_start": i == 0} for i, (r, c, p) in enumerate(points)]
+
+
+def live_dab(points: list[list[float]], shown: list[float]) -> dict[str, float]:
+    """Begin a stroke and send its first dab live (pen still down), as the modal brush's press does; wait until
+    its result is in the mesh. Returns its latency and first preview (seconds after the send)."""
+    s = bpy.context.scene.worldsculpt
+    stroke = brushes.begin_stroke(bpy.context, s.brush_kind)
+    start = time.perf_counter()
+    job = link_module.link.submit_brush(s.brush_params(points, stroke.cell_size, commit=False), final=False)
+    link_module.wake()
+    run_timer(lambda: job not in stroke.jobs or link_module.link.stroke is None, 300.0)
+    if s.last_error or not shown:
+        raise RuntimeError(f"live dab failed: {s.last_error or 'nothing shown'}")
+    return {"live_latency_s": shown[-1] - start, "live_first_shown_s": shown[0] - start}
 
 
 def sculpt(address: str, config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -82,13 +97,21 @@ def sculpt(address: str, config: dict[str, Any]) -> list[dict[str, Any]]:
         if "style" in stroke:
             s.brush_style = stroke["style"]
         shown.clear()
-        start = time.perf_counter()
-        if bpy.ops.worldsculpt.brush(stroke=stroke_elements(stroke["points"], heights.shape, cell)) != {"FINISHED"}:
-            raise RuntimeError(f"stroke {stroke} did not start: {s.brush_status}")
+        live: dict[str, float] = {}
+        if stroke.get("live"):  # as the modal brush does: the pen goes down (a live dab), then up (the commit)
+            live = live_dab(stroke["points"], shown)
+            shown.clear()
+            start = time.perf_counter()
+            link.submit_brush(s.brush_params(stroke["points"], cell, commit=True), final=True)
+            link_module.wake()
+        else:
+            start = time.perf_counter()
+            if bpy.ops.worldsculpt.brush(stroke=stroke_elements(stroke["points"], heights.shape, cell)) != {"FINISHED"}:
+                raise RuntimeError(f"stroke {stroke} did not start: {s.brush_status}")
         run_timer(lambda: link.stroke is None, 300.0)
         if s.last_error:
             raise RuntimeError(f"stroke {stroke} failed: {s.last_error}")
-        results.append({**stroke, "latency_s": shown[-1] - start, "first_shown_s": shown[0] - start,
+        results.append({**stroke, **live, "latency_s": shown[-1] - start, "first_shown_s": shown[0] - start,
                         "windows_shown": len(shown)})
     mesh.write_window = write_window
     if save is not None:
