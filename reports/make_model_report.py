@@ -1,9 +1,9 @@
 """Regenerate reports/terrain_models/ and the model cards in models/: is the learned terrain believable?
 
-    python reports/make_model_report.py [--per-style 5]
+    python reports/make_model_report.py [--per-style 5] [--seeds 3] [--models-dir models] [--out reports/terrain_models]
 
-For every style, each held-out corpus map gets a generated counterpart conditioned on that map's
-sliders and scaled to its relief (same 256² grid at the corpus cell size), and an fBm map with the
+For every style, each held-out corpus map gets `--seeds` generated counterparts conditioned on that map's
+sliders and scaled to its relief (same 256² grid at the corpus cell size), and as many fBm maps with the
 same relief. The realism metric families of each set are compared with the held-out maps'; the
 style classifier (models/style_classifier.json) says whether the styles are told apart. Few-step
 cost: the interactive setting against the full sampler from the same seeds. Diversity: mean
@@ -91,9 +91,11 @@ def model_card(path: Path, title: str, meta: dict, figures: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--per-style", type=int, default=5, help="held-out maps (and generated maps) per style")
+    ap.add_argument("--seeds", type=int, default=3, help="generated maps (seeds) per held-out map")
     ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    ap.add_argument("--out", type=Path, default=OUT, help="report folder (model cards go next to the models)")
     args = ap.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     base_meta = read_metadata(args.models_dir / BASE_FILE)
     corpus = [str(ROOT / c) for c in base_meta["config"]["run"]["corpus"]]
     held = load_maps(corpus, "heldout")
@@ -115,11 +117,12 @@ def main() -> None:
             sliders = {n: float(v) for n, v in zip(held.slider_names, held.sliders[i])}
             relief = float(np.ptp(h))
             real.append(Heightfield(h, cs, style=style))
-            for quality, bucket in (("interactive", interactive), ("full", full)):
-                hf, dt = generate(gen, style, sliders, relief, 1000 + k, quality, cs)
-                bucket.append(hf)
-                times[quality].append(dt)
-            noise.append(Heightfield((fbm(SIZE, rng) * relief).astype(np.float32), cs, style="fbm"))
+            for j in range(args.seeds):
+                for quality, bucket in (("interactive", interactive), ("full", full)):
+                    hf, dt = generate(gen, style, sliders, relief, 1000 + k + 100 * j, quality, cs)
+                    bucket.append(hf)
+                    times[quality].append(dt)
+                noise.append(Heightfield((fbm(SIZE, rng) * relief).astype(np.float32), cs, style="fbm"))
         feats = {name: [terrain_features(hf) for hf in group]
                  for name, group in (("held-out", real), ("interactive", interactive), ("full", full), ("fbm", noise))}
         rows[style] = {name: set_distance(f, feats["held-out"]) for name, f in feats.items() if name != "held-out"}
@@ -133,7 +136,7 @@ def main() -> None:
                             mean_pairwise_rms([hf.heights for hf in real]))
         per_style[style] = len(idx)
         sheet = real[:3] + interactive[:3] + full[:2]
-        contact_sheet(sheet, OUT / f"style_{style}.png",
+        contact_sheet(sheet, args.out / f"style_{style}.png",
                       [f"held-out {k}" for k in range(len(real[:3]))]
                       + [f"generated {k} (interactive)" for k in range(len(interactive[:3]))]
                       + [f"generated {k} (full)" for k in range(len(full[:2]))], cols=4)
@@ -150,9 +153,10 @@ def main() -> None:
         "Regenerate: `python reports/make_model_report.py` (needs the corpus: `bash scripts/train_models.sh` "
         "builds it; metrics: `backend/metrics/realism.py`, classifier: `backend/metrics/style_classifier.py`).",
         "",
-        f"Per style: {args.per_style} held-out corpus maps ({SIZE}² at {cs:g} m) and, for each, a generated map "
-        "conditioned on its sliders with its relief, at the interactive and the full setting, and an fBm map "
-        "with its relief. Distances are to the held-out maps of the style (lower = closer).",
+        f"Per style: up to {args.per_style} held-out corpus maps ({SIZE}² at {cs:g} m) and, for each, "
+        f"{args.seeds} generated maps (seeds) conditioned on its sliders with its relief, at the interactive and "
+        "the full setting, and as many fBm maps with its relief. Distances are between the sets' mean features and "
+        "the held-out maps' of the style (lower = closer).",
         f"Machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}.",
         "",
         f"## Generated vs fBm, per style and family (interactive setting): generated closer on {n_win} of "
@@ -193,7 +197,7 @@ def main() -> None:
     lines += ["", "## Pictures (hillshade, sun from the north-west; 3 held-out, 3 interactive, 2 full)", ""]
     for st in styles:
         lines += [f"### {st}", "", f"![{st}](style_{st}.png)", ""]
-    (OUT / "README.md").write_text("\n".join(lines))
+    (args.out / "README.md").write_text("\n".join(lines))
 
     figures = [f"- generated closer to held-out than fBm on {n_win} of {len(styles) * len(FAMILIES)} "
                "(style, metric family) pairs",
