@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -35,24 +36,39 @@ from backend.generators.learned import (  # noqa: E402
 from backend.metrics.realism import contact_sheet  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
 from backend.world.store import TileMeta  # noqa: E402
-from backend.world.tiles import TileWorld, WorldSettings, create_world, seam_ratio, stitch  # noqa: E402
+from backend.world.region import SUPERRES_MARGIN, base_margin  # noqa: E402
+from backend.world.tiles import BLOCK_TILES, TileWorld, WorldSettings, create_world, seam_ratio, stitch  # noqa: E402
 from benchmarks.hardware import cpu_model  # noqa: E402
 
 SEED = 5
 STYLE = {"alpine": 0.7, "rolling_hills": 0.3}
-# quality:lod:largest grid; lod 1 is the base level alone, what explore shows far away. Costs on a 2-core
-# CPU with the current weights (CPU s per tile): interactive lod 0 ~37, lod 1 ~13; full lod 0 ~145, lod 1 ~110.
-RUNS = "interactive:0:4,interactive:1:8,full:0:2"
-def edge_mismatch(tiles: dict[tuple[int, int], np.ndarray], k: int) -> float:
-    """Mean |difference| of the samples two neighbours share, over the mean interior step."""
+# quality:lod:largest grid; lod 1 is the base level alone, what explore shows far away. Grids from 4x4 on
+# cross blocks. Costs on a 2-core CPU (CPU s per tile, 1 thread): interactive lod 0 ~9, lod 1 ~8; full ~4x.
+RUNS = "interactive:0:8,interactive:1:8,full:1:4,full:0:2"
+
+
+def edge_mismatch(tiles: dict[tuple[int, int], np.ndarray], k: int, between: Callable[[int], bool]) -> float:
+    """Mean |difference| of the samples two neighbours share, over the mean interior step, for the
+    borders `between` picks (j = the east or south tile's column or row)."""
     diffs, steps = [], []
     for (x, y), t in tiles.items():
-        if x < k - 1:
+        if x < k - 1 and between(x + 1):
             diffs.append(np.abs(t[:, -1] - tiles[(x + 1, y)][:, 0]))
-        if y < k - 1:
+        if y < k - 1 and between(y + 1):
             diffs.append(np.abs(t[-1, :] - tiles[(x, y + 1)][0, :]))
         steps.append(np.abs(np.diff(t, axis=1)).ravel())
-    return float(np.concatenate(diffs).mean() / np.concatenate(steps).mean())
+    return float(np.concatenate(diffs).mean() / np.concatenate(steps).mean()) if diffs else float("nan")
+
+
+@dataclass(frozen=True)
+class SeamRow:
+    size: int  # tiles per side
+    all: float  # seam ratio over every border
+    within: float  # borders inside a block (one base canvas)
+    between: float  # borders between blocks
+    control: float  # the same statistic on the mid-tile lines: window-grid lines with no border
+    mismatch_within: float
+    mismatch_between: float
 
 
 @dataclass
@@ -63,6 +79,7 @@ class GridRun:
     tiles: dict[tuple[int, int], np.ndarray]
     cell: float  # metres per sample at this level
     period: int  # super-resolution factor at this level (gradients alternate with it)
+    block: int  # tiles per side of one base canvas
     cpu_per_tile: float
     wall_per_tile: float
 
@@ -74,17 +91,27 @@ class GridRun:
         size = size or self.k
         return stitch({c: t for c, t in self.tiles.items() if max(c) < size}, range(size), range(size))
 
-    def rows(self) -> list[tuple[int, float, float]]:
-        """(grid size, seam ratio, shared-edge mismatch) for every 2^j x 2^j sub-grid."""
+    def rows(self) -> list[SeamRow]:
+        """Seam statistics for every 2^j x 2^j sub-grid."""
         out = []
+        within, between = (lambda j: j % self.block != 0), (lambda j: j % self.block == 0)
         for size in (2, 4, 8, 16):
             if size <= self.k:
                 sub = {c: t for c, t in self.tiles.items() if max(c) < size}
-                out.append((size, seam_ratio(self.stitched(size), self.n, self.period), edge_mismatch(sub, size)))
+                h, n = self.stitched(size), self.n
+
+                def ratio(which: Callable[[int], bool]) -> float:
+                    return seam_ratio(h, n, self.period, which) if any(map(which, range(1, size))) else float("nan")
+
+                half = n // 2  # mid-tile lines: on the window grid like the borders, and at their phase
+                out.append(SeamRow(size, seam_ratio(h, n, self.period), ratio(within), ratio(between),
+                               seam_ratio(h[half:, half:], n, self.period), edge_mismatch(sub, size, within),
+                               edge_mismatch(sub, size, between)))
         return out
 
     def corner_zoom(self) -> np.ndarray:
-        """n x n samples around the corner where the four central tiles meet, at full resolution."""
+        """n x n samples around the corner where the four central tiles meet, at full resolution (a corner
+        of four blocks when the grid's centre falls between blocks)."""
         c, half = self.k // 2 * self.n, self.n // 2
         return self.stitched()[c - half:c + half + 1, c - half:c + half + 1]
 
@@ -101,7 +128,8 @@ def grid_run(root: Path, models: tuple[TerrainModel, TerrainModel], quality: str
     tiles = {(x, y): world.tile((x, y), lod) for y in range(k) for x in range(k)}
     wall, cpu = (time.perf_counter() - start) / len(tiles), (time.process_time() - cpu) / len(tiles)
     period = world.factor ** (world.levels - 1 - lod)
-    return GridRun(quality, lod, k, tiles, world.store.cell_size * world.factor ** lod, period, cpu, wall)
+    return GridRun(quality, lod, k, tiles, world.store.cell_size * world.factor ** lod, period, world.block_tiles,
+                   cpu, wall)
 
 
 def edit_demo(root: Path, models: tuple[TerrainModel, TerrainModel]) -> tuple[list[Heightfield], str]:
@@ -153,24 +181,27 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "world_tiling")
     ap.add_argument("--runs", default=RUNS, help="quality:lod:grid,... (grid = largest tiles per side)")
     ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (CPU s per tile stays comparable)")
     args = ap.parse_args()
     if not shipped_models_present(args.models_dir):
         raise SystemExit(f"no models in {args.models_dir}: train them first (scripts/train_models.sh)")
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     models = TerrainModel.load(args.models_dir / BASE_FILE), TerrainModel.load(args.models_dir / SUPERRES_FILE)
     specs = [(q, int(lod), int(k)) for q, lod, k in (r.split(":") for r in args.runs.split(","))]
     args.out.mkdir(parents=True, exist_ok=True)
-    table = ["| quality (steps base/superres) | level (samples/tile) | grid | seam ratio | shared-edge mismatch | "
-             "CPU s/tile (wall) |", "|---|---|---|---|---|---|"]
+    table = ["| quality (steps base/superres) | level (samples/tile) | grid | seam ratio: all | within blocks | "
+             "between blocks | control (no border) | shared-edge mismatch: within | between | CPU s/tile (wall) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     runs: list[GridRun] = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (quality, lod, k) in enumerate(specs):
             run = grid_run(Path(tmp) / f"run{i}", models, quality, lod, k)
             q = QUALITY[quality]
-            for size, ratio, mismatch in run.rows():
+            for row in run.rows():
                 table.append(f"| {quality} ({q.base_steps}/{q.superres_steps}) | lod {lod} ({run.n + 1}²) | "
-                             f"{size}x{size} | {ratio:.3f} | {mismatch:.3f} | {run.cpu_per_tile:.1f} "
-                             f"({run.wall_per_tile:.1f}) |")
+                             f"{row.size}x{row.size} | {row.all:.3f} | {row.within:.3f} | {row.between:.3f} | "
+                             f"{row.control:.3f} | {row.mismatch_within:.3f} | {row.mismatch_between:.3f} | "
+                             f"{run.cpu_per_tile:.1f} ({run.wall_per_tile:.1f}) |")
                 print(table[-1], flush=True)
             runs.append(run)
         maps = [Heightfield(run.stitched(), run.cell) for run in runs]
@@ -186,19 +217,26 @@ def main() -> None:
     readme = f"""# Infinite world tiles: seams and edit respect
 
 Made by `{command}` with the models in `models/` (seed {SEED}, style {STYLE}) on
-{cpu_model()} ({os.cpu_count()} cores, shared; torch {torch.__version__}, 1 thread); runs (quality:lod:grid)
+{cpu_model()} ({os.cpu_count()} cores; torch {torch.__version__}, {args.threads} thread(s)); runs (quality:lod:grid)
 `{args.runs}`{"" if args.runs == RUNS else f" (the default adds more: `{RUNS}`)"}.
-Each tile is the centre of its own MultiDiffusion canvas over world-seeded noise
-(`backend/world/region.py`, `backend/world/tiles.py`); lod 1 is the base level only (every
-{models[1].meta["factor"]}th sample of lod 0 each way), what explore mode shows far away.
+The base level is sampled per block of {BLOCK_TILES}x{BLOCK_TILES} tiles: one MultiDiffusion canvas over
+world-seeded noise with {base_margin(models[0].meta['resolution'])} base cells of context on each side (`backend/world/region.py`,
+`backend/world/tiles.py`); each super-resolution runs on the tile's own canvas ({SUPERRES_MARGIN} fine cells of
+context). lod 1 is the base level only (every {models[1].meta["factor"]}th sample of lod 0 each way), what
+explore mode shows far away.
 
 **Seam ratio**: mean |gradient| across tile borders / mean |gradient| over interior steps at the same
-position modulo the super-resolution factor (1 = borders look like anywhere else). Maps are stitched as
-explore mode shows them (`backend.world.tiles.stitch`: a shared edge sample comes from the east/south tile).
-**Shared-edge mismatch**: mean |difference| of the edge samples two neighbours both hold / the mean interior
-step (0 = they agree; each tile is computed from its own canvas, so they differ slightly). Sub-grids are the
-top-left corner of each run's largest grid (every tile is independent of the others, so a 4x4 inside an 8x8 is
-a 4x4 map).
+position modulo the super-resolution factor (1 = borders look like anywhere else), over all borders, the
+borders inside a block and those between blocks. **Control**: the same statistic on the mid-tile lines,
+where there is no border. Tile borders lie on the base level's MultiDiffusion window grid (windows of 64 cells
+every 32), and where one window dominates the blend, steps are ~10 % larger than where two share it
+equally (averaging smooths): the mid-tile lines lie on that grid too, so the control is what a border-free
+window-grid line reads on these maps; a border with no seam reads like it, within the lines' sampling noise. Maps are
+stitched as explore mode shows them (`backend.world.tiles.stitch`: a shared edge sample comes from the
+east/south tile). **Shared-edge mismatch**: mean |difference| of the edge samples two neighbours both hold /
+the mean interior step (0 = they agree: tiles of one block read the same canvas; blocks are computed
+separately, so they may differ slightly). Sub-grids are the top-left corner of each run's largest grid (tiles
+do not depend on which others were asked for, so a 4x4 inside an 8x8 is a 4x4 map); a 2x2 there is one block.
 
 {chr(10).join(table)}
 

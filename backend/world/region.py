@@ -42,6 +42,9 @@ BASE_MARGIN_WINDOWS = 1.5
 SUPERRES_MARGIN = 32  # fine cells of context around a region on each side
 SUPERRES_WINDOW, SUPERRES_STRIDE = 512, 384  # fine cells: one window per tile, bounded memory on big maps
 ALIGN = 16  # canvas edges on multiples of this (U-Net sizes must divide 2**levels)
+# Base windows per network call (x2 with guidance): on the CPU small batches are cheapest per window
+# (benchmarks/results/world_cpu.txt: 25.9 ms at 8, 31.5 ms at 32); a GPU wants many.
+BASE_WINDOW_BATCH = {"cpu": 8, "cuda": 64}
 
 Span = tuple[int, int]  # [start, stop) in cells of one level
 Progress = Callable[[dict[str, Any]], None]  # the samplers' callback (progress, cancellation)
@@ -196,7 +199,8 @@ def sample_base(base: Any, cond: Conditioning, guidance: float, stage: Stage, se
     canvas_r, canvas_c = canvas_span(rows, margin, window), canvas_span(cols, margin, window)
     noise = world_noise(seed, canvas_r, canvas_c, 0).to(base.device)[None, None]
     denoiser = MultiDiffusion(ClassifierFreeGuidance(base.denoiser, guidance), window, window // 2,
-                              origin=(canvas_r[0], canvas_c[0]), interrupt=interrupt, window_memory=window_memory)
+                              origin=(canvas_r[0], canvas_c[0]), max_batch=BASE_WINDOW_BATCH.get(base.device.type, 8),
+                              interrupt=interrupt, window_memory=window_memory)
     view = _region_view(callback, 0, _inside(shown or (rows, cols), canvas_r, canvas_c))
     x = _sample(denoiser, noise, cond, stage, _known_at(known, canvas_r, canvas_c, scale_to_finest), view)
     return Canvas(x, canvas_r, canvas_c)
