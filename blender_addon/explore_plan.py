@@ -126,8 +126,9 @@ def shown_heights(tiles: Mapping[Coords, tuple[int, np.ndarray]], coords: Coords
     order, as ``backend.world.tiles.stitch`` writes them), so all holders show the same number there;
     along an edge with a coarser neighbour the samples between its vertices lie on its straight edge.
 
-    Each tile comes from its own canvas and neighbours differ slightly on their shared samples; this
-    makes one level's tiles the stitched map exactly, and closes the cracks where levels meet.
+    Neighbours can differ slightly on their shared samples (super-resolution runs per tile, and tiles of
+    different blocks come from different base canvases); this makes one level's tiles the stitched map
+    exactly, and closes the cracks where levels meet.
     """
     lod, own = tiles[coords]
     out = np.array(own, dtype=np.float32)

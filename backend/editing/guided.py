@@ -65,8 +65,8 @@ class EditSettings:
 
 
 # While the pen moves, each update is replaced by the next within a fraction of a second: a third fewer steps
-# (benchmarks/results/brush_steps_cpu.txt: 30 % less time, 3.5 % instead of 1.5 % of the change off the
-# converged edit, a little smoother). The stroke's final, committed job uses the full EditSettings.
+# (benchmarks/results/brush_steps_cpu.txt: 30-40 % less time, 3-5 % instead of 1.5-2 % of the change off
+# the converged edit, a little smoother). The stroke's final, committed job uses the full EditSettings.
 LIVE_SETTINGS = EditSettings(detail_steps=2, coarse_steps=4)
 
 
