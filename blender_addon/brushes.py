@@ -38,6 +38,11 @@ def _grid_points(obj: bpy.types.Object, shape: tuple[int, int], cell_size: float
     return [[float(r), float(c), float(p)] for r, c, p in zip(rows, cols, np.clip(pressures, 0, 1))]
 
 
+def can_edit(context: bpy.types.Context) -> bool:
+    """An edit (stroke, restyle, curve) can start: connected, no other edit in flight, a terrain to work on."""
+    return link.connected and link.stroke is None and _terrain(context) is not None
+
+
 def begin_stroke(context: bpy.types.Context, kind: str) -> Stroke:
     """Snapshot the terrain an edit (a stroke, a restyle, a curve) starts from; its results are written over it."""
     settings = context.scene.worldsculpt
@@ -58,7 +63,7 @@ class WSC_OT_brush(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return link.connected and link.stroke is None and _terrain(context) is not None
+        return can_edit(context)
 
     # -- non-interactive: the given stroke ------------------------------------------------------
     def execute(self, context: bpy.types.Context) -> set[str]:
@@ -227,7 +232,7 @@ class WSC_OT_restyle_selection(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return link.connected and link.stroke is None and _terrain(context) is not None
+        return can_edit(context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings, obj = context.scene.worldsculpt, _terrain(context)

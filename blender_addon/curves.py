@@ -12,7 +12,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .brushes import _grid_points, _terrain, begin_stroke
+from .brushes import _grid_points, _terrain, begin_stroke, can_edit
 from .link import end_stroke, link
 from .panels import _WorldsculptPanel
 from .protocol.client import BackendError
@@ -51,7 +51,7 @@ class WSC_OT_curve_to_terrain(bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         s = context.scene.worldsculpt
-        return link.connected and link.stroke is None and _terrain(context) is not None and s.curve_object is not None
+        return can_edit(context) and s.curve_object is not None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         s = context.scene.worldsculpt

@@ -220,18 +220,19 @@ class TileWorld:
         nb = self.cells // self.factor ** (self.levels - 1)  # base cells per tile
         rows, cols = (by * b * nb, (by + 1) * b * nb + 1), (bx * b * nb, (bx + 1) * b * nb + 1)
         reach = -(-(base_margin(self.base.meta["resolution"]) + ALIGN) // nb)  # tiles its canvas can reach beyond it
-        known = self._known(range(bx * b - reach, (bx + 1) * b + reach), range(by * b - reach, (by + 1) * b + reach), 1)
+        txs, tys = range(bx * b - reach, (bx + 1) * b + reach), range(by * b - reach, (by + 1) * b + reach)
+        edited = self._edited_among(txs, tys)
         window_memory = None
         if self.memory is not None:
             self.memory.sync()  # brush strokes logged since the last tile
             window_memory = self.memory.reader(self._edited, null=not self.read_memory)
         state = (self.memory.applied_seq, self.read_memory) if self.memory is not None else None
-        cache_key = ((bx, by), state, _fingerprint(known))
+        cache_key = ((bx, by), state, _fingerprint(edited))
         canvas = self.blocks.get(cache_key)
-        if canvas is None:
+        if canvas is None:  # the known context is built only when the canvas has to be sampled
             with torch.no_grad():
                 canvas = sample_base(self.base_stage, self.cond, self.settings.guidance, self.settings.stages(1)[0],
-                                     self.store.seed, rows, cols, self._network_space(known),
+                                     self.store.seed, rows, cols, self._network_space(self._known(txs, tys, 1, edited)),
                                      self.factor ** (self.levels - 1), callback, window_memory=window_memory,
                                      shown=shown)
             self.blocks.put(cache_key, canvas)
@@ -242,11 +243,16 @@ class TileWorld:
             return None
         return Known(known.rows, known.cols, known.values / self.settings.height_m * 2 - 1, known.mask)
 
-    def _known(self, txs: range, tys: range, step: int) -> Known | None:
-        """Edited tiles among txs x tys, heights in metres, at the sampled level (every `step`-th finest
-        sample); None when none of them is edited."""
+    def _edited_among(self, txs: range, tys: range) -> list[tuple[int, int, np.ndarray]]:
+        """(tx, ty, heights) of the edited tiles among txs x tys."""
+        return [(tx, ty, h) for ty in tys for tx in txs if (h := self._edited((tx, ty))) is not None]
+
+    def _known(self, txs: range, tys: range, step: int,
+               edited: list[tuple[int, int, np.ndarray]] | None = None) -> Known | None:
+        """Edited tiles among txs x tys (``_edited_among``, unless given), heights in metres, at the sampled
+        level (every `step`-th finest sample); None when none of them is edited."""
         n = self.cells
-        edited = [(tx, ty, h) for ty in tys for tx in txs if (h := self._edited((tx, ty))) is not None]
+        edited = self._edited_among(txs, tys) if edited is None else edited
         if not edited:
             return None
         values, mask = torch.zeros(len(tys) * n + 1, len(txs) * n + 1), torch.zeros(len(tys) * n + 1, len(txs) * n + 1)
@@ -259,13 +265,15 @@ class TileWorld:
         return Known((origin_r, origin_r + values.shape[0]), (origin_c, origin_c + values.shape[1]), values, mask)
 
 
-def _fingerprint(known: Known | None) -> str | None:
-    """What a canvas's known context is, bit for bit (part of the block cache's key)."""
-    if known is None:
+def _fingerprint(edited: list[tuple[int, int, np.ndarray]]) -> str | None:
+    """What a canvas's known context is, bit for bit (part of the block cache's key): the edited tiles in
+    reach, by coordinates and content."""
+    if not edited:
         return None
-    digest = hashlib.sha256(repr((known.rows, known.cols)).encode())
-    digest.update(known.values.numpy().tobytes())
-    digest.update(known.mask.numpy().tobytes())
+    digest = hashlib.sha256()
+    for tx, ty, h in edited:
+        digest.update(repr((tx, ty, h.shape)).encode())
+        digest.update(np.ascontiguousarray(h).tobytes())
     return digest.hexdigest()
 
 
