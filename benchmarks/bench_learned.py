@@ -28,7 +28,7 @@ TARGET_S = {("cpu", 256, "interactive"): 0.5, ("cuda", 1024, "interactive"): 0.5
 
 def time_one(generator: DiffusionGenerator, resolution: int, quality: str, seed: int, device: str) -> float:
     request = GenerateRequest(style_weights={"alpine": 1.0}, resolution=resolution, seed=seed,
-                              generator="diffusion", quality=quality)
+                              size_m=generator.native_size_m(resolution), generator="diffusion", quality=quality)
     t0 = time.perf_counter()
     generator.generate(request, lambda step, total, preview: None)
     if device == "cuda":

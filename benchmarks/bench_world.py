@@ -132,7 +132,8 @@ def wins(models: DiffusionGenerator, root: Path) -> list[str]:
 
 def big_map(models: DiffusionGenerator, size: int) -> str:
     """Wall and CPU seconds (on a shared machine the CPU time is what an idle one would take, single-threaded)."""
-    request = GenerateRequest(style_weights=STYLE, resolution=size, seed=1, generator="diffusion")
+    request = GenerateRequest(style_weights=STYLE, resolution=size, seed=1, size_m=models.native_size_m(size),
+                              generator="diffusion")
     steps: list[tuple[float, float]] = []
     start, cpu = time.perf_counter(), time.process_time()
 

@@ -52,14 +52,14 @@ def test_shipped_models_are_deterministic_per_seed_and_span_the_relief(shipped):
 def test_previews_go_coarse_then_fine_and_cancel_stops(tiny_models):
     generator = DiffusionGenerator("cpu", tiny_models)
     shapes: list[tuple[int, int, tuple[int, ...]]] = []
-    hf = generator.generate(request(resolution=200), lambda s, t, p: shapes.append((s, t, p.shape)))
+    world = request(resolution=200, size_m=generator.native_size_m(100))  # 100 of the tiny models' 128 fine cells
+    hf = generator.generate(world, lambda s, t, p: shapes.append((s, t, p.shape)))
     assert hf.heights.shape == (200, 200)
-    settings = generator.settings(request())
-    base = generator.base.meta["resolution"]  # 32 for the tiny models: 32 -> 128 -> 512 -> resampled to 200
-    total = settings.base_steps + 2 * settings.superres_steps
+    settings = generator.settings(world)
+    total = settings.base_steps + settings.superres_steps  # one super-resolution: 32² at 120 m -> 128² at 30 m
     assert [s for s, _, _ in shapes] == list(range(1, total + 1)) and {t for _, t, _ in shapes} == {total}
     sizes = [p[0] for _, _, p in shapes]
-    assert sizes == sorted(sizes) and sizes[0] == base and sizes[-1] == 256  # previews stop at 256²
+    assert sizes == sorted(sizes) and sizes[0] == 25 and sizes[-1] == 100  # the world's share of each level
 
     def cancel_at_3(step: int, total: int, preview: np.ndarray) -> None:
         if step == 3:
@@ -67,6 +67,24 @@ def test_previews_go_coarse_then_fine_and_cancel_stops(tiny_models):
 
     with pytest.raises(Cancelled):
         generator.generate(request(), cancel_at_3)
+
+
+def test_terrain_keeps_its_size_in_metres_at_any_resolution(tiny_models):
+    """A world is the same terrain, not a squeezed copy, whatever grid it is sampled on; the models'
+    cell size sets which level runs and how much of a model map the world covers."""
+    generator = DiffusionGenerator("cpu", tiny_models)
+    size_m = generator.native_size_m(100)
+    native = generator.generate(request(resolution=100, size_m=size_m), lambda *a: None)
+    fine = generator.generate(request(resolution=397, size_m=size_m), lambda *a: None)  # 4x finer cells
+    assert fine.cell_size == pytest.approx(native.cell_size / 4)
+    back = fine.heights[::4, ::4]  # the fine grid's samples at the native grid's points
+    assert np.corrcoef(back.ravel(), native.heights.ravel())[0, 1] > 0.999
+    half = generator.generate(request(resolution=101, size_m=generator.native_size_m(51)), lambda *a: None)
+    assert np.corrcoef(half.heights[::2, ::2].ravel(), native.heights[24:75, 24:75].ravel())[0, 1] > 0.999
+    coarse = generator.extent(request(resolution=65, size_m=size_m * 4))  # cells over 120 m: the base level's
+    assert (coarse.levels, coarse.cells) == (1, 100) and coarse.is_region
+    with pytest.raises(ValueError, match="the most is 8192"):
+        generator.extent(request(resolution=256, size_m=1e6))
 
 
 def test_style_mix_and_unknown_styles(tiny_models):

@@ -147,10 +147,12 @@ def test_world_tiles_job_over_sockets(learned_backend, models, tmp_path) -> None
 def test_large_maps_are_a_region_of_the_world_with_progress(tiny_models) -> None:
     from backend.generators import DiffusionGenerator, GenerateRequest
 
-    size = 256  # the large-map path at a test's size (it starts at 1024 by default)
+    generator = DiffusionGenerator("cpu", tiny_models)
+    size = 256  # model cells: twice the tiny models' 128² map, so a region of the infinite world
     steps: list[tuple[int, int, tuple[int, ...]]] = []
-    request = GenerateRequest({"alpine": 1.0}, resolution=size, steps=1, generator="diffusion", seed=3)
-    generator = DiffusionGenerator("cpu", tiny_models, large_map=size)
+    request = GenerateRequest({"alpine": 1.0}, resolution=size, size_m=generator.native_size_m(size), steps=1,
+                              generator="diffusion", seed=3)
+    assert generator.extent(request).is_region
     field = generator.generate(request, lambda s, t, p: steps.append((s, t, p.shape)))
     assert field.heights.shape == (size, size) and np.isfinite(field.heights).all()
     assert [s for s, _, _ in steps] == list(range(1, steps[0][1] + 1))  # every step reported, once, in order

@@ -4,12 +4,15 @@ Both models are EDM denoisers trained by ``backend.training.train_terrain`` and 
 ``models/``. Heights live in the networks' space (per-map [-1, 1]); the artist's world size and
 relief turn them into metres only at the end, so the models learn shapes and the user owns scale.
 
-Pipeline for a request of resolution R:
+Every level is sampled at the scale it was trained at (the base model's 120 m cells, the x4
+super-resolution's 30 m for the shipped models), so terrain features keep their size in metres
+whatever world size and resolution the artist asks for (``plan_extent``):
   1. base: noise -> 64² map with classifier-free guidance over style weights and sliders;
-  2. while the map is smaller than R: upsample x4 (bicubic) and sample the residual detail with
-     the super-resolution model conditioned on that upsampling;
-  3. resample to R² (corners kept: R samples span the world) and scale to metres.
-Every sampler step streams a preview: the coarse map first, then the refined one.
+  2. if the requested cells are finer than the base's: upsample x4 (bicubic) and sample the residual
+     detail with the super-resolution model conditioned on that upsampling;
+  3. cut out the world's share of that map (or, for a world bigger than one map, sample it as a region
+     of the infinite world), resample to the requested grid (corners kept) and scale to metres.
+Every sampler step streams a preview of the world: the coarse map first, then the refined one.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 BASE_FILE, SUPERRES_FILE = "terrain_base.safetensors", "terrain_superres.safetensors"
 MEMORY_FILE = "terrain_memory.safetensors"  # optional: the memory-conditioned base model (backend.memory)
 PREVIEW_MAX = 256
-LARGE_MAP = 1024  # from this resolution on: MultiDiffusion base canvas + one super-resolution
 
 
 @dataclass(frozen=True)
@@ -124,14 +126,55 @@ def resample(x: Tensor, size: int) -> Tensor:
     return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=True)
 
 
+@dataclass(frozen=True)
+class Extent:
+    """How a request's world is sampled at the models' own scale (the scale they were trained at).
+
+    The artist's world spans ``cells`` samples of level ``levels - 1`` (the base level's cells, or the
+    super-resolution's finer ones). If one model map covers that (``single`` cells), it is sampled whole
+    and its centre cut out; bigger worlds are a region of the infinite world. Either way the result is
+    then resampled to the requested grid, so a mountain is as wide in metres at any resolution.
+    """
+
+    levels: int  # 1: the base level is fine enough for the requested cells; 2: one super-resolution
+    cells: int  # samples per side at that level's scale that span the requested world
+    single: int  # samples per side of one model map at that level
+
+    @property
+    def is_region(self) -> bool:
+        return self.cells > self.single
+
+
+MIN_CELLS = 8  # a world smaller than this many model cells is a crop of that many (one smooth slope)
+MAX_CELLS = 8192  # model cells per side: beyond, a request is refused (memory and minutes, not seconds)
+
+
+def plan_extent(size_m: float, cell_size_m: float, base_cell_m: float, base_resolution: int, factor: int) -> Extent:
+    """The level and number of model cells that span a world of size_m metres at cell_size_m per cell."""
+    levels = 1 if cell_size_m >= base_cell_m else 2
+    scale = base_cell_m / factor ** (levels - 1)
+    cells = max(MIN_CELLS, round(size_m / scale) + 1)  # the world's size to within half a model cell
+    if cells > MAX_CELLS:
+        raise ValueError(f"a {size_m / 1000:g} km world needs {cells}² cells at the models' {scale:g} m scale; "
+                         f"the most is {MAX_CELLS}² ({(MAX_CELLS - 1) * scale / 1000:g} km)")
+    return Extent(levels, cells, base_resolution * factor ** (levels - 1))
+
+
+def centre(x: Tensor, fraction: float) -> Tensor:
+    """The central `fraction` of a [..., n, n] map (at least 2 samples), which every level shares."""
+    n = x.shape[-1]
+    k = min(n, max(2, round(n * fraction)))
+    lo = (n - k) // 2
+    return x[..., lo:lo + k, lo:lo + k]
+
+
 class DiffusionGenerator:
     """Learned terrain from the shipped weights; deterministic for a fixed seed and device."""
 
     name = "diffusion"
 
-    def __init__(self, device: str = "cpu", models_dir: str | Path = MODELS_DIR, large_map: int = LARGE_MAP):
+    def __init__(self, device: str = "cpu", models_dir: str | Path = MODELS_DIR):
         self.device = torch.device(device)
-        self.large_map = large_map  # resolutions from here on are sampled as a region of the infinite world
         self.base = TerrainModel.load(Path(models_dir) / BASE_FILE, self.device)
         self.superres = TerrainModel.load(Path(models_dir) / SUPERRES_FILE, self.device)
         memory = Path(models_dir) / MEMORY_FILE
@@ -154,50 +197,56 @@ class DiffusionGenerator:
         return SamplingSettings(request.steps, chosen.superres_steps, chosen.sampler,
                                 chosen.base_sigma_max, chosen.superres_sigma_max)
 
+    def native_size_m(self, resolution: int) -> float:
+        """The world size at which `resolution` samples are the models' finest cells (no resampling)."""
+        return (resolution - 1) * self.superres.meta["cell_size_m"]
+
+    def extent(self, request: GenerateRequest) -> Extent:
+        """Where the request's world lies at the models' scale (raises ValueError for a world too big)."""
+        return plan_extent(request.size_m, request.cell_size, self.base.meta["cell_size_m"],
+                           self.base.meta["resolution"], self.superres.meta["factor"])
+
     def generate(self, request: GenerateRequest, on_step: StepCallback,
                  interrupt: Interrupt | None = None) -> Heightfield:
         cond = self.base.conditioning(request.style_weights, request.sliders)  # checks the style names
+        extent = self.extent(request)
         settings = self.settings(request)
-        size = self.base.meta["resolution"]
-        stages = 0
-        while size < request.resolution:
-            size *= self.superres.meta["factor"]
-            stages += 1
-        total = settings.base_steps + stages * settings.superres_steps
         relief = request.height_m * (0.2 + 0.8 * request.slider("elevation_range", 1.0))
         sea = request.sliders.get("sea_level",
                                   sum(w * self.base.meta["sea_fraction"][s] for s, w in request.style_weights.items()))
+        shown = 1.0 if extent.is_region else extent.cells / extent.single  # the world's share of one model map
 
         def show(step: int, steps: int, x0: Tensor) -> None:
-            """Stream the current estimate x0 ([h, w] network space) as a preview in metres."""
-            preview = resample(x0[None, None], min(PREVIEW_MAX, x0.shape[-1]))[0, 0]
+            """Stream the current estimate x0 ([h, w] network space) of the world as a preview in metres."""
+            world = centre(x0, shown)
+            preview = resample(world[None, None], min(PREVIEW_MAX, world.shape[-1]))[0, 0]
             on_step(step, steps, to_metres(preview, relief, sea).cpu().numpy().astype(np.float32))
 
-        def report(info: dict[str, Any], offset: int, upsampled: Tensor | None = None) -> None:
-            x0 = info["denoised"][0, 0]
-            if upsampled is not None:
-                x0 = upsampled[0, 0] + self.superres.meta["residual_scale"] * x0
-            show(offset + info["i"] + 1, total, x0)
-
-        rng = torch.Generator().manual_seed(request.seed)  # CPU noise: the same seed gives the same map anywhere
-        n = self.base.meta["resolution"]
         with torch.no_grad():
-            if request.resolution >= self.large_map:  # a region of the infinite world: models stay at their scale
+            if extent.is_region:
                 x = sample_map(self.base, self.superres, cond, request.guidance, settings, request.seed,
-                               request.resolution, show, interrupt)
+                               extent.cells, show, interrupt, levels=extent.levels)
             else:
-                x = sample_base(self.base, cond, request.guidance, settings,
-                                torch.randn(1, 1, n, n, generator=rng), lambda info: report(info, 0))
-                for stage in range(stages):
-                    fine = x.shape[-1] * self.superres.meta["factor"]
-                    up = upsample(x, self.superres.meta["factor"])
-                    offset = settings.base_steps + stage * settings.superres_steps
-                    x = super_resolve(self.superres, x, cond, settings,
-                                      torch.randn(1, 1, fine, fine, generator=rng),
-                                      lambda info, o=offset, u=up: report(info, o, u))
+                x = centre(self._sample_single(cond, request, settings, extent.levels, show), shown)
             heights = to_metres(resample(x, request.resolution)[0, 0], relief, sea)
         dominant = max(request.style_weights, key=request.style_weights.__getitem__)
         return Heightfield(heights.cpu().numpy().astype(np.float32), request.cell_size, style=dominant)
+
+    def _sample_single(self, cond: Conditioning, request: GenerateRequest, settings: SamplingSettings,
+                       levels: int, show: Callable[[int, int, Tensor], None]) -> Tensor:
+        """One model map [1, 1, n, n]: the base map, then (levels=2) its super-resolution."""
+        total = settings.base_steps + (levels - 1) * settings.superres_steps
+        rng = torch.Generator().manual_seed(request.seed)  # CPU noise: the same seed gives the same map anywhere
+        n = self.base.meta["resolution"]
+        x = sample_base(self.base, cond, request.guidance, settings, torch.randn(1, 1, n, n, generator=rng),
+                        lambda info: show(info["i"] + 1, total, info["denoised"][0, 0]))
+        if levels == 2:
+            factor, scale = self.superres.meta["factor"], self.superres.meta["residual_scale"]
+            up = upsample(x, factor)
+            x = super_resolve(self.superres, x, cond, settings, torch.randn(1, 1, n * factor, n * factor, generator=rng),
+                              lambda info: show(settings.base_steps + info["i"] + 1, total,
+                                                up[0, 0] + scale * info["denoised"][0, 0]))
+        return x
 
 
 def shipped_models_present(models_dir: str | Path = MODELS_DIR) -> bool:

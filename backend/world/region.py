@@ -272,16 +272,17 @@ def _super_resolve(superres: Any, coarse: Tensor, coarse_r: Span, coarse_c: Span
 
 def sample_map(base: Any, superres: Any, cond: Conditioning, guidance: float, settings: SamplingSettings,
                seed: int, size: int, on_progress: Callable[[int, int, Tensor], None],
-               interrupt: Interrupt | None = None) -> Tensor:
-    """A size² map [1, 1, size, size] (network space): the region [0, size)² of world `seed`.
+               interrupt: Interrupt | None = None, levels: int = 2) -> Tensor:
+    """A size² map [1, 1, size, size] (network space): the region [0, size)² of world `seed` at level
+    levels - 1 (cells of that level).
 
-    For maps far bigger than one base map: the base model runs on a size / factor canvas by
-    MultiDiffusion and one super-resolution stage (tiled) brings it to size, so every level stays
-    at the scale the models were trained for. `on_progress(done, total, estimate)` follows the
-    sampler steps with the map's current estimate ([h, w] network space, coarse first, then fine);
-    ``interrupt`` is polled between batches of windows.
+    For maps far bigger than one base map: the base model runs on a canvas by MultiDiffusion and (with
+    levels=2) one super-resolution stage (tiled) brings it to size, so every level stays at the scale the
+    models were trained for. `on_progress(done, total, estimate)` follows the sampler steps with the map's
+    current estimate ([h, w] network space, coarse first, then fine); ``interrupt`` is polled between
+    batches of windows.
     """
-    stages = stages_for(settings, 2)
+    stages = stages_for(settings, levels)
     total, done = sum(s.steps for s in stages), itertools.count(1)
     x = sample_region(base, superres, cond, guidance, stages, seed, (0, size), (0, size),
                       callback=lambda info: on_progress(next(done), total, info["region"]), interrupt=interrupt)
