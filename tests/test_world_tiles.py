@@ -123,6 +123,20 @@ def test_lod_beyond_the_worlds_levels_is_refused(models, tmp_path) -> None:
         WorldTilesRequest.from_params({"world": str(tmp_path / "w"), "tiles": [[0, 0]], "lod": 2})
 
 
+def test_a_world_refuses_new_tiles_from_other_weights_but_keeps_its_stored_ones(models, tmp_path) -> None:
+    from dataclasses import replace
+
+    world = new_world(tmp_path / "w", models)
+    kept = world.tile((0, 0))
+    retrained = replace(models[0], sha256="0" * 64)  # what a model update looks like to the world
+    reopened = TileWorld(tmp_path / "w", retrained, models[1])
+    assert reopened.other_models == ["base"]
+    assert np.array_equal(reopened.tile((0, 0)), kept)
+    with pytest.raises(ValueError, match="made with other base weights"):
+        reopened.tile((1, 0))
+    assert TileWorld(tmp_path / "w", *models).tile((1, 0)).shape == kept.shape  # the right weights go on
+
+
 def test_world_tiles_job_over_sockets(learned_backend, models, tmp_path) -> None:
     client = Client(learned_backend.address)
     try:

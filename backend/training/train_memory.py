@@ -13,7 +13,6 @@ and slider names, resolution, cell size), so it drops in as the base stage of a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,10 +57,6 @@ class MemoryRunConfig:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def build(run: MemoryRunConfig, maps: MapSet) -> tuple[MemoryDenoiser, WalkDataset, dict[str, Any]]:
     """The model (initialised from the base), its dataset and the serving metadata."""
     found = checkpoints.read_metadata(run.init_from)
@@ -88,7 +83,7 @@ def build(run: MemoryRunConfig, maps: MapSet) -> tuple[MemoryDenoiser, WalkDatas
                           run.walks_per_map, seed=int(run.train.get("seed", 0)))
     meta = {k: v for k, v in base_meta.items() if k != "run"}
     meta.update(kind="base", memory=asdict(pluto_cfg),
-                init_from={"file": Path(run.init_from).name, "sha256": file_sha256(run.init_from)})
+                init_from={"file": Path(run.init_from).name, "sha256": checkpoints.file_sha256(run.init_from)})
     return model, dataset, meta
 
 

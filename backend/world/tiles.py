@@ -88,9 +88,16 @@ def create_world(path: str | Path, seed: int, settings: WorldSettings, base: Ter
     cell = base.meta["cell_size_m"] / factor ** (levels - 1)
     store = WorldStore.create(path, seed, n + 1, cell, styles=sorted(settings.style_weights))
     doc = {"format": "worldsculpt.generation", "levels": levels, **asdict(settings),
-           **({"memory": True} if memory is not None else {})}
+           **({"memory": True} if memory is not None else {}),
+           "models": made_with(base, superres, memory)}
     write_bytes(store.root / GENERATION_FILE, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
     return store
+
+
+def made_with(base: TerrainModel, superres: TerrainModel, memory: TerrainModel | None) -> dict[str, str]:
+    """SHA-256 of the weights whose samples a world's tiles are: other weights make tiles that do not join."""
+    stage = {"base": memory.sha256} if memory is not None else {"base": base.sha256}
+    return {**stage, "superres": superres.sha256}
 
 
 def _check_memory_model(memory: TerrainModel, base: TerrainModel) -> None:
@@ -117,6 +124,7 @@ class TileWorld:
         self.levels = int(doc.pop("levels"))
         doc.pop("format")
         uses_memory = bool(doc.pop("memory", False))
+        recorded = doc.pop("models", None)  # absent in worlds made before it was recorded
         self.settings = WorldSettings(**doc)
         self.base, self.superres = base, superres
         self.memory: WorldMemory | None = None
@@ -129,6 +137,8 @@ class TileWorld:
             self.base_stage = memory
             self.memory = WorldMemory.open(self.store, memory, self.settings.height_m)
         self.read_memory = read_memory
+        loaded = made_with(base, superres, memory if uses_memory else None)
+        self.other_models = sorted(k for k, v in (recorded or {}).items() if loaded.get(k) != v)
         self.factor = superres.meta["factor"]
         cells = self.store.tile_size - 1
         if cells % self.factor ** (self.levels - 1):
@@ -150,6 +160,10 @@ class TileWorld:
         stored = self._stored(key)
         if stored is not None:
             return stored.field.heights[::step, ::step]
+        if self.other_models:
+            raise ValueError(f"world {str(self.store.root)!r} was made with other {' and '.join(self.other_models)} "
+                             f"weights than the loaded ones: its stored tiles load as they are, but new tiles would "
+                             f"not join them; serve it with the models it was made with (git history of models/)")
         heights = self._generate(key, self.levels - lod, callback)
         if lod == 0:
             tile = Tile(key, Heightfield(heights, self.store.cell_size),
