@@ -1,6 +1,7 @@
 """Regenerate reports/terrain_models/ and the model cards in models/: is the learned terrain believable?
 
     python reports/make_model_report.py [--per-style 5] [--seeds 3] [--models-dir models] [--out reports/terrain_models]
+    python reports/make_model_report.py --split train --guidance 2 --qualities interactive --out /tmp/g2  # tuning
 
 For every style, each held-out corpus map gets `--seeds` generated counterparts conditioned on that map's
 sliders and scaled to its relief (same 256² grid at the corpus cell size), and as many fBm maps with the
@@ -8,6 +9,9 @@ same relief. The realism metric families of each set are compared with the held-
 style classifier (models/style_classifier.json) says whether the styles are told apart. Few-step
 cost: the interactive setting against the full sampler from the same seeds. Diversity: mean
 pairwise RMS difference between seeds, against the same figure for held-out maps.
+
+Settings (the guidance scale) are tuned with `--split train`, which compares against training maps instead
+and writes no model cards, so the held-out figures stay unseen by the tuning.
 """
 
 from __future__ import annotations
@@ -45,12 +49,12 @@ def fmt(x: float) -> str:
 
 
 def generate(gen: DiffusionGenerator, style: str, sliders: dict[str, float], relief: float, seed: int,
-             quality: str, cell_size: float) -> tuple[Heightfield, float]:
+             quality: str, cell_size: float, guidance: float) -> tuple[Heightfield, float]:
     """One generated map with the given conditioning and exact relief; returns it and its seconds."""
     elev = sliders["elevation_range"]
     request = GenerateRequest(style_weights={style: 1.0}, sliders=sliders, seed=seed, resolution=SIZE,
                               size_m=cell_size * (SIZE - 1), height_m=relief / (0.2 + 0.8 * elev),
-                              generator="diffusion", quality=quality)
+                              generator="diffusion", quality=quality, guidance=guidance)
     t0 = time.perf_counter()
     hf = gen.generate(request, lambda step, total, preview: None)
     return hf, time.perf_counter() - t0
@@ -68,6 +72,7 @@ def mean_pairwise_rms(maps: list[np.ndarray]) -> float:
 
 def model_card(path: Path, title: str, meta: dict, figures: list[str]) -> None:
     run = meta["run"]
+    before = meta.get("init_from")  # a continued run: the earlier run's file, steps and time
     unet = meta.get("unet", {})
     lines = [f"# {title}", "", f"File: `{path.name}` (safetensors, EMA weights, config in the metadata).", "",
              "| | |", "|---|---|",
@@ -78,9 +83,11 @@ def model_card(path: Path, title: str, meta: dict, figures: list[str]) -> None:
              f"(train split), {run['train_items']:,} items with flips/rotations |",
              f"| styles | {', '.join(meta['style_names'])} |",
              f"| sliders | {', '.join(meta['slider_names'])} |",
-             f"| training | {run['steps_done']} steps, batch {run['batch_size']}, "
-             f"config `{run['config_file']}` |",
-             f"| time | {run.get('train_seconds_total', float('nan')) / 60:.0f} min |",
+             f"| training | {run['steps_done']} steps, batch {run['batch_size']}, config `{run['config_file']}`"
+             + (f", continued from `{before['file']}` ({before['steps']} steps before: "
+                f"{before['steps'] + run['steps_done']} in all)" if before else "") + " |",
+             f"| time | {run.get('train_seconds_total', float('nan')) / 60:.0f} min"
+             + (f" (+ {before['train_seconds'] / 60:.0f} min before)" if before else "") + " |",
              f"| hardware | {run['hardware']}, torch {run['torch']} |",
              f"| final loss (EDM, last 200 steps) | {run.get('final_loss_mean_last_200_steps', float('nan')):.4f} |",
              "", "Reproduce: `bash scripts/train_models.sh` (or the one line for this model inside it).", "",
@@ -94,37 +101,44 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="generated maps (seeds) per held-out map")
     ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     ap.add_argument("--out", type=Path, default=OUT, help="report folder (model cards go next to the models)")
+    ap.add_argument("--split", choices=("heldout", "train"), default="heldout",
+                    help="maps to compare with; train = for tuning settings (no model cards)")
+    ap.add_argument("--guidance", type=float, default=GenerateRequest.guidance, help="classifier-free guidance scale")
+    ap.add_argument("--qualities", default="interactive,full", help="settings to generate at (interactive first)")
     args = ap.parse_args()
+    qualities = args.qualities.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
     base_meta = read_metadata(args.models_dir / BASE_FILE)
     corpus = [str(ROOT / c) for c in base_meta["config"]["run"]["corpus"]]
-    held = load_maps(corpus, "heldout")
+    held = load_maps(corpus, args.split)
     classifier = StyleClassifier.load(args.models_dir / "style_classifier.json")
     gen = DiffusionGenerator("cpu", args.models_dir)
     cs = held.cell_size
     rng = np.random.default_rng(1234)
 
-    rows, per_style, times = {}, {}, {"interactive": [], "full": []}
+    rows, per_style, times = {}, {}, {q: [] for q in qualities}
     truth, predicted, held_truth, held_pred = [], [], [], []
     few_step_rms, diversity = [], {}
     for s, style in enumerate(held.style_names):
         idx = np.flatnonzero(held.style == s)[:args.per_style]
         if len(idx) == 0:
             continue
-        real, interactive, full, noise = [], [], [], []
+        real, noise = [], []
+        made: dict[str, list[Heightfield]] = {q: [] for q in qualities}
         for k, i in enumerate(idx):
             h = held.heights[i]
             sliders = {n: float(v) for n, v in zip(held.slider_names, held.sliders[i])}
             relief = float(np.ptp(h))
             real.append(Heightfield(h, cs, style=style))
             for j in range(args.seeds):
-                for quality, bucket in (("interactive", interactive), ("full", full)):
-                    hf, dt = generate(gen, style, sliders, relief, 1000 + k + 100 * j, quality, cs)
-                    bucket.append(hf)
+                for quality in qualities:
+                    hf, dt = generate(gen, style, sliders, relief, 1000 + k + 100 * j, quality, cs, args.guidance)
+                    made[quality].append(hf)
                     times[quality].append(dt)
                 noise.append(Heightfield((fbm(SIZE, rng) * relief).astype(np.float32), cs, style="fbm"))
+        interactive, full = made["interactive"], made.get("full", [])
         feats = {name: [terrain_features(hf) for hf in group]
-                 for name, group in (("held-out", real), ("interactive", interactive), ("full", full), ("fbm", noise))}
+                 for name, group in (("held-out", real), *made.items(), ("fbm", noise))}
         rows[style] = {name: set_distance(f, feats["held-out"]) for name, f in feats.items() if name != "held-out"}
         truth += [style] * len(interactive)
         predicted += classifier.predict(np.stack([feature_vector(hf) for hf in interactive]))
@@ -153,10 +167,10 @@ def main() -> None:
         "Regenerate: `python reports/make_model_report.py` (needs the corpus: `bash scripts/train_models.sh` "
         "builds it; metrics: `backend/metrics/realism.py`, classifier: `backend/metrics/style_classifier.py`).",
         "",
-        f"Per style: up to {args.per_style} held-out corpus maps ({SIZE}² at {cs:g} m) and, for each, "
-        f"{args.seeds} generated maps (seeds) conditioned on its sliders with its relief, at the interactive and "
-        "the full setting, and as many fBm maps with its relief. Distances are between the sets' mean features and "
-        "the held-out maps' of the style (lower = closer).",
+        f"Per style: up to {args.per_style} {args.split} corpus maps ({SIZE}² at {cs:g} m) and, for each, "
+        f"{args.seeds} generated maps (seeds) conditioned on its sliders with its relief, at the "
+        f"{' and '.join(qualities)} setting, guidance scale {args.guidance:g}, and as many fBm maps with its relief. "
+        "Distances are between the sets' mean features and the corpus maps' of the style (lower = closer).",
         f"Machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}.",
         "",
         f"## Generated vs fBm, per style and family (interactive setting): generated closer on {n_win} of "
@@ -166,7 +180,7 @@ def main() -> None:
         "|---|---|" + "---|" * (len(FAMILIES) + 1),
     ]
     for st in styles:
-        for name in ("interactive", "full", "fbm"):
+        for name in (*qualities, "fbm"):
             d = rows[st][name]
             cells = [fmt(d[f]) + (" ✓" if name == "interactive" and wins[st][f] else "") for f in FAMILIES]
             lines.append(f"| {st} | {name} | " + " | ".join(cells) + f" | {fmt(d['total'])} |")
@@ -178,6 +192,12 @@ def main() -> None:
               "| | " + " | ".join(classifier.styles) + " |", "|---|" + "---|" * len(classifier.styles)]
     for st, row in zip(classifier.styles, confusion(truth, predicted, classifier.styles)):
         lines.append(f"| {st} | " + " | ".join(str(v) for v in row) + " |")
+    print(f"summary: split {args.split}, guidance {args.guidance:g}: closer than fBm on {n_win} of "
+          f"{len(styles) * len(FAMILIES)}, classifier {acc:.2f}, mean total "
+          f"{np.mean([rows[s]['interactive']['total'] for s in styles]):.3f}", flush=True)
+    if "full" not in qualities:  # a tuning run: the tables above are all it is for
+        (args.out / "README.md").write_text("\n".join(lines))
+        return
     t_int, t_full = np.median(times["interactive"]), np.median(times["full"])
     lines += ["", "## Few-step cost", "",
               f"Interactive = {QUALITY['interactive']}; full = {QUALITY['full']}.", "",
@@ -198,7 +218,8 @@ def main() -> None:
     for st in styles:
         lines += [f"### {st}", "", f"![{st}](style_{st}.png)", ""]
     (args.out / "README.md").write_text("\n".join(lines))
-
+    if args.split != "heldout":
+        return
     figures = [f"- generated closer to held-out than fBm on {n_win} of {len(styles) * len(FAMILIES)} "
                "(style, metric family) pairs",
                f"- style classifier accuracy on generated maps {acc:.2f} (held-out maps {held_acc:.2f})",
