@@ -11,7 +11,7 @@ from backend.editing import seam_ratio
 from backend.world.store import WorldStore
 from protocol.client import BackendError, Client
 
-SIZE_M, RES = 2000.0, 128
+SIZE_M, RES = 30.0 * 127, 128  # the tiny models' own 30 m cells: the terrain is one whole model map
 CELL = SIZE_M / (RES - 1)
 PATH = [[64.0, 30.0, 1.0], [60.0, 64.0, 1.0], [66.0, 98.0, 1.0]]  # west to east across the middle
 RADIUS = 14.0

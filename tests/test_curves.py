@@ -120,7 +120,7 @@ def test_shipped_rivers_run_downhill_from_their_higher_end(shipped):
         _sample(shipped, "river", 0, pinned, n=1)
 
 
-# -- the curve job over real sockets (a tiny-model backend; terrain: alpine, 2 km, 400 m, seed 2) -------
+# -- the curve job over real sockets (a tiny-model backend; terrain: alpine, 3.8 km, 400 m, seed 2) -------
 
 def shape(client: Client, heights: np.ndarray, kind: str, curve=CURVE, **params):
     params = {"kind": kind, "curve": curve, "width": WIDTH, "strength": STRENGTH, "cell_size": CELL,

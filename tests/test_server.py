@@ -66,7 +66,11 @@ def test_generate_streams_progress_previews_and_result(client):
     steps = [m.content["step"] for m in seen if m.kind == "progress" and m.content["total"]]
     assert steps == list(range(1, steps[-1] + 1))
     previews = [m for m in seen if m.kind == "preview"]
-    assert previews and all(p.arrays["heights"].shape == (64, 64) for p in previews)
+    sizes = [p.arrays["heights"].shape[0] for p in previews]
+    assert sizes and sizes == sorted(sizes) and sizes[0] < sizes[-1]  # the coarse level, then the fine
+    for p in previews:  # each spans the whole world, whatever its size
+        n, meta = p.arrays["heights"].shape, p.content["meta"]
+        assert n[0] == n[1] == meta["resolution"] and meta["cell_size"] * (n[0] - 1) == pytest.approx(2000.0)
     result = seen[-1]
     heights = result.arrays["heights"]
     meta = result.content["meta"]
