@@ -150,7 +150,8 @@ def curve_examples(model: ProfileModel, path: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     learned = DiffusionGenerator("cpu")
-    size, res = 2000.0, 128
+    res = 128
+    size = learned.native_size_m(res)  # the terrain at the models' own cell size
     cell = size / (res - 1)
     request = GenerateRequest(style_weights={"alpine": 1.0}, resolution=res, size_m=size, height_m=400.0, seed=2,
                               generator="diffusion")
