@@ -72,7 +72,6 @@ def mean_pairwise_rms(maps: list[np.ndarray]) -> float:
 
 def model_card(path: Path, title: str, meta: dict, figures: list[str]) -> None:
     run = meta["run"]
-    before = meta.get("init_from")  # a continued run: the earlier run's file, steps and time
     unet = meta.get("unet", {})
     lines = [f"# {title}", "", f"File: `{path.name}` (safetensors, EMA weights, config in the metadata).", "",
              "| | |", "|---|---|",
@@ -83,11 +82,9 @@ def model_card(path: Path, title: str, meta: dict, figures: list[str]) -> None:
              f"(train split), {run['train_items']:,} items with flips/rotations |",
              f"| styles | {', '.join(meta['style_names'])} |",
              f"| sliders | {', '.join(meta['slider_names'])} |",
-             f"| training | {run['steps_done']} steps, batch {run['batch_size']}, config `{run['config_file']}`"
-             + (f", continued from `{before['file']}` ({before['steps']} steps before: "
-                f"{before['steps'] + run['steps_done']} in all)" if before else "") + " |",
-             f"| time | {run.get('train_seconds_total', float('nan')) / 60:.0f} min"
-             + (f" (+ {before['train_seconds'] / 60:.0f} min before)" if before else "") + " |",
+             f"| training | {run['steps_done']} steps, batch {run['batch_size']}, "
+             f"config `{run['config_file']}` |",
+             f"| time | {run.get('train_seconds_total', float('nan')) / 60:.0f} min |",
              f"| hardware | {run['hardware']}, torch {run['torch']} |",
              f"| final loss (EDM, last 200 steps) | {run.get('final_loss_mean_last_200_steps', float('nan')):.4f} |",
              "", "Reproduce: `bash scripts/train_models.sh` (or the one line for this model inside it).", "",
