@@ -97,14 +97,16 @@ def super_resolve(model: TerrainModel, coarse: Tensor, cond: Conditioning, setti
                   noise: Tensor, callback: Callable[[dict[str, Any]], None] | None = None) -> Tensor:
     """coarse [B, 1, h, w] -> [B, 1, f h, f w]: the bicubic upsampling plus sampled residual detail.
 
-    ``noise`` has the fine shape. The model is fully convolutional, so any size works.
+    ``noise`` has the fine shape. The model is fully convolutional, so any size works. The callback's
+    info also holds ``estimate``: the fine map as the step's denoised residual makes it.
     """
     up = upsample(coarse, model.meta["factor"])
+    scale = model.meta["residual_scale"]
     sigmas = _sigmas(settings.superres_steps, settings.superres_sigma_max, model.device)
     x = noise.to(model.device) * sigmas[0]
-    residual = get_sampler(settings.sampler)(model.denoiser, x, sigmas, cond=cond.replace(spatial=up),
-                                             callback=callback)
-    return up + model.meta["residual_scale"] * residual
+    step = None if callback is None else lambda info: callback({**info, "estimate": up + scale * info["denoised"]})
+    residual = get_sampler(settings.sampler)(model.denoiser, x, sigmas, cond=cond.replace(spatial=up), callback=step)
+    return up + scale * residual
 
 
 def to_metres(x: Tensor, relief_m: float, sea_fraction: float) -> Tensor:
@@ -241,11 +243,9 @@ class DiffusionGenerator:
         x = sample_base(self.base, cond, request.guidance, settings, torch.randn(1, 1, n, n, generator=rng),
                         lambda info: show(info["i"] + 1, total, info["denoised"][0, 0]))
         if levels == 2:
-            factor, scale = self.superres.meta["factor"], self.superres.meta["residual_scale"]
-            up = upsample(x, factor)
-            x = super_resolve(self.superres, x, cond, settings, torch.randn(1, 1, n * factor, n * factor, generator=rng),
-                              lambda info: show(settings.base_steps + info["i"] + 1, total,
-                                                up[0, 0] + scale * info["denoised"][0, 0]))
+            fine = n * self.superres.meta["factor"]
+            x = super_resolve(self.superres, x, cond, settings, torch.randn(1, 1, fine, fine, generator=rng),
+                              lambda info: show(settings.base_steps + info["i"] + 1, total, info["estimate"][0, 0]))
         return x
 
 
