@@ -56,7 +56,8 @@ class GenerateRequest:
 
     @classmethod
     def from_params(cls, params: Any, default_generator: str = "procedural") -> "GenerateRequest":
-        """Parse submit ``params``; raises ValueError naming the offending field and value."""
+        """Parse submit ``params`` (absent fields take the dataclass defaults); raises ValueError naming the
+        offending field and value."""
         if not isinstance(params, dict):
             raise ValueError(f"params must be a map, got {type(params).__name__}")
         known = {"style", "style_weights", "sliders", "seed", "resolution", "size_m", "height_m",
@@ -68,14 +69,14 @@ class GenerateRequest:
         return cls(
             style_weights=_style_weights(params),
             sliders=_sliders(params.get("sliders", {})),
-            seed=_integer("seed", params.get("seed", 0), 0, 2**63 - 1),
-            resolution=_integer("resolution", params.get("resolution", 256), MIN_RESOLUTION, MAX_RESOLUTION),
-            size_m=_number("size_m", params.get("size_m", 4000.0), 1.0, 1e6),
-            height_m=_number("height_m", params.get("height_m", 1500.0), 0.1, 2e4),
+            seed=_integer("seed", params.get("seed", cls.seed), 0, 2**63 - 1),
+            resolution=_integer("resolution", params.get("resolution", cls.resolution), MIN_RESOLUTION, MAX_RESOLUTION),
+            size_m=_number("size_m", params.get("size_m", cls.size_m), 1.0, 1e6),
+            height_m=_number("height_m", params.get("height_m", cls.height_m), 0.1, 2e4),
             steps=None if steps is None else _integer("steps", steps, 1, MAX_STEPS),
-            guidance=_number("guidance", params.get("guidance", 3.0), 0.0, 50.0),
+            guidance=_number("guidance", params.get("guidance", cls.guidance), 0.0, 50.0),
             generator=_string("generator", params.get("generator", default_generator)),
-            quality=_choice("quality", params.get("quality", "interactive"), QUALITIES),
+            quality=_choice("quality", params.get("quality", cls.quality), QUALITIES),
         )
 
 
