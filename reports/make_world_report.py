@@ -150,9 +150,12 @@ def edit_demo(root: Path, models: tuple[TerrainModel, TerrainModel]) -> tuple[li
     raised = (after[(1, 0)] - before[(1, 0)]).mean(axis=0)
     cell = world.store.cell_size
     sheets = [Heightfield(stitch(before, range(2), range(1)), cell), Heightfield(stitch(after, range(2), range(1)), cell)]
+    steps = np.abs(np.diff(sheets[1].heights, axis=1)).mean(axis=0)
     text = (f"Shared edge equal to the edit: {bool(np.array_equal(after[(1, 0)][:, 0], edited[:, -1]))}. "
             f"Mean rise of the later neighbour over the unedited one, by distance from the edited tile "
-            f"(samples 1, 4, 16, 64, {n}): " + ", ".join(f"{raised[i]:.0f} m" for i in (1, 4, 16, 64, n)) + ".")
+            f"(samples 1, 4, 16, 64, {n}): " + ", ".join(f"{raised[i]:.0f} m" for i in (1, 4, 16, 64, n)) + ". "
+            f"Mean |east-west step| from the edge into the neighbour / over both tiles: {steps[n] / steps.mean():.2f} "
+            f"(1 = no wall).")
     return sheets, text
 
 

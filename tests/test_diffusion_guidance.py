@@ -1,4 +1,5 @@
-"""Guidance wrappers: CFG at scale 1 is the conditional model, inpainting keeps known values exactly."""
+"""Guidance wrappers: CFG at scale 1 is the conditional model, inpainting keeps known values exactly and leans
+the generated cells into them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from backend.diffusion import (
     sample_heun,
     sdedit_start,
 )
+from backend.diffusion.guidance import spread_mismatch
 from backend.networks import build_unet
 
 torch.set_num_threads(1)  # 2 shared cores: more threads oversubscribe and crawl
@@ -46,14 +48,15 @@ def test_cfg_scale_one_is_conditional_model_exactly() -> None:
                        sample_euler(den, z, sigmas, cond=cond))
 
 
-@pytest.mark.parametrize("sampler", [sample_euler, sample_heun, sample_dpmpp_2m])
+@pytest.mark.parametrize("sampler, reach", [(sample_euler, 0), (sample_heun, 0), (sample_dpmpp_2m, 0),
+                                            (sample_dpmpp_2m, 4)])
 @torch.no_grad()
-def test_inpainting_keeps_known_region_exactly(sampler) -> None:
+def test_inpainting_keeps_known_region_exactly(sampler, reach) -> None:
     den, cond = model_and_cond()
     g = torch.Generator().manual_seed(0)
     known = torch.randn(2, 1, 16, 16, generator=g)
     mask = (torch.rand(2, 1, 16, 16, generator=g) < 0.5).float()
-    inpaint = Inpainting(ClassifierFreeGuidance(den, 2.0), known, mask)
+    inpaint = Inpainting(ClassifierFreeGuidance(den, 2.0), known, mask, reach)
     sigmas = karras_sigmas(6)
     x = sampler(inpaint, torch.randn(2, 1, 16, 16, generator=g) * sigmas[0], sigmas, cond=cond)
     inside = mask == 1
@@ -66,6 +69,25 @@ def test_inpainting_keeps_known_region_exactly(sampler) -> None:
     assert (out - known)[~inside].abs().mean() > 0.1
     with pytest.raises(ValueError, match="mask"):
         Inpainting(den, known, mask * 2)
+    with pytest.raises(ValueError, match="reach"):
+        Inpainting(den, known, mask, reach=0.5)
+
+
+def test_mismatch_spreads_its_level_far_and_its_detail_briefly() -> None:
+    mask = torch.zeros(1, 1, 256, 128)
+    mask[..., :64] = 1  # the west half is known
+    level = torch.full((1, 1, 256, 128), 2.0)  # known lies 2 above the estimate
+    rows = torch.arange(256.0)[None, None, :, None]
+    detail = torch.cos(rows * (2 * torch.pi / 8)).expand(1, 1, 256, 128)  # +-1 along the edge, 8 cells a period
+    centre = slice(64, 192)  # rows the blurs' edge padding does not reach
+    spread = spread_mismatch(level, mask, reach=16)[0, 0, centre]
+    assert torch.equal(spread[:, :64], torch.zeros(128, 64))  # the known cells are not touched
+    along = spread.mean(0)  # by distance from the edge
+    assert along[64] > 1.8 and along[64 + 8] > 1.0 and along[64 + 48] < 0.05  # continues, then fades
+    assert torch.all(along[64:].diff() <= 1e-6)  # monotonically
+    fine = spread_mismatch(detail, mask, reach=16)[0, 0, centre]
+    assert fine[:, 64].abs().max() > 0.3 and fine[:, 64 + 8].abs().max() < 0.05  # dies within a few cells
+    assert torch.equal(spread_mismatch(level, torch.zeros_like(mask), reach=16), torch.zeros_like(level))
 
 
 @torch.no_grad()

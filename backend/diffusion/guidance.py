@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from backend.diffusion.preconditioning import Conditioning
@@ -18,6 +19,38 @@ from backend.diffusion.samplers import DenoiserFn
 def paste_known(x: Tensor, known: Tensor, mask: Tensor) -> Tensor:
     """x with `known` values copied exactly where mask == 1 (other mask values leave x alone)."""
     return torch.where(mask == 1, known.to(x.dtype), x)
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of the last two dims of x [..., H, W] (edges replicated)."""
+    r = max(1, int(math.ceil(3 * sigma)))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) ** 2 / (2 * sigma * sigma))
+    k = (k / k.sum())[None, None]
+    y = F.pad(x.reshape(-1, 1, *x.shape[-2:]), (r, r, r, r), mode="replicate")
+    return F.conv2d(F.conv2d(y, k[..., None, :]), k[..., :, None]).reshape(x.shape)
+
+
+def spread_mismatch(gap: Tensor, mask: Tensor, reach: float) -> Tensor:
+    """A smooth continuation of `gap` (known minus estimate, read where mask is 1) into the other cells.
+
+    Band by band (Gaussian scales 1, 2, 4 ... `reach` cells), the normalised convolution of the gap
+    carries it outward and fades over that band's own scale: a mismatch of detail dies within a cell or
+    two, one of level over `reach` cells, as in a membrane (Poisson) blend. At the mask's edge the bands
+    add up to the local gap, so the generated side meets the known side instead of leaving a step.
+    gap, mask: [..., H, W] (mask broadcastable); returns [..., H, W], zero where mask is 1.
+    """
+    mask = mask.expand_as(gap)
+    scales = [reach / 2 ** k for k in range(int(math.log2(reach)) + 1)][::-1] if reach >= 1 else []
+    fills, fades = [], []
+    for s in scales:
+        weight = gaussian_blur(mask, s)
+        fills.append(gaussian_blur(gap * mask, s) / weight.clamp_min(1e-6))
+        fades.append((2 * weight).clamp(max=1))  # 1 up to the mask's edge, then down to 0
+    spread = torch.zeros_like(gap)
+    for i, (fill, fade) in enumerate(zip(fills, fades)):
+        band = fill - fills[i + 1] if i + 1 < len(fills) else fill
+        spread = spread + band * fade
+    return spread * (1 - mask)
 
 
 class ClassifierFreeGuidance(nn.Module):
@@ -55,18 +88,29 @@ class Inpainting(nn.Module):
     known + sigma * (initial noise), i.e. a correctly noised copy of it, and the rest follows.
     Floating-point steps leave it ~1e-6 off at the end: call `finalize` (or `paste_known`) on the
     sample to make the known region exact.
+
+    With few steps the layout of the generated cells is fixed while the known ones are still hidden
+    under noise, so they meet at a step (a raised plateau's neighbour keeps the old ground level: a
+    wall). ``reach`` > 0 (cells; 2D fields) adds `spread_mismatch` of the estimate's gap to the known
+    values to the generated cells at every step, so they lean into the known ones from the start.
     """
 
-    def __init__(self, denoiser: DenoiserFn, known: Tensor, mask: Tensor):
+    def __init__(self, denoiser: DenoiserFn, known: Tensor, mask: Tensor, reach: float = 0.0):
         super().__init__()
         if mask.min() < 0 or mask.max() > 1:
             raise ValueError(f"mask values must lie in [0, 1], got [{float(mask.min())}, {float(mask.max())}]")
+        if reach and (reach < 1 or known.ndim != 4):
+            raise ValueError(f"reach must be 0 or >= 1 cell on a 2D field [B, C, H, W], got {reach} on "
+                             f"{tuple(known.shape)}")
         self.denoiser = denoiser
         self.known = known.float()
         self.mask = mask.float()
+        self.reach = float(reach)
 
     def forward(self, x: Tensor, sigma: Tensor, cond: Conditioning | None = None) -> Tensor:
         denoised = self.denoiser(x, sigma, cond)
+        if self.reach:
+            denoised = denoised + spread_mismatch(self.known - denoised, self.mask, self.reach)
         return paste_known(torch.lerp(denoised, self.known, self.mask), self.known, self.mask)
 
     def finalize(self, x: Tensor) -> Tensor:

@@ -9,14 +9,13 @@ pen pressure, so it reaches 0 smoothly at the radius and nothing outside the rad
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
 
+from backend.diffusion.guidance import gaussian_blur
 from backend.simulation.erosion import HydraulicParams, ThermalParams, hydraulic_erosion, thermal_erosion
 
 DISPLACE = {"raise": 1.0, "lower": -1.0, "ridge": 1.0, "valley": -1.0}
@@ -156,16 +155,6 @@ def _region_footprint(region: RegionStroke, window: tuple[int, int, int, int]) -
     return Footprint(torch.from_numpy(inside), torch.from_numpy(value), torch.from_numpy(w))
 
 
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of [H, W] with replicated edges."""
-    r = max(1, int(math.ceil(3 * sigma)))
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype) ** 2 / (2 * sigma * sigma))
-    k = (k / k.sum())[None, None]
-    y = F.pad(x[None, None], (r, r, r, r), mode="replicate")
-    y = F.conv2d(F.conv2d(y, k[..., None, :]), k[..., :, None])
-    return y[0, 0]
-
-
 def erode(window_m: torch.Tensor, cell_size: float, strength: float) -> torch.Tensor:
     """A few thermal then hydraulic erosion iterations of the simulation engine on the window (metres).
 
@@ -194,7 +183,7 @@ def target(stroke: Stroke, x: torch.Tensor, fp: Footprint, flat_level: float, wi
         profile = torch.clamp(1 - fp.distance / stroke.radius, min=0) * fp.pressure
         return x + DISPLACE[kind] * amplitude * profile
     if kind == "smooth":
-        return x + stroke.strength * w * (_blur(x, max(1.0, stroke.radius / 3)) - x)
+        return x + stroke.strength * w * (gaussian_blur(x, max(1.0, stroke.radius / 3)) - x)
     if kind == "flatten":
         return x + stroke.strength * w * (flat_level - x)
     if kind == "erode":

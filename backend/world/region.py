@@ -6,8 +6,9 @@ super-resolution). Its initial noise is cut from fixed blocks seeded by (seed, b
 windows sit on a world-anchored grid. So a region depends only on the noise near it, never on what
 was asked before (InfiniteDiffusion-style O(1) random access), and big maps are just big regions.
 
-Known values (artist-edited tiles) pin the sample by inpainting at every level, so a neighbour
-generated later continues the edit instead of contradicting it.
+Known values (artist-edited tiles) pin the sample by inpainting at every level, and the generated
+cells lean into them (the gap spread over BASE_REACH / SUPERRES_REACH cells), so a neighbour generated
+later continues the edit instead of meeting it at a wall.
 
 Coordinates are in cells of the finest level: rows grow south, columns east; cell (r, c) of level
 L + 1 lies in cell (r // factor, c // factor) of level L.
@@ -40,6 +41,11 @@ NOISE_BLOCK = 64  # cells per side of one seeded noise block, at every level
 # window deep; at 1.5 windows two blocks' canvases agree on their shared cells (reports/world_tiling).
 BASE_MARGIN_WINDOWS = 1.5
 SUPERRES_MARGIN = 32  # fine cells of context around a region on each side
+# How far the gap between known (artist-edited) cells and the sample spreads into the generated cells around
+# them, in cells of each level (guidance.spread_mismatch): the base level carries an edit's level over ~2 km
+# (16 cells of 120 m), so a neighbour generated later continues a raised plateau instead of keeping the old
+# ground level behind a wall; the super-resolution has only detail left to join (4 cells of 30 m).
+BASE_REACH, SUPERRES_REACH = 16, 4
 SUPERRES_WINDOW, SUPERRES_STRIDE = 512, 384  # fine cells: one window per tile, bounded memory on big maps
 ALIGN = 16  # canvas edges on multiples of this (U-Net sizes must divide 2**levels)
 # Base windows per network call (x2 with guidance): on the CPU small batches are cheapest per window
@@ -147,11 +153,12 @@ def _region_view(callback: Progress | None, level: int, region: tuple[slice, sli
 
 
 def _sample(denoiser: DenoiserFn, noise: Tensor, cond: Conditioning, stage: Stage,
-            known: tuple[Tensor, Tensor] | None, callback: Progress | None) -> Tensor:
-    """One level's sampler run, inpainting the known cells (exactly, after the last step)."""
+            known: tuple[Tensor, Tensor] | None, reach: float, callback: Progress | None) -> Tensor:
+    """One level's sampler run, inpainting the known cells (exactly, after the last step) and leaning the
+    generated ones into them over `reach` cells."""
     sigmas = karras_sigmas(stage.steps, sigma_max=stage.sigma_max).to(noise.device)
     if known is not None:
-        inpaint = Inpainting(denoiser, known[0].to(noise.device), known[1].to(noise.device))
+        inpaint = Inpainting(denoiser, known[0].to(noise.device), known[1].to(noise.device), reach)
         x = get_sampler(stage.sampler)(inpaint, noise * sigmas[0], sigmas, cond=cond, callback=callback)
         return inpaint.finalize(x)
     return get_sampler(stage.sampler)(denoiser, noise * sigmas[0], sigmas, cond=cond, callback=callback)
@@ -202,7 +209,7 @@ def sample_base(base: Any, cond: Conditioning, guidance: float, stage: Stage, se
                               origin=(canvas_r[0], canvas_c[0]), max_batch=BASE_WINDOW_BATCH.get(base.device.type, 8),
                               interrupt=interrupt, window_memory=window_memory)
     view = _region_view(callback, 0, _inside(shown or (rows, cols), canvas_r, canvas_c))
-    x = _sample(denoiser, noise, cond, stage, _known_at(known, canvas_r, canvas_c, scale_to_finest), view)
+    x = _sample(denoiser, noise, cond, stage, _known_at(known, canvas_r, canvas_c, scale_to_finest), BASE_REACH, view)
     return Canvas(x, canvas_r, canvas_c)
 
 
@@ -266,7 +273,7 @@ def _super_resolve(superres: Any, coarse: Tensor, coarse_r: Span, coarse_c: Span
     denoiser = MultiDiffusion(superres.denoiser, window, min(SUPERRES_STRIDE, window),
                               origin=(canvas_r[0], canvas_c[0]), interrupt=interrupt)
     view = _region_view(callback, level, _inside(target, canvas_r, canvas_c), up, scale)
-    residual = _sample(denoiser, noise, cond.replace(spatial=up), stage, fixed, view)
+    residual = _sample(denoiser, noise, cond.replace(spatial=up), stage, fixed, SUPERRES_REACH, view)
     return up + scale * residual, canvas_r, canvas_c
 
 
