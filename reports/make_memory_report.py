@@ -62,6 +62,7 @@ CONDITIONS = ("shipped base", "null memory", "memory")
 STYLE, HEIGHT_M, SEED = "alpine", 1500.0, 2024
 BASE_STEPS = 4  # half the interactive setting's 8: ~400 tiles must fit a shared 2-core CPU
 PLATEAU = 1 / 3  # of the world's relief
+SAMPLING_CODE = ("world", "memory", "diffusion", "networks", "generators")  # backend folders a walk runs through
 
 
 def open_world(root: Path, condition: str, models_dir: Path) -> TileWorld:
@@ -120,11 +121,14 @@ def plateau(condition: str, models_dir: Path, reach: int) -> dict[str, Any]:
 
 
 def task_key(kind: str, condition: str, models_dir: Path, size: int) -> str:
-    """What a task's result depends on: its settings and the bytes of the models it samples with."""
+    """What a task's result depends on: its settings, the bytes of the models it samples with and the code
+    it samples through (a change to world sampling invalidates cached walks as a change of weights does)."""
     files = [BASE_FILE] if condition == "shipped base" else [BASE_FILE, MEMORY_FILE]
     digest = hashlib.sha256(json.dumps([kind, condition, size, STYLE, HEIGHT_M, SEED, PLATEAU, BASE_STEPS]).encode())
     for f in files:
         digest.update(hashlib.sha256((models_dir / f).read_bytes()).digest())
+    for source in sorted(p for part in SAMPLING_CODE for p in (ROOT / "backend" / part).glob("*.py")):
+        digest.update(source.read_bytes())
     return f"{kind}-{condition.replace(' ', '_')}-{digest.hexdigest()[:16]}"
 
 
@@ -299,8 +303,16 @@ def fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
-def reading(drift: dict[str, float], kept: dict[str, np.ndarray], denoising: dict[str, Any],
-            metrics: dict[str, dict[str, Any]]) -> str:
+def border_step(tiles: np.ndarray) -> float:
+    """Mean |east-west step| from tile 0 into tile 1 over the mean step of the row of tiles [k, n + 1, n + 1]
+    (1 = the edge between them is like anywhere else; a wall reads well above 1)."""
+    row = np.concatenate([t[:, :-1] for t in tiles[:-1]] + [tiles[-1]], axis=1)
+    steps = np.abs(np.diff(row, axis=1)).mean(axis=0)
+    return float(steps[tiles.shape[2] - 1] / steps.mean())
+
+
+def reading(drift: dict[str, float], kept: dict[str, np.ndarray], walls: dict[str, float],
+            denoising: dict[str, Any], metrics: dict[str, dict[str, Any]]) -> str:
     """What the numbers say, in words that follow the numbers (so a rerun cannot contradict its own text)."""
     gain = 1 - np.mean([e["memory"] / e["null memory"] for e in denoising["by_sigma"].values()])
     out = [f"on held-out walks the memory makes the next window {gain:.0%} easier to denoise than the same weights "
@@ -310,13 +322,20 @@ def reading(drift: dict[str, float], kept: dict[str, np.ndarray], denoising: dic
                    "the level; the base-level chain is stable over 100 tiles), so there is no drift for memory to cure "
                    "here;")
     level_std = {c: float(m["level"].std()) for c, m in metrics.items()}
-    out.append(f"with memory the tile-to-tile level varies less ({level_std['memory']:.0f} m vs "
-               f"{level_std['null memory']:.0f} m without) and relief is lower, at a cost in slope realism (see the "
-               "table).")
-    if all(k[0] < 0.05 for k in kept.values()):
+    less = level_std["memory"] < level_std["null memory"]
+    out.append(f"with memory the tile-to-tile level varies {'less' if less else 'more'} "
+               f"({level_std['memory']:.0f} m vs {level_std['null memory']:.0f} m without).")
+    first = {c: float(k[0]) for c, k in kept.items()}
+    if all(k < 0.05 for k in first.values()):
         out.append("No condition continues the artist's plateau: the neighbour drops back to the plain world within "
-                   "about a kilometre (a trench right at the border), with memory as without; memory's region and "
-                   "world banks do not move tiles further away either.")
+                   "about a kilometre, with memory as without.")
+    else:
+        out.append(f"Tiles generated after the artist's plateau continue it (tile 1 keeps {min(first.values()):.0%}-"
+                   f"{max(first.values()):.0%} of the raise, the step into it {min(walls.values()):.2f}-"
+                   f"{max(walls.values()):.2f} times the mean step): inpainting leans the new tile into the edit")
+        out[-1] += (" in every condition; memory changes this by less than 5 points." if
+                    abs(first["memory"] - first["null memory"]) < 0.05 else
+                    f"; memory keeps {first['memory']:.0%} against {first['null memory']:.0%} without.")
     return " ".join(out)
 
 
@@ -405,10 +424,11 @@ def main() -> None:
              "**memory** = `terrain_memory` reading the world's memory.",
              f"Machine: {platform.machine()}, torch threads 1 per process, {args.jobs} processes; "
              f"this run took {(time.perf_counter() - t0) / 60:.0f} min (walks and plateaus are reused from --cache "
-             "while the models are unchanged; 's per tile' below is from the run that made them).", ""]
+             "while the models and the sampling code are unchanged; 's per tile' below is from the run that made them).", ""]
     train_run = read_metadata(args.models_dir / MEMORY_FILE)["config"]["run"]
     kept = {c: (r["edited"] - r["plain"]).mean(axis=(1, 2))[1:] / (PLATEAU * HEIGHT_M)
             for c, r in results["plateau"].items()}
+    walls = {c: border_step(r["edited"]) for c, r in results["plateau"].items()}
     drift = {c: m["level"][m["quarters"][-1]].mean() - m["level"][m["quarters"][0]].mean() for c, m in metrics.items()}
     realism = {c: np.mean([d["total"] for d in m["realism"]]) for c, m in metrics.items()}
     share = {c: np.mean([p == STYLE for p in m["predicted"]]) for c, m in metrics.items()}
@@ -422,15 +442,16 @@ def main() -> None:
         + ", ".join(f"{c} {realism[c]:.3f}" for c in CONDITIONS) + f"; tiles classified {STYLE} "
         + ", ".join(f"{c} {share[c]:.0%}" for c in CONDITIONS) + ".",
         f"- Plateau raised on tile 0, share of the raise kept by tiles generated later (tiles 1 / 2): "
-        + ", ".join(f"{c} {kept[c][0]:.0%} / {kept[c][1]:.0%}" for c in CONDITIONS) + ".",
+        + ", ".join(f"{c} {kept[c][0]:.0%} / {kept[c][1]:.0%}" for c in CONDITIONS)
+        + "; step from the plateau into tile 1 / mean step: " + ", ".join(f"{c} {walls[c]:.2f}" for c in CONDITIONS) + ".",
         "",
-        "Reading: " + reading(drift, kept, denoising, metrics),
+        "Reading: " + reading(drift, kept, walls, denoising, metrics),
         "",
         f"Limits of this measurement: the shipped memory model is a small adapter (cross-attention + memory, "
         f"the base frozen) trained for only {train_run['steps_done']} steps of {train_run['batch_size']} walks "
         f"({train_run.get('train_seconds_total', 0) / 60:.0f} min on a shared 2-core CPU); one style, one seed, "
         "the base level only, 4 sampler steps. Inpainting of committed neighbours already pins the shared border "
-        "in every condition, so what memory can add is what lies beyond it: the level, relief and shape "
+        "and leans the new tile into it in every condition, so what memory can add is what lies beyond it: the level, relief and shape "
         "statistics of tiles further away (region and world banks) and of the 3 x 3 neighbourhood as tokens.",
         ""]
     lines += ["## Summary", "", *summary]
@@ -481,15 +502,15 @@ def main() -> None:
               f"Tile (0, 0) raised by {PLATEAU * HEIGHT_M:.0f} m (a logged brush edit ramping up over its western "
               f"quarter); tiles 1-{args.reach} east generated afterwards, never committed. Raise kept = mean "
               "elevation of the tile minus the same tile in the world without the edit, over the raise.", "",
-              "| condition | " + " | ".join(f"tile {d}" for d in range(1, args.reach + 1)) + " |",
-              "|---|" + "---|" * args.reach]
+              "| condition | " + " | ".join(f"tile {d}" for d in range(1, args.reach + 1)) + " | step into tile 1 / mean |",
+              "|---|" + "---|" * (args.reach + 1)]
     raise_m = PLATEAU * HEIGHT_M
     for c in CONDITIONS:
         r = results["plateau"][c]
         for key, label in (("edited", c), ("after_elsewhere", f"{c}, after commits in other regions")):
             if key in r:
                 kept = (r[key] - r["plain"]).mean(axis=(1, 2))[1:] / raise_m
-                lines.append(f"| {label} | " + " | ".join(f"{v:.0%}" for v in kept) + " |")
+                lines.append(f"| {label} | " + " | ".join(f"{v:.0%}" for v in kept) + f" | {border_step(r[key]):.2f} |")
     r = results["plateau"]["memory"]
     lines += ["", f"Region banks after the commits elsewhere: {r['banks_after']} (the plateau's region (0, 0) "
               f"{'kept' if (0, 0) in [tuple(b) for b in r['banks_after']] else 'folded into the world level'}).",
