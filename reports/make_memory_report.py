@@ -339,6 +339,17 @@ def reading(drift: dict[str, float], kept: dict[str, np.ndarray], walls: dict[st
     return " ".join(out)
 
 
+def base_mismatch(models_dir: Path) -> str:
+    """A warning when the memory model was fine-tuned from other base weights than the shipped ones."""
+    started = read_metadata(models_dir / MEMORY_FILE)["config"]["init_from"]["sha256"]
+    shipped = hashlib.sha256((models_dir / BASE_FILE).read_bytes()).hexdigest()
+    if started == shipped:
+        return ""
+    return (f" **The memory model was fine-tuned from earlier base weights** (sha256 {started[:12]}...) than the "
+            f"shipped base ({shipped[:12]}...): 'shipped base' differs from the other two conditions by its network "
+            "as well, so what memory buys is memory against null memory (the same weights).")
+
+
 def model_card(models_dir: Path, metrics_lines: list[str]) -> None:
     meta = read_metadata(models_dir / MEMORY_FILE)
     cfg, run = meta["config"], meta["config"]["run"]
@@ -451,8 +462,9 @@ def main() -> None:
         f"the base frozen) trained for only {train_run['steps_done']} steps of {train_run['batch_size']} walks "
         f"({train_run.get('train_seconds_total', 0) / 60:.0f} min on a shared 2-core CPU); one style, one seed, "
         "the base level only, 4 sampler steps. Inpainting of committed neighbours already pins the shared border "
-        "and leans the new tile into it in every condition, so what memory can add is what lies beyond it: the level, relief and shape "
-        "statistics of tiles further away (region and world banks) and of the 3 x 3 neighbourhood as tokens.",
+        "and leans the new tile into it in every condition, so what memory can add is what lies beyond it: the "
+        "level, relief and shape statistics of tiles further away (region and world banks) and of the 3 x 3 "
+        "neighbourhood as tokens." + base_mismatch(args.models_dir),
         ""]
     lines += ["## Summary", "", *summary]
     lines += ["## 0. Denoising the next window of a walk over held-out maps", "",
