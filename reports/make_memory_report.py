@@ -53,9 +53,9 @@ from backend.memory.loss import walk_memory  # noqa: E402
 from backend.metrics.realism import FAMILIES, hillshade, set_distance, terrain_features  # noqa: E402
 from backend.metrics.style_classifier import StyleClassifier, feature_vector  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
-from backend.training.checkpoints import read_metadata  # noqa: E402
+from backend.training.checkpoints import file_sha256, read_metadata  # noqa: E402
 from backend.world.store import TileMeta  # noqa: E402
-from backend.world.tiles import TileWorld, WorldSettings, create_world, seam_ratio, stitch  # noqa: E402
+from backend.world.tiles import TileWorld, WorldSettings, create_world, edge_step_ratio, seam_ratio, stitch  # noqa: E402
 
 OUT = ROOT / "reports" / "world_memory"
 CONDITIONS = ("shipped base", "null memory", "memory")
@@ -304,11 +304,9 @@ def fmt(x: float, digits: int = 3) -> str:
 
 
 def border_step(tiles: np.ndarray) -> float:
-    """Mean |east-west step| from tile 0 into tile 1 over the mean step of the row of tiles [k, n + 1, n + 1]
-    (1 = the edge between them is like anywhere else; a wall reads well above 1)."""
-    row = np.concatenate([t[:, :-1] for t in tiles[:-1]] + [tiles[-1]], axis=1)
-    steps = np.abs(np.diff(row, axis=1)).mean(axis=0)
-    return float(steps[tiles.shape[2] - 1] / steps.mean())
+    """The step from tile 0 into tile 1 of a row of tiles [k, n + 1, n + 1] over the row's mean step."""
+    row = stitch({(d, 0): t for d, t in enumerate(tiles)}, range(len(tiles)), range(1))
+    return edge_step_ratio(row, tiles.shape[2] - 1)
 
 
 def reading(drift: dict[str, float], kept: dict[str, np.ndarray], walls: dict[str, float],
@@ -342,7 +340,7 @@ def reading(drift: dict[str, float], kept: dict[str, np.ndarray], walls: dict[st
 def base_mismatch(models_dir: Path) -> str:
     """A warning when the memory model was fine-tuned from other base weights than the shipped ones."""
     started = read_metadata(models_dir / MEMORY_FILE)["config"]["init_from"]["sha256"]
-    shipped = hashlib.sha256((models_dir / BASE_FILE).read_bytes()).hexdigest()
+    shipped = file_sha256(models_dir / BASE_FILE)
     if started == shipped:
         return ""
     return (f" **The memory model was fine-tuned from earlier base weights** (sha256 {started[:12]}...) than the "

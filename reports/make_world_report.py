@@ -37,7 +37,8 @@ from backend.metrics.realism import contact_sheet  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
 from backend.world.store import TileMeta  # noqa: E402
 from backend.world.region import SUPERRES_MARGIN, base_margin  # noqa: E402
-from backend.world.tiles import BLOCK_TILES, TileWorld, WorldSettings, create_world, seam_ratio, stitch  # noqa: E402
+from backend.world.tiles import (BLOCK_TILES, TileWorld, WorldSettings, create_world, edge_step_ratio,  # noqa: E402
+    seam_ratio, stitch)
 from benchmarks.hardware import cpu_model  # noqa: E402
 
 SEED = 5
@@ -150,12 +151,11 @@ def edit_demo(root: Path, models: tuple[TerrainModel, TerrainModel]) -> tuple[li
     raised = (after[(1, 0)] - before[(1, 0)]).mean(axis=0)
     cell = world.store.cell_size
     sheets = [Heightfield(stitch(before, range(2), range(1)), cell), Heightfield(stitch(after, range(2), range(1)), cell)]
-    steps = np.abs(np.diff(sheets[1].heights, axis=1)).mean(axis=0)
     text = (f"Shared edge equal to the edit: {bool(np.array_equal(after[(1, 0)][:, 0], edited[:, -1]))}. "
             f"Mean rise of the later neighbour over the unedited one, by distance from the edited tile "
             f"(samples 1, 4, 16, 64, {n}): " + ", ".join(f"{raised[i]:.0f} m" for i in (1, 4, 16, 64, n)) + ". "
-            f"Mean |east-west step| from the edge into the neighbour / over both tiles: {steps[n] / steps.mean():.2f} "
-            f"(1 = no wall).")
+            f"Mean |east-west step| from the edge into the neighbour / over both tiles: "
+            f"{edge_step_ratio(sheets[1].heights, n):.2f} (1 = no wall).")
     return sheets, text
 
 

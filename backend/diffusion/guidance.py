@@ -30,6 +30,27 @@ def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     return F.conv2d(F.conv2d(y, k[..., None, :]), k[..., :, None]).reshape(x.shape)
 
 
+class MismatchSpread:
+    """`spread_mismatch` for one mask: the mask's blurs are computed once, since a sampler spreads a new
+    gap at every step."""
+
+    def __init__(self, mask: Tensor, reach: float):
+        self.mask = mask
+        scales = [reach / 2 ** k for k in range(int(math.log2(reach)) + 1)][::-1] if reach >= 1 else []
+        self.scales = scales
+        weights = [gaussian_blur(mask, s) for s in scales]
+        self.norms = [w.clamp_min(1e-6) for w in weights]
+        self.fades = [(2 * w).clamp(max=1) for w in weights]  # 1 up to the mask's edge, then down to 0
+
+    def __call__(self, gap: Tensor) -> Tensor:
+        fills = [gaussian_blur(gap * self.mask, s) / norm for s, norm in zip(self.scales, self.norms)]
+        spread = torch.zeros_like(gap)
+        for i, (fill, fade) in enumerate(zip(fills, self.fades)):
+            band = fill - fills[i + 1] if i + 1 < len(fills) else fill
+            spread = spread + band * fade
+        return spread * (1 - self.mask)
+
+
 def spread_mismatch(gap: Tensor, mask: Tensor, reach: float) -> Tensor:
     """A smooth continuation of `gap` (known minus estimate, read where mask is 1) into the other cells.
 
@@ -39,18 +60,7 @@ def spread_mismatch(gap: Tensor, mask: Tensor, reach: float) -> Tensor:
     add up to the local gap, so the generated side meets the known side instead of leaving a step.
     gap, mask: [..., H, W] (mask broadcastable); returns [..., H, W], zero where mask is 1.
     """
-    mask = mask.expand_as(gap)
-    scales = [reach / 2 ** k for k in range(int(math.log2(reach)) + 1)][::-1] if reach >= 1 else []
-    fills, fades = [], []
-    for s in scales:
-        weight = gaussian_blur(mask, s)
-        fills.append(gaussian_blur(gap * mask, s) / weight.clamp_min(1e-6))
-        fades.append((2 * weight).clamp(max=1))  # 1 up to the mask's edge, then down to 0
-    spread = torch.zeros_like(gap)
-    for i, (fill, fade) in enumerate(zip(fills, fades)):
-        band = fill - fills[i + 1] if i + 1 < len(fills) else fill
-        spread = spread + band * fade
-    return spread * (1 - mask)
+    return MismatchSpread(mask.expand_as(gap), reach)(gap)
 
 
 class ClassifierFreeGuidance(nn.Module):
@@ -105,12 +115,12 @@ class Inpainting(nn.Module):
         self.denoiser = denoiser
         self.known = known.float()
         self.mask = mask.float()
-        self.reach = float(reach)
+        self.spread = MismatchSpread(self.mask, reach) if reach else None
 
     def forward(self, x: Tensor, sigma: Tensor, cond: Conditioning | None = None) -> Tensor:
         denoised = self.denoiser(x, sigma, cond)
-        if self.reach:
-            denoised = denoised + spread_mismatch(self.known - denoised, self.mask, self.reach)
+        if self.spread is not None:
+            denoised = denoised + self.spread(self.known - denoised)
         return paste_known(torch.lerp(denoised, self.known, self.mask), self.known, self.mask)
 
     def finalize(self, x: Tensor) -> Tensor:

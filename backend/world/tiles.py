@@ -301,6 +301,13 @@ def stitch(tiles: dict[tuple[int, int], np.ndarray], cols: range, rows: range) -
     return out
 
 
+def edge_step_ratio(heights: np.ndarray, n: int) -> float:
+    """Mean |east-west step| from column n (a tile's shared west edge, e.g. an edited neighbour's) into the
+    tile over the mean step of the whole map: 1 = the edge is like anywhere else, a wall reads well above."""
+    steps = np.abs(np.diff(heights, axis=1)).mean(axis=0)
+    return float(steps[n] / steps.mean())
+
+
 def seam_ratio(heights: np.ndarray, n: int, period: int = 1, borders: Callable[[int], bool] | None = None) -> float:
     """Mean |gradient| across tile borders (every n-th sample) over the mean elsewhere; ~1 = no seam.
 
