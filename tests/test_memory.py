@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from backend.data.walks import tile_frame
 from backend.diffusion.tiling import MultiDiffusion
 from backend.generators.learned import BASE_FILE, MEMORY_FILE, SUPERRES_FILE, TerrainModel
 from backend.memory.pluto import MemoryDenoiser
@@ -207,3 +208,18 @@ def test_world_tiles_job_makes_a_memory_world_and_commits_over_sockets(private_b
     assert np.array_equal(result.arrays["heights"][0], local.tile((0, 0)))  # the same world whoever computes it
     local.commit((0, 0))
     assert np.array_equal(result.arrays["heights"][1], local.tile((1, 0)))
+
+
+def test_walk_maps_are_in_the_frame_a_world_samples_in() -> None:
+    """Tiles of a large map span [-1, 1] on average (as the base model's windows do in a world), the map only
+    shifted and scaled as a whole, so tile-to-tile level and relief differences stay for the memory to learn."""
+    rng = np.random.default_rng(0)
+    large = torch.from_numpy(rng.random((2, 8, 8))).float().cumsum(-1)  # tiles of 4 cells at different levels
+    framed = tile_frame(large, 4)
+    tiles = framed.unfold(-2, 4, 4).unfold(-2, 4, 4)
+    low, high = tiles.amin(dim=(-2, -1)), tiles.amax(dim=(-2, -1))
+    assert torch.allclose((high - low).mean(dim=(-2, -1)), torch.full((2,), 2.0))
+    assert torch.allclose(((high + low) / 2).mean(dim=(-2, -1)), torch.zeros(2), atol=1e-6)
+    for m in range(2):  # affine per map: correlation 1 with the input
+        assert np.corrcoef(large[m].flatten(), framed[m].flatten())[0, 1] > 0.9999
+    assert framed[:, :, 4:].mean() > framed[:, :, :4].mean() + 0.5  # the eastern tiles stay higher

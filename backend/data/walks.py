@@ -4,8 +4,10 @@ A large map (a corpus built with ``--map-size`` several base windows wide at the
 see ``scripts/train_memory.sh``) is cut into a grid of tiles of ``tile_cells`` base cells; regions are
 ``region_tiles``² blocks of them, as in a world. One item is a walk of up to ``max_context`` neighbouring
 tiles (the context the memory is written from, in walk order) and a target window on a 16-cell grid near
-it that the memory-conditioned denoiser must predict. Heights are normalised per *large map*, not per
-window, so a window's level and relief are not given: they must come from the context.
+it that the memory-conditioned denoiser must predict. Heights are in a world's frame (``tile_frame``): each
+large map is shifted and scaled as a whole so that its tiles span [-1, 1] on average, as the base model's
+windows do in a world, not per window, so a window's level and relief are not given: they must come from
+the context.
 
 Items are deterministic functions of their index (map, dihedral symmetry of the whole map, walk), so a
 resumed training run sees the batches of an unbroken one. Geometry follows ``backend.memory.world``:
@@ -26,6 +28,18 @@ WINDOW_STEP = 16  # window origins on this grid of base cells (where MultiDiffus
 MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0))
 
 
+def tile_frame(large: Tensor, n: int) -> Tensor:
+    """Large maps [N, S, S] shifted and scaled (each as a whole) so that their n-cell tiles span [-1, 1] on
+    average: mean tile range 2, mean tile mid-range 0. The base model makes every window of a world span about
+    [-1, 1] (it was trained on whole maps), so this is the frame the memory is read in; a map normalised to
+    [-1, 1] as a whole would give tiles half that relief, and a memory trained there shrinks the world's tiles."""
+    tiles = large.unfold(-2, n, n).unfold(-2, n, n)  # [N, S/n, S/n, n, n]
+    low, high = tiles.amin(dim=(-2, -1)), tiles.amax(dim=(-2, -1))
+    mid = ((low + high) / 2).mean(dim=(-2, -1))[:, None, None]
+    half = ((high - low) / 2).mean(dim=(-2, -1)).clamp_min(1e-6)[:, None, None]
+    return (large - mid) / half
+
+
 class WalkDataset:
     """Items (target [1, n, n], cond, extras) from walks over large maps; see the module docstring.
 
@@ -36,12 +50,13 @@ class WalkDataset:
     def __init__(self, maps: MapSet, factor: int, tile_cells: int, region_tiles: int, max_context: int = 6,
                  walks_per_map: int = 64, fold_probability: float = 0.25, seed: int = 0):
         self.maps = maps
-        self.large = normalise(downsample(torch.from_numpy(maps.heights), factor))  # (N, S, S), per large map
-        size = self.large.shape[-1]
+        large = normalise(downsample(torch.from_numpy(maps.heights), factor))  # (N, S, S)
+        size = large.shape[-1]
         self.grid = size // tile_cells
         if self.grid < 2 or self.grid % region_tiles or self.grid * tile_cells != size:
             raise ValueError(f"maps of {size} base cells do not split into a whole number of {region_tiles}² regions "
                              f"of {tile_cells}-cell tiles (at least 2 tiles per side)")
+        self.large = tile_frame(large, tile_cells)
         self.n, self.region_tiles, self.max_context = tile_cells, region_tiles, max_context
         self.walks_per_map, self.fold_probability, self.seed = walks_per_map, fold_probability, seed
         self.regions_per_side = self.grid // region_tiles
