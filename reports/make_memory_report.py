@@ -310,7 +310,7 @@ def border_step(tiles: np.ndarray) -> float:
 
 
 def reading(drift: dict[str, float], kept: dict[str, np.ndarray], walls: dict[str, float],
-            denoising: dict[str, Any], metrics: dict[str, dict[str, Any]]) -> str:
+            denoising: dict[str, Any], metrics: dict[str, dict[str, Any]], realism: dict[str, float]) -> str:
     """What the numbers say, in words that follow the numbers (so a rerun cannot contradict its own text)."""
     gain = 1 - np.mean([e["memory"] / e["null memory"] for e in denoising["by_sigma"].values()])
     over_base = 1 - np.mean([e["memory"] / e["shipped base"] for e in denoising["by_sigma"].values()])
@@ -326,12 +326,11 @@ def reading(drift: dict[str, float], kept: dict[str, np.ndarray], walls: dict[st
     out.append(f"with memory the tile-to-tile level varies {'less' if less else 'more'} "
                f"({level_std['memory']:.0f} m vs {level_std['null memory']:.0f} m without).")
     style = {c: float(m["style_distance"].mean()) for c, m in metrics.items()}
-    total = {c: float(np.mean([d["total"] for d in m["realism"]])) for c, m in metrics.items()}
     family = {c: {f: float(np.mean([d[f] for d in m["realism"]])) for f in FAMILIES} for c, m in metrics.items()}
     worst = max(FAMILIES, key=lambda f: family["memory"][f] - family["null memory"][f])
     out.append(f"Along the walk the memory {'shortens' if style['memory'] < style['null memory'] else 'lengthens'} the "
                f"distance to the {STYLE} centroid ({style['memory']:.2f} vs {style['null memory']:.2f}) and its realism "
-               f"distance is {total['memory']:.3f} vs {total['null memory']:.3f} without (the family that changes most "
+               f"distance is {realism['memory']:.3f} vs {realism['null memory']:.3f} without (the family that changes most "
                f"for the worse: {worst}); {metrics['memory']['outside'].mean():.1%} of its cells fall outside the world's "
                f"0-{HEIGHT_M:.0f} m, {metrics['null memory']['outside'].mean():.1%} without.")
     first = {c: float(k[0]) for c, k in kept.items()}
@@ -466,7 +465,7 @@ def main() -> None:
         + ", ".join(f"{c} {kept[c][0]:.0%} / {kept[c][1]:.0%}" for c in CONDITIONS)
         + "; step from the plateau into tile 1 / mean step: " + ", ".join(f"{c} {walls[c]:.2f}" for c in CONDITIONS) + ".",
         "",
-        "Reading: " + reading(drift, kept, walls, denoising, metrics),
+        "Reading: " + reading(drift, kept, walls, denoising, metrics, realism),
         "",
         f"Limits of this measurement: the shipped memory model is a small adapter (cross-attention + memory, "
         f"the base frozen) trained for {train_run['steps_done']} steps of {train_run['batch_size']} walks "
@@ -480,7 +479,7 @@ def main() -> None:
     lines += ["## 0. Denoising the next window of a walk over held-out maps", "",
               f"{denoising['items']} walks over {denoising['maps']} held-out large maps of the memory corpus "
               f"({denoising['walks_with_context']} with at least one context tile); mean squared error of the x0 "
-              "estimate in network units (heights normalised per large map), the same noise for every model.", "",
+              "estimate in network units (heights in the tile frame of backend/data/walks.py), the same noise for every model.", "",
               "| sigma | memory | null memory | shipped base | memory / null | memory / shipped base |",
               "|---|---|---|---|---|---|"]
     for sigma, e in denoising["by_sigma"].items():
