@@ -161,7 +161,8 @@ def heldout_denoising(models_dir: Path, sigmas: tuple[float, ...], items: int = 
     cfg = model.pluto.config
     maps = load_maps([str(ROOT / c) for c in run["corpus"]], "heldout")
     walks = WalkDataset(maps, round(memory.meta["cell_size_m"] / maps.cell_size), cfg.tile_cells, cfg.region_tiles,
-                        run["max_context"], walks_per_map=16, fold_probability=0.0, seed=99)
+                        run["max_context"], walks_per_map=16, fold_probability=0.0, seed=99,
+                        level_std=run.get("level_std"))
     chosen = [walks[int(i)] for i in np.linspace(0, len(walks) - 1, items).round()]
     x = torch.stack([c[0] for c in chosen])
     cond = Conditioning.cat([c[1].map(lambda t: t[None]) for c in chosen])
@@ -372,7 +373,9 @@ def model_card(models_dir: Path, metrics_lines: list[str]) -> None:
              f"| trained | {run['trained_parameters']:,} parameters (memory + cross-attention); the base U-Net "
              f"{'frozen' if run['freeze_base'] else 'fine-tuned too'} |",
              f"| data | corpus {', '.join(run['corpus'])}: {run['train_maps']} large simulated maps (256² at 120 m, "
-             f"4 x 4 tiles), {run['train_items']:,} walks of up to {run['max_context']} tiles |",
+             f"4 x 4 tiles), {run['train_items']:,} walks of up to {run['max_context']} tiles; "
+             + (f"tile levels flattened to a std of {run['level_std']} units (backend/data/walks.py) |"
+                if run.get("level_std") is not None else "tile levels as simulated |"),
              f"| training | {run['steps_done']} steps, batch {run['batch_size']}, config `{run['config_file']}`, "
              f"alignment weight {run['align_weight']} on {run['align_fraction']:.0%} of each batch |",
              f"| time | {run.get('train_seconds_total', float('nan')) / 60:.0f} min |",

@@ -154,7 +154,7 @@ def memory_model(tiny_models, tmp_path_factory) -> Path:
     config = {"corpus": [str(corpus)], "init_from": str(tiny_models / "terrain_base.safetensors"), "threads": 1,
               "pluto": {"dim": 32, "encoder_channels": 16, "world_slots": 8, "region_slots": 8, "update_slots": 2,
                         "max_regions": 4},
-              "max_context": 4, "walks_per_map": 8,
+              "max_context": 4, "level_std": 0.17, "walks_per_map": 8,
               "train": {"steps": 20, "batch_size": 8, "out_dir": str(out / "run"), "progress": False,
                         "ckpt_every": 0, "log_every": 5},
               "ship_to": str(out / "terrain_memory.safetensors")}

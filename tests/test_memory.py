@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from backend.data.walks import tile_frame
+from backend.data.walks import flatten_levels, tile_frame, tile_levels
 from backend.diffusion.tiling import MultiDiffusion
 from backend.generators.learned import BASE_FILE, MEMORY_FILE, SUPERRES_FILE, TerrainModel
 from backend.memory.pluto import MemoryDenoiser
@@ -223,3 +223,23 @@ def test_walk_maps_are_in_the_frame_a_world_samples_in() -> None:
     for m in range(2):  # affine per map: correlation 1 with the input
         assert np.corrcoef(large[m].flatten(), framed[m].flatten())[0, 1] > 0.9999
     assert framed[:, :, 4:].mean() > framed[:, :, :4].mean() + 0.5  # the eastern tiles stay higher
+
+
+def test_walk_maps_vary_in_level_as_a_world_does() -> None:
+    """A simulated map's tiles differ in level far more than a world's: flatten_levels scales the large-scale trend
+    down until the tiles' mean levels vary by at most level_std, keeps each tile's own shape, leaves the maps in
+    the tile frame, and leaves a map that is already that flat alone."""
+    rng = np.random.default_rng(1)
+    rows, cols = np.mgrid[0:32, 0:32] / 32
+    bumps = torch.from_numpy(rng.normal(size=(32, 32))).float()
+    steep = tile_frame((torch.from_numpy(6 * rows + 3 * cols).float() + bumps)[None], 8)
+    flat = tile_frame(bumps[None], 8)
+    assert tile_levels(steep, 8).flatten().std() > 0.5
+    out = flatten_levels(torch.cat([steep, flat]), 8, level_std=0.2)
+    spread = tile_levels(out, 8).flatten(1).std(dim=1)
+    assert 0.15 < spread[0] <= 0.2 + 1e-4
+    assert torch.equal(out[1], flat[0])  # already flatter than level_std
+    tiles = out.unfold(-2, 8, 8).unfold(-2, 8, 8)
+    assert torch.allclose((tiles.amax(dim=(-2, -1)) - tiles.amin(dim=(-2, -1))).mean(dim=(-2, -1)), torch.full((2,), 2.0))
+    detail = lambda m: (m.unfold(-2, 8, 8).unfold(-2, 8, 8) - tile_levels(m, 8)[..., None, None]).flatten()
+    assert np.corrcoef(detail(steep), detail(out[:1]))[0, 1] > 0.9  # each tile keeps its shape

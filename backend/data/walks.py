@@ -7,7 +7,10 @@ tiles (the context the memory is written from, in walk order) and a target windo
 it that the memory-conditioned denoiser must predict. Heights are in a world's frame (``tile_frame``): each
 large map is shifted and scaled as a whole so that its tiles span [-1, 1] on average, as the base model's
 windows do in a world, not per window, so a window's level and relief are not given: they must come from
-the context.
+the context. A simulated map's tiles differ in level far more than a world's do (a world's base windows each
+span the whole relief), so the maps' large-scale level trend is first scaled down until their tiles' mean
+levels vary as much as a world's (``flatten_levels``): a memory trained on the raw maps learns to expect, and
+so makes, tiles far above and below the world's range.
 
 Items are deterministic functions of their index (map, dihedral symmetry of the whole map, walk), so a
 resumed training run sees the batches of an unbroken one. Geometry follows ``backend.memory.world``:
@@ -18,9 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from backend.data.datasets import N_DIHEDRAL, MapSet, conditioning, dihedral, downsample, normalise
+from backend.data.datasets import N_DIHEDRAL, MapSet, conditioning, dihedral, downsample
 from backend.diffusion.preconditioning import Conditioning
 from backend.memory.pluto import NEIGHBOURS
 
@@ -40,6 +44,32 @@ def tile_frame(large: Tensor, n: int) -> Tensor:
     return (large - mid) / half
 
 
+def tile_levels(large: Tensor, n: int) -> Tensor:
+    """Mean height of each n-cell tile of large maps [N, S, S] -> [N, S/n, S/n]."""
+    return F.avg_pool2d(large[:, None], n)[:, 0]
+
+
+def flatten_levels(large: Tensor, n: int, level_std: float, iterations: int = 24) -> Tensor:
+    """Large maps [N, S, S] in the tile frame with their large-scale trend (the tile means, upsampled bicubically)
+    scaled down, per map, until the std of the n-cell tiles' mean levels is at most ``level_std``, then put back
+    in the tile frame; maps already that flat are unchanged. Shapes at the scale of a tile and below are kept."""
+    trend = F.interpolate(tile_levels(large, n)[:, None], scale_factor=n, mode="bicubic", align_corners=False)[:, 0]
+    trend = trend - trend.mean(dim=(-2, -1), keepdim=True)
+
+    def flattened(keep: Tensor) -> Tensor:
+        return tile_frame(large - (1 - keep[:, None, None]) * trend, n)
+
+    def spread(maps: Tensor) -> Tensor:
+        return tile_levels(maps, n).flatten(1).std(dim=1)
+
+    low, high = torch.zeros(len(large)), torch.ones(len(large))
+    for _ in range(iterations):  # bisection on the share of the trend kept (the spread grows with it)
+        mid = (low + high) / 2
+        above = spread(flattened(mid)) > level_std
+        high, low = torch.where(above, mid, high), torch.where(above, low, mid)
+    return torch.where((spread(large) <= level_std)[:, None, None], large, flattened(low))
+
+
 class WalkDataset:
     """Items (target [1, n, n], cond, extras) from walks over large maps; see the module docstring.
 
@@ -48,15 +78,18 @@ class WalkDataset:
     """
 
     def __init__(self, maps: MapSet, factor: int, tile_cells: int, region_tiles: int, max_context: int = 6,
-                 walks_per_map: int = 64, fold_probability: float = 0.25, seed: int = 0):
+                 walks_per_map: int = 64, fold_probability: float = 0.25, seed: int = 0,
+                 level_std: float | None = None):
         self.maps = maps
-        large = normalise(downsample(torch.from_numpy(maps.heights), factor))  # (N, S, S)
+        large = downsample(torch.from_numpy(maps.heights), factor)  # (N, S, S) metres
         size = large.shape[-1]
         self.grid = size // tile_cells
         if self.grid < 2 or self.grid % region_tiles or self.grid * tile_cells != size:
             raise ValueError(f"maps of {size} base cells do not split into a whole number of {region_tiles}² regions "
                              f"of {tile_cells}-cell tiles (at least 2 tiles per side)")
         self.large = tile_frame(large, tile_cells)
+        if level_std is not None:
+            self.large = flatten_levels(self.large, tile_cells, level_std)
         self.n, self.region_tiles, self.max_context = tile_cells, region_tiles, max_context
         self.walks_per_map, self.fold_probability, self.seed = walks_per_map, fold_probability, seed
         self.regions_per_side = self.grid // region_tiles

@@ -44,6 +44,7 @@ class MemoryRunConfig:
     pluto: dict[str, Any] = field(default_factory=dict)  # PlutoConfig fields (tile_cells comes from the base)
     factor: int = 1  # corpus cells per base cell
     max_context: int = 6  # tiles per walk
+    level_std: float | None = None  # tile-to-tile level std of the walks (backend.data.walks.flatten_levels)
     walks_per_map: int = 64  # walks per map and symmetry
     align_weight: float = 1.0
     align_fraction: float = 0.25
@@ -80,7 +81,7 @@ def build(run: MemoryRunConfig, maps: MapSet) -> tuple[MemoryDenoiser, WalkDatas
                 p.zero_()  # step 0 is exactly the base model
             p.requires_grad_(not run.freeze_base or any(part in name for part in CROSS_ATTENTION))
     dataset = WalkDataset(maps, run.factor, pluto_cfg.tile_cells, pluto_cfg.region_tiles, run.max_context,
-                          run.walks_per_map, seed=int(run.train.get("seed", 0)))
+                          run.walks_per_map, seed=int(run.train.get("seed", 0)), level_std=run.level_std)
     meta = {k: v for k, v in base_meta.items() if k != "run"}
     meta.update(kind="base", memory=asdict(pluto_cfg),
                 init_from={"file": Path(run.init_from).name, "sha256": checkpoints.file_sha256(run.init_from)})
@@ -98,7 +99,7 @@ def run_training(run: MemoryRunConfig, config_path: str = "", ship_now: bool = F
     loss = MemoryLoss(EDMLoss(cond_dropout=run.cond_dropout), run.align_weight, run.align_fraction)
     trainer = Trainer(model, dataset, loss, cfg)
     return train_and_ship(trainer, run, meta, config_path, len(maps), ship_now, max_context=run.max_context,
-                          align_weight=run.align_weight, align_fraction=run.align_fraction,
+                          level_std=run.level_std, align_weight=run.align_weight, align_fraction=run.align_fraction,
                           freeze_base=run.freeze_base,
                           trained_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad))
 
