@@ -216,10 +216,12 @@ def hypsometry(tiles: np.ndarray | list[np.ndarray]) -> tuple[float, float]:
 
 
 def large_map_tiles(models_dir: Path, n: int) -> list[np.ndarray]:
-    """The n-cell tiles of the memory corpus's held-out large maps of STYLE (the kind of data the memory learns from)."""
-    run = read_metadata(models_dir / MEMORY_FILE)["config"]["run"]
-    maps = load_maps([str(ROOT / c) for c in run["corpus"]], "heldout")
-    large = maps.heights[maps.style == maps.style_names.index(STYLE)]
+    """The n-cell tiles (base cells) of the memory corpus's held-out large maps of STYLE (the kind of data the memory
+    learns from)."""
+    config = read_metadata(models_dir / MEMORY_FILE)["config"]
+    maps = load_maps([str(ROOT / c) for c in config["run"]["corpus"]], "heldout")
+    factor = round(config["cell_size_m"] / maps.cell_size)
+    large = downsample(torch.from_numpy(maps.heights[maps.style == maps.style_names.index(STYLE)]), factor).numpy()
     size = large.shape[-1]
     return [m[r:r + n, c:c + n] for m in large for r in range(0, size - n + 1, n) for c in range(0, size - n + 1, n)]
 
