@@ -328,7 +328,8 @@ def border_step(tiles: np.ndarray) -> float:
 
 
 def reading(drift: dict[str, float], kept: dict[str, np.ndarray], walls: dict[str, float],
-            denoising: dict[str, Any], metrics: dict[str, dict[str, Any]], realism: dict[str, float]) -> str:
+            denoising: dict[str, Any], metrics: dict[str, dict[str, Any]], realism: dict[str, float],
+            hyps: dict[str, tuple[float, float]]) -> str:
     """What the numbers say, in words that follow the numbers (so a rerun cannot contradict its own text)."""
     gain = 1 - np.mean([e["memory"] / e["null memory"] for e in denoising["by_sigma"].values()])
     over_base = 1 - np.mean([e["memory"] / e["shipped base"] for e in denoising["by_sigma"].values()])
@@ -362,6 +363,11 @@ def reading(drift: dict[str, float], kept: dict[str, np.ndarray], walls: dict[st
         out[-1] += (" in every condition; memory changes this by less than 5 points." if
                     abs(first["memory"] - first["null memory"]) < 0.05 else
                     f"; memory keeps {first['memory']:.0%} against {first['null memory']:.0%} without.")
+    closer = abs(hyps["memory"][0] - hyps["large"][0]) < abs(hyps["memory"][0] - hyps["reference"][0])
+    out.append(f"Hypsometric integral of the tiles: memory {hyps['memory'][0]:.2f}, null memory "
+               f"{hyps['null memory'][0]:.2f}; tiles of held-out large maps {hyps['large'][0]:.2f}, the whole maps "
+               f"realism compares with {hyps['reference'][0]:.2f} (table below): the memory's tiles are "
+               + ("closer to tiles of large maps, the data it learned from." if closer else "closer to whole maps."))
     return " ".join(out)
 
 
@@ -488,13 +494,7 @@ def main() -> None:
         + ", ".join(f"{c} {kept[c][0]:.0%} / {kept[c][1]:.0%}" for c in CONDITIONS)
         + "; step from the plateau into tile 1 / mean step: " + ", ".join(f"{c} {walls[c]:.2f}" for c in CONDITIONS) + ".",
         "",
-        "Reading: " + reading(drift, kept, walls, denoising, metrics, realism)
-        + f" Hypsometric integral of the tiles: memory {hyps['memory'][0]:.2f}, null memory {hyps['null memory'][0]:.2f}; "
-        f"tiles of held-out large maps {hyps['large'][0]:.2f}, the whole maps realism compares with "
-        f"{hyps['reference'][0]:.2f} (table below): the memory's tiles are "
-        + ("closer to tiles of large maps, the data it learned from." if
-           abs(hyps["memory"][0] - hyps["large"][0]) < abs(hyps["memory"][0] - hyps["reference"][0])
-           else "closer to whole maps."),
+        "Reading: " + reading(drift, kept, walls, denoising, metrics, realism, hyps),
         "",
         f"Limits of this measurement: the shipped memory model is a small adapter (cross-attention + memory, "
         f"the base frozen) trained for {train_run['steps_done']} steps of {train_run['batch_size']} walks "

@@ -11,7 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from backend.data.walks import flatten_levels, tile_frame, tile_levels
+from backend.data.datasets import downsample
+from backend.data.walks import flatten_levels, tile_frame
 from backend.diffusion.tiling import MultiDiffusion
 from backend.generators.learned import BASE_FILE, MEMORY_FILE, SUPERRES_FILE, TerrainModel
 from backend.memory.pluto import MemoryDenoiser
@@ -234,12 +235,12 @@ def test_walk_maps_vary_in_level_as_a_world_does() -> None:
     bumps = torch.from_numpy(rng.normal(size=(32, 32))).float()
     steep = tile_frame((torch.from_numpy(6 * rows + 3 * cols).float() + bumps)[None], 8)
     flat = tile_frame(bumps[None], 8)
-    assert tile_levels(steep, 8).flatten().std() > 0.5
+    assert downsample(steep, 8).flatten().std() > 0.5
     out = flatten_levels(torch.cat([steep, flat]), 8, level_std=0.2)
-    spread = tile_levels(out, 8).flatten(1).std(dim=1)
+    spread = downsample(out, 8).flatten(1).std(dim=1)
     assert 0.15 < spread[0] <= 0.2 + 1e-4
     assert torch.equal(out[1], flat[0])  # already flatter than level_std
     tiles = out.unfold(-2, 8, 8).unfold(-2, 8, 8)
     assert torch.allclose((tiles.amax(dim=(-2, -1)) - tiles.amin(dim=(-2, -1))).mean(dim=(-2, -1)), torch.full((2,), 2.0))
-    detail = lambda m: (m.unfold(-2, 8, 8).unfold(-2, 8, 8) - tile_levels(m, 8)[..., None, None]).flatten()
+    detail = lambda m: (m.unfold(-2, 8, 8).unfold(-2, 8, 8) - downsample(m, 8)[..., None, None]).flatten()
     assert np.corrcoef(detail(steep), detail(out[:1]))[0, 1] > 0.9  # each tile keeps its shape

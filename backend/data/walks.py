@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from backend.data.datasets import N_DIHEDRAL, MapSet, conditioning, dihedral, downsample
+from backend.data.datasets import N_DIHEDRAL, MapSet, conditioning, dihedral, downsample, upsample
 from backend.diffusion.preconditioning import Conditioning
 from backend.memory.pluto import NEIGHBOURS
 
@@ -44,23 +43,18 @@ def tile_frame(large: Tensor, n: int) -> Tensor:
     return (large - mid) / half
 
 
-def tile_levels(large: Tensor, n: int) -> Tensor:
-    """Mean height of each n-cell tile of large maps [N, S, S] -> [N, S/n, S/n]."""
-    return F.avg_pool2d(large[:, None], n)[:, 0]
-
-
 def flatten_levels(large: Tensor, n: int, level_std: float, iterations: int = 24) -> Tensor:
     """Large maps [N, S, S] in the tile frame with their large-scale trend (the tile means, upsampled bicubically)
     scaled down, per map, until the std of the n-cell tiles' mean levels is at most ``level_std``, then put back
     in the tile frame; maps already that flat are unchanged. Shapes at the scale of a tile and below are kept."""
-    trend = F.interpolate(tile_levels(large, n)[:, None], scale_factor=n, mode="bicubic", align_corners=False)[:, 0]
+    trend = upsample(downsample(large, n)[:, None], n)[:, 0]  # downsample: the tiles' mean levels
     trend = trend - trend.mean(dim=(-2, -1), keepdim=True)
 
     def flattened(keep: Tensor) -> Tensor:
         return tile_frame(large - (1 - keep[:, None, None]) * trend, n)
 
     def spread(maps: Tensor) -> Tensor:
-        return tile_levels(maps, n).flatten(1).std(dim=1)
+        return downsample(maps, n).flatten(1).std(dim=1)
 
     low, high = torch.zeros(len(large)), torch.ones(len(large))
     for _ in range(iterations):  # bisection on the share of the trend kept (the spread grows with it)
