@@ -13,8 +13,9 @@ Three ways to make a world, compared on the same seed and settings:
    the autoregressive chain where drift builds up. Measured along the walk: the tiles' mean elevation and
    relief (level drift), the gradient across tile borders against inside tiles (seam ratio, 1 = no
    seam), the share of samples outside the world's height range, the style classifier's verdict and
-   distance to the requested style, and the realism metric families against held-out corpus maps, per
-   quarter of the walk.
+   distance to the requested style, and the realism metric families against held-out corpus maps (whole
+   maps, what the base model learned), per quarter of the walk, and against tiles cut from held-out large
+   maps (the kind of terrain a world of tiles is).
 2. An artist's plateau: tile (0, 0) raised by a third of the world's relief (logged as a brush edit), then
    tiles 1..--reach east generated later (not committed): how much of the raise each continues, against
    the same world without the edit, and again after the artist has committed tiles in max_regions other
@@ -45,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow `python reports/make_memory_report.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from backend.data.datasets import downsample, load_maps  # noqa: E402
+from backend.data.datasets import MapSet, downsample, load_maps  # noqa: E402
 from backend.data.walks import WalkDataset  # noqa: E402
 from backend.diffusion.preconditioning import Conditioning  # noqa: E402
 from backend.generators.learned import BASE_FILE, MEMORY_FILE, MODELS_DIR, SUPERRES_FILE, TerrainModel  # noqa: E402
@@ -60,7 +61,8 @@ from backend.world.tiles import TileWorld, WorldSettings, create_world, edge_ste
 OUT = ROOT / "reports" / "world_memory"
 CONDITIONS = ("shipped base", "null memory", "memory")
 STYLE, HEIGHT_M, SEED = "alpine", 1500.0, 2024
-BASE_STEPS = 4  # half the interactive setting's 8: ~400 tiles must fit a shared 2-core CPU
+SETTINGS = WorldSettings({STYLE: 1.0}, height_m=HEIGHT_M)  # the interactive quality, as an artist gets it
+BASE_STEPS = SETTINGS.stages(1)[0].steps
 PLATEAU = 1 / 3  # of the world's relief
 SAMPLING_CODE = ("world", "memory", "diffusion", "networks", "generators")  # backend folders a walk runs through
 
@@ -70,8 +72,7 @@ def open_world(root: Path, condition: str, models_dir: Path) -> TileWorld:
     torch.set_num_threads(1)
     base, superres = (TerrainModel.load(models_dir / f) for f in (BASE_FILE, SUPERRES_FILE))
     memory = None if condition == "shipped base" else TerrainModel.load(models_dir / MEMORY_FILE)
-    create_world(root, SEED, WorldSettings({STYLE: 1.0}, height_m=HEIGHT_M, steps=BASE_STEPS), base, superres,
-                 levels=1, memory=memory)
+    create_world(root, SEED, SETTINGS, base, superres, levels=1, memory=memory)
     return TileWorld(root, base, superres, memory=memory, read_memory=condition == "memory")
 
 
@@ -126,7 +127,7 @@ def task_key(kind: str, condition: str, models_dir: Path, size: int) -> str:
     files = [BASE_FILE] if condition == "shipped base" else [BASE_FILE, MEMORY_FILE]
     digest = hashlib.sha256(json.dumps([kind, condition, size, STYLE, HEIGHT_M, SEED, PLATEAU, BASE_STEPS]).encode())
     for f in files:
-        digest.update(hashlib.sha256((models_dir / f).read_bytes()).digest())
+        digest.update(bytes.fromhex(file_sha256(models_dir / f)))
     for source in sorted(p for part in SAMPLING_CODE for p in (ROOT / "backend" / part).glob("*.py")):
         digest.update(source.read_bytes())
     return f"{kind}-{condition.replace(' ', '_')}-{digest.hexdigest()[:16]}"
@@ -151,7 +152,12 @@ def run_task(task: tuple[str, str, Path, int, Path | None]) -> tuple[str, str, d
     return kind, condition, result
 
 
-def heldout_denoising(models_dir: Path, sigmas: tuple[float, ...], items: int = 96) -> dict[str, Any]:
+def memory_corpus(models_dir: Path, split: str) -> MapSet:
+    """The large simulated maps of the memory model's corpus (``split``: "train" or "heldout")."""
+    return load_maps([str(ROOT / c) for c in read_metadata(models_dir / MEMORY_FILE)["config"]["run"]["corpus"]], split)
+
+
+def heldout_denoising(models_dir: Path, maps: MapSet, sigmas: tuple[float, ...], items: int = 96) -> dict[str, Any]:
     """Denoising error on walks over held-out large maps (the memory corpus's heldout split): each target window
     denoised from fixed noise at each sigma by the memory model with the memory its walk wrote (context written
     at the serving noise level), by the same model with the null memory, and by the shipped base model."""
@@ -159,7 +165,6 @@ def heldout_denoising(models_dir: Path, sigmas: tuple[float, ...], items: int = 
     base, memory = (TerrainModel.load(models_dir / f) for f in (BASE_FILE, MEMORY_FILE))
     model, run = memory.denoiser, memory.meta["run"]
     cfg = model.pluto.config
-    maps = load_maps([str(ROOT / c) for c in run["corpus"]], "heldout")
     walks = WalkDataset(maps, round(memory.meta["cell_size_m"] / maps.cell_size), cfg.tile_cells, cfg.region_tiles,
                         run["max_context"], walks_per_map=16, fold_probability=0.0, seed=99,
                         level_std=run.get("level_std"))
@@ -193,7 +198,7 @@ def base_level_maps(corpus: list[str], split: str, factor: int) -> tuple[np.ndar
 
 
 def walk_metrics(heights: np.ndarray, cell: float, classifier: StyleClassifier,
-                 reference: list[dict]) -> dict[str, Any]:
+                 reference: list[dict], world_reference: list[dict]) -> dict[str, Any]:
     n = heights.shape[1] - 1
     strip = stitch({(i, 0): h for i, h in enumerate(heights)}, range(len(heights)), range(1))
     feats = [terrain_features(Heightfield(h, cell)) for h in heights]
@@ -206,6 +211,7 @@ def walk_metrics(heights: np.ndarray, cell: float, classifier: StyleClassifier,
         "seam": seam_ratio(strip, n), "style_distance": classifier.distances(vectors)[:, style_index],
         "predicted": classifier.predict(vectors),
         "realism": [set_distance([feats[i] for i in q], reference) for q in quarters], "quarters": quarters,
+        "realism_world": set_distance(feats, world_reference),
     }
 
 
@@ -215,12 +221,10 @@ def hypsometry(tiles: np.ndarray | list[np.ndarray]) -> tuple[float, float]:
     return float(np.mean([f["integral"] for f in found])), float(np.mean([f["skewness"] for f in found]))
 
 
-def large_map_tiles(models_dir: Path, n: int) -> list[np.ndarray]:
-    """The n-cell tiles (base cells) of the memory corpus's held-out large maps of STYLE (the kind of data the memory
-    learns from)."""
-    config = read_metadata(models_dir / MEMORY_FILE)["config"]
-    maps = load_maps([str(ROOT / c) for c in config["run"]["corpus"]], "heldout")
-    factor = round(config["cell_size_m"] / maps.cell_size)
+def large_map_tiles(maps: MapSet, cell: float, n: int) -> list[np.ndarray]:
+    """The n-cell tiles (at `cell` metres) of the large maps of STYLE: the kind of terrain a world of tiles is, and
+    the kind the memory learns from."""
+    factor = round(cell / maps.cell_size)
     large = downsample(torch.from_numpy(maps.heights[maps.style == maps.style_names.index(STYLE)]), factor).numpy()
     size = large.shape[-1]
     return [m[r:r + n, c:c + n] for m in large for r in range(0, size - n + 1, n) for c in range(0, size - n + 1, n)]
@@ -329,7 +333,7 @@ def border_step(tiles: np.ndarray) -> float:
 
 def reading(drift: dict[str, float], kept: dict[str, np.ndarray], walls: dict[str, float],
             denoising: dict[str, Any], metrics: dict[str, dict[str, Any]], realism: dict[str, float],
-            hyps: dict[str, tuple[float, float]]) -> str:
+            hyps: dict[str, tuple[float, float]], world_floor: float) -> str:
     """What the numbers say, in words that follow the numbers (so a rerun cannot contradict its own text)."""
     gain = 1 - np.mean([e["memory"] / e["null memory"] for e in denoising["by_sigma"].values()])
     over_base = 1 - np.mean([e["memory"] / e["shipped base"] for e in denoising["by_sigma"].values()])
@@ -368,6 +372,15 @@ def reading(drift: dict[str, float], kept: dict[str, np.ndarray], walls: dict[st
                f"{hyps['null memory'][0]:.2f}; tiles of held-out large maps {hyps['large'][0]:.2f}, the whole maps "
                f"realism compares with {hyps['reference'][0]:.2f} (table below): the memory's tiles are "
                + ("closer to tiles of large maps, the data it learned from." if closer else "closer to whole maps."))
+    world = {c: m["realism_world"] for c, m in metrics.items()}
+    gap = world["memory"]["total"] - world["null memory"]["total"]
+    better = [f for f in FAMILIES if world["memory"][f] < world["null memory"][f] - 0.1]
+    worse = [f for f in FAMILIES if world["memory"][f] > world["null memory"][f] + 0.1]
+    out.append(f"Against tiles of large maps (the kind of terrain a world is) the memory's realism distance is "
+               f"{world['memory']['total']:.3f} vs {world['null memory']['total']:.3f} without, "
+               + ("a tie within the noise floor" if abs(gap) < world_floor else ("closer" if gap < 0 else "farther"))
+               + f" ({world_floor:.3f}); memory is closer in {', '.join(better) or 'no family'} and farther in "
+               f"{', '.join(worse) or 'no family'} (by more than 0.1).")
     return " ".join(out)
 
 
@@ -451,11 +464,17 @@ def main() -> None:
     floor = set_distance([terrain_features(Heightfield(train[i], cell)) for i in np.flatnonzero(train_style == s)[:25]],
                          reference)
 
-    denoising = heldout_denoising(args.models_dir, (0.3, 1.0, 3.0, 10.0))
+    large_held = memory_corpus(args.models_dir, "heldout")
+    denoising = heldout_denoising(args.models_dir, large_held, (0.3, 1.0, 3.0, 10.0))
     walks = {c: results["walk"][c]["heights"] for c in CONDITIONS}
-    metrics = {c: walk_metrics(walks[c], cell, classifier, reference) for c in CONDITIONS}
-    hyps = {"reference": hypsometry(held[held_style == s]),
-            "large": hypsometry(large_map_tiles(args.models_dir, walks["memory"].shape[1] - 1)),
+    n = walks["memory"].shape[1] - 1
+    world_tiles = large_map_tiles(large_held, cell, n)
+    world_reference = [terrain_features(Heightfield(t, cell)) for t in world_tiles]
+    world_floor = set_distance([terrain_features(Heightfield(t, cell)) for t in
+                                large_map_tiles(memory_corpus(args.models_dir, "train"), cell, n)], world_reference)
+    whole_vs_world = set_distance(reference, world_reference)
+    metrics = {c: walk_metrics(walks[c], cell, classifier, reference, world_reference) for c in CONDITIONS}
+    hyps = {"reference": hypsometry(held[held_style == s]), "large": hypsometry(world_tiles),
             **{c: hypsometry(walks[c]) for c in CONDITIONS}}
     walk_picture(walks, cell, args.out / "walk.png")
     profile_picture(metrics, args.out / "walk_profiles.png")
@@ -466,7 +485,7 @@ def main() -> None:
              "Regenerate: `python reports/make_memory_report.py` (needs the corpus of `scripts/train_models.sh` for "
              "held-out maps and `models/terrain_memory.safetensors` from `scripts/train_memory.sh`).", "",
              f"World: style {STYLE}, relief {HEIGHT_M:.0f} m, seed {SEED}, guidance 3, {BASE_STEPS} base sampler steps "
-             "(DPM-Solver++; the interactive setting has 8), base level only "
+             "(DPM-Solver++, the interactive setting), base level only "
              f"(tiles of {walks['memory'].shape[1] - 1} cells at {cell:.0f} m). Conditions: **shipped base** = "
              "`terrain_base` without memory; **null memory** = `terrain_memory` reading the memory-dropout null; "
              "**memory** = `terrain_memory` reading the world's memory.",
@@ -479,6 +498,7 @@ def main() -> None:
     walls = {c: border_step(r["edited"]) for c, r in results["plateau"].items()}
     drift = {c: m["level"][m["quarters"][-1]].mean() - m["level"][m["quarters"][0]].mean() for c, m in metrics.items()}
     realism = {c: np.mean([d["total"] for d in m["realism"]]) for c, m in metrics.items()}
+    realism_world = {c: m["realism_world"]["total"] for c, m in metrics.items()}
     share = {c: np.mean([p == STYLE for p in m["predicted"]]) for c, m in metrics.items()}
     summary = [
         f"- Denoising the next window of a held-out walk: memory / null-memory error "
@@ -488,18 +508,20 @@ def main() -> None:
         f"- {args.tiles}-tile committed walk, level drift first to last quarter: "
         + ", ".join(f"{c} {drift[c]:+.0f} m" for c in CONDITIONS) + "; seam ratio "
         + ", ".join(f"{c} {metrics[c]['seam']:.2f}" for c in CONDITIONS) + "; realism distance (mean of quarters) "
-        + ", ".join(f"{c} {realism[c]:.3f}" for c in CONDITIONS) + f"; tiles classified {STYLE} "
+        + ", ".join(f"{c} {realism[c]:.3f}" for c in CONDITIONS) + " against whole corpus maps, "
+        + ", ".join(f"{c} {realism_world[c]:.3f}" for c in CONDITIONS) + " against tiles of large maps"
+        + f"; tiles classified {STYLE} "
         + ", ".join(f"{c} {share[c]:.0%}" for c in CONDITIONS) + ".",
         f"- Plateau raised on tile 0, share of the raise kept by tiles generated later (tiles 1 / 2): "
         + ", ".join(f"{c} {kept[c][0]:.0%} / {kept[c][1]:.0%}" for c in CONDITIONS)
         + "; step from the plateau into tile 1 / mean step: " + ", ".join(f"{c} {walls[c]:.2f}" for c in CONDITIONS) + ".",
         "",
-        "Reading: " + reading(drift, kept, walls, denoising, metrics, realism, hyps),
+        "Reading: " + reading(drift, kept, walls, denoising, metrics, realism, hyps, world_floor["total"]),
         "",
         f"Limits of this measurement: the shipped memory model is a small adapter (cross-attention + memory, "
         f"the base frozen) trained for {train_run['steps_done']} steps of {train_run['batch_size']} walks "
         f"({train_run.get('train_seconds_total', 0) / 60:.0f} min on the 2-core CPU); one style, one seed, "
-        "the base level only, 4 sampler steps. Inpainting of committed neighbours already pins the shared border "
+        f"the base level only, {BASE_STEPS} sampler steps. Inpainting of committed neighbours already pins the shared border "
         "and leans the new tile into it in every condition, so what memory can add is what lies beyond it: the "
         "level, relief and shape statistics of tiles further away (region and world banks) and of the 3 x 3 "
         "neighbourhood as tokens." + base_mismatch(args.models_dir),
@@ -552,10 +574,24 @@ def main() -> None:
             **{f"walk: {c}": hyps[c] for c in CONDITIONS}}
     lines += ["", "### Hypsometry of the tiles (each normalised to [0, 1])", "",
               "In these simulated corpora a tile cut from a large map holds more high ground than a whole map of the "
-              "same size (a lower integral and a longer tail of peaks): the memory learns the former, the realism "
-              "reference is the latter.", "",
+              "same size (the whole map has the lower integral and the longer tail of peaks): the memory learns the "
+              "former, the realism reference above is the latter.", "",
               "| tiles | hypsometric integral | elevation skewness |", "|---|---|---|"]
     lines += [f"| {label} | {integral:.3f} | {skew:+.2f} |" for label, (integral, skew) in rows.items()]
+    world_rows = {f"held-out corpus maps of {STYLE} (whole maps, the reference above)": whole_vs_world,
+                  "tiles of training large maps (noise floor)": world_floor,
+                  **{f"walk: {c}": metrics[c]["realism_world"] for c in CONDITIONS}}
+    held_large = int(np.sum(large_held.style == large_held.style_names.index(STYLE)))
+    lines += ["", "### Realism against tiles of large maps (the kind of terrain a world of tiles is)", "",
+              f"A world is one large terrain, so its tiles are also compared with the {len(world_tiles)} tiles of "
+              f"{n} cells cut from the memory corpus's held-out large maps of {STYLE} ({held_large} map"
+              f"{'s' if held_large != 1 else ''} of {large_held.heights.shape[-1]}² at {large_held.cell_size:.0f} m; "
+              "a small reference, so read differences below the noise floor as ties). The whole maps of the "
+              f"reference above are {fmt(whole_vs_world['total'])} away from these tiles: the two references are "
+              "different kinds of terrain.", "",
+              "| set | " + " | ".join(FAMILIES) + " | total |", "|---|" + "---|" * (len(FAMILIES) + 1)]
+    lines += [f"| {label} | " + " | ".join(fmt(d[f]) for f in FAMILIES) + f" | {fmt(d['total'])} |"
+              for label, d in world_rows.items()]
     lines += ["", "![walk](walk.png)", "", "![profiles](walk_profiles.png)", ""]
 
     lines += [f"## 2. An artist's plateau, continued by tiles generated later", "",
