@@ -197,11 +197,21 @@ def base_level_maps(corpus: list[str], split: str, factor: int) -> tuple[np.ndar
     return downsample(torch.from_numpy(maps.heights), factor).numpy(), maps.style, maps.style_names
 
 
+def features(tiles: np.ndarray | list[np.ndarray], cell: float) -> list[dict]:
+    """The realism metric features of each tile (heights in metres, `cell` metres per cell)."""
+    return [terrain_features(Heightfield(t, cell)) for t in tiles]
+
+
+def realism_cells(distance: dict[str, float]) -> str:
+    """One realism distance as markdown table cells: each family, then the total."""
+    return " | ".join(fmt(distance[f]) for f in FAMILIES) + f" | {fmt(distance['total'])}"
+
+
 def walk_metrics(heights: np.ndarray, cell: float, classifier: StyleClassifier,
                  reference: list[dict], world_reference: list[dict]) -> dict[str, Any]:
     n = heights.shape[1] - 1
     strip = stitch({(i, 0): h for i, h in enumerate(heights)}, range(len(heights)), range(1))
-    feats = [terrain_features(Heightfield(h, cell)) for h in heights]
+    feats = features(heights, cell)
     vectors = np.stack([feature_vector(Heightfield(h, cell)) for h in heights])
     style_index = classifier.styles.index(STYLE)
     quarters = np.array_split(np.arange(len(heights)), 4)
@@ -460,18 +470,17 @@ def main() -> None:
     held_pred = classifier.predict(np.stack([feature_vector(Heightfield(h, cell)) for h in held]))
     held_accuracy = float(np.mean([p == names[s] for p, s in zip(held_pred, held_style)]))
     s = names.index(STYLE)
-    reference = [terrain_features(Heightfield(h, cell)) for h in held[held_style == s]]
-    floor = set_distance([terrain_features(Heightfield(train[i], cell)) for i in np.flatnonzero(train_style == s)[:25]],
-                         reference)
+    reference = features(held[held_style == s], cell)
+    floor = set_distance(features(train[np.flatnonzero(train_style == s)[:25]], cell), reference)
 
     large_held = memory_corpus(args.models_dir, "heldout")
     denoising = heldout_denoising(args.models_dir, large_held, (0.3, 1.0, 3.0, 10.0))
     walks = {c: results["walk"][c]["heights"] for c in CONDITIONS}
     n = walks["memory"].shape[1] - 1
     world_tiles = large_map_tiles(large_held, cell, n)
-    world_reference = [terrain_features(Heightfield(t, cell)) for t in world_tiles]
-    world_floor = set_distance([terrain_features(Heightfield(t, cell)) for t in
-                                large_map_tiles(memory_corpus(args.models_dir, "train"), cell, n)], world_reference)
+    world_reference = features(world_tiles, cell)
+    world_floor = set_distance(features(large_map_tiles(memory_corpus(args.models_dir, "train"), cell, n), cell),
+                               world_reference)
     whole_vs_world = set_distance(reference, world_reference)
     metrics = {c: walk_metrics(walks[c], cell, classifier, reference, world_reference) for c in CONDITIONS}
     hyps = {"reference": hypsometry(held[held_style == s]), "large": hypsometry(world_tiles),
@@ -568,7 +577,7 @@ def main() -> None:
               "| condition | quarter | " + " | ".join(FAMILIES) + " | total |", "|---|---|" + "---|" * (len(FAMILIES) + 1)]
     for c in CONDITIONS:
         for k, d in enumerate(metrics[c]["realism"]):
-            lines.append(f"| {c} | {k + 1} | " + " | ".join(fmt(d[f]) for f in FAMILIES) + f" | {fmt(d['total'])} |")
+            lines.append(f"| {c} | {k + 1} | {realism_cells(d)} |")
     rows = {f"held-out corpus maps of {STYLE} (the realism reference: whole {cell:.0f} m maps)": hyps["reference"],
             f"tiles of held-out large maps of {STYLE} (the memory's training kind)": hyps["large"],
             **{f"walk: {c}": hyps[c] for c in CONDITIONS}}
@@ -590,8 +599,7 @@ def main() -> None:
               f"reference above are {fmt(whole_vs_world['total'])} away from these tiles: the two references are "
               "different kinds of terrain.", "",
               "| set | " + " | ".join(FAMILIES) + " | total |", "|---|" + "---|" * (len(FAMILIES) + 1)]
-    lines += [f"| {label} | " + " | ".join(fmt(d[f]) for f in FAMILIES) + f" | {fmt(d['total'])} |"
-              for label, d in world_rows.items()]
+    lines += [f"| {label} | {realism_cells(d)} |" for label, d in world_rows.items()]
     lines += ["", "![walk](walk.png)", "", "![profiles](walk_profiles.png)", ""]
 
     lines += [f"## 2. An artist's plateau, continued by tiles generated later", "",
