@@ -35,7 +35,7 @@ def _generate(args: argparse.Namespace) -> int:
     from backend.headless import generate_world
 
     params = {"style": args.style, "seed": args.seed, "resolution": args.resolution, "size_m": args.size_m,
-              "height_m": args.height_m}
+              "height_m": args.height_m, "quality": args.quality, "erosion_stage": args.erosion}
     if args.generator is not None:
         params["generator"] = args.generator
     for path in generate_world(params, args.out, device=args.device, render=not args.no_render, timeout=args.timeout,
@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--height-m", type=float, default=1500.0, help="elevation range, metres")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--style", default="alpine")
+    gen.add_argument("--quality", choices=("interactive", "full"), default="interactive",
+                     help="few sampler steps, or the full sampler (learned terrain)")
+    gen.add_argument("--erosion", choices=("off", "light", "mature"), default="light",
+                     help="stream-power erosion after sampling: carves drainage (learned terrain)")
     gen.add_argument("--generator", default=None, help="diffusion or procedural (default: the backend's default)")
     gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     gen.add_argument("--formats", type=_formats, default=["glb", "png16"], metavar="F1,F2",

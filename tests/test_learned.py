@@ -9,6 +9,7 @@ import pytest
 
 from backend.generators import Cancelled, DiffusionGenerator, GenerateRequest
 from backend.generators.learned import BASE_FILE, MODELS_DIR, SUPERRES_FILE, to_metres
+from backend.simulation.landscape import EROSION_STAGES
 from backend.simulation.styles import SLIDER_NAMES, STYLE_NAMES
 from backend.training.checkpoints import read_metadata
 from protocol.client import BackendError, Client
@@ -56,10 +57,12 @@ def test_previews_go_coarse_then_fine_and_cancel_stops(tiny_models):
     hf = generator.generate(world, lambda s, t, p: shapes.append((s, t, p.shape)))
     assert hf.heights.shape == (200, 200)
     settings = generator.settings(world)
-    total = settings.base_steps + settings.superres_steps  # one super-resolution: 32² at 120 m -> 128² at 30 m
+    erosion = EROSION_STAGES[world.erosion_stage].steps
+    total = settings.base_steps + settings.superres_steps + erosion  # 32² at 120 m -> 128² at 30 m -> eroded
     assert [s for s, _, _ in shapes] == list(range(1, total + 1)) and {t for _, t, _ in shapes} == {total}
     sizes = [p[0] for _, _, p in shapes]
     assert sizes == sorted(sizes) and sizes[0] == 25 and sizes[-1] == 100  # the world's share of each level
+    assert sizes[-erosion - 1:] == [100] * (erosion + 1)  # the refined map, then each erosion step
 
     def cancel_at_3(step: int, total: int, preview: np.ndarray) -> None:
         if step == 3:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from backend.diffusion.samplers import Cancelled  # one exception for samplers and generators alike
+from backend.simulation.landscape import EROSION_STAGES
 from backend.terrain import Heightfield
 
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 4096
@@ -45,6 +46,7 @@ class GenerateRequest:
     guidance: float = 3.0  # classifier-free guidance scale (diffusion generators)
     generator: str = "procedural"
     quality: str = "interactive"  # one of QUALITIES (diffusion generators)
+    erosion_stage: str = "light"  # a key of EROSION_STAGES: drainage carved after sampling (diffusion generators)
 
     @property
     def cell_size(self) -> float:
@@ -61,7 +63,7 @@ class GenerateRequest:
         if not isinstance(params, dict):
             raise ValueError(f"params must be a map, got {type(params).__name__}")
         known = {"style", "style_weights", "sliders", "seed", "resolution", "size_m", "height_m",
-                 "steps", "guidance", "generator", "quality"}
+                 "steps", "guidance", "generator", "quality", "erosion_stage"}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown}; known: {sorted(known)}")
@@ -77,6 +79,8 @@ class GenerateRequest:
             guidance=_number("guidance", params.get("guidance", cls.guidance), 0.0, 50.0),
             generator=_string("generator", params.get("generator", default_generator)),
             quality=_choice("quality", params.get("quality", cls.quality), QUALITIES),
+            erosion_stage=_choice("erosion_stage", params.get("erosion_stage", cls.erosion_stage),
+                                  tuple(EROSION_STAGES)),
         )
 
 

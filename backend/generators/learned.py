@@ -10,9 +10,11 @@ whatever world size and resolution the artist asks for (``plan_extent``):
   1. base: noise -> 64² map with classifier-free guidance over style weights and sliders;
   2. if the requested cells are finer than the base's: upsample x4 (bicubic) and sample the residual
      detail with the super-resolution model conditioned on that upsampling;
-  3. cut out the world's share of that map (or, for a world bigger than one map, sample it as a region
+  3. erosion stage: a few steps of stream power and hillslope diffusion on the whole sampled map
+     (``backend.simulation.landscape``) carve connected drainage into it and drain the pits;
+  4. cut out the world's share of that map (or, for a world bigger than one map, sample it as a region
      of the infinite world), resample to the requested grid (corners kept) and scale to metres.
-Every sampler step streams a preview of the world: the coarse map first, then the refined one.
+Every step streams a preview of the world: the coarse map first, then the refined one, then the eroded one.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from backend.diffusion.guidance import ClassifierFreeGuidance
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
+from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode
 from backend.terrain import Heightfield
 from backend.training.checkpoints import LoadedModel, read_metadata
 from backend.world.region import sample_map
@@ -224,15 +227,36 @@ class DiffusionGenerator:
             preview = resample(world[None, None], min(PREVIEW_MAX, world.shape[-1]))[0, 0]
             on_step(step, steps, to_metres(preview, relief, sea).cpu().numpy().astype(np.float32))
 
+        stage = EROSION_STAGES[request.erosion_stage]
+        erosion_steps = 0 if stage is None else stage.steps
+        sampling_steps = settings.base_steps + (extent.levels - 1) * settings.superres_steps
+
+        def sampled(step: int, steps: int, x0: Tensor) -> None:
+            """A sampler step's preview; the progress total counts the erosion steps still to come."""
+            show(step, steps + erosion_steps, x0)
+
         with torch.no_grad():
             if extent.is_region:
                 x = sample_map(self.base, self.superres, cond, request.guidance, settings, request.seed,
-                               extent.cells, show, interrupt, levels=extent.levels)
+                               extent.cells, sampled, interrupt, levels=extent.levels)
             else:
-                x = centre(self._sample_single(cond, request, settings, extent.levels, show), shown)
+                x = self._sample_single(cond, request, settings, extent.levels, sampled)
+            if stage is not None:
+                x = self._erode(x, relief, extent, stage, show, sampling_steps)
+            x = x if extent.is_region else centre(x, shown)
             heights = to_metres(resample(x, request.resolution)[0, 0], relief, sea)
         dominant = max(request.style_weights, key=request.style_weights.__getitem__)
         return Heightfield(heights.cpu().numpy().astype(np.float32), request.cell_size, style=dominant)
+
+    def _erode(self, x: Tensor, relief: float, extent: Extent, stage: StreamPower,
+               show: Callable[[int, int, Tensor], None], steps_before: int) -> Tensor:
+        """The erosion stage on the whole sampled map [1, 1, n, n] (a margin around a cut-out world), in
+        metres at the sampled level's cell size; its previews continue the sampler's step count."""
+        cell = self.base.meta["cell_size_m"] / self.superres.meta["factor"] ** (extent.levels - 1)
+        total = steps_before + stage.steps
+        metres = x[0, 0].double().cpu().numpy() * (relief / 2)
+        eroded = erode(metres, cell, stage, lambda i, _, z: show(steps_before + i, total, torch.from_numpy(z).float()))
+        return torch.from_numpy(eroded).float()[None, None].to(x.device)
 
     def _sample_single(self, cond: Conditioning, request: GenerateRequest, settings: SamplingSettings,
                        levels: int, show: Callable[[int, int, Tensor], None]) -> Tensor:

@@ -102,9 +102,8 @@ def spectral_slope(heights: np.ndarray, cell_size: float) -> float:
     return float(-slope)
 
 
-def pit_features(heights: np.ndarray, filled: np.ndarray) -> dict[str, float]:
-    """Density of interior local minima (strictly below all 8 neighbours), per cell, as log10,
-    and the fraction of cells inside depressions deeper than 0.1 % of the relief."""
+def pit_density(heights: np.ndarray) -> float:
+    """Share of interior cells strictly below all 8 neighbours (closed pits: real ground ~0.6 %)."""
     z = heights.astype(np.float64)
     c = z[1:-1, 1:-1]
     pit = np.ones_like(c, dtype=bool)
@@ -113,9 +112,15 @@ def pit_features(heights: np.ndarray, filled: np.ndarray) -> dict[str, float]:
         for dc in (-1, 0, 1):
             if dr or dc:
                 pit &= c < z[1 + dr:h - 1 + dr, 1 + dc:w - 1 + dc]
-    relief = max(float(np.ptp(z)), 1e-9)
-    return {"log_pit_density": math.log10(pit.mean() + 1e-5),
-            "depression_fraction": float(((filled - z) > 1e-3 * relief).mean())}
+    return float(pit.mean())
+
+
+def pit_features(heights: np.ndarray, filled: np.ndarray) -> dict[str, float]:
+    """Density of interior local minima (``pit_density``) as log10, and the fraction of cells inside
+    depressions deeper than 0.1 % of the relief."""
+    relief = max(float(np.ptp(heights)), 1e-9)
+    return {"log_pit_density": math.log10(pit_density(heights) + 1e-5),
+            "depression_fraction": float(((filled - heights.astype(np.float64)) > 1e-3 * relief).mean())}
 
 
 def _fit_exponent(x: np.ndarray, y: np.ndarray) -> float:
