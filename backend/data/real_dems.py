@@ -11,7 +11,7 @@ without no-data. Refining is refused (a source whose cells are coarser than aske
 no detail is invented: at 30 m no source qualifies, at 120 m Kossou and Jacksboro do, from 235 m all four.
 
     python -m backend.data.real_dems fetch [--out data/real_dems]
-    python -m backend.data.real_dems measure   # metrics.json and the README's table
+    python -m backend.data.real_dems measure   # metrics.json, hillshade.png and the README's table
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 from backend.data.importers import ElevationGrid, read_grid
 from backend.durable import write_bytes
-from backend.metrics.realism import terrain_features
+from backend.metrics.realism import contact_sheet, terrain_features
 from backend.terrain import Heightfield
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "real_dems"
@@ -37,8 +37,10 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "real_dems"
 # averaging by a factor like 1.002 would smear every cell into its neighbour and erase real pits.
 SAME_CELL_RTOL = 0.01
 LICENSE_NAMES = ("LICENSE", "LICENCE", "COPYING")
-# (cell m, crop side) of the measured table: 120 m holds Kossou and Jacksboro, 240 m all four land sources.
-MEASURE_SCALES: tuple[tuple[float, int], ...] = ((120.0, 128), (240.0, 64))
+# (cell m, crop side) of the measured table: 120 m holds Kossou and Jacksboro, 240 m all four land sources;
+# 64 cells at 120 m is a 256² 30 m map averaged by 4.
+MEASURE_SCALES: tuple[tuple[float, int], ...] = ((120.0, 64), (120.0, 128), (240.0, 64))
+SHEET = "hillshade.png"  # every source whole, at its finest square cell
 
 
 @dataclass(frozen=True)
@@ -238,10 +240,17 @@ def measure(folder: Path = DATA_DIR) -> dict[str, dict[str, dict[str, float]]]:
         table[src.name] = {"native": summary([resample_square(grid, finest_square_cell(grid))])}
         for cell, side in MEASURE_SCALES:
             try:
-                table[src.name][f"{cell:g}m"] = summary(real_samples(cell, side, (src.name,), folder))
+                table[src.name][f"{cell:g}m/{side}"] = summary(real_samples(cell, side, (src.name,), folder))
             except ValueError:
                 continue  # coarser than the scale or too small for one crop: no entry
     return table
+
+
+def write_sheet(folder: Path = DATA_DIR) -> Path:
+    """Hillshades of every source, whole, at its finest square cell: what the metrics describe."""
+    grids = {s.name: load(s.name, folder) for s in SOURCES}
+    whole = [resample_square(g, finest_square_cell(g), name) for name, g in grids.items()]
+    return contact_sheet(whole, folder / SHEET, cols=3)
 
 
 def _table_rows(metrics: dict[str, dict[str, dict[str, float]]]) -> list[str]:
@@ -271,8 +280,8 @@ def write_readme(folder: Path = DATA_DIR) -> Path:
         lines += ["## Measured (backend/metrics/realism.py terrain_features; means over crops)", "",
                   "pit density = strict local minima (below all 8 neighbours) / interior cells; area exponent =",
                   "tau in P(A >= a) ~ a^-tau; native = the whole map at its finest square cell (only the finer axis",
-                  "averaged); 120m / 240m = the crops `real_samples(cell, side)` gives, as in the report.", "",
-                  *_table_rows(json.loads(metrics_file.read_text())), ""]
+                  "averaged); 120m/64 etc. = the crops `real_samples(cell, side)` gives, as in the report.", "",
+                  *_table_rows(json.loads(metrics_file.read_text())), "", f"![hillshades]({SHEET})", ""]
     return write_bytes(folder / "README.md", "\n".join(lines).encode())
 
 
@@ -287,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     metrics = measure(args.out)
     write_bytes(args.out / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
+    write_sheet(args.out)
     print("\n".join(_table_rows(metrics)))
     print(write_readme(args.out))
 
