@@ -11,7 +11,8 @@ import tifffile
 
 from backend.data.importers import (ElevationGrid, elevation_shape, import_to_corpus, metres_per_degree,
                                      read_elevation, read_grid)
-from backend.data.real_dems import DATA_DIR, SOURCES, box_weights, crops, load, real_samples, resample_square
+from backend.data.real_dems import (DATA_DIR, SOURCES, box_weights, crops, load, measure_source, real_samples,
+                                    resample_square, write_readme)
 from backend.export.heightmaps import export_heightmaps
 from backend.terrain import Heightfield
 
@@ -142,3 +143,13 @@ def test_real_crop_round_trips_through_export_and_import(tmp_path):
                          vertical_scale=(hi - lo) / 65535, vertical_offset=lo)
     np.testing.assert_allclose(png.heights, sample.heights, atol=(hi - lo) / 65535)
     assert isinstance(back, Heightfield) and png.cell_size == 200.0
+
+
+def test_committed_figures_are_what_measure_gives(tmp_path):
+    committed = json.loads((DATA_DIR / "metrics.json").read_text())
+    assert set(committed) == set(EXPECTED) and set(committed["kossou"]) == {"native", "120m/64", "120m/128", "240m/64"}
+    for key, figures in measure_source("rmnp").items():  # the smallest source: recomputed in a second
+        assert figures == pytest.approx(committed["rmnp"][key], rel=1e-9)
+    for name in ("metrics.json", *[s.file for s in SOURCES]):
+        (tmp_path / name).symlink_to(DATA_DIR / name)
+    assert write_readme(tmp_path).read_text() == (DATA_DIR / "README.md").read_text()  # README = metrics.json

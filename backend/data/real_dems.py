@@ -231,19 +231,22 @@ def summary(terrains: list[Heightfield]) -> dict[str, float]:
             "hypsometric_integral": float(np.mean([f["hypsometry"]["integral"] for f in feats]))}
 
 
-def measure(folder: Path = DATA_DIR) -> dict[str, dict[str, dict[str, float]]]:
-    """Per source: the whole map at its finest square cell ("native") and crops at ``MEASURE_SCALES``
+def measure_source(name: str, folder: Path = DATA_DIR) -> dict[str, dict[str, float]]:
+    """One source: the whole map at its finest square cell ("native") and crops at ``MEASURE_SCALES``
     (a scale is left out where the source is coarser or too small for one crop)."""
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for src in SOURCES:
-        grid = load(src.name, folder)
-        table[src.name] = {"native": summary([resample_square(grid, finest_square_cell(grid))])}
-        for cell, side in MEASURE_SCALES:
-            try:
-                table[src.name][f"{cell:g}m/{side}"] = summary(real_samples(cell, side, (src.name,), folder))
-            except ValueError:
-                continue  # coarser than the scale or too small for one crop: no entry
-    return table
+    grid = load(name, folder)
+    scales = {"native": summary([resample_square(grid, finest_square_cell(grid))])}
+    for cell, side in MEASURE_SCALES:
+        try:
+            scales[f"{cell:g}m/{side}"] = summary(real_samples(cell, side, (name,), folder))
+        except ValueError:
+            continue  # coarser than the scale or too small for one crop: no entry
+    return scales
+
+
+def measure(folder: Path = DATA_DIR) -> dict[str, dict[str, dict[str, float]]]:
+    """``measure_source`` of every source, by name."""
+    return {s.name: measure_source(s.name, folder) for s in SOURCES}
 
 
 def write_sheet(folder: Path = DATA_DIR) -> Path:
