@@ -75,8 +75,8 @@ def _tiff(path: Path) -> tuple[np.ndarray, float | None, float | None, float | N
         page = tf.pages[0]
         try:
             data = page.asarray()
-        except ValueError as exc:  # tifffile says "... requires the 'imagecodecs' package"
-            raise RuntimeError(f"cannot decode {path}: {exc} (pip install imagecodecs)") from exc
+        except ValueError as exc:  # e.g. "<COMPRESSION.LZW: 5> requires the 'imagecodecs' package"
+            raise ValueError(f"cannot decode {path}: {exc}") from exc
         tags = page.tags
         nodata = float(str(tags["GDAL_NODATA"].value).strip("\x00 ")) if "GDAL_NODATA" in tags else None
         if "ModelPixelScaleTag" not in tags:
