@@ -29,7 +29,7 @@ def test_stage_drains_pits_keeps_the_border_and_is_deterministic():
     edge = np.ones_like(z, dtype=bool)
     edge[1:-1, 1:-1] = False
     np.testing.assert_array_equal(a[edge], z[edge])  # the border is the base level
-    assert pit_density(z) > 0.05 and pit_density(a) < pit_density(z) / 10
+    assert pit_density(z) > 0.05 and pit_density(a) < pit_density(z) / 5
 
 
 def test_stage_is_linear_in_the_heights():
@@ -53,5 +53,5 @@ def test_generated_terrain_is_eroded_deterministically_by_seed(shipped):
     raw, light, mature = world("off"), world("light"), world("mature")
     np.testing.assert_array_equal(light, world("light"))
     assert all(np.isfinite(h).all() for h in (raw, light, mature))
-    assert pit_density(raw) > 2 * pit_density(light) > 2 * pit_density(mature) / 2
+    assert pit_density(raw) > 3 * pit_density(light) and pit_density(light) > pit_density(mature)
     assert np.abs(light - world("light", seed=6)).mean() > 20.0  # another seed is still another terrain

@@ -139,3 +139,18 @@ def test_server_defaults_to_the_learned_generator_and_streams_previews(learned_b
         assert seen.count("preview") >= 2
     finally:
         client.close()
+
+
+def test_the_style_not_the_seed_decides_the_large_form(shipped):
+    """At the base level one seed in two styles gives unrelated maps (each style draws its own noise), while
+    a mix stays related to both and moves continuously toward a style as its weight grows."""
+    def base_map(weights: dict[str, float]) -> np.ndarray:
+        world = request(style_weights=weights, resolution=64, size_m=63 * 120.0, erosion_stage="off")
+        assert shipped.extent(world).levels == 1
+        return shipped.generate(world, lambda *a: None).heights.ravel()
+
+    alpine, glacial = base_map({"alpine": 1}), base_map({"glacial_valleys": 1})
+    mix, mostly_alpine = base_map({"alpine": 1, "glacial_valleys": 1}), base_map({"alpine": 9, "glacial_valleys": 1})
+    assert abs(np.corrcoef(alpine, glacial)[0, 1]) < 0.5
+    assert min(np.corrcoef(mix, alpine)[0, 1], np.corrcoef(mix, glacial)[0, 1]) > 0.3
+    assert np.corrcoef(mostly_alpine, alpine)[0, 1] > max(0.8, np.corrcoef(mix, alpine)[0, 1])

@@ -19,6 +19,7 @@ Every step streams a preview of the world: the coarse map first, then the refine
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +36,7 @@ from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode
 from backend.terrain import Heightfield
+from backend.world.seeding import tile_seed
 from backend.training.checkpoints import LoadedModel, read_metadata
 from backend.world.region import sample_map
 
@@ -110,6 +112,21 @@ def super_resolve(model: TerrainModel, coarse: Tensor, cond: Conditioning, setti
     step = None if callback is None else lambda info: callback({**info, "estimate": up + scale * info["denoised"]})
     residual = get_sampler(settings.sampler)(model.denoiser, x, sigmas, cond=cond.replace(spatial=up), callback=step)
     return up + scale * residual
+
+
+def style_noise(seed: int, style_weights: dict[str, float], level: int, size: int) -> Tensor:
+    """Unit noise [1, 1, size, size] keyed by (seed, style, level): each style draws its own, and a mix
+    blends its styles' draws with weights normalised to keep unit variance.
+
+    With one noise for every style the sampler maps a seed to nearly the same layout whatever the style
+    (alpine and glacial valleys correlated 0.96); keyed noise lets the style, not the seed, decide the large
+    form, and a mix still moves continuously between its styles' maps as the weights change.
+    """
+    total = torch.zeros(1, 1, size, size)
+    for name, weight in sorted(style_weights.items()):
+        rng = torch.Generator().manual_seed(tile_seed(seed, (0, 0), level, f"style:{name}"))
+        total += weight * torch.randn(1, 1, size, size, generator=rng)
+    return total / math.sqrt(sum(w * w for w in style_weights.values()))
 
 
 def to_metres(x: Tensor, relief_m: float, sea_fraction: float) -> Tensor:
@@ -262,13 +279,13 @@ class DiffusionGenerator:
                        levels: int, show: Callable[[int, int, Tensor], None]) -> Tensor:
         """One model map [1, 1, n, n]: the base map, then (levels=2) its super-resolution."""
         total = settings.base_steps + (levels - 1) * settings.superres_steps
-        rng = torch.Generator().manual_seed(request.seed)  # CPU noise: the same seed gives the same map anywhere
         n = self.base.meta["resolution"]
-        x = sample_base(self.base, cond, request.guidance, settings, torch.randn(1, 1, n, n, generator=rng),
+        noise = style_noise(request.seed, request.style_weights, 0, n)  # CPU noise: the same map on any device
+        x = sample_base(self.base, cond, request.guidance, settings, noise,
                         lambda info: show(info["i"] + 1, total, info["denoised"][0, 0]))
         if levels == 2:
             fine = n * self.superres.meta["factor"]
-            x = super_resolve(self.superres, x, cond, settings, torch.randn(1, 1, fine, fine, generator=rng),
+            x = super_resolve(self.superres, x, cond, settings, style_noise(request.seed, request.style_weights, 1, fine),
                               lambda info: show(settings.base_steps + info["i"] + 1, total, info["estimate"][0, 0]))
         return x
 
