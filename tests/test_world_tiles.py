@@ -164,14 +164,15 @@ def test_world_tiles_job_over_sockets(learned_backend, models, tmp_path) -> None
 
 def test_large_maps_are_a_region_of_the_world_with_progress(tiny_models) -> None:
     from backend.generators import DiffusionGenerator, GenerateRequest
+    from backend.generators.learned import PREVIEW_MAX
 
     generator = DiffusionGenerator("cpu", tiny_models)
-    size = 256  # model cells: twice the tiny models' 128² map, so a region of the infinite world
+    size = 560  # model cells: over four of the tiny models' 128² maps across, so a region of the infinite world
     steps: list[tuple[int, int, tuple[int, ...]]] = []
     request = GenerateRequest({"alpine": 1.0}, resolution=size, size_m=generator.native_size_m(size), steps=1,
-                              generator="diffusion", seed=3)
+                              generator="diffusion", seed=3, erosion_stage="off")
     assert generator.extent(request).is_region
     field = generator.generate(request, lambda s, t, p: steps.append((s, t, p.shape)))
     assert field.heights.shape == (size, size) and np.isfinite(field.heights).all()
     assert [s for s, _, _ in steps] == list(range(1, steps[0][1] + 1))  # every step reported, once, in order
-    assert steps[0][2][0] < size and steps[-1][2] == (size, size)  # previews: the coarse level, then the fine
+    assert steps[0][2][0] < PREVIEW_MAX and steps[-1][2] == (PREVIEW_MAX, PREVIEW_MAX)  # coarse level, then fine

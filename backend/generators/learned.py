@@ -153,33 +153,51 @@ class Extent:
     """How a request's world is sampled at the models' own scale (the scale they were trained at).
 
     The artist's world spans ``cells`` samples of level ``levels - 1`` (the base level's cells, or the
-    super-resolution's finer ones). If one model map covers that (``single`` cells), it is sampled whole
-    and its centre cut out; bigger worlds are a region of the infinite world. Either way the result is
-    then resampled to the requested grid, so a mountain is as wide in metres at any resolution.
+    super-resolution's finer ones). One canvas of ``canvas`` base cells per side is sampled whole (one model
+    map, or for a bigger world the world plus a margin: the models are convolutional) and the world cut
+    from its centre; a world too big for one canvas (``canvas`` 0) is a region of the infinite world. Either
+    way the result is then resampled to the requested grid, so a mountain is as wide in metres at any
+    resolution.
     """
 
     levels: int  # 1: the base level is fine enough for the requested cells; 2: one super-resolution
     cells: int  # samples per side at that level's scale that span the requested world
-    single: int  # samples per side of one model map at that level
+    canvas: int  # base cells per side of the canvas sampled whole; 0 = a region of the infinite world
+    factor: int  # finest-level cells per base cell
 
     @property
     def is_region(self) -> bool:
-        return self.cells > self.single
+        return self.canvas == 0
+
+    @property
+    def shown(self) -> float:
+        """The world's share of the canvas side (1 for a region: it is sampled to size)."""
+        return 1.0 if self.is_region else self.cells / (self.canvas * self.factor)
 
 
 MIN_CELLS = 8  # a world smaller than this many model cells is a crop of that many (one smooth slope)
 MAX_CELLS = 8192  # model cells per side: beyond, a request is refused (memory and minutes, not seconds)
+# A world bigger than one model map is sampled whole on a canvas of up to this many maps per side (cost in
+# proportion to its area; the base model's attention then sees at most 4x4 maps' tokens); beyond, it is a
+# region of the infinite world (overlapping windows with wide context: seamless tiles, several times the cost).
+CANVAS_MAX_MAPS = 4
+CANVAS_MARGIN, CANVAS_ALIGN = 4, 16  # base cells of context around such a world; U-Net sizes divide 16
 
 
 def plan_extent(size_m: float, cell_size_m: float, base_cell_m: float, base_resolution: int, factor: int) -> Extent:
     """The level and number of model cells that span a world of size_m metres at cell_size_m per cell."""
     levels = 1 if cell_size_m >= base_cell_m else 2
-    scale = base_cell_m / factor ** (levels - 1)
+    finest = factor ** (levels - 1)
+    scale = base_cell_m / finest
     cells = max(MIN_CELLS, round(size_m / scale) + 1)  # the world's size to within half a model cell
     if cells > MAX_CELLS:
         raise ValueError(f"a {size_m / 1000:g} km world needs {cells}² cells at the models' {scale:g} m scale; "
                          f"the most is {MAX_CELLS}² ({(MAX_CELLS - 1) * scale / 1000:g} km)")
-    return Extent(levels, cells, base_resolution * factor ** (levels - 1))
+    canvas = base_resolution
+    if cells > base_resolution * finest:
+        base_cells = math.ceil(cells / finest) + 2 * CANVAS_MARGIN
+        canvas = math.ceil(base_cells / CANVAS_ALIGN) * CANVAS_ALIGN
+    return Extent(levels, cells, canvas if canvas <= CANVAS_MAX_MAPS * base_resolution else 0, finest)
 
 
 def centre(x: Tensor, fraction: float) -> Tensor:
@@ -236,7 +254,7 @@ class DiffusionGenerator:
         relief = request.height_m * (0.2 + 0.8 * request.slider("elevation_range", 1.0))
         sea = request.sliders.get("sea_level",
                                   sum(w * self.base.meta["sea_fraction"][s] for s, w in request.style_weights.items()))
-        shown = 1.0 if extent.is_region else extent.cells / extent.single  # the world's share of one model map
+        shown = extent.shown
 
         def show(step: int, steps: int, x0: Tensor) -> None:
             """Stream the current estimate x0 ([h, w] network space) of the world as a preview in metres."""
@@ -257,7 +275,7 @@ class DiffusionGenerator:
                 x = sample_map(self.base, self.superres, cond, request.guidance, settings, request.seed,
                                extent.cells, sampled, interrupt, levels=extent.levels)
             else:
-                x = self._sample_single(cond, request, settings, extent.levels, sampled)
+                x = self._sample_canvas(cond, request, settings, extent, sampled)
             if stage is not None:
                 x = self._erode(x, relief, extent, stage, show, sampling_steps)
             x = x if extent.is_region else centre(x, shown)
@@ -275,15 +293,15 @@ class DiffusionGenerator:
         eroded = erode(metres, cell, stage, lambda i, _, z: show(steps_before + i, total, torch.from_numpy(z).float()))
         return torch.from_numpy(eroded).float()[None, None].to(x.device)
 
-    def _sample_single(self, cond: Conditioning, request: GenerateRequest, settings: SamplingSettings,
-                       levels: int, show: Callable[[int, int, Tensor], None]) -> Tensor:
-        """One model map [1, 1, n, n]: the base map, then (levels=2) its super-resolution."""
-        total = settings.base_steps + (levels - 1) * settings.superres_steps
-        n = self.base.meta["resolution"]
+    def _sample_canvas(self, cond: Conditioning, request: GenerateRequest, settings: SamplingSettings,
+                       extent: Extent, show: Callable[[int, int, Tensor], None]) -> Tensor:
+        """One canvas [1, 1, n, n] sampled whole: the base map, then (levels=2) its super-resolution."""
+        total = settings.base_steps + (extent.levels - 1) * settings.superres_steps
+        n = extent.canvas
         noise = style_noise(request.seed, request.style_weights, 0, n)  # CPU noise: the same map on any device
         x = sample_base(self.base, cond, request.guidance, settings, noise,
                         lambda info: show(info["i"] + 1, total, info["denoised"][0, 0]))
-        if levels == 2:
+        if extent.levels == 2:
             fine = n * self.superres.meta["factor"]
             x = super_resolve(self.superres, x, cond, settings, style_noise(request.seed, request.style_weights, 1, fine),
                               lambda info: show(settings.base_steps + info["i"] + 1, total, info["estimate"][0, 0]))
