@@ -18,6 +18,12 @@ from protocol.client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = Path(__file__).resolve().parent / "blender_scenarios"
+# The oldest and the newest supported Blender: bpy 4.2 LTS in this Python 3.11 (the test extra pins it), and
+# bpy 5.1 in .venv313 (Python 3.13, only bpy: zmq and msgpack come from the zip's wheels). scripts/test.sh
+# makes both. The backend always runs here, in Python 3.11, where torch is.
+BLENDERS = {"oldest": ((4, 2), sys.executable),
+            "newest": ((5, 1), os.environ.get("WORLDSCULPT_NEWEST_BLENDER_PYTHON",
+                                              str(ROOT / ".venv313" / "bin" / "python")))}
 
 
 grid = addon_module("grid")
@@ -73,6 +79,19 @@ def addon_zip(tmp_path_factory) -> Path:
     return zip_path
 
 
+@pytest.fixture(params=list(BLENDERS))
+def blender(request) -> tuple[tuple[int, int], str]:
+    """Run the scenario in the oldest and in the newest Blender: (its major.minor, its Python)."""
+    version, python = BLENDERS[request.param]
+    if not Path(python).exists():
+        pytest.fail(f"no Python for Blender {version}: {python} is missing (scripts/test.sh makes it)")
+    return version, python
+
+
+def _check_version(results: dict, blender: tuple[tuple[int, int], str]) -> None:
+    assert tuple(results["blender_version"][:2]) == blender[0], f"ran in Blender {results['blender_version']}"
+
+
 def _blender_env(tmp_path: Path) -> dict[str, str]:
     """Keep Blender's user config, extensions and installed wheels inside the test's temp folder."""
     return dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"), PYTHONUNBUFFERED="1")
@@ -83,9 +102,10 @@ def _results(stdout: str) -> dict:
     return json.loads(line[len("RESULTS "):])
 
 
-def _scenario(name: str, addon_zip: Path, address: str, tmp_path: Path, *args: str, timeout: float = 240) -> dict:
+def _scenario(name: str, addon_zip: Path, address: str, tmp_path: Path, *args: str, timeout: float = 240,
+              python: str = sys.executable) -> dict:
     """Run one Blender scenario against the backend at ``address``; its RESULTS line, once it passed."""
-    run = subprocess.run([sys.executable, str(SCENARIOS / name), str(addon_zip), address, str(tmp_path), *args],
+    run = subprocess.run([python, str(SCENARIOS / name), str(addon_zip), address, str(tmp_path), *args],
                          env=_blender_env(tmp_path), capture_output=True, text=True, timeout=timeout)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return _results(run.stdout)
@@ -96,11 +116,9 @@ def _expected_heights(client: Client, params: dict) -> np.ndarray:
     return client.wait_result(job_id, timeout=60).arrays["heights"]
 
 
-def test_generate_undo_and_disable_in_blender(addon_zip, backend, client, tmp_path):
-    run = subprocess.run([sys.executable, str(SCENARIOS / "generate.py"), str(addon_zip), backend.address,
-                          str(tmp_path)], env=_blender_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    results = _results(run.stdout)
+def test_generate_undo_and_disable_in_blender(addon_zip, backend, client, tmp_path, blender):
+    results = _scenario("generate.py", addon_zip, backend.address, tmp_path, timeout=120, python=blender[1])
+    _check_version(results, blender)
     assert {"zmq", "msgpack"} <= set(results["installed_wheels"])  # Blender unpacked the bundled wheels
     assert max(results["operator_return_s"]) < 0.5  # Generate submits and returns; it never waits for the job
     params = json.loads((tmp_path / "params.json").read_text())
@@ -163,13 +181,11 @@ def test_addon_starts_and_stops_its_own_backend(addon_zip, tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
 
-def test_export_from_blender(addon_zip, backend, tmp_path):
+def test_export_from_blender(addon_zip, backend, tmp_path, blender):
     from PIL import Image
 
-    run = subprocess.run([sys.executable, str(SCENARIOS / "export.py"), str(addon_zip), backend.address,
-                          str(tmp_path)], env=_blender_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    results = _results(run.stdout)
+    results = _scenario("export.py", addon_zip, backend.address, tmp_path, timeout=120, python=blender[1])
+    _check_version(results, blender)
     assert results["export_status"].startswith("Exported"), results
     assert results["glb_vertices"][0] == results["glb_vertices"][1]
     np.testing.assert_allclose(results["glb_bounds"], results["world_bounds"], atol=1e-2)
@@ -180,13 +196,15 @@ def test_export_from_blender(addon_zip, backend, tmp_path):
     assert np.abs(lo + png / 65535.0 * (hi - lo) - heights).max() <= (hi - lo) / 65535.0
 
 
-def test_every_brush_through_the_operator_with_undo(addon_zip, learned_backend, tmp_path):
+def test_every_brush_through_the_operator_with_undo(addon_zip, learned_backend, tmp_path, blender):
     from test_brushes import PATH, RADIUS, _direction
 
     from backend.editing import seam_ratio
     from backend.editing.brushes import footprint, Stroke
 
-    results = _scenario("brush.py", addon_zip, learned_backend.address, tmp_path, json.dumps(PATH), str(RADIUS))
+    results = _scenario("brush.py", addon_zip, learned_backend.address, tmp_path, json.dumps(PATH), str(RADIUS),
+                        python=blender[1])
+    _check_version(results, blender)
     assert set(results["undo"]) == {"{'FINISHED'}"}
     before = np.load(tmp_path / "before.npy").reshape(128, 128)
     fp = footprint(Stroke("raise", np.array(PATH), RADIUS + 1, 1.0), (0, 0, 128, 128))  # a cell of slack

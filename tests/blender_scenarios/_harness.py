@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -113,8 +114,12 @@ def positions(name: str) -> np.ndarray:
 
 def finish() -> None:
     results["failures"] = failures
+    results["blender_version"] = list(bpy.app.version)
     print("RESULTS " + json.dumps(results), flush=True)
-    sys.exit(1 if failures else 0)
+    sys.stderr.flush()
+    # Leave without the interpreter's teardown: bpy 4.2 as a Python module segfaults while finalising once an
+    # extension was enabled (even after disabling it); Blender itself exits through its own path.
+    os._exit(1 if failures else 0)
 
 
 class LayoutRecorder:

@@ -27,9 +27,11 @@ target = "Brush Terrain"
 h.learned_terrain(addon, target, out)  # the stroke is in world space: the operator maps it onto the grid
 s = h.settings()
 cell = h.TERRAIN_CELL
-stroke = [{"name": "", "location": (*h.grid_to_world(r, c), 0.0), "mouse": (0.0, 0.0), "mouse_event": (0.0, 0.0),
-           "pressure": p, "size": 0.0, "x_tilt": 0.0, "y_tilt": 0.0, "time": 0.0, "is_start": i == 0}
-          for i, (r, c, p) in enumerate(path)]  # every field, as Blender's paint ops want
+fields = {p.identifier: (False if p.type == "BOOLEAN" else 0.0 if p.type == "FLOAT" and p.array_length == 0
+                         else (0.0,) * p.array_length if p.type == "FLOAT" else "")
+          for p in bpy.types.OperatorStrokeElement.bl_rna.properties if p.identifier != "rna_type"}
+stroke = [dict(fields, location=(*h.grid_to_world(r, c), 0.0), pressure=p, is_start=i == 0)
+          for i, (r, c, p) in enumerate(path)]  # every field this Blender has, as its paint ops want
 s.brush_radius, s.brush_strength, s.brush_style = radius_cells * cell, 0.8, "desert_dunes"
 s.world_dir = str(out / "world")
 bpy.ops.ed.undo_push(message="brush settings")  # as the panel's widgets do: undo must not revert them

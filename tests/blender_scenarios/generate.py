@@ -19,7 +19,8 @@ import _harness as h
 
 zip_path, address, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 addon = h.install(zip_path)
-wheels_dir = Path(bpy.utils.user_resource("EXTENSIONS", path=".local/lib/python3.11/site-packages"))
+python = f"python{sys.version_info.major}.{sys.version_info.minor}"  # Blender's own: 3.11 or 3.13
+wheels_dir = Path(bpy.utils.user_resource("EXTENSIONS", path=f".local/lib/{python}/site-packages"))
 h.results["installed_wheels"] = sorted(p.name for p in wheels_dir.iterdir()) if wheels_dir.exists() else []
 h.connect(addon, address)
 s = h.settings()
