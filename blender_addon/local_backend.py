@@ -1,4 +1,4 @@
-"""Starting and stopping a backend process on this machine (`python -m backend serve`). No bpy here."""
+"""Starting and stopping a backend process on this machine (`worldsculpt serve`, the installed command). No bpy here."""
 
 from __future__ import annotations
 
@@ -26,22 +26,20 @@ class LocalBackend:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, python: str, project_dir: str, address: str, log_dir: Path) -> None:
+    def start(self, command: str, address: str, log_dir: Path) -> None:
         """Launch the backend serving ``address``; its output goes to a log file, not Blender's console."""
         if self.running:
             raise RuntimeError(f"a local backend is already running (pid {self.process.pid})")
         if not is_local(address):
             raise ValueError(f"cannot start a backend for non-local address {address!r}")
-        if not (Path(project_dir) / "backend").is_dir():
-            raise ValueError(f"backend project folder {project_dir!r} has no `backend` package")
-        if not Path(python).exists():
-            raise ValueError(f"python executable {python!r} does not exist")
+        if not Path(command).is_file():
+            raise ValueError(f"backend command {command!r} does not exist")
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / "backend.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [python, "-m", "backend", "serve", "--address", address],
-                cwd=project_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [command, "serve", "--address", address],
+                cwd=log_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"),
             )
 

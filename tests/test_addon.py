@@ -175,9 +175,9 @@ def test_addon_starts_and_stops_its_own_backend(addon_zip, tmp_path):
     from conftest import free_port
 
     address = f"tcp://127.0.0.1:{free_port()}"
+    command = Path(sys.executable).parent / "worldsculpt"  # what `pip install` of this project made
     run = subprocess.run([sys.executable, str(SCENARIOS / "local_backend.py"), str(addon_zip), address,
-                          sys.executable, str(ROOT)], env=_blender_env(tmp_path), capture_output=True, text=True,
-                         timeout=120)
+                          str(command)], env=_blender_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
 

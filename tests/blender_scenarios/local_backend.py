@@ -1,6 +1,6 @@
-"""Scenario: the add-on starts its own backend (`python -m backend serve`), generates, and stops it.
+"""Scenario: the add-on starts its own backend (`worldsculpt serve`), generates, and stops it.
 
-    python local_backend.py <zip> <address> <python executable> <backend project dir>
+    python local_backend.py <zip> <address> <the worldsculpt command>
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import bpy
 
 import _harness as h
 
-zip_path, address, python, project = sys.argv[1:5]
+zip_path, address, command = sys.argv[1:4]
 addon = h.install(zip_path)
 prefs = bpy.context.preferences.addons[h.PACKAGE].preferences
-prefs.address, prefs.python_executable, prefs.backend_dir = address, python, project
+prefs.address, prefs.backend_command = address, command
 s = h.settings()
 h.check(bpy.ops.worldsculpt.start_backend() == {"FINISHED"}, "start_backend failed")
 process = addon.local_backend.backend.process
