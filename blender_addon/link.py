@@ -17,7 +17,7 @@ from typing import Any, Callable
 import bpy
 import numpy as np
 
-from . import mesh
+from . import material, mesh
 from .local_backend import backend as local_backend
 from .properties import set_styles
 from .protocol import ErrorCode, Message
@@ -209,11 +209,16 @@ def _on_result(job: Job, msg: Message) -> None:
     if scene is None:
         raise ValueError(f"scene {job.scene!r} is gone")
     heights, meta = msg.arrays["heights"], msg.content["meta"]
-    mesh.apply_result(scene, job.target, heights, float(meta["cell_size"]), job.preview)
+    obj = mesh.apply_result(scene, job.target, heights, float(meta["cell_size"]), job.preview)
     job.preview = None
+    if "masks" in msg.arrays:
+        material.write_masks(obj.data, list(meta["mask_names"]), msg.arrays["masks"])
+        material.assign_terrain_material(obj)
+    h, w = heights.shape
+    material.update_water(scene, obj, scene.worldsculpt.water_plane, (w - 1) * meta["cell_size"],
+                          (h - 1) * meta["cell_size"])
     undoable = push_undo("Worldsculpt: generate")
     took = time.monotonic() - job.submitted
-    h, w = heights.shape
     _set(scene.worldsculpt, running=False, progress=1.0, last_error="",
          status=f"Done: {w}x{h}, {meta.get('min_m', 0):.0f}..{meta.get('max_m', 0):.0f} m in {took:.1f} s"
                 + ("" if undoable else " (not undoable)"))
@@ -331,10 +336,21 @@ def _on_style_message(msg: Message) -> None:
     _set(settings, style_status=status + ("" if undoable else " (not undoable)"))
 
 
-def _on_connection(messages: list[Message]) -> None:
-    """Connection-level state for every scene's panel: connected, device, styles, dead backend."""
+def _lost(messages: list[Message]) -> Message | None:
+    """The backend is gone: the client stopped hearing heartbeats, or the process we started exited
+    (seen at once, without waiting for the heartbeat timeout); then the link is closed."""
     lost = next((m for m in messages if m.kind == "error" and not m.content.get("job_id")
                  and m.content.get("code") == ErrorCode.DISCONNECTED.value), None)
+    died = local_backend.take_exit_report()
+    if died is not None and link.client is not None:
+        link.close()
+        return Message("error", {"code": ErrorCode.DISCONNECTED.value, "message": died})
+    return lost
+
+
+def _on_connection(messages: list[Message]) -> None:
+    """Connection-level state for every scene's panel: connected, device, styles, dead backend."""
+    lost = _lost(messages)
     if lost is not None and link.job is not None:
         job, link.job = link.job, None
         end_job(job, error=f"disconnected: {lost.content['message']}", status="Backend lost")
@@ -349,7 +365,6 @@ def _on_connection(messages: list[Message]) -> None:
         for s in _settings(style.scene):
             _set(s, style_status=f"Reference lost: {lost.content['message']}")
     hello = next((m for m in messages if m.kind == "hello_reply"), None)
-    died = local_backend.exit_report()
     for s in _settings():
         if hello is not None:
             set_styles(s.id_data, list(hello.content["styles"]))
@@ -358,9 +373,9 @@ def _on_connection(messages: list[Message]) -> None:
             if not s.connected or hello is not None:
                 _set(s, connected=True, status=f"Connected: backend {link.hello['backend_version']}"
                                                 f" on {link.hello['device']}")
-        elif link.client is not None:
+        elif link.client is not None or lost is not None:
             reason = lost.content["message"] if lost is not None else "waiting for the backend to answer"
-            _set(s, connected=False, status=f"Disconnected: {died or reason}")
+            _set(s, connected=False, status=f"Disconnected: {reason}")
         else:
             _set(s, connected=False)
 

@@ -17,6 +17,13 @@ def is_local(address: str) -> bool:
     return host in ("127.0.0.1", "localhost", "[::1]", "*")
 
 
+def _is_error(line: str) -> bool:
+    """A log line that says what went wrong: a logged ERROR/CRITICAL or an exception's last line."""
+    text = line.strip()
+    head = text.split(":", 1)[0]
+    return " ERROR " in line or " CRITICAL " in line or (head.endswith(("Error", "Exception", "Exit")) and " " not in head)
+
+
 class LocalBackend:
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
@@ -43,15 +50,16 @@ class LocalBackend:
                 env=dict(os.environ, PYTHONUNBUFFERED="1"),
             )
 
-    def exit_report(self) -> str | None:
-        """If the process we started has died: its exit code and the last lines of its log."""
+    def take_exit_report(self) -> str | None:
+        """Once, when the process we started has exited: how it ended, and its last error line if it logged one
+        (not just its last line, which for a killed backend says it was serving). Then it is forgotten."""
         if self.process is None or self.process.poll() is None:
             return None
-        tail = ""
-        if self.log_path and self.log_path.exists():
-            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
-            tail = " | ".join(tail)
-        return f"local backend exited with code {self.process.returncode}: {tail}"
+        code, self.process = self.process.returncode, None
+        ended = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        lines = self.log_path.read_text(errors="replace").splitlines() if self.log_path and self.log_path.exists() else []
+        errors = [line.strip() for line in lines if _is_error(line)]
+        return f"local backend {ended}" + (f": {errors[-1]}" if errors else f" (log: {self.log_path})")
 
     def stop(self) -> None:
         if self.process is None:

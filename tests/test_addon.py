@@ -131,6 +131,34 @@ def test_generate_undo_and_disable_in_blender(addon_zip, backend, client, tmp_pa
         cell = params[step]["size_m"] / (w - 1)
         np.testing.assert_allclose(mesh[:, 0].reshape(h, w)[0], (np.arange(w) - (w - 1) / 2) * cell, atol=1e-3)
         assert mesh[0, 1] > 0 > mesh[-1, 1]  # row 0 is north (+y)
+    # the panel says what relief Generate makes (Highest relief scaled by Elevation range), and that 48 cells
+    # over 1200 m (25.5 m each) are finer than the models' 30 m detail
+    (relief,) = [label for label in results["labels_first"] if label.startswith("Relief with Elevation range")]
+    assert abs(float(relief.split(": ")[1].split(" m")[0]) - results["relief_first_m"]) <= 1.0, relief
+    assert any("finer than the models' 30 m detail" in label for label in results["labels_first"])
+    # material masks as vertex attributes, in range, shading the terrain's own material
+    masks = dict(np.load(tmp_path / "masks.npz"))
+    assert set(masks) == {"slope", "flow", "rock", "scree", "soil", "grass", "sand", "snow"}
+    for name, values in masks.items():
+        assert values.shape == (48 * 48,) and values.min() >= 0.0 and values.max() <= 1.0, name
+    layers = ("rock", "scree", "soil", "grass", "sand", "snow")
+    np.testing.assert_allclose(sum(masks[k] for k in layers), 1.0, atol=1e-4)  # the surface weights share out
+    slope = masks["slope"] * 90.0
+    assert slope[masks["rock"] > 0.5].min() > slope[masks["grass"] > 0.5].max()  # cliffs are rock, gentle is grass
+    assert results["material"] == "Worldsculpt Terrain"
+    assert results["material_attributes"] == sorted(f"ws_{k}" for k in layers)
+    water = results["water"]
+    assert water["parent"] == "Test Terrain" and water["material"] == "Worldsculpt Water"
+    assert sorted(water["corners"]) == sorted([[x, y, 0.0] for x in (-600.0, 600.0) for y in (-600.0, 600.0)])
+    assert results["water_after_off"] is False
+    # status lives in the session: undo leaves it, and a reopened file starts blank
+    assert results["status_after_undo"] == results["status_before_undo"] and results["status_before_undo"].startswith("Done")
+    assert results["device_after_undo"] != ""
+    reopened = _scenario("reopen.py", addon_zip, str(tmp_path / "scene.blend"), tmp_path / "reopen", python=blender[1])
+    assert "Test Terrain" in reopened["objects"]
+    assert (reopened["status"], reopened["device"], reopened["connected"], reopened["progress"]) == \
+        ("Not connected", "", False, 0.0)
+    assert not any(label.startswith(("Done", "Device:")) for label in reopened["labels"]), reopened["labels"]
     first, second = np.load(tmp_path / "first.npy"), np.load(tmp_path / "second.npy")
     assert not np.array_equal(first, second)
     assert results["undo"] == "{'FINISHED'}"
@@ -179,6 +207,10 @@ def test_addon_starts_and_stops_its_own_backend(addon_zip, tmp_path):
     run = subprocess.run([sys.executable, str(SCENARIOS / "local_backend.py"), str(addon_zip), address,
                           str(command)], env=_blender_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = _results(run.stdout)
+    assert results["exit_noticed_s"] < 1.0  # the process's exit, not the 5 s heartbeat timeout
+    assert results["status_after_kill"].startswith("Disconnected: local backend killed by signal 9"), results
+    assert "serving" not in results["status_after_kill"]
 
 
 def test_export_from_blender(addon_zip, backend, tmp_path, blender):
@@ -187,6 +219,12 @@ def test_export_from_blender(addon_zip, backend, tmp_path, blender):
     results = _scenario("export.py", addon_zip, backend.address, tmp_path, timeout=120, python=blender[1])
     _check_version(results, blender)
     assert results["export_status"].startswith("Exported"), results
+    # Export with Blender: a new name beside the backend's files, never over them; the node named as the object
+    assert results["glb_status"] == "Wrote scenario_blender.glb" and results["second_glb_status"] == "Wrote scenario_blender_2.glb"
+    assert results["glb_nodes"] == ["Export Terrain"] and results["names_after_export"][0] == "Export Terrain"
+    # the sidecars state the world size exactly (800 m over 40 cells of 800/39 m; float32 vertices said 799.99988)
+    for sidecar in ("scenario.png.json", "scenario_mesh.json"):
+        assert json.loads((tmp_path / "backend" / sidecar).read_text())["world_size_m"] == [800.0, 800.0], sidecar
     assert results["glb_vertices"][0] == results["glb_vertices"][1]
     np.testing.assert_allclose(results["glb_bounds"], results["world_bounds"], atol=1e-2)
     heights = np.load(tmp_path / "heights.npy")

@@ -45,6 +45,7 @@ class GenerateRequest:
     guidance: float = 3.0  # classifier-free guidance scale (diffusion generators)
     generator: str = "procedural"
     quality: str = "interactive"  # one of QUALITIES (diffusion generators)
+    masks: bool = False  # send material masks (backend.simulation.material) with the result
 
     @property
     def cell_size(self) -> float:
@@ -61,7 +62,7 @@ class GenerateRequest:
         if not isinstance(params, dict):
             raise ValueError(f"params must be a map, got {type(params).__name__}")
         known = {"style", "style_weights", "sliders", "seed", "resolution", "size_m", "height_m",
-                 "steps", "guidance", "generator", "quality"}
+                 "steps", "guidance", "generator", "quality", "masks"}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown}; known: {sorted(known)}")
@@ -77,6 +78,7 @@ class GenerateRequest:
             guidance=_number("guidance", params.get("guidance", cls.guidance), 0.0, 50.0),
             generator=_string("generator", params.get("generator", default_generator)),
             quality=_choice("quality", params.get("quality", cls.quality), QUALITIES),
+            masks=_choice("masks", params.get("masks", cls.masks), (False, True)),
         )
 
 

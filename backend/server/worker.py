@@ -22,6 +22,7 @@ from backend.diffusion.samplers import cancel_on
 from backend.generators import Cancelled, Generator, registry
 from backend.metrics.reference import load_classifier
 from backend.metrics.style_classifier import StyleClassifier
+from backend.simulation.material import material_masks
 from protocol import ErrorCode, Message
 
 from .brush_job import BrushRequest
@@ -143,7 +144,11 @@ class Worker(threading.Thread):
         meta = {"cell_size": float(heightfield.cell_size), "resolution": int(heights.shape[0]),
                 "size_m": request.size_m, "generator": request.generator, "seed": request.seed,
                 "min_m": float(heights.min()), "max_m": float(heights.max())}
-        self._send(job, "result", {"meta": meta}, {"heights": heights}, final=True)
+        arrays = {"heights": heights}
+        if request.masks:  # for the add-on's terrain material: one (H, W, N) array, its layers named in meta
+            masks = material_masks(heights, heightfield.cell_size)
+            meta["mask_names"], arrays["masks"] = list(masks), np.stack(list(masks.values()), axis=-1)
+        self._send(job, "result", {"meta": meta}, arrays, final=True)
 
     def _export(self, job: Job, request: ExportRequest) -> None:
         self._send(job, "progress", {"step": 0, "total": 1, "stage": "exporting"})

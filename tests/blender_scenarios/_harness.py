@@ -105,6 +105,15 @@ def grid_to_world(row: float, col: float) -> tuple[float, float]:
     return (col - 63.5) * TERRAIN_CELL + TERRAIN_OFFSET[0], (63.5 - row) * TERRAIN_CELL + TERRAIN_OFFSET[1]
 
 
+def stroke_elements(points: list[tuple[float, float, float]]) -> list[dict[str, Any]]:
+    """A paint stroke through world (x, y) points with pressures, with every field this Blender's
+    OperatorStrokeElement has (4.2 also wants pen_flip), as its paint operators want."""
+    fields = {p.identifier: (False if p.type == "BOOLEAN" else (0.0,) * p.array_length if p.array_length else
+                             0.0 if p.type == "FLOAT" else "")
+              for p in bpy.types.OperatorStrokeElement.bl_rna.properties if p.identifier != "rna_type"}
+    return [dict(fields, location=(x, y, 0.0), pressure=p, is_start=i == 0) for i, (x, y, p) in enumerate(points)]
+
+
 def positions(name: str) -> np.ndarray:
     mesh = bpy.data.objects[name].data
     out = np.empty(len(mesh.vertices) * 3, dtype=np.float32)

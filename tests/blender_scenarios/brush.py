@@ -27,13 +27,9 @@ target = "Brush Terrain"
 h.learned_terrain(addon, target, out)  # the stroke is in world space: the operator maps it onto the grid
 s = h.settings()
 cell = h.TERRAIN_CELL
-fields = {p.identifier: (False if p.type == "BOOLEAN" else 0.0 if p.type == "FLOAT" and p.array_length == 0
-                         else (0.0,) * p.array_length if p.type == "FLOAT" else "")
-          for p in bpy.types.OperatorStrokeElement.bl_rna.properties if p.identifier != "rna_type"}
-stroke = [dict(fields, location=(*h.grid_to_world(r, c), 0.0), pressure=p, is_start=i == 0)
-          for i, (r, c, p) in enumerate(path)]  # every field this Blender has, as its paint ops want
+stroke = h.stroke_elements([(*h.grid_to_world(r, c), p) for r, c, p in path])
 s.brush_radius, s.brush_strength, s.brush_style = radius_cells * cell, 0.8, "desert_dunes"
-s.world_dir = str(out / "world")
+s.edit_log_dir = str(out / "world")
 bpy.ops.ed.undo_push(message="brush settings")  # as the panel's widgets do: undo must not revert them
 latency = {}
 for kind in KINDS:

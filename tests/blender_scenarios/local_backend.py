@@ -1,4 +1,5 @@
-"""Scenario: the add-on starts its own backend (`worldsculpt serve`), generates, and stops it.
+"""Scenario: the add-on starts its own backend (`worldsculpt serve`), generates, and stops it; starts it again
+and kills it: the add-on sees its process exit at once (no heartbeat timeout) and says how it ended.
 
     python local_backend.py <zip> <address> <the worldsculpt command>
 """
@@ -6,6 +7,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import bpy
 
@@ -26,4 +28,12 @@ h.check("Local" in bpy.data.objects and len(bpy.data.objects["Local"].data.verti
 h.check(bpy.ops.worldsculpt.stop_backend() == {"FINISHED"}, "stop_backend failed")
 h.check(process.poll() is not None, "backend process still running after stop_backend")
 h.check(not s.connected, "still shown connected after stopping the backend")
+
+h.check(bpy.ops.worldsculpt.start_backend() == {"FINISHED"}, "second start_backend failed")
+h.pump(addon, lambda: s.connected, 60.0, "the restarted local backend to answer")
+addon.local_backend.backend.process.kill()
+killed = time.monotonic()
+h.pump(addon, lambda: not s.connected, 10.0, "the killed backend to show")
+h.results["exit_noticed_s"] = time.monotonic() - killed
+h.results["status_after_kill"] = s.status
 h.finish()
