@@ -203,6 +203,7 @@ class Explorer:
         full = sum(lod == 0 for lod in self.shown.values())
         job = "" if self.request is None else f", loading {len(self.request.tiles)} at lod {self.request.lod}"
         _status(scene, f"Exploring: {len(self.shown)} tiles ({full} full detail), {missing} to come{job}")
+        scene.worldsculpt.explore_progress = 1.0 - missing / max(1, len(want))  # the panel's bar
 
     # -- start / stop --------------------------------------------------------------------------
     def start(self, scene: bpy.types.Scene, world: str) -> None:

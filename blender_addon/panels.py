@@ -147,6 +147,8 @@ class WSC_PT_explore(_WorldsculptPanel, bpy.types.Panel):
         row = layout.row()
         row.scale_y = 1.4
         if explorer.active:
+            if s.explore_progress < 1.0:
+                row.progress(factor=s.explore_progress, text=f"Tiles {s.explore_progress:.0%}")
             row.operator("worldsculpt.explore_stop", icon="PAUSE")
         else:
             row.operator("worldsculpt.explore", icon="WORLD_DATA")

@@ -209,6 +209,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
         ("VIEW", "Viewport", "The 3D viewport's view centre (the scene camera when there is no viewport)"),
         ("CAMERA", "Scene camera", "The active scene camera's position")), default="VIEW")
     explore_status = live.field("explore_status")
+    explore_progress = live.field("explore_progress")  # share of the wanted tiles shown at their level
     # -- live status (written by the link's timer): in memory, so undo and saved files leave it alone
     connected = live.field("connected")
     status = live.field("status")

@@ -391,6 +391,8 @@ def test_explore_streams_tiles_around_the_camera(addon_zip, tiny_models, private
                   {"KILL": kill, "RESTART": restart}, 180)
     assert r["bad_folder_status"].startswith("Stopped: job_failed") and "a_file" in r["bad_folder_status"]
     assert r["operator_return_s"] < 0.5 and r["longest_tick_s"] < 0.5  # nothing waits for the backend
+    assert r["progress_at_first_tile"] == ["[progress 0.11] Tiles 11%"]  # 1 of the 9 wanted, in the panel
+    assert r["progress_settled"] == 1.0
     first = r["first_arrivals"]
     assert first[0] == [[0, 0], 0] and len(first) == 9  # the camera's tile first, at full detail
     assert all(lod == 1 and max(map(abs, c)) == 1 for c, lod in first[1:])  # then ring 1, coarse

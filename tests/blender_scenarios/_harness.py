@@ -108,9 +108,15 @@ def grid_to_world(row: float, col: float) -> tuple[float, float]:
 def stroke_elements(points: list[tuple[float, float, float]]) -> list[dict[str, Any]]:
     """A paint stroke through world (x, y) points with pressures, with every field this Blender's
     OperatorStrokeElement has (4.2 also wants pen_flip), as its paint operators want."""
-    fields = {p.identifier: (False if p.type == "BOOLEAN" else (0.0,) * p.array_length if p.array_length else
-                             0.0 if p.type == "FLOAT" else "")
-              for p in bpy.types.OperatorStrokeElement.bl_rna.properties if p.identifier != "rna_type"}
+    def default(prop: Any) -> Any:
+        if prop.type == "BOOLEAN":
+            return False
+        if prop.type == "FLOAT":
+            return (0.0,) * prop.array_length if prop.array_length else 0.0
+        return ""
+
+    fields = {p.identifier: default(p) for p in bpy.types.OperatorStrokeElement.bl_rna.properties
+              if p.identifier != "rna_type"}
     return [dict(fields, location=(x, y, 0.0), pressure=p, is_start=i == 0) for i, (x, y, p) in enumerate(points)]
 
 
@@ -159,8 +165,9 @@ class LayoutRecorder:
         category, name = idname.split(".")
         check(hasattr(getattr(bpy.ops, category), name), f"panel shows missing operator {idname!r}")
 
-    def progress(self, **_: Any) -> None:
-        pass
+    def progress(self, factor: float = 0.0, text: str = "", **_: Any) -> None:
+        check(0.0 <= factor <= 1.0, f"progress factor {factor} outside [0, 1]")
+        self.labels.append(f"[progress {factor:.2f}] {text}")
 
 
 def draw_panels(addon: ModuleType) -> list[str]:
