@@ -17,7 +17,7 @@ from typing import Any, Callable
 import bpy
 import numpy as np
 
-from . import material, mesh
+from . import edit_history, material, mesh
 from .local_backend import backend as local_backend
 from .properties import set_styles
 from .protocol import ErrorCode, Message
@@ -67,6 +67,7 @@ class Link:
         self.export_job: Job | None = None  # an export runs beside a generate job, never replaces it
         self.stroke: Stroke | None = None  # the brush stroke being drawn or finishing
         self.style_job: Job | None = None  # a reference style being measured
+        self.edit_log_jobs: list[Job] = []  # worlds' edit logs following Blender's undo / redo
         self._hello_id: str | None = None
 
     def connect(self, address: str) -> None:
@@ -79,6 +80,7 @@ class Link:
         if self.client is not None:
             self.client.close()
         self.client, self.hello, self._hello_id, self.export_job, self.style_job = None, None, None, None, None
+        self.edit_log_jobs = []
 
     @property
     def connected(self) -> bool:
@@ -121,6 +123,18 @@ class Link:
             stroke.final = job_id
         return job_id
 
+    def submit_edit_log(self, params: dict[str, Any]) -> Job:
+        """Undo / redo edits in a world's log; jobs for different worlds run side by side."""
+        if self.client is None or not self.connected:
+            raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
+        target = f"edit_log:{params['world']}"
+        job = Job(self.client.submit("edit_log", params, target, timeout=SUBMIT_TIMEOUT_S), target, "")
+        self.edit_log_jobs.append(job)
+        return job
+
+    def owns_edit_log(self, msg: Message) -> bool:
+        return any(j.job_id in (msg.content.get("job_id"), msg.parent) for j in self.edit_log_jobs)
+
     def cancel(self) -> Job | None:
         """Ask the backend to stop the job and forget it here at once: nothing of it gets applied."""
         job, self.job = self.job, None
@@ -153,6 +167,7 @@ class Link:
 
 
 link = Link()
+history = edit_history.History()  # edits this session committed, for sync_edit_log
 
 # Modes with jobs of their own (explore mode) hook in here: each is called on every tick with the
 # messages just drained (it picks out its own) and returns True while it wants the fast tick.
@@ -290,10 +305,51 @@ def _on_stroke_message(msg: Message) -> None:
     del stroke.jobs[job_id]
     if job_id == stroke.final:
         link.stroke = None
+        _remember_edit(obj.data, stroke.scene, msg.content["meta"].get("edit_seq"))
         undoable = push_undo(f"Worldsculpt: {stroke.kind}")
         for s in _settings(stroke.scene):
             _set(s, last_error="", brush_status=f"{stroke.kind}: {1000 * (time.monotonic() - stroke.started):.0f} ms"
                                                  + ("" if undoable else " (not undoable)"))
+
+
+def _remember_edit(terrain: bpy.types.Mesh, scene_name: str, seq: int | None) -> None:
+    """A committed edit the world logged: listed on the mesh (before the undo push, so undo rewinds the list)."""
+    scene = bpy.data.scenes.get(scene_name)
+    if seq is None or scene is None or not scene.worldsculpt.edit_log_dir:
+        return
+    world = bpy.path.abspath(scene.worldsculpt.edit_log_dir)
+    seqs = list(terrain.get(edit_history.SEQS_KEY, [])) if terrain.get(edit_history.WORLD_KEY) == world else []
+    terrain[edit_history.WORLD_KEY], terrain[edit_history.SEQS_KEY] = world, [*seqs, int(seq)]
+    history.commit(world, int(seq))
+
+
+@bpy.app.handlers.persistent
+def sync_edit_log(*_: Any) -> None:
+    """After Blender's undo or redo: undo or redo in each world's log the edits the meshes stopped or started
+    listing (an ``edit_log`` job per world; its answer shows in the Brush panel)."""
+    listed: dict[str, set[int]] = {}
+    for terrain in bpy.data.meshes:
+        if terrain.get(edit_history.WORLD_KEY):
+            listed.setdefault(terrain[edit_history.WORLD_KEY], set()).update(terrain.get(edit_history.SEQS_KEY, []))
+    for world, (undo, redo) in history.changes(listed).items():
+        try:
+            link.submit_edit_log({"world": world, "undo": undo, "redo": redo})
+        except BackendError as exc:
+            for s in _settings():
+                _set(s, brush_status=f"Edit log not updated: {exc}")
+
+
+def _on_edit_log_message(msg: Message) -> None:
+    if msg.kind not in ("result", "error"):
+        return
+    link.edit_log_jobs = [j for j in link.edit_log_jobs if j.job_id not in (msg.content.get("job_id"), msg.parent)]
+    if msg.kind == "result":
+        done = msg.content["meta"]
+        status = f"Edit log: {len(done['undone'])} undone, {len(done['redone'])} redone"
+    else:
+        status = f"Edit log not updated: {msg.content['code']}: {msg.content['message']}"
+    for s in _settings():
+        _set(s, brush_status=status)
 
 
 def _on_export_message(msg: Message) -> None:
@@ -405,6 +461,8 @@ def tick() -> float:
                 _on_export_message(msg)
             elif link.owns_style(msg):
                 _on_style_message(msg)
+            elif link.owns_edit_log(msg):
+                _on_edit_log_message(msg)
             elif msg.kind == "error" and not msg.content.get("job_id") and msg.content["code"] != "disconnected":
                 for s in _settings():
                     _set(s, last_error=f"{msg.content['code']}: {msg.content['message']}")
@@ -412,7 +470,7 @@ def tick() -> float:
             _redraw()
     except Exception:  # a timer that raises is unregistered by Blender: report and keep going
         traceback.print_exc()
-    busy = link.job is not None or link.export_job is not None or link.stroke is not None or link.style_job is not None
+    busy = any(j is not None for j in (link.job, link.export_job, link.stroke, link.style_job)) or bool(link.edit_log_jobs)
     for mode in modes:
         try:
             busy = mode(messages) or busy
@@ -431,11 +489,18 @@ def wake() -> None:
 def register() -> None:
     if not bpy.app.timers.is_registered(tick):
         bpy.app.timers.register(tick, first_interval=TICK_IDLE_S, persistent=True)
+    for handlers in (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post):
+        if sync_edit_log not in handlers:
+            handlers.append(sync_edit_log)
 
 
 def unregister() -> None:
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
+    for handlers in (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post):
+        if sync_edit_log in handlers:
+            handlers.remove(sync_edit_log)
+    history.clear()
     end_job(link.cancel())
     end_stroke()
     link.close()

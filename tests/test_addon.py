@@ -259,7 +259,18 @@ def test_every_brush_through_the_operator_with_undo(addon_zip, learned_backend, 
         else:
             assert np.abs(after - before)[weight > 0.5].mean() > 1.0
     from backend.world.store import WorldStore
-    assert [e.kind for e in WorldStore.open(tmp_path / "world").edits()] == list(results["latency_s"])
+
+    # every stroke was undone in Blender, then a raise was undone and redone: the world's history follows
+    world = WorldStore.open(tmp_path / "world")
+    kinds = list(results["latency_s"])
+    assert [e.kind for e in world.edits()] == [k for kind in kinds for k in (kind, "undo")] + ["raise", "undo", "redo"]
+    assert [e.kind for e in world.active_edits()] == ["raise"]
+    assert results["undo_redo"] == ["{'FINISHED'}", "{'FINISHED'}"]
+    assert results["status_after_undos"] == "Edit log: 1 undone, 0 redone"
+    assert results["status_after_redo"] == "Edit log: 0 undone, 1 redone"
+    redone = np.load(tmp_path / "redone.npy").reshape(128, 128)
+    np.testing.assert_array_equal(redone, np.load(tmp_path / "after_last.npy").reshape(128, 128))
+    np.testing.assert_array_equal(world.get_tile((0, 0)).field.heights, redone)  # the world's tile is Blender's
 
 
 def test_curve_to_terrain_ridge_river_cliff_with_undo(addon_zip, learned_backend, tmp_path):
@@ -353,7 +364,9 @@ def test_style_paint_restyle_and_reference_style_in_blender(addon_zip, backend, 
         assert seam_ratio(after, weight) < 2.5, name
     assert results["mode_after_restyle"] == "OBJECT" and results["selection_kept"]
     assert results["missing_group"].startswith("error") and "no vertex group 'nowhere'" in results["missing_group_status"]
-    assert [e.kind for e in WorldStore.open(tmp_path / "world").edits()] == ["style_paint", "regenerate", "style_paint"]
+    world = WorldStore.open(tmp_path / "world")  # each was undone in Blender: so in the world
+    assert [e.kind for e in world.edits()] == ["style_paint", "undo", "regenerate", "undo", "style_paint", "undo"]
+    assert world.active_edits() == []
 
     # reference style: the object and the image file both say desert dunes; the panel takes what the backend says
     job = client.submit("style_from", {"cell_size": 30.0}, target="pytest", arrays={"heights": dunes})

@@ -27,6 +27,7 @@ from protocol import ErrorCode, Message
 
 from .brush_job import BrushRequest
 from .curve_job import CurveRequest
+from .edit_log_job import EditLogRequest
 from .export_job import ExportRequest
 from .jobs import Job, JobQueue
 from .style_job import StyleFromRequest
@@ -115,6 +116,9 @@ class Worker(threading.Thread):
         if isinstance(job.request, ExportRequest):
             self._export(job, job.request)
             return
+        if isinstance(job.request, EditLogRequest):
+            self._edit_log(job, job.request)
+            return
         if isinstance(job.request, WorldTilesRequest):
             self._world_tiles(job, job.request)
             return
@@ -160,6 +164,17 @@ class Worker(threading.Thread):
                                       "message": f"export failed: {type(exc).__name__}: {exc}"}, final=True)
             return
         self._send(job, "result", {"meta": {"files": [str(f) for f in files]}}, final=True)
+
+    def _edit_log(self, job: Job, request: EditLogRequest) -> None:
+        """Undo / redo edits in a world's log (the artist undid strokes in Blender)."""
+        try:
+            done = request.run()
+        except Exception as exc:  # a damaged world or a vanished edit: say so and keep serving
+            log.error("edit_log job %s failed:\n%s", job.id, traceback.format_exc())
+            self._send(job, "error", {"code": ErrorCode.JOB_FAILED.value,
+                                      "message": f"edit log not updated: {type(exc).__name__}: {exc}"}, final=True)
+            return
+        self._send(job, "result", {"meta": done}, final=True)
 
     def _edit(self, job: Job, request: BrushRequest | CurveRequest) -> None:
         """Edit the stroke's or curve's window, log it when committed, answer with the window (previews meanwhile)."""

@@ -43,6 +43,19 @@ for kind in KINDS:
     np.save(out / f"after_{kind}.npy", h.positions(target)[:, 2])
     h.results.setdefault("undo", []).append(str(bpy.ops.ed.undo()))
     np.save(out / f"undone_{kind}.npy", h.positions(target)[:, 2])
+    h.pump(addon, lambda: not addon.link.link.edit_log_jobs, 30.0, f"{kind}: the world's edit log to follow the undo")
 h.results["latency_s"] = latency
+h.results["status_after_undos"] = h.settings().brush_status
+
+# a stroke undone and redone: the world's log takes it out and puts it back, its tile follows
+h.settings().brush_kind = "raise"
+h.check(bpy.ops.worldsculpt.brush(stroke=stroke) == {"FINISHED"}, "last raise did not start")
+h.pump(addon, lambda: addon.link.link.stroke is None, 60.0, "last raise")
+np.save(out / "after_last.npy", h.positions(target)[:, 2])
+for step in (bpy.ops.ed.undo, bpy.ops.ed.redo):
+    h.results.setdefault("undo_redo", []).append(str(step()))
+    h.pump(addon, lambda: not addon.link.link.edit_log_jobs, 30.0, f"the edit log to follow {step.idname()}")
+np.save(out / "redone.npy", h.positions(target)[:, 2])
+h.results["status_after_redo"] = h.settings().brush_status
 h.draw_panels(addon)  # every property and operator the panels show exists
 h.finish()

@@ -66,6 +66,7 @@ def select(obj: bpy.types.Object, vertices: np.ndarray) -> None:
 def undo(name: str) -> None:
     h.results.setdefault("undo", []).append(str(bpy.ops.ed.undo()))
     np.save(out / f"undone_{name}.npy", z())
+    h.pump(addon, lambda: not addon.link.link.edit_log_jobs, 30.0, f"the edit log to follow undoing {name}")
 
 
 # -- style paint: a stroke of desert dunes across the alpine terrain ------------------------------
