@@ -24,14 +24,13 @@ from .protocol import ErrorCode, Message
 from .protocol.client import BackendError, Client
 
 HEARTBEAT_TIMEOUT_S = 5.0  # no pong for this long: the backend is shown as disconnected
-SUBMIT_TIMEOUT_S = 2.0  # only asked of a backend answering heartbeats, so normally milliseconds
 TICK_BUSY_S = 0.02  # timer interval while a job runs: a finished brush dab waits at most this long to show
 TICK_IDLE_S = 0.5
 
 
 @dataclass
 class Job:
-    job_id: str
+    job_id: str  # the submit's message id (``Client.submit_nowait``): every message about the job has it as parent
     target: str
     scene: str  # name, not reference: references die across undo
     submitted: float = field(default_factory=time.monotonic)
@@ -89,15 +88,13 @@ class Link:
     def submit(self, params: dict[str, Any], target: str, scene: str) -> Job:
         if self.client is None or not self.connected:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
-        job_id = self.client.submit("generate", params, target, timeout=SUBMIT_TIMEOUT_S)
-        self.job = Job(job_id, target, scene)
+        self.job = Job(self.client.submit_nowait("generate", params, target), target, scene)
         return self.job
 
     def submit_export(self, params: dict[str, Any], heights: Any, target: str, scene: str) -> Job:
         if self.client is None or not self.connected:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
-        job_id = self.client.submit("export", params, target, timeout=SUBMIT_TIMEOUT_S, arrays={"heights": heights})
-        self.export_job = Job(job_id, target, scene)
+        self.export_job = Job(self.client.submit_nowait("export", params, target, {"heights": heights}), target, scene)
         return self.export_job
 
     def submit_style(self, params: dict[str, Any], arrays: dict[str, Any], scene: str) -> Job:
@@ -105,8 +102,7 @@ class Link:
         if self.client is None or not self.connected:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
         target = f"style_from:{scene}"
-        job_id = self.client.submit("style_from", params, target, timeout=SUBMIT_TIMEOUT_S, arrays=arrays)
-        self.style_job = Job(job_id, target, scene)
+        self.style_job = Job(self.client.submit_nowait("style_from", params, target, arrays), target, scene)
         return self.style_job
 
     def submit_brush(self, params: dict[str, Any], final: bool, job: str = "brush",
@@ -117,7 +113,7 @@ class Link:
         if self.client is None or not self.connected or stroke is None:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
         arrays = {"heights": stroke.base} if mask is None else {"heights": stroke.base, "mask": mask}
-        job_id = self.client.submit(job, params, stroke.target, timeout=SUBMIT_TIMEOUT_S, arrays=arrays)
+        job_id = self.client.submit_nowait(job, params, stroke.target, arrays)
         stroke.jobs[job_id] = len(stroke.jobs)
         if final:
             stroke.final = job_id
@@ -128,18 +124,18 @@ class Link:
         if self.client is None or not self.connected:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
         target = f"edit_log:{params['world']}"
-        job = Job(self.client.submit("edit_log", params, target, timeout=SUBMIT_TIMEOUT_S), target, "")
+        job = Job(self.client.submit_nowait("edit_log", params, target), target, "")
         self.edit_log_jobs.append(job)
         return job
 
     def owns_edit_log(self, msg: Message) -> bool:
-        return any(j.job_id in (msg.content.get("job_id"), msg.parent) for j in self.edit_log_jobs)
+        return any(j.job_id == msg.parent for j in self.edit_log_jobs)
 
     def cancel(self) -> Job | None:
         """Ask the backend to stop the job and forget it here at once: nothing of it gets applied."""
         job, self.job = self.job, None
         if job is not None and self.client is not None:
-            self.client.cancel(job.job_id)
+            self.client.cancel_submitted(job.job_id)
         return job
 
     def drain(self) -> list[Message]:
@@ -154,16 +150,16 @@ class Link:
 
     def owns(self, msg: Message) -> bool:
         """Is this message about the job we are waiting for?"""
-        return self.job is not None and self.job.job_id in (msg.content.get("job_id"), msg.parent)
+        return self.job is not None and self.job.job_id == msg.parent
 
     def owns_stroke(self, msg: Message) -> bool:
-        return self.stroke is not None and msg.content.get("job_id") in self.stroke.jobs
+        return self.stroke is not None and msg.parent in self.stroke.jobs
 
     def owns_export(self, msg: Message) -> bool:
-        return self.export_job is not None and self.export_job.job_id in (msg.content.get("job_id"), msg.parent)
+        return self.export_job is not None and self.export_job.job_id == msg.parent
 
     def owns_style(self, msg: Message) -> bool:
-        return self.style_job is not None and self.style_job.job_id in (msg.content.get("job_id"), msg.parent)
+        return self.style_job is not None and self.style_job.job_id == msg.parent
 
 
 link = Link()
@@ -273,7 +269,7 @@ def end_stroke(error: str = "", status: str = "") -> None:
         return
     if link.client is not None and link.connected:
         for job_id in stroke.jobs:
-            link.client.cancel(job_id)
+            link.client.cancel_submitted(job_id)
     obj = bpy.data.objects.get(stroke.target)
     if obj is not None and obj.type == "MESH":
         mesh.write_heights(obj.data, stroke.base, stroke.cell_size)
@@ -285,7 +281,7 @@ def end_stroke(error: str = "", status: str = "") -> None:
 def _on_stroke_message(msg: Message) -> None:
     """A brush job's preview or result goes into the terrain's window if it is newer than what is shown."""
     stroke = link.stroke
-    job_id = msg.content["job_id"]
+    job_id = msg.parent
     seq = stroke.jobs[job_id]
     if msg.kind == "error":
         del stroke.jobs[job_id]
@@ -342,7 +338,7 @@ def sync_edit_log(*_: Any) -> None:
 def _on_edit_log_message(msg: Message) -> None:
     if msg.kind not in ("result", "error"):
         return
-    link.edit_log_jobs = [j for j in link.edit_log_jobs if j.job_id not in (msg.content.get("job_id"), msg.parent)]
+    link.edit_log_jobs = [j for j in link.edit_log_jobs if j.job_id != msg.parent]
     if msg.kind == "result":
         done = msg.content["meta"]
         status = f"Edit log: {len(done['undone'])} undone, {len(done['redone'])} redone"

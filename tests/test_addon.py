@@ -208,6 +208,7 @@ def test_addon_starts_and_stops_its_own_backend(addon_zip, tmp_path):
                           str(command)], env=_blender_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = _results(run.stdout)
+    assert results["submit_to_frozen_s"] < 0.1 and results["status_after_thaw"].startswith("Done")  # never waits
     assert results["exit_noticed_s"] < 1.0  # the process's exit, not the 5 s heartbeat timeout
     assert results["status_after_kill"].startswith("Disconnected: local backend killed by signal 9"), results
     assert "serving" not in results["status_after_kill"]
