@@ -1,4 +1,5 @@
-"""Command line: ``python -m backend serve`` runs the server, ``python -m backend generate`` makes a world headless."""
+"""Command line: ``worldsculpt serve`` runs the server, ``worldsculpt generate`` makes a world headless
+(``python -m backend ...`` runs the same)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend", description="worldsculpt backend")
+    parser = argparse.ArgumentParser(prog="worldsculpt", description="worldsculpt backend")
     parser.add_argument("--log-level", default="INFO")
     commands = parser.add_subparsers(dest="command", required=True)
 

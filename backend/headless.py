@@ -7,6 +7,7 @@ a subprocess (``backend.render.preview``).
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -80,6 +81,7 @@ def request_heightfield(params: dict[str, Any], device: str = "auto", timeout: f
     finally:
         backend.close()
     meta = result.content["meta"]
+    print(f"generator: {meta['generator']}", flush=True)  # never a silent fallback to the procedural one
     return Heightfield(result.arrays["heights"].copy(), meta["cell_size"], style=str(params.get("style", "")))
 
 
@@ -99,6 +101,9 @@ def generate_world(params: dict[str, Any], out_dir: Path, device: str = "auto", 
                    preset: str | None = None) -> list[Path]:
     from backend.export import export_terrain  # written alongside; imported late so serve never needs it
 
+    if render and importlib.util.find_spec("bpy") is None:  # say so before generating, not after
+        raise RuntimeError("rendering the preview needs Blender's bpy: `pip install worldsculpt[render]`, "
+                           "or pass --no-render")
     hf = request_heightfield(params, device, timeout)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = list(export_terrain(hf, out_dir, formats=formats, preset=preset))

@@ -77,7 +77,7 @@ class Explorer:
             self.stop("the scene is gone")
             return False
         for msg in messages:
-            if self.request is not None and self.request.job_id == msg.content.get("job_id"):
+            if self.request is not None and self.request.job_id == msg.parent:
                 self._on_message(scene, msg)
                 if not self.active:
                     return False
@@ -96,7 +96,7 @@ class Explorer:
         for coords in plan.evictions(self.shown, want, x, y, self.tile_m, self.rings.limit):
             self._remove(coords)
         if self.request is not None and not plan.still_wanted((self.request.lod, self.request.tiles), want):
-            link.client.cancel(self.request.job_id)  # the view moved on: the backend stops between steps
+            link.client.cancel_submitted(self.request.job_id)  # the view moved on: the backend stops between steps
             self.request = None
         if self.request is None and (nxt := plan.next_request(want, self.shown, self.rings.batch)) is not None:
             self._submit(scene, *nxt)
@@ -121,13 +121,10 @@ class Explorer:
 
     def _submit(self, scene: bpy.types.Scene, lod: int, tiles: list[Coords]) -> None:
         params = {"world": self.world, "tiles": [list(t) for t in tiles], "lod": lod, "create": self.create}
-        try:
-            job_id = link.client.submit("world_tiles", params, TARGET, timeout=link_module.SUBMIT_TIMEOUT_S)
-        except BackendError as exc:
-            if exc.code in (ErrorCode.TIMEOUT.value, ErrorCode.DISCONNECTED.value):  # gone: retried next tick
-                _status(scene, f"Paused: {exc}")
-            else:  # refused (e.g. a style the models lack): asking again would not help
-                self.stop(str(exc))
+        try:  # never waits: a refusal (e.g. a style the models lack) comes back as the job's error
+            job_id = link.client.submit_nowait("world_tiles", params, TARGET)
+        except BackendError as exc:  # no connection: retried next tick
+            _status(scene, f"Paused: {exc}")
             return
         self.request = Request(job_id, lod, list(tiles), link.client)
 
@@ -203,6 +200,7 @@ class Explorer:
         full = sum(lod == 0 for lod in self.shown.values())
         job = "" if self.request is None else f", loading {len(self.request.tiles)} at lod {self.request.lod}"
         _status(scene, f"Exploring: {len(self.shown)} tiles ({full} full detail), {missing} to come{job}")
+        scene.worldsculpt.explore_progress = 1.0 - missing / max(1, len(want))  # the panel's bar
 
     # -- start / stop --------------------------------------------------------------------------
     def start(self, scene: bpy.types.Scene, world: str) -> None:
@@ -221,7 +219,7 @@ class Explorer:
     def stop(self, error: str = "") -> None:
         """End the mode; the tiles stay where they are."""
         if self.request is not None and link.client is self.request.client and link.connected:
-            link.client.cancel(self.request.job_id)
+            link.client.cancel_submitted(self.request.job_id)
         self.request = None
         scene = bpy.data.scenes.get(self.scene) if self.scene else None
         self.scene = None

@@ -17,21 +17,20 @@ from typing import Any, Callable
 import bpy
 import numpy as np
 
-from . import mesh
+from . import edit_history, material, mesh
 from .local_backend import backend as local_backend
 from .properties import set_styles
 from .protocol import ErrorCode, Message
 from .protocol.client import BackendError, Client
 
 HEARTBEAT_TIMEOUT_S = 5.0  # no pong for this long: the backend is shown as disconnected
-SUBMIT_TIMEOUT_S = 2.0  # only asked of a backend answering heartbeats, so normally milliseconds
 TICK_BUSY_S = 0.02  # timer interval while a job runs: a finished brush dab waits at most this long to show
 TICK_IDLE_S = 0.5
 
 
 @dataclass
 class Job:
-    job_id: str
+    job_id: str  # the submit's message id (``Client.submit_nowait``): every message about the job has it as parent
     target: str
     scene: str  # name, not reference: references die across undo
     submitted: float = field(default_factory=time.monotonic)
@@ -67,6 +66,7 @@ class Link:
         self.export_job: Job | None = None  # an export runs beside a generate job, never replaces it
         self.stroke: Stroke | None = None  # the brush stroke being drawn or finishing
         self.style_job: Job | None = None  # a reference style being measured
+        self.edit_log_jobs: list[Job] = []  # worlds' edit logs following Blender's undo / redo
         self._hello_id: str | None = None
 
     def connect(self, address: str) -> None:
@@ -79,6 +79,7 @@ class Link:
         if self.client is not None:
             self.client.close()
         self.client, self.hello, self._hello_id, self.export_job, self.style_job = None, None, None, None, None
+        self.edit_log_jobs = []
 
     @property
     def connected(self) -> bool:
@@ -87,15 +88,13 @@ class Link:
     def submit(self, params: dict[str, Any], target: str, scene: str) -> Job:
         if self.client is None or not self.connected:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
-        job_id = self.client.submit("generate", params, target, timeout=SUBMIT_TIMEOUT_S)
-        self.job = Job(job_id, target, scene)
+        self.job = Job(self.client.submit_nowait("generate", params, target), target, scene)
         return self.job
 
     def submit_export(self, params: dict[str, Any], heights: Any, target: str, scene: str) -> Job:
         if self.client is None or not self.connected:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
-        job_id = self.client.submit("export", params, target, timeout=SUBMIT_TIMEOUT_S, arrays={"heights": heights})
-        self.export_job = Job(job_id, target, scene)
+        self.export_job = Job(self.client.submit_nowait("export", params, target, {"heights": heights}), target, scene)
         return self.export_job
 
     def submit_style(self, params: dict[str, Any], arrays: dict[str, Any], scene: str) -> Job:
@@ -103,8 +102,7 @@ class Link:
         if self.client is None or not self.connected:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
         target = f"style_from:{scene}"
-        job_id = self.client.submit("style_from", params, target, timeout=SUBMIT_TIMEOUT_S, arrays=arrays)
-        self.style_job = Job(job_id, target, scene)
+        self.style_job = Job(self.client.submit_nowait("style_from", params, target, arrays), target, scene)
         return self.style_job
 
     def submit_brush(self, params: dict[str, Any], final: bool, job: str = "brush",
@@ -115,17 +113,29 @@ class Link:
         if self.client is None or not self.connected or stroke is None:
             raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
         arrays = {"heights": stroke.base} if mask is None else {"heights": stroke.base, "mask": mask}
-        job_id = self.client.submit(job, params, stroke.target, timeout=SUBMIT_TIMEOUT_S, arrays=arrays)
+        job_id = self.client.submit_nowait(job, params, stroke.target, arrays)
         stroke.jobs[job_id] = len(stroke.jobs)
         if final:
             stroke.final = job_id
         return job_id
 
+    def submit_edit_log(self, params: dict[str, Any]) -> Job:
+        """Undo / redo edits in a world's log; jobs for different worlds run side by side."""
+        if self.client is None or not self.connected:
+            raise BackendError(ErrorCode.DISCONNECTED.value, "not connected to a backend")
+        target = f"edit_log:{params['world']}"
+        job = Job(self.client.submit_nowait("edit_log", params, target), target, "")
+        self.edit_log_jobs.append(job)
+        return job
+
+    def owns_edit_log(self, msg: Message) -> bool:
+        return any(j.job_id == msg.parent for j in self.edit_log_jobs)
+
     def cancel(self) -> Job | None:
         """Ask the backend to stop the job and forget it here at once: nothing of it gets applied."""
         job, self.job = self.job, None
         if job is not None and self.client is not None:
-            self.client.cancel(job.job_id)
+            self.client.cancel_submitted(job.job_id)
         return job
 
     def drain(self) -> list[Message]:
@@ -140,19 +150,20 @@ class Link:
 
     def owns(self, msg: Message) -> bool:
         """Is this message about the job we are waiting for?"""
-        return self.job is not None and self.job.job_id in (msg.content.get("job_id"), msg.parent)
+        return self.job is not None and self.job.job_id == msg.parent
 
     def owns_stroke(self, msg: Message) -> bool:
-        return self.stroke is not None and msg.content.get("job_id") in self.stroke.jobs
+        return self.stroke is not None and msg.parent in self.stroke.jobs
 
     def owns_export(self, msg: Message) -> bool:
-        return self.export_job is not None and self.export_job.job_id in (msg.content.get("job_id"), msg.parent)
+        return self.export_job is not None and self.export_job.job_id == msg.parent
 
     def owns_style(self, msg: Message) -> bool:
-        return self.style_job is not None and self.style_job.job_id in (msg.content.get("job_id"), msg.parent)
+        return self.style_job is not None and self.style_job.job_id == msg.parent
 
 
 link = Link()
+history = edit_history.History()  # edits this session committed, for sync_edit_log
 
 # Modes with jobs of their own (explore mode) hook in here: each is called on every tick with the
 # messages just drained (it picks out its own) and returns True while it wants the fast tick.
@@ -209,11 +220,16 @@ def _on_result(job: Job, msg: Message) -> None:
     if scene is None:
         raise ValueError(f"scene {job.scene!r} is gone")
     heights, meta = msg.arrays["heights"], msg.content["meta"]
-    mesh.apply_result(scene, job.target, heights, float(meta["cell_size"]), job.preview)
+    obj = mesh.apply_result(scene, job.target, heights, float(meta["cell_size"]), job.preview)
     job.preview = None
+    if "masks" in msg.arrays:
+        material.write_masks(obj.data, list(meta["mask_names"]), msg.arrays["masks"])
+        material.assign_terrain_material(obj)
+    h, w = heights.shape
+    material.update_water(scene, obj, scene.worldsculpt.water_plane, (w - 1) * meta["cell_size"],
+                          (h - 1) * meta["cell_size"])
     undoable = push_undo("Worldsculpt: generate")
     took = time.monotonic() - job.submitted
-    h, w = heights.shape
     _set(scene.worldsculpt, running=False, progress=1.0, last_error="",
          status=f"Done: {w}x{h}, {meta.get('min_m', 0):.0f}..{meta.get('max_m', 0):.0f} m in {took:.1f} s"
                 + ("" if undoable else " (not undoable)"))
@@ -253,7 +269,7 @@ def end_stroke(error: str = "", status: str = "") -> None:
         return
     if link.client is not None and link.connected:
         for job_id in stroke.jobs:
-            link.client.cancel(job_id)
+            link.client.cancel_submitted(job_id)
     obj = bpy.data.objects.get(stroke.target)
     if obj is not None and obj.type == "MESH":
         mesh.write_heights(obj.data, stroke.base, stroke.cell_size)
@@ -265,7 +281,7 @@ def end_stroke(error: str = "", status: str = "") -> None:
 def _on_stroke_message(msg: Message) -> None:
     """A brush job's preview or result goes into the terrain's window if it is newer than what is shown."""
     stroke = link.stroke
-    job_id = msg.content["job_id"]
+    job_id = msg.parent
     seq = stroke.jobs[job_id]
     if msg.kind == "error":
         del stroke.jobs[job_id]
@@ -285,10 +301,51 @@ def _on_stroke_message(msg: Message) -> None:
     del stroke.jobs[job_id]
     if job_id == stroke.final:
         link.stroke = None
+        _remember_edit(obj.data, stroke.scene, msg.content["meta"].get("edit_seq"))
         undoable = push_undo(f"Worldsculpt: {stroke.kind}")
         for s in _settings(stroke.scene):
             _set(s, last_error="", brush_status=f"{stroke.kind}: {1000 * (time.monotonic() - stroke.started):.0f} ms"
                                                  + ("" if undoable else " (not undoable)"))
+
+
+def _remember_edit(terrain: bpy.types.Mesh, scene_name: str, seq: int | None) -> None:
+    """A committed edit the world logged: listed on the mesh (before the undo push, so undo rewinds the list)."""
+    scene = bpy.data.scenes.get(scene_name)
+    if seq is None or scene is None or not scene.worldsculpt.edit_log_dir:
+        return
+    world = bpy.path.abspath(scene.worldsculpt.edit_log_dir)
+    seqs = list(terrain.get(edit_history.SEQS_KEY, [])) if terrain.get(edit_history.WORLD_KEY) == world else []
+    terrain[edit_history.WORLD_KEY], terrain[edit_history.SEQS_KEY] = world, [*seqs, int(seq)]
+    history.commit(world, int(seq))
+
+
+@bpy.app.handlers.persistent
+def sync_edit_log(*_: Any) -> None:
+    """After Blender's undo or redo: undo or redo in each world's log the edits the meshes stopped or started
+    listing (an ``edit_log`` job per world; its answer shows in the Brush panel)."""
+    listed: dict[str, set[int]] = {}
+    for terrain in bpy.data.meshes:
+        if terrain.get(edit_history.WORLD_KEY):
+            listed.setdefault(terrain[edit_history.WORLD_KEY], set()).update(terrain.get(edit_history.SEQS_KEY, []))
+    for world, (undo, redo) in history.changes(listed).items():
+        try:
+            link.submit_edit_log({"world": world, "undo": undo, "redo": redo})
+        except BackendError as exc:
+            for s in _settings():
+                _set(s, brush_status=f"Edit log not updated: {exc}")
+
+
+def _on_edit_log_message(msg: Message) -> None:
+    if msg.kind not in ("result", "error"):
+        return
+    link.edit_log_jobs = [j for j in link.edit_log_jobs if j.job_id != msg.parent]
+    if msg.kind == "result":
+        done = msg.content["meta"]
+        status = f"Edit log: {len(done['undone'])} undone, {len(done['redone'])} redone"
+    else:
+        status = f"Edit log not updated: {msg.content['code']}: {msg.content['message']}"
+    for s in _settings():
+        _set(s, brush_status=status)
 
 
 def _on_export_message(msg: Message) -> None:
@@ -331,10 +388,21 @@ def _on_style_message(msg: Message) -> None:
     _set(settings, style_status=status + ("" if undoable else " (not undoable)"))
 
 
-def _on_connection(messages: list[Message]) -> None:
-    """Connection-level state for every scene's panel: connected, device, styles, dead backend."""
+def _lost(messages: list[Message]) -> Message | None:
+    """The backend is gone: the client stopped hearing heartbeats, or the process we started exited
+    (seen at once, without waiting for the heartbeat timeout); then the link is closed."""
     lost = next((m for m in messages if m.kind == "error" and not m.content.get("job_id")
                  and m.content.get("code") == ErrorCode.DISCONNECTED.value), None)
+    died = local_backend.take_exit_report()
+    if died is not None and link.client is not None:
+        link.close()
+        return Message("error", {"code": ErrorCode.DISCONNECTED.value, "message": died})
+    return lost
+
+
+def _on_connection(messages: list[Message]) -> None:
+    """Connection-level state for every scene's panel: connected, device, styles, dead backend."""
+    lost = _lost(messages)
     if lost is not None and link.job is not None:
         job, link.job = link.job, None
         end_job(job, error=f"disconnected: {lost.content['message']}", status="Backend lost")
@@ -349,7 +417,6 @@ def _on_connection(messages: list[Message]) -> None:
         for s in _settings(style.scene):
             _set(s, style_status=f"Reference lost: {lost.content['message']}")
     hello = next((m for m in messages if m.kind == "hello_reply"), None)
-    died = local_backend.exit_report()
     for s in _settings():
         if hello is not None:
             set_styles(s.id_data, list(hello.content["styles"]))
@@ -358,9 +425,9 @@ def _on_connection(messages: list[Message]) -> None:
             if not s.connected or hello is not None:
                 _set(s, connected=True, status=f"Connected: backend {link.hello['backend_version']}"
                                                 f" on {link.hello['device']}")
-        elif link.client is not None:
+        elif link.client is not None or lost is not None:
             reason = lost.content["message"] if lost is not None else "waiting for the backend to answer"
-            _set(s, connected=False, status=f"Disconnected: {died or reason}")
+            _set(s, connected=False, status=f"Disconnected: {reason}")
         else:
             _set(s, connected=False)
 
@@ -390,6 +457,8 @@ def tick() -> float:
                 _on_export_message(msg)
             elif link.owns_style(msg):
                 _on_style_message(msg)
+            elif link.owns_edit_log(msg):
+                _on_edit_log_message(msg)
             elif msg.kind == "error" and not msg.content.get("job_id") and msg.content["code"] != "disconnected":
                 for s in _settings():
                     _set(s, last_error=f"{msg.content['code']}: {msg.content['message']}")
@@ -397,7 +466,7 @@ def tick() -> float:
             _redraw()
     except Exception:  # a timer that raises is unregistered by Blender: report and keep going
         traceback.print_exc()
-    busy = link.job is not None or link.export_job is not None or link.stroke is not None or link.style_job is not None
+    busy = any(j is not None for j in (link.job, link.export_job, link.stroke, link.style_job)) or bool(link.edit_log_jobs)
     for mode in modes:
         try:
             busy = mode(messages) or busy
@@ -416,11 +485,18 @@ def wake() -> None:
 def register() -> None:
     if not bpy.app.timers.is_registered(tick):
         bpy.app.timers.register(tick, first_interval=TICK_IDLE_S, persistent=True)
+    for handlers in (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post):
+        if sync_edit_log not in handlers:
+            handlers.append(sync_edit_log)
 
 
 def unregister() -> None:
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
+    for handlers in (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post):
+        if sync_edit_log in handlers:
+            handlers.remove(sync_edit_log)
+    history.clear()
     end_job(link.cancel())
     end_stroke()
     link.close()

@@ -1,4 +1,4 @@
-"""Starting and stopping a backend process on this machine (`python -m backend serve`). No bpy here."""
+"""Starting and stopping a backend process on this machine (`worldsculpt serve`, the installed command). No bpy here."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ def is_local(address: str) -> bool:
     return host in ("127.0.0.1", "localhost", "[::1]", "*")
 
 
+def _is_error(line: str) -> bool:
+    """A log line that says what went wrong: a logged ERROR/CRITICAL or an exception's last line."""
+    text = line.strip()
+    head = text.split(":", 1)[0]
+    return " ERROR " in line or " CRITICAL " in line or (head.endswith(("Error", "Exception", "Exit")) and " " not in head)
+
+
 class LocalBackend:
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
@@ -26,34 +33,33 @@ class LocalBackend:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, python: str, project_dir: str, address: str, log_dir: Path) -> None:
+    def start(self, command: str, address: str, log_dir: Path) -> None:
         """Launch the backend serving ``address``; its output goes to a log file, not Blender's console."""
         if self.running:
             raise RuntimeError(f"a local backend is already running (pid {self.process.pid})")
         if not is_local(address):
             raise ValueError(f"cannot start a backend for non-local address {address!r}")
-        if not (Path(project_dir) / "backend").is_dir():
-            raise ValueError(f"backend project folder {project_dir!r} has no `backend` package")
-        if not Path(python).exists():
-            raise ValueError(f"python executable {python!r} does not exist")
+        if not Path(command).is_file():
+            raise ValueError(f"backend command {command!r} does not exist")
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / "backend.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [python, "-m", "backend", "serve", "--address", address],
-                cwd=project_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [command, "serve", "--address", address],
+                cwd=log_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"),
             )
 
-    def exit_report(self) -> str | None:
-        """If the process we started has died: its exit code and the last lines of its log."""
+    def take_exit_report(self) -> str | None:
+        """Once, when the process we started has exited: how it ended, and its last error line if it logged one
+        (not just its last line, which for a killed backend says it was serving). Then it is forgotten."""
         if self.process is None or self.process.poll() is None:
             return None
-        tail = ""
-        if self.log_path and self.log_path.exists():
-            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
-            tail = " | ".join(tail)
-        return f"local backend exited with code {self.process.returncode}: {tail}"
+        code, self.process = self.process.returncode, None
+        ended = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        lines = self.log_path.read_text(errors="replace").splitlines() if self.log_path and self.log_path.exists() else []
+        errors = [line.strip() for line in lines if _is_error(line)]
+        return f"local backend {ended}" + (f": {errors[-1]}" if errors else f" (log: {self.log_path})")
 
     def stop(self) -> None:
         if self.process is None:

@@ -19,6 +19,9 @@ import numpy as np
 from . import grid
 
 SHAPE_KEY = "worldsculpt_grid_shape"  # custom property on the mesh: [H, W] of the grid it holds
+# custom property on the mesh: the grid's cell size in metres as the backend gave it (a double), so exports
+# state the exact world size (4000 m, not the 3999.985 m that float32 vertex spacing gives)
+CELL_KEY = "worldsculpt_cell_size"
 _positions = grid.PositionBuffer()
 
 
@@ -48,7 +51,9 @@ def build_grid(mesh: bpy.types.Mesh, h: int, w: int) -> None:
 def write_heights(mesh: bpy.types.Mesh, heights: np.ndarray, cell_size: float) -> bool:
     """Put a height grid into ``mesh``; returns True if the topology had to be (re)built."""
     heights = grid.check_heights(heights, cell_size)
-    return write_grid(mesh, _positions(heights, cell_size).reshape(*heights.shape, 3))
+    rebuilt = write_grid(mesh, _positions(heights, cell_size).reshape(*heights.shape, 3))
+    mesh[CELL_KEY] = float(cell_size)
+    return rebuilt
 
 
 def write_grid(mesh: bpy.types.Mesh, xyz: np.ndarray) -> bool:
@@ -180,12 +185,15 @@ def read_selection(obj: bpy.types.Object) -> np.ndarray:
 def read_heights(obj: bpy.types.Object) -> tuple[np.ndarray, float]:
     """The (H, W) float32 heights (row 0 north, as ``grid`` lays them out) and cell size of a terrain object.
 
-    Reads the mesh's local z in bulk; the cell size is the spacing of the first row's vertices.
+    Reads the mesh's local z in bulk. The cell size is the one stored with the grid, unless the vertices were
+    respaced since (then, and for grids from older versions, the spacing of the first row's vertices).
     """
     h, w = _grid_shape(obj)
     mesh = obj.data
     xyz = np.empty(h * w * 3, dtype=np.float32)
     mesh.attributes["position"].data.foreach_get("vector", xyz)
     xyz = xyz.reshape(h, w, 3)
-    cell_size = float(xyz[0, 1, 0] - xyz[0, 0, 0])
+    spacing = float(xyz[0, 1, 0] - xyz[0, 0, 0])
+    stored = float(mesh.get(CELL_KEY, spacing))
+    cell_size = stored if abs(stored - spacing) <= 1e-4 * abs(stored) else spacing  # float32 rounding only
     return grid.check_heights(xyz[:, :, 2], cell_size), cell_size

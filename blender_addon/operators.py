@@ -7,7 +7,7 @@ from pathlib import Path
 import bpy
 
 from . import link as link_module
-from . import mesh, preferences
+from . import mesh, naming, preferences
 from .link import end_job, link
 from .local_backend import backend as local_backend
 from .local_backend import is_local
@@ -17,7 +17,7 @@ from .protocol.client import BackendError
 def _start_local(context: bpy.types.Context, address: str) -> None:
     prefs = preferences.get(context)
     log_dir = Path(bpy.utils.extension_path_user(__package__, create=True))
-    local_backend.start(preferences.backend_python(prefs), bpy.path.abspath(prefs.backend_dir), address, log_dir)
+    local_backend.start(preferences.backend_command(prefs), address, log_dir)
 
 
 class WSC_OT_connect(bpy.types.Operator):
@@ -176,7 +176,7 @@ class WSC_OT_export_blender(bpy.types.Operator):
         folder = Path(bpy.path.abspath(settings.export_dir))
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{settings.export_name}.{fmt.lower()}"
+            path = naming.new_export_path(folder, settings.export_name, f".{fmt.lower()}")
             self._export(context, _terrain(context), path, fmt)
         except (OSError, RuntimeError, ValueError) as exc:
             settings.export_status = f"Blender export failed: {exc}"
@@ -187,7 +187,9 @@ class WSC_OT_export_blender(bpy.types.Operator):
 
     @staticmethod
     def _export(context: bpy.types.Context, source: bpy.types.Object, path: Path, fmt: str) -> None:
-        """Export a copy with its transform baked into the vertices; the artist's object is left as it was."""
+        """Export a copy with its transform baked into the vertices; the artist's object is left as it was.
+        The copy takes the object's and mesh's names for the export (the originals step aside meanwhile), so
+        the file's node is "Terrain", not "Terrain.001"."""
         view_layer = context.view_layer
         selected = [o for o in view_layer.objects if o.select_get()]
         active = view_layer.objects.active
@@ -196,6 +198,9 @@ class WSC_OT_export_blender(bpy.types.Operator):
         copy.animation_data_clear()
         copy.parent = None
         context.scene.collection.objects.link(copy)
+        names = source.name, source.data.name
+        source.name, source.data.name = f"{names[0]} (exporting)", f"{names[1]} (exporting)"
+        copy.name, copy.data.name = names
         try:
             copy.data.transform(source.matrix_world)  # location, rotation, scale applied on the copy
             copy.matrix_world.identity()
@@ -216,6 +221,7 @@ class WSC_OT_export_blender(bpy.types.Operator):
             data = copy.data
             bpy.data.objects.remove(copy)
             bpy.data.meshes.remove(data)
+            source.name, source.data.name = names
             for obj in selected:
                 obj.select_set(True)
             view_layer.objects.active = active

@@ -43,10 +43,15 @@ class WSC_PT_generate(_WorldsculptPanel, bpy.types.Panel):
         col.prop(s, "target")
         col.prop(s, "size_m")
         col.prop(s, "height_m")
+        col.label(text=f"Relief with Elevation range {s.elevation_range:.2f}: {s.relief_m():.0f} m")
         col.prop(s, "resolution")
+        if s.detail_note():
+            col.label(text=s.detail_note(), icon="INFO")
         col.prop(s, "steps")
         col.prop(s, "quality")
         col.prop(s, "generator")
+        col.prop(s, "terrain_material")
+        col.prop(s, "water_plane")
         row = layout.row(align=True)
         row.scale_y = 1.4
         if s.running:
@@ -119,7 +124,7 @@ class WSC_PT_brush(_WorldsculptPanel, bpy.types.Panel):
         col.prop(s, "brush_falloff")
         col.prop(s, "brush_spacing", slider=True)
         col.prop(s, "brush_use_pressure")
-        col.prop(s, "world_dir")
+        col.prop(s, "edit_log_dir")
         row = layout.row()
         row.scale_y = 1.4
         row.operator("worldsculpt.brush", icon="SCULPTMODE_HLT")
@@ -142,6 +147,8 @@ class WSC_PT_explore(_WorldsculptPanel, bpy.types.Panel):
         row = layout.row()
         row.scale_y = 1.4
         if explorer.active:
+            if s.explore_progress < 1.0:
+                row.progress(factor=s.explore_progress, text=f"Tiles {s.explore_progress:.0%}")
             row.operator("worldsculpt.explore_stop", icon="PAUSE")
         else:
             row.operator("worldsculpt.explore", icon="WORLD_DATA")

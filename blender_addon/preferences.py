@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
+import shutil
 
 import bpy
 
@@ -19,36 +17,32 @@ class WSC_AddonPreferences(bpy.types.AddonPreferences):
         description="ZeroMQ address of the worldsculpt backend (tcp://host:port or ipc://path)")
     auto_start: bpy.props.BoolProperty(
         name="Start a local backend automatically", default=False,
-        description="When connecting and nothing answers, run `python -m backend serve` from the project below")
-    python_executable: bpy.props.StringProperty(
-        name="Python executable", subtype="FILE_PATH", default="",
-        description="Python that has the backend's dependencies (torch); empty: <project>/.venv's python")
-    backend_dir: bpy.props.StringProperty(
-        name="Backend project folder", subtype="DIR_PATH", default="",
-        description="Folder containing the `backend` package (the worldsculpt repository)")
+        description="When connecting and nothing answers, run `worldsculpt serve` (the command below)")
+    backend_command: bpy.props.StringProperty(
+        name="Backend command", subtype="FILE_PATH", default="",
+        description="The `worldsculpt` command that `pip install worldsculpt` made (for example "
+                    "<venv>/bin/worldsculpt); empty: the one on PATH")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "address")
         layout.prop(self, "auto_start")
-        layout.prop(self, "backend_dir")
-        layout.prop(self, "python_executable")
+        layout.prop(self, "backend_command")
 
 
 def get(context: bpy.types.Context | None = None) -> WSC_AddonPreferences:
     return (context or bpy.context).preferences.addons[__package__].preferences
 
 
-def backend_python(prefs: WSC_AddonPreferences) -> str:
-    """The interpreter to run the backend with: the preference, else the project's own venv."""
-    if prefs.python_executable:
-        return bpy.path.abspath(prefs.python_executable)
-    venv = Path(bpy.path.abspath(prefs.backend_dir)) / ".venv"
-    candidate = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
-    if prefs.backend_dir and candidate.exists():
-        return os.fspath(candidate)
-    raise ValueError("set the backend's Python executable (or a backend folder with a .venv) in the "
-                     "Worldsculpt add-on preferences")
+def backend_command(prefs: WSC_AddonPreferences) -> str:
+    """The installed `worldsculpt` command: the preference, else the one on PATH."""
+    if prefs.backend_command:
+        return bpy.path.abspath(prefs.backend_command)
+    found = shutil.which("worldsculpt")
+    if found is None:
+        raise ValueError("no `worldsculpt` command on PATH: `pip install worldsculpt` into a Python with torch, "
+                         "then set its path as the Backend command in the Worldsculpt add-on preferences")
+    return found
 
 
 def register() -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import bpy
 
+from . import live
+
 # Styles the backend announced in its hello_reply; module-level so the enum's item strings stay
 # alive (Blender keeps only pointers to the strings a dynamic-items callback returns).
 _style_items: list[tuple[str, str, str]] = [("NONE", "(connect to list styles)", "")]
@@ -25,6 +27,14 @@ def set_styles(scene: bpy.types.Scene, styles: list[str]) -> None:
         item.weight = known.get(name, 0.0)
     if styles and not any(w.weight > 0 for w in weights):
         weights[0].weight = 1.0
+
+
+MODEL_DETAIL_M = 30.0  # the shipped super-resolution model's cell size (models/terrain_superres.md)
+
+
+def relief_share(elevation_range: float) -> float:
+    """The share of Highest relief the learned generator makes (backend/generators/learned.py does the same)."""
+    return 0.2 + 0.8 * elevation_range
 
 
 def _styles(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str, str]]:
@@ -93,8 +103,9 @@ class WSC_Settings(bpy.types.PropertyGroup):
                                       description="Grid cells per side")
     size_m: bpy.props.FloatProperty(name="World size", default=2000.0, min=1.0, unit="LENGTH",
                                     description="Width of the world in metres")
-    height_m: bpy.props.FloatProperty(name="Height range", default=400.0, min=0.1, unit="LENGTH",
-                                      description="Highest relief in metres")
+    height_m: bpy.props.FloatProperty(name="Highest relief", default=400.0, min=0.1, unit="LENGTH",
+                                      description="Lowest to highest point in metres at Elevation range 1; the "
+                                                  "learned models' relief is this x (0.2 + 0.8 x Elevation range)")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     style_preset: bpy.props.EnumProperty(name="Style", items=_styles, update=_apply_preset,
                                          description="Pick one style (sets the mixing weights)")
@@ -113,6 +124,12 @@ class WSC_Settings(bpy.types.PropertyGroup):
     quality: bpy.props.EnumProperty(name="Quality", items=(
         ("interactive", "Interactive", "Few sampler steps: fast enough to iterate live"),
         ("full", "Full", "The full sampler: slower, a little more detail")), default="interactive")
+    terrain_material: bpy.props.BoolProperty(
+        name="Terrain material", default=True,
+        description="Ask for slope, flow and surface masks (rock, scree, soil, grass, sand, snow) as ws_* vertex "
+                    "attributes, and shade the terrain by them (an artist's own material is kept)")
+    water_plane: bpy.props.BoolProperty(name="Water plane", default=False,
+                                        description="A plane at sea level (0 m) over the terrain")
     # -- export
     export_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//terrain_export/",
                                          description="Folder the backend writes the exported files into")
@@ -127,7 +144,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
     export_blender_format: bpy.props.EnumProperty(name="Blender format", items=(
         ("GLB", "glTF Binary (.glb)", "Blender's glTF exporter: +Y up, metres"),
         ("FBX", "FBX (.fbx)", "Blender's FBX exporter: -Z forward, Y up, 1 m = 1 unit")), default="GLB")
-    export_status: bpy.props.StringProperty(name="Export status", default="")
+    export_status = live.field("export_status")
     # -- brushes
     brush_kind: bpy.props.EnumProperty(name="Brush", items=BRUSH_KIND_ITEMS, default="raise")
     brush_radius: bpy.props.FloatProperty(name="Radius", default=100.0, min=0.01, unit="LENGTH",
@@ -140,10 +157,10 @@ class WSC_Settings(bpy.types.PropertyGroup):
                                                description="Tablet pressure scales the strength")
     brush_style: bpy.props.EnumProperty(name="Paint style", items=_styles,
                                         description="Style Paint: the style painted into the stroke")
-    world_dir: bpy.props.StringProperty(name="World folder", subtype="DIR_PATH", default="",
-                                        description="World folder: brush strokes are logged in its edit log (empty: no log) "
-                                                    "and explore mode streams its tiles (empty: <blend>.world)")
-    brush_status: bpy.props.StringProperty(name="Brush status", default="")
+    edit_log_dir: bpy.props.StringProperty(name="Edit log", subtype="DIR_PATH", default="",
+                                           description="World folder whose edit log records every committed "
+                                                       "stroke, curve guide and restyle (empty: none)")
+    brush_status = live.field("brush_status")
     # -- curve guides
     curve_object: bpy.props.PointerProperty(name="Curve", type=bpy.types.Object,
                                             poll=lambda self, obj: obj.type == "CURVE",
@@ -168,7 +185,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
     reference_height_m: bpy.props.FloatProperty(name="Relief", default=0.0, min=0.0, unit="LENGTH",
                                                 description="Metres from the file's lowest to its highest value (0: its "
                                                             "values are metres already)")
-    style_status: bpy.props.StringProperty(name="Style status", default="")
+    style_status = live.field("style_status")
     restyle_keep_forms: bpy.props.BoolProperty(name="Keep large forms", default=False,
                                                description="Repaint the texture only (style paint) instead of new "
                                                            "terrain (regenerate)")
@@ -177,7 +194,10 @@ class WSC_Settings(bpy.types.PropertyGroup):
     restyle_blend: bpy.props.FloatProperty(name="Blend", default=100.0, min=0.01, unit="LENGTH",
                                            description="Distance in from the region's rim over which the new "
                                                        "terrain fades in")
-    # -- explore (world_dir above is the world explored; empty: <blend name>.world next to the .blend)
+    # -- explore
+    world_dir: bpy.props.StringProperty(name="World folder", subtype="DIR_PATH", default="",
+                                        description="The world explore mode streams and stores its tiles in "
+                                                    "(empty: <blend name>.world next to the saved .blend)")
     explore_near: bpy.props.IntProperty(name="Full-detail rings", default=1, min=0, max=8,
                                         description="Rings of tiles around the viewpoint's tile at full detail")
     explore_far: bpy.props.IntProperty(name="Visible rings", default=2, min=0, max=8,
@@ -188,14 +208,15 @@ class WSC_Settings(bpy.types.PropertyGroup):
     explore_follow: bpy.props.EnumProperty(name="Follow", items=(
         ("VIEW", "Viewport", "The 3D viewport's view centre (the scene camera when there is no viewport)"),
         ("CAMERA", "Scene camera", "The active scene camera's position")), default="VIEW")
-    explore_status: bpy.props.StringProperty(name="Explore status", default="")
-    # -- live status (written by the link's timer)
-    connected: bpy.props.BoolProperty(name="Connected", default=False)
-    status: bpy.props.StringProperty(name="Status", default="Not connected")
-    device: bpy.props.StringProperty(name="Device", default="")
-    progress: bpy.props.FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
-    running: bpy.props.BoolProperty(name="Running", default=False)
-    last_error: bpy.props.StringProperty(name="Last error", default="")
+    explore_status = live.field("explore_status")
+    explore_progress = live.field("explore_progress")  # share of the wanted tiles shown at their level
+    # -- live status (written by the link's timer): in memory, so undo and saved files leave it alone
+    connected = live.field("connected")
+    status = live.field("status")
+    device = live.field("device")
+    progress = live.field("progress")
+    running = live.field("running")
+    last_error = live.field("last_error")
 
     def generate_params(self) -> dict[str, Any]:
         """The `generate` job's params, as the backend's job contract names them."""
@@ -204,7 +225,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
             "sliders": {name: getattr(self, name) for name in SLIDERS},
             "seed": self.seed, "resolution": self.resolution, "size_m": self.size_m,
             "height_m": self.height_m, "steps": self.steps or None, "guidance": self.guidance,
-            "quality": self.quality,
+            "quality": self.quality, "masks": self.terrain_material,
         }
         if self.generator:
             params["generator"] = self.generator
@@ -228,8 +249,8 @@ class WSC_Settings(bpy.types.PropertyGroup):
         }
         if style_weights:
             params["style_weights"] = style_weights
-        if self.world_dir:
-            params["world"] = bpy.path.abspath(self.world_dir)
+        if self.edit_log_dir:
+            params["world"] = bpy.path.abspath(self.edit_log_dir)
         return params
 
     def brush_params(self, stroke: list[list[float]], cell_size: float, commit: bool) -> dict[str, Any]:
@@ -273,8 +294,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
         for name in SLIDERS:
             if name in estimate["sliders"]:
                 setattr(self, name, float(estimate["sliders"][name]))
-        # the learned generator's relief is height_m * (0.2 + 0.8 * elevation_range)
-        self.height_m = max(0.1, float(estimate["relief_m"]) / (0.2 + 0.8 * self.elevation_range))
+        self.height_m = max(0.1, float(estimate["relief_m"]) / relief_share(self.elevation_range))
         top = max(weights, key=weights.get)
         return f"Reference: {top.replace('_', ' ')} {weights[top] / total:.0%}, relief {estimate['relief_m']:.0f} m"
 
@@ -284,6 +304,18 @@ class WSC_Settings(bpy.types.PropertyGroup):
         return {"out_dir": bpy.path.abspath(self.export_dir), "formats": formats, "name": self.export_name,
                 "cell_size": float(cell_size), "preset": None if self.export_preset == "NONE" else self.export_preset,
                 "byte_order": "little"}
+
+
+    def relief_m(self) -> float:
+        """The relief Generate makes with the learned models: Highest relief scaled by Elevation range."""
+        return self.height_m * relief_share(self.elevation_range)
+
+    def detail_note(self) -> str:
+        """Say so when the grid is finer than the models' detail: more resolution then adds no detail."""
+        cell = self.size_m / max(1, self.resolution - 1)
+        if cell >= MODEL_DETAIL_M:
+            return ""
+        return f"Cells of {cell:.1f} m: finer than the models' {MODEL_DETAIL_M:.0f} m detail (smooth in between)"
 
 
 _classes = (WSC_StyleWeight, WSC_Settings)
@@ -296,6 +328,7 @@ def register() -> None:
 
 
 def unregister() -> None:
+    live.clear()
     del bpy.types.Scene.worldsculpt
     for cls in reversed(_classes):
         bpy.utils.unregister_class(cls)

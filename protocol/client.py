@@ -50,6 +50,8 @@ class Client:
         self._socket.connect(address)
         self._inbox: deque[Message] = deque()
         self._jobs_awaiting: dict[str, float] = {}  # job id -> time submitted
+        self._submitted: dict[str, str | None] = {}  # submit_nowait's message id -> job id (None until the reply)
+        self._cancel_on_reply: set[str] = set()  # submits cancelled before their job id arrived
         self._last_ping = 0.0
         self._ping_sent_at: float | None = None
         self.last_heard: float | None = None
@@ -72,6 +74,32 @@ class Client:
         self._jobs_awaiting[job_id] = time.monotonic()
         return job_id
 
+    def submit_nowait(self, job: str, params: dict[str, Any], target: str = "",
+                      arrays: dict[str, np.ndarray] | None = None) -> str:
+        """Queue a job without waiting for the answer (a UI must not wait); returns the submit's message id,
+        which every message about the job carries as ``parent``: its ``submit_reply``, progress, previews,
+        result, and a refusal (``error`` ``bad_params``) too."""
+        request_id = self.send(Message("submit_request", {"job": job, "target": target, "params": params},
+                                       arrays or {}))
+        self._submitted[request_id] = None
+        return request_id
+
+    def cancel_submitted(self, request_id: str) -> None:
+        """Cancel a job queued with ``submit_nowait``, also before its job id has arrived."""
+        job_id = self._submitted.get(request_id)
+        if job_id is not None:
+            self.cancel(job_id)
+        elif request_id in self._submitted:
+            self._cancel_on_reply.add(request_id)
+
+    def _on_submit_reply(self, reply: Message) -> None:
+        job_id = reply.content["job_id"]
+        self._submitted[reply.parent] = job_id
+        self._jobs_awaiting[job_id] = time.monotonic()
+        if reply.parent in self._cancel_on_reply:
+            self._cancel_on_reply.discard(reply.parent)
+            self.cancel(job_id)
+
     def cancel(self, job_id: str) -> None:
         self.send(Message("cancel_request", {"job_id": job_id}))
 
@@ -91,8 +119,12 @@ class Client:
         if msg.kind == "pong":
             self._ping_sent_at = None
             return self._check_lost_jobs(msg)
+        if msg.kind == "submit_reply" and msg.parent in self._submitted:
+            self._on_submit_reply(msg)
         if msg.kind in ("result", "error"):
             self._jobs_awaiting.pop(msg.content.get("job_id", msg.parent), None)
+            self._submitted.pop(msg.parent, None)
+            self._cancel_on_reply.discard(msg.parent)
         return msg
 
     def _check_lost_jobs(self, pong: Message) -> Message | None:
@@ -102,9 +134,12 @@ class Client:
         for job_id, submitted in list(self._jobs_awaiting.items()):
             if job_id not in active and submitted < sent_at:
                 del self._jobs_awaiting[job_id]
+                request_id = next((r for r, j in self._submitted.items() if j == job_id), None)
+                self._submitted.pop(request_id, None)
                 return Message("error", {"code": ErrorCode.DISCONNECTED.value, "job_id": job_id,
                                          "message": "the backend finished this job but its result never arrived "
-                                                    "(too large for the link, or the backend went away)"})
+                                                    "(too large for the link, or the backend went away)"},
+                               parent=request_id)
         return None
 
     def poll(self, timeout: float = 0.0) -> list[Message]:

@@ -2,4 +2,4 @@
 # Set up (first run only) and run the main job headless: start a local backend, generate a world
 # with the default model, and write its assets (GLB mesh, 16-bit heightmap + sidecar, rendered PNG) to out/.
 . "$(dirname "$0")/env.sh"
-exec python -m backend generate --out "${OUT_DIR:-out}" "$@"
+exec worldsculpt generate --out "${OUT_DIR:-out}" "$@"

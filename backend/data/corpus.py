@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from backend.simulation.masks import SPLAT_NAMES
 from backend.simulation.styles import MASK_NAMES, SAMPLERS, SLIDER_NAMES, STYLE_NAMES, simulate_with_params
@@ -155,6 +154,8 @@ def build_corpus(out: str | Path, seed: int, maps_per_style: int, map_size: int 
     writers = {s: ShardWriter(out, s, shard_tiles, constants) for s in ("train", "heldout")}
     total_bytes, truncated, maps = 0, False, []
     jobs = [(s, j) for s in styles for j in range(maps_per_style)]
+    from tqdm import tqdm  # the train extra: serving imports this module for cut_tiles, never runs this
+
     for map_id, (style, j) in enumerate(tqdm(jobs, desc="corpus", unit="map", disable=not progress)):
         map_seed = int(np.random.SeedSequence([seed, STYLE_NAMES.index(style), j]).generate_state(1)[0])
         n_tiles = (map_size // tile) ** 2

@@ -4,7 +4,7 @@ Values are kept: float rasters as stored, integer rasters as ``raw * vertical_sc
 vertical_offset`` (the only way a 16-bit PNG can carry metres); no-data cells become NaN.
 Supported: GeoTIFF / TIFF (tifffile, LZW/Deflate through imagecodecs; cell size from
 ModelPixelScaleTag, degrees converted to metres at the tile's latitude; GDAL_NODATA honoured),
-16-bit (or 8-bit) PNG (Pillow), EXR (imageio, if a plugin can read it), .npy and .npz degree grids
+16-bit (or 8-bit) PNG (Pillow), EXR (OpenEXR), .npy and .npz degree grids
 such as matplotlib's sample DEMs (no pickle).
 """
 
@@ -127,16 +127,16 @@ def _png(path: Path) -> np.ndarray:
 
 
 def _exr(path: Path) -> np.ndarray:
-    import imageio.v3 as iio
+    """The height channel of an EXR, read with OpenEXR (a core dependency: the exporters write EXR with it)."""
+    import OpenEXR
 
     try:
-        data = iio.imread(path)
-    except (ImportError, OSError, ValueError, RuntimeError) as exc:
-        raise RuntimeError(
-            f"cannot read EXR {path}: imageio has no working EXR plugin here ({exc}). "
-            "Install one: `pip install opencv-python` (imageio's opencv plugin) or "
-            "`pip install imageio[freeimage]` and run `imageio_download_bin freeimage`."
-        ) from exc
+        with OpenEXR.File(str(path)) as f:
+            channels = f.channels()
+            name = next((c for c in ("R", "Y", "Z", "RGB", "RGBA") if c in channels), next(iter(channels)))
+            data = np.array(channels[name].pixels)
+    except (OSError, RuntimeError, StopIteration) as exc:
+        raise RuntimeError(f"cannot read EXR {path}: {exc}") from exc
     return data if data.ndim == 2 else data[..., 0]
 
 

@@ -1,10 +1,13 @@
 """Terrain generators: the shared interface, the registry, the learned models and the procedural baseline."""
 
+import logging
 from functools import partial
 from pathlib import Path
 
 from . import registry
 from .base import Cancelled, GenerateRequest, Generator, StepCallback
+from backend.model_files import ENV_VAR, describe_source
+
 from .learned import MODELS_DIR, DiffusionGenerator, shipped_models_present, shipped_styles
 from .profiles import PROFILE_FILE
 from .procedural import STYLES, ProceduralGenerator
@@ -22,7 +25,11 @@ def use_models_dir(models_dir: str | Path = MODELS_DIR) -> bool:
 
 
 registry.register(registry.GeneratorSpec("procedural", tuple(STYLES), ProceduralGenerator))
-use_models_dir()
+if not use_models_dir():  # said once at start, and every result's meta names the generator that ran
+    logging.getLogger(__name__).warning(
+        "no learned models in %s (found through %s): only the procedural generator is available; "
+        "point %s or `serve --models-dir` at the folder with terrain_base.safetensors",
+        MODELS_DIR, describe_source(), ENV_VAR)
 
 __all__ = ["STYLES", "Cancelled", "DiffusionGenerator", "GenerateRequest", "Generator", "ProceduralGenerator",
            "StepCallback", "registry", "use_models_dir"]

@@ -47,6 +47,7 @@ class GenerateRequest:
     generator: str = "procedural"
     quality: str = "interactive"  # one of QUALITIES (diffusion generators)
     erosion_stage: str = "light"  # a key of EROSION_STAGES: drainage carved after sampling (diffusion generators)
+    masks: bool = False  # send material masks (backend.simulation.material) with the result
 
     @property
     def cell_size(self) -> float:
@@ -63,7 +64,7 @@ class GenerateRequest:
         if not isinstance(params, dict):
             raise ValueError(f"params must be a map, got {type(params).__name__}")
         known = {"style", "style_weights", "sliders", "seed", "resolution", "size_m", "height_m",
-                 "steps", "guidance", "generator", "quality", "erosion_stage"}
+                 "steps", "guidance", "generator", "quality", "erosion_stage", "masks"}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown}; known: {sorted(known)}")
@@ -81,6 +82,7 @@ class GenerateRequest:
             quality=_choice("quality", params.get("quality", cls.quality), QUALITIES),
             erosion_stage=_choice("erosion_stage", params.get("erosion_stage", cls.erosion_stage),
                                   tuple(EROSION_STAGES)),
+            masks=_choice("masks", params.get("masks", cls.masks), (False, True)),
         )
 
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from backend.data.datasets import upsample
+from backend.model_files import models_dir
 from backend.diffusion.guidance import ClassifierFreeGuidance
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
@@ -43,7 +44,7 @@ from backend.world.region import sample_map
 from .base import GenerateRequest, Interrupt, StepCallback
 from .profiles import PROFILE_FILE, ProfileModel
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = models_dir()
 BASE_FILE, SUPERRES_FILE = "terrain_base.safetensors", "terrain_superres.safetensors"
 MEMORY_FILE = "terrain_memory.safetensors"  # optional: the memory-conditioned base model (backend.memory)
 PREVIEW_MAX = 256

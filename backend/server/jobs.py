@@ -18,6 +18,7 @@ from protocol import new_id
 
 from .brush_job import BrushRequest
 from .curve_job import CurveRequest
+from .edit_log_job import EditLogRequest
 from .export_job import ExportRequest
 from .style_job import StyleFromRequest
 from .world_job import WorldTilesRequest
@@ -29,7 +30,8 @@ class Job:
     request_id: str  # the submit_request's message id: parent of every message about this job
     kind: str
     target: str  # e.g. the Blender object name; "" never supersedes anything
-    request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | CurveRequest | StyleFromRequest
+    request: (GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | CurveRequest | StyleFromRequest
+              | EditLogRequest)
     id: str = field(default_factory=new_id)
     cancel: threading.Event = field(default_factory=threading.Event)
     step: int = 0

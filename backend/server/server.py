@@ -20,6 +20,7 @@ from protocol.client import LINGER_MS, configure_socket
 
 from .brush_job import BrushRequest
 from .curve_job import CurveRequest
+from .edit_log_job import EditLogRequest
 from .export_job import ExportRequest
 from .jobs import Job, JobQueue
 from .style_job import StyleFromRequest
@@ -28,7 +29,7 @@ from .world_job import WorldTilesRequest, check_available
 
 log = logging.getLogger(__name__)
 POLL_MS = 100  # how often the loop looks at the stop flag when nothing arrives
-JOB_KINDS = ("generate", "export", "brush", "world_tiles", "curve", "style_from")
+JOB_KINDS = ("generate", "export", "brush", "world_tiles", "curve", "style_from", "edit_log")
 
 
 class Server:
@@ -135,7 +136,8 @@ class Server:
         if not isinstance(target, str):
             self._send(identity, msg.error(ErrorCode.BAD_PARAMS, f"target must be a string, got {target!r}"))
             return
-        request: GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | CurveRequest | StyleFromRequest
+        request: (GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | CurveRequest | StyleFromRequest
+                  | EditLogRequest)
         try:
             if kind == "export":
                 request = ExportRequest.from_params(params, msg.arrays)
@@ -153,6 +155,8 @@ class Server:
                 request = CurveRequest.from_params(params, msg.arrays, registry.get("diffusion").styles)
             elif kind == "style_from":
                 request = StyleFromRequest.from_params(params, msg.arrays)
+            elif kind == "edit_log":
+                request = EditLogRequest.from_params(params)
             else:
                 request = GenerateRequest.from_params(params, registry.default_name())
                 registry.check_request(request)

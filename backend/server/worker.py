@@ -22,10 +22,12 @@ from backend.diffusion.samplers import cancel_on
 from backend.generators import Cancelled, Generator, registry
 from backend.metrics.reference import load_classifier
 from backend.metrics.style_classifier import StyleClassifier
+from backend.simulation.material import material_masks
 from protocol import ErrorCode, Message
 
 from .brush_job import BrushRequest
 from .curve_job import CurveRequest
+from .edit_log_job import EditLogRequest
 from .export_job import ExportRequest
 from .jobs import Job, JobQueue
 from .style_job import StyleFromRequest
@@ -114,6 +116,9 @@ class Worker(threading.Thread):
         if isinstance(job.request, ExportRequest):
             self._export(job, job.request)
             return
+        if isinstance(job.request, EditLogRequest):
+            self._edit_log(job, job.request)
+            return
         if isinstance(job.request, WorldTilesRequest):
             self._world_tiles(job, job.request)
             return
@@ -143,7 +148,11 @@ class Worker(threading.Thread):
         meta = {"cell_size": float(heightfield.cell_size), "resolution": int(heights.shape[0]),
                 "size_m": request.size_m, "generator": request.generator, "seed": request.seed,
                 "min_m": float(heights.min()), "max_m": float(heights.max())}
-        self._send(job, "result", {"meta": meta}, {"heights": heights}, final=True)
+        arrays = {"heights": heights}
+        if request.masks:  # for the add-on's terrain material: one (H, W, N) array, its layers named in meta
+            masks = material_masks(heights, heightfield.cell_size)
+            meta["mask_names"], arrays["masks"] = list(masks), np.stack(list(masks.values()), axis=-1)
+        self._send(job, "result", {"meta": meta}, arrays, final=True)
 
     def _export(self, job: Job, request: ExportRequest) -> None:
         self._send(job, "progress", {"step": 0, "total": 1, "stage": "exporting"})
@@ -155,6 +164,17 @@ class Worker(threading.Thread):
                                       "message": f"export failed: {type(exc).__name__}: {exc}"}, final=True)
             return
         self._send(job, "result", {"meta": {"files": [str(f) for f in files]}}, final=True)
+
+    def _edit_log(self, job: Job, request: EditLogRequest) -> None:
+        """Undo / redo edits in a world's log (the artist undid strokes in Blender)."""
+        try:
+            done = request.run()
+        except Exception as exc:  # a damaged world or a vanished edit: say so and keep serving
+            log.error("edit_log job %s failed:\n%s", job.id, traceback.format_exc())
+            self._send(job, "error", {"code": ErrorCode.JOB_FAILED.value,
+                                      "message": f"edit log not updated: {type(exc).__name__}: {exc}"}, final=True)
+            return
+        self._send(job, "result", {"meta": done}, final=True)
 
     def _edit(self, job: Job, request: BrushRequest | CurveRequest) -> None:
         """Edit the stroke's or curve's window, log it when committed, answer with the window (previews meanwhile)."""

@@ -254,6 +254,9 @@ def _parse_log(data: bytes, path: Path) -> tuple[list[dict], int]:
 # --- the store -----------------------------------------------------------------------------------
 
 
+UNDO_KIND, REDO_KIND = "undo", "redo"  # edit log records that take an earlier edit out and put it back
+
+
 class WorldStore:
     """An unbounded tiled world in a folder. Use `create` or `open`; one writing process at a time."""
 
@@ -519,6 +522,20 @@ class WorldStore:
         data = _read(self.log_path) or b""
         records, _ = _parse_log(data, self.log_path)
         return [_edit_record(r) for r in records]
+
+    def active_edits(self) -> list[EditRecord]:
+        """The world's history as the artist sees it: every edit not undone, in log order. An ``undo`` record
+        (params ``{"undoes": seq}``) takes its edit out, a later ``redo`` (``{"redoes": seq}``) puts it back;
+        the log itself only grows, so a crash never loses either."""
+        records = self.edits()
+        active = {r.seq: r for r in records if r.kind not in (UNDO_KIND, REDO_KIND)}
+        undone: set[int] = set()
+        for record in records:
+            if record.kind == UNDO_KIND:
+                undone.add(int(record.params["undoes"]))
+            elif record.kind == REDO_KIND:
+                undone.discard(int(record.params["redoes"]))
+        return [active[seq] for seq in sorted(active) if seq not in undone]
 
     def edit_deltas(self, record: EditRecord) -> dict[str, np.ndarray]:
         """The verified delta arrays of `record` (raises CorruptFileError if the blob is damaged)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -104,6 +105,21 @@ def grid_to_world(row: float, col: float) -> tuple[float, float]:
     return (col - 63.5) * TERRAIN_CELL + TERRAIN_OFFSET[0], (63.5 - row) * TERRAIN_CELL + TERRAIN_OFFSET[1]
 
 
+def stroke_elements(points: list[tuple[float, float, float]]) -> list[dict[str, Any]]:
+    """A paint stroke through world (x, y) points with pressures, with every field this Blender's
+    OperatorStrokeElement has (4.2 also wants pen_flip), as its paint operators want."""
+    def default(prop: Any) -> Any:
+        if prop.type == "BOOLEAN":
+            return False
+        if prop.type == "FLOAT":
+            return (0.0,) * prop.array_length if prop.array_length else 0.0
+        return ""
+
+    fields = {p.identifier: default(p) for p in bpy.types.OperatorStrokeElement.bl_rna.properties
+              if p.identifier != "rna_type"}
+    return [dict(fields, location=(x, y, 0.0), pressure=p, is_start=i == 0) for i, (x, y, p) in enumerate(points)]
+
+
 def positions(name: str) -> np.ndarray:
     mesh = bpy.data.objects[name].data
     out = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
@@ -113,8 +129,12 @@ def positions(name: str) -> np.ndarray:
 
 def finish() -> None:
     results["failures"] = failures
+    results["blender_version"] = list(bpy.app.version)
     print("RESULTS " + json.dumps(results), flush=True)
-    sys.exit(1 if failures else 0)
+    sys.stderr.flush()
+    # Leave without the interpreter's teardown: bpy 4.2 as a Python module segfaults while finalising once an
+    # extension was enabled (even after disabling it); Blender itself exits through its own path.
+    os._exit(1 if failures else 0)
 
 
 class LayoutRecorder:
@@ -145,8 +165,9 @@ class LayoutRecorder:
         category, name = idname.split(".")
         check(hasattr(getattr(bpy.ops, category), name), f"panel shows missing operator {idname!r}")
 
-    def progress(self, **_: Any) -> None:
-        pass
+    def progress(self, factor: float = 0.0, text: str = "", **_: Any) -> None:
+        check(0.0 <= factor <= 1.0, f"progress factor {factor} outside [0, 1]")
+        self.labels.append(f"[progress {factor:.2f}] {text}")
 
 
 def draw_panels(addon: ModuleType) -> list[str]:

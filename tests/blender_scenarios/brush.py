@@ -27,11 +27,9 @@ target = "Brush Terrain"
 h.learned_terrain(addon, target, out)  # the stroke is in world space: the operator maps it onto the grid
 s = h.settings()
 cell = h.TERRAIN_CELL
-stroke = [{"name": "", "location": (*h.grid_to_world(r, c), 0.0), "mouse": (0.0, 0.0), "mouse_event": (0.0, 0.0),
-           "pressure": p, "size": 0.0, "x_tilt": 0.0, "y_tilt": 0.0, "time": 0.0, "is_start": i == 0}
-          for i, (r, c, p) in enumerate(path)]  # every field, as Blender's paint ops want
+stroke = h.stroke_elements([(*h.grid_to_world(r, c), p) for r, c, p in path])
 s.brush_radius, s.brush_strength, s.brush_style = radius_cells * cell, 0.8, "desert_dunes"
-s.world_dir = str(out / "world")
+s.edit_log_dir = str(out / "world")
 bpy.ops.ed.undo_push(message="brush settings")  # as the panel's widgets do: undo must not revert them
 latency = {}
 for kind in KINDS:
@@ -45,6 +43,19 @@ for kind in KINDS:
     np.save(out / f"after_{kind}.npy", h.positions(target)[:, 2])
     h.results.setdefault("undo", []).append(str(bpy.ops.ed.undo()))
     np.save(out / f"undone_{kind}.npy", h.positions(target)[:, 2])
+    h.pump(addon, lambda: not addon.link.link.edit_log_jobs, 30.0, f"{kind}: the world's edit log to follow the undo")
 h.results["latency_s"] = latency
+h.results["status_after_undos"] = h.settings().brush_status
+
+# a stroke undone and redone: the world's log takes it out and puts it back, its tile follows
+h.settings().brush_kind = "raise"
+h.check(bpy.ops.worldsculpt.brush(stroke=stroke) == {"FINISHED"}, "last raise did not start")
+h.pump(addon, lambda: addon.link.link.stroke is None, 60.0, "last raise")
+np.save(out / "after_last.npy", h.positions(target)[:, 2])
+for step in (bpy.ops.ed.undo, bpy.ops.ed.redo):
+    h.results.setdefault("undo_redo", []).append(str(step()))
+    h.pump(addon, lambda: not addon.link.link.edit_log_jobs, 30.0, f"the edit log to follow {step.idname()}")
+np.save(out / "redone.npy", h.positions(target)[:, 2])
+h.results["status_after_redo"] = h.settings().brush_status
 h.draw_panels(addon)  # every property and operator the panels show exists
 h.finish()

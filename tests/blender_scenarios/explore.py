@@ -83,7 +83,10 @@ start = time.perf_counter()
 h.check(bpy.ops.worldsculpt.explore() == {"FINISHED"}, "explore did not start")
 h.results["operator_return_s"] = time.perf_counter() - start
 h.check(explorer.active and explorer.world == str((out / "scene.world").resolve()), f"world {explorer.world!r}")
+tick_until(lambda: len(explorer.shown) >= 1, 120.0, "the first tile")
+h.results["progress_at_first_tile"] = [label for label in h.draw_panels(addon) if label.startswith("[progress")]
 tick_until(settled, 120.0, "the first 9 tiles")
+h.results["progress_settled"] = h.settings().explore_progress
 h.results["first_arrivals"] = [[list(c), lod] for c, lod, _ in explorer.arrivals]
 L = explorer.tile_m
 h.results["tile_m"] = L

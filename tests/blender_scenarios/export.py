@@ -8,6 +8,7 @@ pytest side reads the 16-bit PNG back. The .glb is re-imported here and compared
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -30,13 +31,14 @@ np.save(out / "heights.npy", heights)
 
 s.export_dir = str(out / "backend")
 s.export_name = "scenario"
-s.export_formats = {"png16", "geotiff"}
+s.export_formats = {"png16", "geotiff", "glb"}
 s.export_preset = "NONE"
 check_labels = h.LayoutRecorder()
 addon.panels.WSC_PT_export.draw(type("Ctx", (), {"layout": check_labels})(), bpy.context)
 h.check(bpy.ops.worldsculpt.export() == {"FINISHED"}, "export operator did not finish at once")
 h.pump(addon, lambda: s.export_status.startswith(("Exported", "Export failed")), 30.0, "export")
 h.results["export_status"] = s.export_status
+backend_glb = (out / "backend" / "scenario.glb").read_bytes()
 
 obj = bpy.data.objects[target]
 obj.location = (100.0, -50.0, 10.0)
@@ -53,8 +55,15 @@ h.check({o.name for o in bpy.data.objects} == objects_before, "the export copy w
 h.check([tuple(row) for row in obj.matrix_world] == before, "the artist's object transform changed")
 h.check(obj.data.name in bpy.data.meshes and len(obj.data.vertices) == heights.size, "artist's mesh changed")
 
-glb = out / "backend" / "scenario.glb"
+glb = out / "backend" / "scenario_blender.glb"
 h.check(glb.exists(), f"{glb} not written")
+h.check((out / "backend" / "scenario.glb").read_bytes() == backend_glb, "the backend's scenario.glb was overwritten")
+h.results["glb_status"] = s.export_status
+h.check(bpy.ops.worldsculpt.export_blender() == {"FINISHED"}, f"second Blender export failed: {s.export_status}")
+h.results["second_glb_status"] = s.export_status
+chunk = glb.read_bytes()
+h.results["glb_nodes"] = [n.get("name") for n in json.loads(chunk[20:20 + int.from_bytes(chunk[12:16], "little")])["nodes"]]
+h.results["names_after_export"] = [obj.name, obj.data.name]
 h.check(bpy.ops.import_scene.gltf(filepath=str(glb)) == {"FINISHED"}, "re-import of the .glb failed")
 (imported,) = [o for o in bpy.data.objects if o.name not in objects_before]
 h.check(imported.matrix_world == Matrix.Identity(4), "imported object carries a transform")
@@ -70,6 +79,6 @@ h.check(np.allclose(xyz.min(0), world[:3].min(1), atol=1e-2) and np.allclose(xyz
 
 s.export_blender_format = "FBX"
 h.check(bpy.ops.worldsculpt.export_blender() == {"FINISHED"}, f"FBX export failed: {s.export_status}")
-h.check((out / "backend" / "scenario.fbx").stat().st_size > 0, "no .fbx written")
+h.check((out / "backend" / "scenario_blender.fbx").stat().st_size > 0, "no .fbx written")
 h.check([tuple(row) for row in obj.matrix_world] == before, "FBX export changed the artist's transform")
 h.finish()

@@ -35,7 +35,7 @@ bpy.context.view_layer.objects.active = obj
 before = h.positions(target)[:, 2].copy()
 np.save(out / "before.npy", before)
 s = h.settings()
-s.world_dir = str(out / "world")
+s.edit_log_dir = str(out / "world")
 bpy.ops.ed.undo_push(message="style settings")  # as the panel's widgets do: undo must not revert them
 
 
@@ -66,14 +66,13 @@ def select(obj: bpy.types.Object, vertices: np.ndarray) -> None:
 def undo(name: str) -> None:
     h.results.setdefault("undo", []).append(str(bpy.ops.ed.undo()))
     np.save(out / f"undone_{name}.npy", z())
+    h.pump(addon, lambda: not addon.link.link.edit_log_jobs, 30.0, f"the edit log to follow undoing {name}")
 
 
 # -- style paint: a stroke of desert dunes across the alpine terrain ------------------------------
 s.brush_kind, s.brush_style, s.brush_strength = "style_paint", "desert_dunes", 1.0
 s.brush_radius = PAINT_RADIUS * CELL
-stroke = [{"name": "", "location": ((c - (RES - 1) / 2) * CELL, ((RES - 1) / 2 - r) * CELL, 0.0), "mouse": (0.0, 0.0),
-           "mouse_event": (0.0, 0.0), "pressure": p, "size": 0.0, "x_tilt": 0.0, "y_tilt": 0.0, "time": 0.0,
-           "is_start": i == 0} for i, (r, c, p) in enumerate(PAINT)]
+stroke = h.stroke_elements([((c - (RES - 1) / 2) * CELL, ((RES - 1) / 2 - r) * CELL, p) for r, c, p in PAINT])
 h.check(bpy.ops.worldsculpt.brush(stroke=stroke) == {"FINISHED"}, "style paint did not start")
 wait_edit("style paint")
 np.save(out / "painted.npy", z())

@@ -1,0 +1,100 @@
+"""The README's figures, computed from benchmarks/results/: written into the docs, never typed.
+
+In README.md (and docs/*.md) every measured figure sits between markers, ``<!--fig:NAME-->0.42 s<!--/fig-->``
+(invisible on GitHub). ``python -m benchmarks.figures`` rewrites every marked figure from the results files;
+``tests/test_readme_figures.py`` fails when a marked figure differs from what the results say.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+MARKER = re.compile(r"<!--fig:(?P<name>[a-z0-9_]+)-->(?P<value>.*?)<!--/fig-->")
+
+
+def _text(name: str) -> str:
+    return (RESULTS / name).read_text()
+
+
+def _number(name: str, pattern: str) -> float:
+    """The first group of ``pattern`` in a results file, as a float; a clear error if the file changed shape."""
+    found = re.search(pattern, _text(name), flags=re.M)
+    if found is None:
+        raise ValueError(f"benchmarks/results/{name} has no line matching {pattern!r}")
+    return float(found.group(1))
+
+
+def _brush_range(window: int, column: int) -> str:
+    """Min-max over the brush kinds of one column of brush_cpu.txt's table, for one window size."""
+    rows = [line.split() for line in _text("brush_cpu.txt").splitlines() if line.strip().startswith(f"{window}² ")]
+    if not rows:
+        raise ValueError(f"benchmarks/results/brush_cpu.txt has no {window}² rows")
+    values = [float(row[column]) for row in rows]
+    return f"{min(values):.0f}-{max(values):.0f} ms"
+
+
+def _brush_overhead() -> str:
+    """End to end over in-process compute, min-max over every row (the last column)."""
+    values = [float(line.split()[-1]) for line in _text("brush_cpu.txt").splitlines() if re.match(r"\s+\d+² ", line)]
+    return f"{min(values):.2f}-{max(values):.2f}x"
+
+
+def _world_tile_cpu_s(lod: int) -> str:
+    tiles_per_cpu_s = _number("world_cpu.txt", rf"^stream fresh world, lod {lod}: .*= ([\d.]+) tiles per CPU second")
+    return f"{1.0 / tiles_per_cpu_s:.1f} s"
+
+
+def _measured(name: str, pattern: str, unit: str, digits: int = 0) -> Callable[[], str]:
+    return lambda: f"{_number(name, pattern):.{digits}f} {unit}"
+
+
+FIGURES: dict[str, Callable[[], str]] = {
+    "learned_256_interactive": _measured("learned_cpu.txt", r"256\^2 interactive: median\s+([\d.]+) s", "s", 2),
+    "brush_live_128": lambda: _brush_range(128, 5),
+    "brush_live_256": lambda: _brush_range(256, 5),
+    "brush_commit_128": lambda: _brush_range(128, 2),
+    "brush_commit_256": lambda: _brush_range(256, 2),
+    "brush_e2e_over_compute": _brush_overhead,
+    "blender_write_1024": _measured("blender_apply_cpu.txt", r"^attributes.*?median\s+([\d.]+) ms", "ms", 1),
+    "blender_write_co_1024": _measured("blender_apply_cpu.txt", r"^baseline vertices.*?median\s+([\d.]+) ms", "ms"),
+    "transport_4mib": _measured("transport_cpu.txt",
+                                r"^1024\^2 heightfield \(4 MiB\)\s+codec\s+\S+\s+\S+\s+([\d.]+)", "GB/s", 1),
+    "world_tile_lod0_cpu": lambda: _world_tile_cpu_s(0),
+    "world_tile_lod1_cpu": lambda: _world_tile_cpu_s(1),
+    "world_first_tile": _measured("world_cpu.txt", r"^stream fresh world: first tile after ([\d.]+) s", "s"),
+    "world_all_tiles": _measured("world_cpu.txt", r"^stream fresh world: first tile .* all \d+ in ([\d.]+) s", "s"),
+    "map_1024_cpu": _measured("world_cpu.txt", r"^map 1024² .*?wall, ([\d.]+) s CPU", "s"),
+    "map_1024_wall": _measured("world_cpu.txt", r"^map 1024² .*?: ([\d.]+) s wall", "s"),
+}
+
+
+def render(text: str) -> str:
+    """``text`` with every marked figure replaced by its value from the results."""
+    def value(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in FIGURES:
+            raise ValueError(f"unknown figure {name!r}; known: {sorted(FIGURES)}")
+        return f"<!--fig:{name}-->{FIGURES[name]()}<!--/fig-->"
+
+    return MARKER.sub(value, text)
+
+
+def main() -> int:
+    """Rewrite the marked figures of the README and docs from benchmarks/results/."""
+    for path in DOCS:
+        text = path.read_text()
+        new = render(text)
+        if new != text:
+            path.write_text(new)
+            print(f"updated {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
