@@ -49,6 +49,7 @@ class WSC_PT_generate(_WorldsculptPanel, bpy.types.Panel):
             col.label(text=s.detail_note(), icon="INFO")
         col.prop(s, "steps")
         col.prop(s, "quality")
+        col.prop(s, "erosion_stage")
         col.prop(s, "generator")
         col.prop(s, "terrain_material")
         col.prop(s, "water_plane")

@@ -124,6 +124,11 @@ class WSC_Settings(bpy.types.PropertyGroup):
     quality: bpy.props.EnumProperty(name="Quality", items=(
         ("interactive", "Interactive", "Few sampler steps: fast enough to iterate live"),
         ("full", "Full", "The full sampler: slower, a little more detail")), default="interactive")
+    erosion_stage: bpy.props.EnumProperty(name="Erosion", items=(
+        ("off", "Off", "The models' terrain as sampled"),
+        ("light", "Light", "A few steps of river and hillslope erosion: drains the pits, starts valley networks"),
+        ("mature", "Mature", "More erosion: deeper, branching valleys and gullied slopes (slower)")),
+        default="light", description="Stream-power erosion after sampling (generate only, not explore worlds)")
     terrain_material: bpy.props.BoolProperty(
         name="Terrain material", default=True,
         description="Ask for slope, flow and surface masks (rock, scree, soil, grass, sand, snow) as ws_* vertex "
@@ -225,7 +230,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
             "sliders": {name: getattr(self, name) for name in SLIDERS},
             "seed": self.seed, "resolution": self.resolution, "size_m": self.size_m,
             "height_m": self.height_m, "steps": self.steps or None, "guidance": self.guidance,
-            "quality": self.quality, "masks": self.terrain_material,
+            "quality": self.quality, "erosion_stage": self.erosion_stage, "masks": self.terrain_material,
         }
         if self.generator:
             params["generator"] = self.generator
