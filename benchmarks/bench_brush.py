@@ -28,7 +28,7 @@ import torch
 
 from backend.editing import KINDS, LIVE_SETTINGS, EditSettings, Stroke, apply_stroke
 from backend.generators import DiffusionGenerator
-from backend.generators.learned import MODELS_DIR
+from backend.models.shipped import MODELS_DIR
 from backend.headless import LocalBackend
 from benchmarks.hardware import header
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from backend.generators import DiffusionGenerator, GenerateRequest
-from backend.generators.learned import QUALITY
+from backend.models.terrain import QUALITY
 from benchmarks.hardware import header
 
 RESULTS = Path(__file__).resolve().parent / "results"

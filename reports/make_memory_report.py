@@ -1,4 +1,4 @@
-"""Regenerate reports/world_memory/ and models/terrain_memory.md: what the world memory (Pluto) buys.
+"""Regenerate reports/world_memory/ and models/terrain_memory.md: what the world memory buys.
 
     python reports/make_memory_report.py [--tiles 100] [--jobs 3]
 
@@ -49,12 +49,13 @@ if str(ROOT) not in sys.path:  # allow `python reports/make_memory_report.py` fr
 from backend.data.datasets import MapSet, downsample, load_maps  # noqa: E402
 from backend.data.walks import WalkDataset  # noqa: E402
 from backend.diffusion.preconditioning import Conditioning  # noqa: E402
-from backend.generators.learned import BASE_FILE, MEMORY_FILE, MODELS_DIR, SUPERRES_FILE, TerrainModel  # noqa: E402
+from backend.models.shipped import BASE_FILE, MEMORY_FILE, MODELS_DIR, SUPERRES_FILE  # noqa: E402
+from backend.models.terrain import TerrainModel  # noqa: E402
 from backend.memory.loss import walk_memory  # noqa: E402
 from backend.metrics.realism import FAMILIES, hillshade, hypsometry_features, set_distance, terrain_features  # noqa: E402
 from backend.metrics.style_classifier import StyleClassifier, feature_vector  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
-from backend.training.checkpoints import file_sha256, read_metadata  # noqa: E402
+from backend.models.inference import file_sha256, read_metadata  # noqa: E402
 from backend.world.store import TileMeta  # noqa: E402
 from backend.world.tiles import TileWorld, WorldSettings, create_world, edge_step_ratio, seam_ratio, stitch  # noqa: E402
 
@@ -164,7 +165,7 @@ def heldout_denoising(models_dir: Path, maps: MapSet, sigmas: tuple[float, ...],
     torch.set_num_threads(1)
     base, memory = (TerrainModel.load(models_dir / f) for f in (BASE_FILE, MEMORY_FILE))
     model, run = memory.denoiser, memory.meta["run"]
-    cfg = model.pluto.config
+    cfg = model.network.config
     walks = WalkDataset(maps, round(memory.meta["cell_size_m"] / maps.cell_size), cfg.tile_cells, cfg.region_tiles,
                         run["max_context"], walks_per_map=16, fold_probability=0.0, seed=99,
                         level_std=run.get("level_std"))
@@ -177,8 +178,8 @@ def heldout_denoising(models_dir: Path, maps: MapSet, sigmas: tuple[float, ...],
     sigma_write = torch.full(context.shape[:2], cfg.write_sigma)
     noised = context + cfg.write_sigma * torch.randn(context.shape, generator=g)
     with torch.no_grad():
-        tokens = model.pluto.encode(noised.flatten(0, 1), sigma_write.flatten()).unflatten(0, context.shape[:2])
-        read = walk_memory(model.pluto, tokens, extras)
+        tokens = model.network.encode(noised.flatten(0, 1), sigma_write.flatten()).unflatten(0, context.shape[:2])
+        read = walk_memory(model.network, tokens, extras)
         out: dict[str, Any] = {"items": items, "maps": len(maps), "by_sigma": {}}
         for sigma in sigmas:
             y = x + sigma * torch.randn(x.shape, generator=g)
@@ -408,10 +409,10 @@ def base_mismatch(models_dir: Path) -> str:
 def model_card(models_dir: Path, metrics_lines: list[str]) -> None:
     meta = read_metadata(models_dir / MEMORY_FILE)
     cfg, run = meta["config"], meta["config"]["run"]
-    lines = ["# Memory-conditioned base model (Pluto)", "",
+    lines = ["# Memory-conditioned base model", "",
              f"File: `{MEMORY_FILE}` (safetensors, EMA weights, config in the metadata).", "",
              "| | |", "|---|---|",
-             "| kind | base model (64² windows at 120 m) with cross-attention to memory tokens, and the Pluto memory |",
+             "| kind | base model (64² windows at 120 m) with cross-attention to memory tokens, and the memory network |",
              f"| parameters | {run['parameters']:,} (U-Net + memory encoder, gated writer, baselines, read embeddings) |",
              f"| memory | {json.dumps(cfg['memory'])} |",
              f"| started from | `{cfg['init_from']['file']}` sha256 {cfg['init_from']['sha256'][:16]}... "
@@ -490,7 +491,7 @@ def main() -> None:
     plateau_picture(results["plateau"], cell, args.out / "plateau.png")
     plateau_profile(results["plateau"], cell, args.out / "plateau_profile.png")
 
-    lines = ["# World memory (Pluto): what it buys", "",
+    lines = ["# World memory: what it buys", "",
              "Regenerate: `python reports/make_memory_report.py` (needs the corpus of `scripts/train_models.sh` for "
              "held-out maps and `models/terrain_memory.safetensors` from `scripts/train_memory.sh`).", "",
              f"World: style {STYLE}, relief {HEIGHT_M:.0f} m, seed {SEED}, guidance 3, {BASE_STEPS} base sampler steps "

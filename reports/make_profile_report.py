@@ -29,15 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow `python reports/make_profile_report.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from backend.data.profiles import KINDS, ProfileSettings, chord, load_profiles  # noqa: E402
+from backend.data.elevation_profiles import KINDS, ProfileSettings, chord, load_profiles  # noqa: E402
 from backend.editing import seam_ratio  # noqa: E402
 from backend.editing.curves import Curve, apply_curve  # noqa: E402
 from backend.generators import DiffusionGenerator, GenerateRequest  # noqa: E402
 from backend.metrics.realism import hillshade  # noqa: E402
 from benchmarks.hardware import cpu_model  # noqa: E402
-from backend.generators.learned import MODELS_DIR  # noqa: E402
-from backend.generators.profiles import PROFILE_FILE, ProfileModel, sample_profiles  # noqa: E402
-from backend.training.checkpoints import read_metadata  # noqa: E402
+from backend.models.shipped import MODELS_DIR  # noqa: E402
+from backend.generators.curve_profiles import sample_profiles  # noqa: E402
+from backend.models.profile import ProfileModel  # noqa: E402
+from backend.models.shipped import PROFILE_FILE  # noqa: E402
+from backend.models.inference import read_metadata  # noqa: E402
 
 OUT = ROOT / "reports" / "profiles"
 CYCLES = (2, 16)  # spectral fit range, cycles per profile
@@ -207,7 +209,7 @@ def model_card(model_path: Path, meta: dict, table: list[str]) -> None:
         f"| conditioning | kind one-hot ({', '.join(meta['profile_kinds'])}), sliders "
         f"{', '.join(meta['slider_names'])} |",
         f"| data | corpus {', '.join(run['corpus'])}: {run['train_maps']} simulated maps (train split) -> {counts} "
-        f"(backend/data/profiles.py), {run['train_items']:,} items with kinds balanced and ridges/cliffs reversed |",
+        f"(backend/data/elevation_profiles.py), {run['train_items']:,} items with kinds balanced and ridges/cliffs reversed |",
         f"| extraction | {json.dumps(meta['extraction'])} |",
         f"| training | {run['steps_done']} steps, batch {run['batch_size']}, EDM loss, config `{run['config_file']}` |",
         f"| time | {run.get('train_seconds_total', float('nan')) / 60:.1f} min of training steps; before them "

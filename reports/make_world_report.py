@@ -25,15 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.generators.learned import (  # noqa: E402
-    BASE_FILE,
-    MODELS_DIR,
-    QUALITY,
-    SUPERRES_FILE,
-    TerrainModel,
-    shipped_models_present,
-)
 from backend.metrics.realism import contact_sheet  # noqa: E402
+from backend.models.shipped import BASE_FILE, MODELS_DIR, SUPERRES_FILE, shipped_models_present  # noqa: E402
+from backend.models.terrain import QUALITY, TerrainModel  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
 from backend.world.store import TileMeta  # noqa: E402
 from backend.world.region import SUPERRES_MARGIN, base_margin  # noqa: E402

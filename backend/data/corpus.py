@@ -31,7 +31,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from backend.simulation.masks import SPLAT_NAMES
+from backend.simulation.artist_masks import SPLAT_NAMES
 from backend.simulation.styles import MASK_NAMES, SAMPLERS, SLIDER_NAMES, STYLE_NAMES, simulate_with_params
 from backend.terrain import Heightfield
 

@@ -27,7 +27,7 @@ from backend.diffusion.guidance import ClassifierFreeGuidance, Inpainting
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
-from backend.generators.learned import TerrainModel
+from backend.models.terrain import TerrainModel
 
 from .brushes import RegionStroke, Stroke, footprint, target
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from backend.export.heightmaps import (HEIGHTMAP_FORMATS, PRESETS, ByteOrder, Layout, export_heightmaps,
                                        preset_size, resample)
-from backend.export.masks import export_masks
+from backend.export.mask_images import export_masks
 from backend.export.meshes import MESH_FORMATS, Colors, Decimation, export_meshes, write_mesh
 from backend.export.paths import atomic_write, prepare_dir, safe_path
 from backend.terrain import Heightfield

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from backend.terrain import Heightfield
 
 from .base import GenerateRequest, Interrupt, StepCallback
-from .noise import GradientNoise, fbm
+from .gradient_noise import GradientNoise, fbm
 
 MAX_OCTAVES = 12  # the finest octave is about two cells wide
 PREVIEW_MAX = 256  # previews are resampled to at most this many cells per side

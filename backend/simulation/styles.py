@@ -20,8 +20,8 @@ import torch
 
 from backend.simulation import erosion as er
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
-from backend.simulation.masks import SPLAT_NAMES, depth_mask, flow_mask, slope_degrees, splat_map
-from backend.simulation.noise import fbm
+from backend.simulation.artist_masks import SPLAT_NAMES, depth_mask, flow_mask, slope_degrees, splat_map
+from backend.simulation.spectral_noise import fbm
 from backend.terrain import Heightfield
 
 STYLE_NAMES: tuple[str, ...] = (

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +31,8 @@ from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import DenoiserFn, get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.diffusion.tiling import MultiDiffusion
+from backend.models.terrain import SamplingSettings
 from backend.world.seeding import tile_generator
-
-if TYPE_CHECKING:
-    from backend.generators.learned import SamplingSettings
 
 NOISE_BLOCK = 64  # cells per side of one seeded noise block, at every level
 # Base-level context around a region on each side, in windows. A canvas edge disturbs the sample about a
