@@ -46,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow `python reports/make_memory_report.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from backend.data.datasets import MapSet, downsample, load_maps  # noqa: E402
+from backend.data.datasets import MapSet, load_maps  # noqa: E402
+from backend.grids import downsample  # noqa: E402
 from backend.data.walks import WalkDataset  # noqa: E402
 from backend.diffusion.preconditioning import Conditioning  # noqa: E402
 from backend.models.shipped import BASE_FILE, MEMORY_FILE, MODELS_DIR, SUPERRES_FILE  # noqa: E402

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from backend.data.datasets import N_DIHEDRAL, MapSet, conditioning, dihedral, downsample, upsample
+from backend.data.datasets import N_DIHEDRAL, MapSet, conditioning, dihedral
 from backend.diffusion.preconditioning import Conditioning
+from backend.grids import downsample, upsample
 from backend.memory.network import NEIGHBOURS
 
 WINDOW_STEP = 16  # window origins on this grid of base cells (where MultiDiffusion puts them in a world)

@@ -9,7 +9,6 @@ float64 metres, so their beds never run uphill.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np

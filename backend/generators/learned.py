@@ -23,14 +23,13 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from backend.data.datasets import upsample
 from backend.diffusion.guidance import ClassifierFreeGuidance
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
+from backend.grids import resample, upsample
 from backend.terrain import Heightfield
 from backend.models.shipped import MODELS_DIR, ShippedModels
 from backend.models.terrain import QUALITY, SamplingSettings, TerrainModel
@@ -77,16 +76,6 @@ def to_metres(x: Tensor, relief_m: float, sea_fraction: float) -> Tensor:
     if sea_fraction > 0:
         h = h - torch.quantile(h.flatten().double(), min(sea_fraction, 1.0)).float()
     return h
-
-
-def resample(x: Tensor, size: int) -> Tensor:
-    """[B, C, n, n] -> [B, C, size, size] with corner samples kept (the map spans the same extent)."""
-    if x.shape[-1] == size:
-        return x
-    mode = "area" if size < x.shape[-1] else "bicubic"
-    if mode == "area":
-        return F.interpolate(x, size=(size, size), mode="area")
-    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=True)
 
 
 @dataclass(frozen=True)

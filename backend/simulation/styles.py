@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from backend.simulation import erosion as er
-from backend.simulation.artist_masks import SPLAT_NAMES, depth_mask, flow_mask, slope_degrees, splat_map
+from backend.grids import downsample, slope_degrees
+from backend.simulation.artist_masks import SPLAT_NAMES, depth_mask, flow_mask, splat_map
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
 from backend.simulation.spectral_noise import fbm
 from backend.simulation.style_specs import STYLE_NAMES, STYLES, StyleSpec
@@ -250,7 +251,7 @@ def _dunes(p: dict[str, float], z: Tensor, cell_size: float, rng: np.random.Gene
     """Sand thickness [1, H, W]: dunes are hundreds of metres long, so the slab model runs on a coarser grid
     (fast, and dune-scale) and the sand is upsampled smoothly."""
     size, k, f = z.shape[-1], int(p["wind_dir"]), DUNE_GRID
-    bed = torch.nn.functional.avg_pool2d(torch.rot90(z, k, dims=(-2, -1))[None], f)[0]
+    bed = downsample(torch.rot90(z, k, dims=(-2, -1)), f)
     sand = torch.full_like(bed, p["sand_m"])
     g = torch.Generator(device=z.device).manual_seed(int(rng.integers(2 ** 31)))
     ap = er.AeolianParams(iterations=int(p["dune_iterations"]), slab=p["slab_m"], hop=DUNE_HOP, p_pick=p["dune_pick"])

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from backend.data.datasets import downsample
+from backend.grids import downsample
 from backend.models.terrain import TerrainModel
 from backend.memory.network import NEIGHBOURS, MemoryDenoiser, MemoryNetwork, null_tokens
 from backend.world.region import WindowMemory

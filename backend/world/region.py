@@ -22,15 +22,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from backend.data.datasets import upsample
 from backend.diffusion.guidance import ClassifierFreeGuidance, Inpainting
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import DenoiserFn, get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.diffusion.tiling import MultiDiffusion
+from backend.grids import downsample, upsample
 from backend.models.terrain import SamplingSettings
 from backend.world.seeding import tile_generator
 
@@ -130,8 +129,8 @@ def _known_at(known: Known | None, rows: Span, cols: Span, factor: int) -> tuple
     if not bool(mask.any()):
         return None
     if factor > 1:
-        mask = F.avg_pool2d(mask[None, None], factor)[0, 0]
-        values = F.avg_pool2d(values[None, None], factor)[0, 0] / mask.clamp_min(1e-12)
+        mask = downsample(mask, factor)
+        values = downsample(values, factor) / mask.clamp_min(1e-12)
         mask = (mask >= 1 - 1e-6).float()
     return values[None, None], mask[None, None]
 
