@@ -173,13 +173,17 @@ def profile_plot(runs: list[GridRun], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "world_tiling")
     ap.add_argument("--runs", default=RUNS, help="quality:lod:grid,... (grid = largest tiles per side)")
     ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (CPU s per tile stays comparable)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if not shipped_models_present(args.models_dir):
         raise SystemExit(f"no models in {args.models_dir}: train them first (scripts/train_models.sh)")
     torch.set_num_threads(args.threads)
