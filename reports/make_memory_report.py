@@ -48,16 +48,16 @@ if str(ROOT) not in sys.path:  # allow `python reports/make_memory_report.py` fr
     sys.path.insert(0, str(ROOT))
 
 from backend.data.datasets import MapSet, load_maps  # noqa: E402
-from backend.grids import downsample  # noqa: E402
 from backend.data.walks import WalkDataset  # noqa: E402
 from backend.diffusion.preconditioning import Conditioning  # noqa: E402
-from backend.models.shipped import BASE_FILE, MEMORY_FILE, MODELS_DIR, SUPERRES_FILE  # noqa: E402
-from backend.models.terrain import TerrainModel  # noqa: E402
+from backend.grids import downsample  # noqa: E402
 from backend.memory.loss import walk_memory  # noqa: E402
 from backend.metrics.realism import FAMILIES, hillshade, hypsometry_features, set_distance, terrain_features  # noqa: E402
 from backend.metrics.style_classifier import StyleClassifier, feature_vector  # noqa: E402
-from backend.terrain import Heightfield  # noqa: E402
 from backend.models.inference import file_sha256, read_metadata  # noqa: E402
+from backend.models.shipped import BASE_FILE, MEMORY_FILE, MODELS_DIR, SUPERRES_FILE  # noqa: E402
+from backend.models.terrain import TerrainModel  # noqa: E402
+from backend.terrain import Heightfield  # noqa: E402
 from backend.world.store import TileMeta  # noqa: E402
 from backend.world.tiles import TileWorld, WorldSettings, create_world, edge_step_ratio, seam_ratio, stitch  # noqa: E402
 

@@ -36,13 +36,13 @@ if str(ROOT) not in sys.path:  # allow `python reports/make_model_report.py` fro
 from backend.data.datasets import MapSet, load_maps  # noqa: E402
 from backend.generators.base import GenerateRequest  # noqa: E402
 from backend.generators.learned import DiffusionGenerator  # noqa: E402
-from backend.models.shipped import BASE_FILE, MODELS_DIR, SUPERRES_FILE  # noqa: E402
-from backend.models.terrain import QUALITY  # noqa: E402
 from backend.metrics.realism import FAMILIES, contact_sheet, set_distance, terrain_features  # noqa: E402
 from backend.metrics.style_classifier import StyleClassifier, confusion, feature_vector  # noqa: E402
+from backend.models.inference import read_metadata  # noqa: E402
+from backend.models.shipped import BASE_FILE, MODELS_DIR, SUPERRES_FILE  # noqa: E402
+from backend.models.terrain import QUALITY  # noqa: E402
 from backend.simulation.spectral_noise import fbm  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
-from backend.models.inference import read_metadata  # noqa: E402
 
 OUT = ROOT / "reports" / "terrain_models"
 SIZE = 256

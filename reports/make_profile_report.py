@@ -33,13 +33,13 @@ from backend.data.elevation_profiles import KINDS, ProfileSet, ProfileSettings, 
 from backend.editing import seam_ratio  # noqa: E402
 from backend.editing.curves import Curve, apply_curve  # noqa: E402
 from backend.generators import DiffusionGenerator, GenerateRequest  # noqa: E402
-from backend.metrics.realism import hillshade  # noqa: E402
-from benchmarks.hardware import cpu_model  # noqa: E402
-from backend.models.shipped import MODELS_DIR  # noqa: E402
 from backend.generators.curve_profiles import sample_profiles  # noqa: E402
-from backend.models.profile import ProfileModel  # noqa: E402
-from backend.models.shipped import PROFILE_FILE  # noqa: E402
+from backend.metrics.realism import hillshade  # noqa: E402
 from backend.models.inference import read_metadata  # noqa: E402
+from backend.models.profile import ProfileModel  # noqa: E402
+from backend.models.shipped import MODELS_DIR  # noqa: E402
+from backend.models.shipped import PROFILE_FILE  # noqa: E402
+from benchmarks.hardware import cpu_model  # noqa: E402
 
 OUT = ROOT / "reports" / "profiles"
 CYCLES = (2, 16)  # spectral fit range, cycles per profile

@@ -29,8 +29,8 @@ from backend.metrics.realism import contact_sheet  # noqa: E402
 from backend.models.shipped import BASE_FILE, MODELS_DIR, SUPERRES_FILE, shipped_models_present  # noqa: E402
 from backend.models.terrain import QUALITY, TerrainModel  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
-from backend.world.store import TileMeta  # noqa: E402
 from backend.world.region import SUPERRES_MARGIN, base_margin  # noqa: E402
+from backend.world.store import TileMeta  # noqa: E402
 from backend.world.tiles import (BLOCK_TILES, TileWorld, WorldSettings, create_world, edge_step_ratio,  # noqa: E402
     seam_ratio, stitch)
 from benchmarks.hardware import cpu_model  # noqa: E402

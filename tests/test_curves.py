@@ -17,11 +17,11 @@ from backend.diffusion.guidance import nonincreasing
 from backend.editing import seam_ratio
 from backend.editing.brushes import RELIEF_PER_STRENGTH, nearest_on_path
 from backend.editing.curves import BED_FRACTION
-from backend.models.shipped import MODELS_DIR
 from backend.generators.curve_profiles import sample_profiles
-from backend.models.profile import ProfileModel
-from backend.models.shipped import PROFILE_FILE
 from backend.models.inference import read_metadata
+from backend.models.profile import ProfileModel
+from backend.models.shipped import MODELS_DIR
+from backend.models.shipped import PROFILE_FILE
 from backend.world.store import WorldStore
 from protocol.client import BackendError, Client
 

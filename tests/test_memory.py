@@ -14,13 +14,13 @@ from safetensors.torch import load_file
 from backend.data.datasets import downsample
 from backend.data.walks import flatten_levels, tile_frame
 from backend.diffusion.tiling import MultiDiffusion
+from backend.memory.network import MemoryDenoiser
+from backend.models.inference import read_metadata
 from backend.models.shipped import BASE_FILE, MEMORY_FILE, SUPERRES_FILE
 from backend.models.terrain import TerrainModel
-from backend.memory.network import MemoryDenoiser
-from backend.world.memory_state import STATE_NAME, WorldMemory
 from backend.server.world_job import WorldTilesRequest
 from backend.terrain import Heightfield
-from backend.models.inference import read_metadata
+from backend.world.memory_state import STATE_NAME, WorldMemory
 from backend.world.store import TileMeta, WorldStore
 from backend.world.tiles import TileWorld, WorldSettings, create_world
 from protocol.client import Client

@@ -39,9 +39,9 @@ import torch
 from torch import Tensor
 
 from backend.data.datasets import MapSet, load_maps
+from backend.diffusion.preconditioning import Conditioning
 from backend.durable import atomic_write
 from backend.grids import slope_degrees
-from backend.diffusion.preconditioning import Conditioning
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
 
 KINDS: tuple[str, ...] = ("ridge", "river", "cliff")

@@ -30,9 +30,9 @@ from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.grids import resample, upsample
-from backend.terrain import Heightfield
 from backend.models.shipped import MODELS_DIR, ShippedModels
 from backend.models.terrain import QUALITY, SamplingSettings, TerrainModel
+from backend.terrain import Heightfield
 from backend.world.region import sample_map
 
 from .base import GenerateRequest, Interrupt, StepCallback

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from backend.simulation import erosion as er
 from backend.grids import downsample, slope_degrees
+from backend.simulation import erosion as er
 from backend.simulation.artist_masks import SPLAT_NAMES, depth_mask, flow_mask, splat_map
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
 from backend.simulation.spectral_noise import fbm

@@ -27,8 +27,8 @@ from backend.diffusion.loss import EDMLoss
 from backend.diffusion.preconditioning import Denoiser
 from backend.memory.loss import MemoryLoss
 from backend.memory.network import RECIPE_KEY, MemoryConfig, MemoryDenoiser, MemoryNetwork
-from backend.networks.unet import UNet, UNetConfig
 from backend.models.inference import file_sha256, read_metadata
+from backend.networks.unet import UNet, UNetConfig
 from backend.training.loop import TrainConfig, Trainer
 from backend.training.train_terrain import train_and_ship, train_command
 

@@ -33,8 +33,8 @@ from backend.data import elevation_profiles as profiles
 from backend.data.datasets import BaseDataset, MapSet, SuperResDataset, load_maps
 from backend.diffusion.loss import EDMLoss
 from backend.diffusion.preconditioning import Denoiser
-from backend.networks.unet import UNet, UNetConfig, count_params
 from backend.models.inference import save_inference
+from backend.networks.unet import UNet, UNetConfig, count_params
 from backend.training.loop import TrainConfig, Trainer
 
 KINDS = ("base", "superres", "profile")

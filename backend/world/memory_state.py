@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 
 from backend.grids import downsample
-from backend.models.terrain import TerrainModel
 from backend.memory.network import NEIGHBOURS, MemoryDenoiser, MemoryNetwork, null_tokens
+from backend.models.terrain import TerrainModel
 from backend.world.region import WindowMemory
 from backend.world.seeding import tile_generator
 from backend.world.store import Coords, EditRecord, WorldStore
