@@ -5,7 +5,7 @@ A spec says how the style's parameters are drawn (each ``Draw`` names its distri
 positional) and which of the simulation's processes shape it. Parameters are drawn in a fixed order, the
 shared landscape's first (``Landscape``'s field order), then the style's own ``extras`` in their order,
 so a seed gives the same map as long as the specs are unchanged. A new per-style group of parameters (one
-process's, say) is one more nested dataclass field, drawn after the existing ones.
+process's, say) is one more ``ParameterGroup`` field of ``StyleSpec``, drawn after the existing ones.
 """
 
 from __future__ import annotations
@@ -52,7 +52,19 @@ Draw = Uniform | LogUniform | Integers
 
 
 @dataclass(frozen=True, kw_only=True)
-class Landscape:
+class ParameterGroup:
+    """The parameters of one process, each a ``Draw``, drawn in field order. A style spec's fields of this
+    kind are drawn after its extras, in the spec's field order (the landscape's first of all)."""
+
+    def sample(self, rng: np.random.Generator) -> dict[str, float]:
+        return {f.name: getattr(self, f.name).sample(rng) for f in fields(self)}
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Landscape(ParameterGroup):
     """The shared uplift-erosion pipeline's parameters, drawn in this field order."""
 
     relief_m: LogUniform  # the map's relief after scaling to metres
@@ -66,9 +78,6 @@ class Landscape:
     steps: Integers  # uplift-erosion steps
     talus_deg: Uniform  # thermal erosion's angle of repose
     hydraulic_rain: LogUniform  # rain of the final hydraulic erosion
-
-    def sample(self, rng: np.random.Generator) -> dict[str, float]:
-        return {f.name: getattr(self, f.name).sample(rng) for f in fields(self)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,10 +116,18 @@ class StyleSpec:
     crater: bool = False  # a crater in the highest cone (crater_frac)
     dunes: bool = False  # wind-blown sand (sand_m, dune_iterations, wind_dir, slab_m, dune_pick)
 
+    def groups(self) -> list[ParameterGroup]:
+        """The spec's parameter groups after the landscape, in field order."""
+        found = [getattr(self, f.name) for f in fields(self) if f.name != "landscape"]
+        return [g for g in found if isinstance(g, ParameterGroup)]
+
     def sample(self, rng: np.random.Generator) -> dict[str, float]:
-        """One flat parameter set: the landscape's, no sea, then the extras (a sea_level extra sets the sea)."""
+        """One flat parameter set: the landscape's, no sea, the extras (a sea_level extra sets the sea), then
+        every further parameter group's."""
         params = {**self.landscape.sample(rng), "sea_level": 0.0}  # fraction of the relief below sea
         params.update({name: draw.sample(rng) for name, draw in self.extras.items()})
+        for group in self.groups():
+            params.update(group.sample(rng))
         return params
 
 
@@ -171,6 +188,5 @@ def parameter_names() -> tuple[str, ...]:
     """Every style's parameter names (sorted): the corpus's params columns, NaN where a style has none."""
     names: set[str] = {"sea_level"}
     for spec in STYLES.values():
-        names.update(f.name for f in fields(spec.landscape))
-        names.update(spec.extras)
+        names.update(spec.landscape.names(), spec.extras, *(g.names() for g in spec.groups()))
     return tuple(sorted(names))
