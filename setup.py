@@ -1,5 +1,5 @@
 """Only what pyproject.toml cannot say: ship the checkout's models/ folder as the `worldsculpt_models` package,
-so an installed backend finds its learned models (backend/model_files.py)."""
+so an installed backend finds its learned models (backend/models/shipped.py)."""
 
 from setuptools import find_packages, setup
 

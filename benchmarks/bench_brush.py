@@ -28,8 +28,8 @@ import torch
 
 from backend.editing import KINDS, LIVE_SETTINGS, EditSettings, Stroke, apply_stroke
 from backend.generators import DiffusionGenerator
-from backend.generators.learned import MODELS_DIR
 from backend.headless import LocalBackend
+from backend.models.shipped import MODELS_DIR
 from benchmarks.hardware import header
 
 ROOT = Path(__file__).resolve().parents[1]

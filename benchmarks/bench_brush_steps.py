@@ -22,9 +22,9 @@ import torch
 
 from backend.editing import KINDS, EditSettings, Stroke, apply_stroke, seam_ratio
 from backend.generators import DiffusionGenerator, GenerateRequest
-from backend.generators.learned import MODELS_DIR
 from backend.metrics.reference import load_classifier
 from backend.metrics.style_classifier import feature_vector
+from backend.models.shipped import MODELS_DIR
 from backend.terrain import Heightfield
 from benchmarks.hardware import header
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from backend.generators import DiffusionGenerator, GenerateRequest
-from backend.generators.learned import QUALITY
+from backend.models.terrain import QUALITY
 from backend.simulation.landscape import EROSION_STAGES
 from benchmarks.hardware import header
 

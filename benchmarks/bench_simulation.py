@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from backend.simulation.masks import SPLAT_NAMES  # noqa: E402
+from backend.simulation.artist_masks import SPLAT_NAMES  # noqa: E402
 from backend.simulation.styles import MASK_NAMES, simulate  # noqa: E402
 from benchmarks.hardware import header  # noqa: E402
 

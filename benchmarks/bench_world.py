@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from backend.generators import DiffusionGenerator, GenerateRequest
-from backend.generators.learned import shipped_models_present, MODELS_DIR
+from backend.models.shipped import MODELS_DIR, shipped_models_present
 from backend.server.world_job import OpenWorlds, WorldTilesRequest
 from backend.world.region import SUPERRES_STRIDE, SUPERRES_WINDOW
 from backend.world.tiles import BLOCK_TILES

@@ -1,4 +1,4 @@
-"""Regenerate reports/world_memory/ and models/terrain_memory.md: what the world memory (Pluto) buys.
+"""Regenerate reports/world_memory/ and models/terrain_memory.md: what the world memory buys.
 
     python reports/make_memory_report.py [--tiles 100] [--jobs 3]
 
@@ -36,6 +36,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow `python reports/make_memory_report.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from backend.data.datasets import MapSet, downsample, load_maps  # noqa: E402
+from backend.data.datasets import MapSet, load_maps  # noqa: E402
 from backend.data.walks import WalkDataset  # noqa: E402
 from backend.diffusion.preconditioning import Conditioning  # noqa: E402
-from backend.generators.learned import BASE_FILE, MEMORY_FILE, MODELS_DIR, SUPERRES_FILE, TerrainModel  # noqa: E402
+from backend.grids import downsample  # noqa: E402
 from backend.memory.loss import walk_memory  # noqa: E402
 from backend.metrics.realism import FAMILIES, hillshade, hypsometry_features, set_distance, terrain_features  # noqa: E402
 from backend.metrics.style_classifier import StyleClassifier, feature_vector  # noqa: E402
+from backend.models.inference import file_sha256, read_metadata  # noqa: E402
+from backend.models.shipped import BASE_FILE, MEMORY_FILE, MODELS_DIR, SUPERRES_FILE  # noqa: E402
+from backend.models.terrain import TerrainModel  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
-from backend.training.checkpoints import file_sha256, read_metadata  # noqa: E402
 from backend.world.store import TileMeta  # noqa: E402
 from backend.world.tiles import TileWorld, WorldSettings, create_world, edge_step_ratio, seam_ratio, stitch  # noqa: E402
 
@@ -164,7 +167,7 @@ def heldout_denoising(models_dir: Path, maps: MapSet, sigmas: tuple[float, ...],
     torch.set_num_threads(1)
     base, memory = (TerrainModel.load(models_dir / f) for f in (BASE_FILE, MEMORY_FILE))
     model, run = memory.denoiser, memory.meta["run"]
-    cfg = model.pluto.config
+    cfg = model.network.config
     walks = WalkDataset(maps, round(memory.meta["cell_size_m"] / maps.cell_size), cfg.tile_cells, cfg.region_tiles,
                         run["max_context"], walks_per_map=16, fold_probability=0.0, seed=99,
                         level_std=run.get("level_std"))
@@ -177,8 +180,8 @@ def heldout_denoising(models_dir: Path, maps: MapSet, sigmas: tuple[float, ...],
     sigma_write = torch.full(context.shape[:2], cfg.write_sigma)
     noised = context + cfg.write_sigma * torch.randn(context.shape, generator=g)
     with torch.no_grad():
-        tokens = model.pluto.encode(noised.flatten(0, 1), sigma_write.flatten()).unflatten(0, context.shape[:2])
-        read = walk_memory(model.pluto, tokens, extras)
+        tokens = model.network.encode(noised.flatten(0, 1), sigma_write.flatten()).unflatten(0, context.shape[:2])
+        read = walk_memory(model.network, tokens, extras)
         out: dict[str, Any] = {"items": items, "maps": len(maps), "by_sigma": {}}
         for sigma in sigmas:
             y = x + sigma * torch.randn(x.shape, generator=g)
@@ -408,10 +411,10 @@ def base_mismatch(models_dir: Path) -> str:
 def model_card(models_dir: Path, metrics_lines: list[str]) -> None:
     meta = read_metadata(models_dir / MEMORY_FILE)
     cfg, run = meta["config"], meta["config"]["run"]
-    lines = ["# Memory-conditioned base model (Pluto)", "",
+    lines = ["# Memory-conditioned base model", "",
              f"File: `{MEMORY_FILE}` (safetensors, EMA weights, config in the metadata).", "",
              "| | |", "|---|---|",
-             "| kind | base model (64² windows at 120 m) with cross-attention to memory tokens, and the Pluto memory |",
+             "| kind | base model (64² windows at 120 m) with cross-attention to memory tokens, and the memory network |",
              f"| parameters | {run['parameters']:,} (U-Net + memory encoder, gated writer, baselines, read embeddings) |",
              f"| memory | {json.dumps(cfg['memory'])} |",
              f"| started from | `{cfg['init_from']['file']}` sha256 {cfg['init_from']['sha256'][:16]}... "
@@ -432,7 +435,7 @@ def model_card(models_dir: Path, metrics_lines: list[str]) -> None:
     (models_dir / MEMORY_FILE).with_suffix(".md").write_text("\n".join(lines))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiles", type=int, default=100, help="tiles in the walk")
     ap.add_argument("--reach", type=int, default=4, help="tiles east of the plateau generated later")
@@ -443,24 +446,51 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "memory_report",
                     help="reuse walk and plateau results computed before with the same models ('' = never)")
     ap.add_argument("--only", choices=CONDITIONS, nargs="+", help="compute (and cache) these conditions, no report")
-    args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    base_meta = read_metadata(args.models_dir / BASE_FILE)["config"]
-    corpus = args.corpus or [str(ROOT / c) for c in base_meta["run"]["corpus"]]
-    factor, cell = base_meta["factor"], base_meta["cell_size_m"]
+    return ap.parse_args()
 
-    t0 = time.perf_counter()
+
+def run_conditions(args: argparse.Namespace) -> dict[str, dict[str, Any]] | None:
+    """The walk and the plateau of every condition, one worker process each (reused from the cache); None
+    with --only (the results are cached, no report)."""
     cache = args.cache if str(args.cache) else None
     tasks = [(kind, c, args.models_dir, args.tiles if kind == "walk" else args.reach, cache)
              for kind in ("walk", "plateau") for c in (args.only or CONDITIONS)]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         done = pool.map(run_task, tasks, chunksize=1)
     if args.only:
-        return
+        return None
     results: dict[str, dict[str, Any]] = {"walk": {}, "plateau": {}}
     for kind, condition, result in done:
         results[kind][condition] = result
+    return results
 
+
+@dataclass
+class Measured:
+    """What the report is written from: the runs, and the metrics and references measured on them."""
+
+    args: argparse.Namespace  # the command line
+    results: dict[str, dict[str, Any]]  # walk / plateau -> condition -> run_task's result
+    cell: float
+    t0: float  # when the run began (perf_counter)
+    names: list[str]  # style names of the corpus
+    held: np.ndarray  # held-out corpus maps at the base level
+    held_accuracy: float
+    floor: dict[str, float]  # realism noise floor against whole maps
+    large_held: MapSet  # the memory corpus's held-out large maps
+    denoising: dict[str, Any]
+    walks: dict[str, np.ndarray]
+    n: int  # cells per tile side
+    world_tiles: np.ndarray  # tiles cut from held-out large maps
+    world_floor: dict[str, float]
+    whole_vs_world: dict[str, float]
+    metrics: dict[str, dict[str, Any]]
+    hyps: dict[str, tuple[float, float]]  # (hypsometric integral, skewness) per set
+
+
+def measure(args: argparse.Namespace, results: dict[str, dict[str, Any]], corpus: list[str], factor: int,
+            cell: float, t0: float) -> Measured:
+    """The style classifier and realism references from the corpus, held-out denoising and the walks' metrics."""
     train, train_style, names = base_level_maps(corpus, "train", factor)
     held, held_style, _ = base_level_maps(corpus, "heldout", factor)
     per_style = 10
@@ -485,22 +515,37 @@ def main() -> None:
     metrics = {c: walk_metrics(walks[c], cell, classifier, reference, world_reference) for c in CONDITIONS}
     hyps = {"reference": hypsometry(held[held_style == s]), "large": hypsometry(world_tiles),
             **{c: hypsometry(walks[c]) for c in CONDITIONS}}
+    return Measured(args=args, results=results, cell=cell, t0=t0, names=names, held=held, held_accuracy=held_accuracy,
+                    floor=floor, large_held=large_held, denoising=denoising, walks=walks, n=n, world_tiles=world_tiles,
+                    world_floor=world_floor, whole_vs_world=whole_vs_world, metrics=metrics, hyps=hyps)
+
+
+def draw_pictures(m: Measured) -> None:
+    args, walks, cell, metrics, results = m.args, m.walks, m.cell, m.metrics, m.results
     walk_picture(walks, cell, args.out / "walk.png")
     profile_picture(metrics, args.out / "walk_profiles.png")
     plateau_picture(results["plateau"], cell, args.out / "plateau.png")
     plateau_profile(results["plateau"], cell, args.out / "plateau_profile.png")
 
-    lines = ["# World memory (Pluto): what it buys", "",
-             "Regenerate: `python reports/make_memory_report.py` (needs the corpus of `scripts/train_models.sh` for "
-             "held-out maps and `models/terrain_memory.safetensors` from `scripts/train_memory.sh`).", "",
-             f"World: style {STYLE}, relief {HEIGHT_M:.0f} m, seed {SEED}, guidance 3, {BASE_STEPS} base sampler steps "
-             "(DPM-Solver++, the interactive setting), base level only "
-             f"(tiles of {walks['memory'].shape[1] - 1} cells at {cell:.0f} m). Conditions: **shipped base** = "
-             "`terrain_base` without memory; **null memory** = `terrain_memory` reading the memory-dropout null; "
-             "**memory** = `terrain_memory` reading the world's memory.",
-             f"Machine: {platform.machine()}, torch threads 1 per process, {args.jobs} processes; "
-             f"this run took {(time.perf_counter() - t0) / 60:.0f} min (walks and plateaus are reused from --cache "
-             "while the models and the sampling code are unchanged; 's per tile' below is from the run that made them).", ""]
+
+def header_lines(m: Measured) -> list[str]:
+    args, walks, cell, t0 = m.args, m.walks, m.cell, m.t0
+    return ["# World memory: what it buys", "",
+            "Regenerate: `python reports/make_memory_report.py` (needs the corpus of `scripts/train_models.sh` for "
+            "held-out maps and `models/terrain_memory.safetensors` from `scripts/train_memory.sh`).", "",
+            f"World: style {STYLE}, relief {HEIGHT_M:.0f} m, seed {SEED}, guidance 3, {BASE_STEPS} base sampler steps "
+            "(DPM-Solver++, the interactive setting), base level only "
+            f"(tiles of {walks['memory'].shape[1] - 1} cells at {cell:.0f} m). Conditions: **shipped base** = "
+            "`terrain_base` without memory; **null memory** = `terrain_memory` reading the memory-dropout null; "
+            "**memory** = `terrain_memory` reading the world's memory.",
+            f"Machine: {platform.machine()}, torch threads 1 per process, {args.jobs} processes; "
+            f"this run took {(time.perf_counter() - t0) / 60:.0f} min (walks and plateaus are reused from --cache "
+            "while the models and the sampling code are unchanged; 's per tile' below is from the run that made them).", ""]
+
+
+def summary_lines(m: Measured) -> list[str]:
+    """The summary bullets and the reading of them (the model card repeats the first three)."""
+    args, results, metrics, denoising, hyps, world_floor = m.args, m.results, m.metrics, m.denoising, m.hyps, m.world_floor
     train_run = read_metadata(args.models_dir / MEMORY_FILE)["config"]["run"]
     kept = {c: (r["edited"] - r["plain"]).mean(axis=(1, 2))[1:] / (PLATEAU * HEIGHT_M)
             for c, r in results["plateau"].items()}
@@ -535,7 +580,12 @@ def main() -> None:
         "level, relief and shape statistics of tiles further away (region and world banks) and of the 3 x 3 "
         "neighbourhood as tokens." + base_mismatch(args.models_dir),
         ""]
-    lines += ["## Summary", "", *summary]
+    return summary
+
+
+def denoising_lines(m: Measured) -> list[str]:
+    denoising = m.denoising
+    lines: list[str] = []
     lines += ["## 0. Denoising the next window of a walk over held-out maps", "",
               f"{denoising['items']} walks over {denoising['maps']} held-out large maps of the memory corpus "
               f"({denoising['walks_with_context']} with at least one context tile); mean squared error of the x0 "
@@ -546,6 +596,12 @@ def main() -> None:
         lines.append(f"| {sigma:g} | {fmt(e['memory'], 4)} | {fmt(e['null memory'], 4)} | {fmt(e['shipped base'], 4)} | "
                      f"{e['memory'] / e['null memory']:.2f} | {e['memory'] / e['shipped base']:.2f} |")
     lines += [""]
+    return lines
+
+
+def walk_lines(m: Measured) -> list[str]:
+    args, results, metrics, held_accuracy, held, names, floor, hyps, cell, whole_vs_world, world_floor, large_held, world_tiles, n = m.args, m.results, m.metrics, m.held_accuracy, m.held, m.names, m.floor, m.hyps, m.cell, m.whole_vs_world, m.world_floor, m.large_held, m.world_tiles, m.n
+    lines: list[str] = []
     lines += [f"## 1. A {args.tiles}-tile walk east, every tile committed by the artist", "",
               "Each tile is generated, then committed: logged, written to the memory and kept as inpainting "
               "context, so tile i+1 continues tile i (the autoregressive chain where drift builds up).", "",
@@ -602,6 +658,12 @@ def main() -> None:
     lines += [f"| {label} | {realism_cells(d)} |" for label, d in world_rows.items()]
     lines += ["", "![walk](walk.png)", "", "![profiles](walk_profiles.png)", ""]
 
+    return lines
+
+
+def plateau_lines(m: Measured) -> list[str]:
+    args, results = m.args, m.results
+    lines: list[str] = []
     lines += [f"## 2. An artist's plateau, continued by tiles generated later", "",
               f"Tile (0, 0) raised by {PLATEAU * HEIGHT_M:.0f} m (a logged brush edit ramping up over its western "
               f"quarter); tiles 1-{args.reach} east generated afterwards, never committed. Raise kept = mean "
@@ -619,6 +681,25 @@ def main() -> None:
     lines += ["", f"Region banks after the commits elsewhere: {r['banks_after']} (the plateau's region (0, 0) "
               f"{'kept' if (0, 0) in [tuple(b) for b in r['banks_after']] else 'folded into the world level'}).",
               "", "![plateau profile](plateau_profile.png)", "", "![plateau](plateau.png)", ""]
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    base_meta = read_metadata(args.models_dir / BASE_FILE)["config"]
+    corpus = args.corpus or [str(ROOT / c) for c in base_meta["run"]["corpus"]]
+    factor, cell = base_meta["factor"], base_meta["cell_size_m"]
+    t0 = time.perf_counter()
+    results = run_conditions(args)
+    if results is None:
+        return
+    m = measure(args, results, corpus, factor, cell, t0)
+    draw_pictures(m)
+    lines = header_lines(m)
+    summary = summary_lines(m)
+    lines += ["## Summary", "", *summary]
+    lines += denoising_lines(m) + walk_lines(m) + plateau_lines(m)
     (args.out / "README.md").write_text("\n".join(lines))
     model_card(args.models_dir, summary[:3] + ["", "Details: `reports/world_memory/README.md`."])
     print(f"wrote {args.out / 'README.md'}")

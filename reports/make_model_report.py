@@ -22,7 +22,9 @@ import json
 import platform
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,14 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow `python reports/make_model_report.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from backend.data.datasets import load_maps  # noqa: E402
+from backend.data.datasets import MapSet, load_maps  # noqa: E402
 from backend.generators.base import GenerateRequest  # noqa: E402
-from backend.generators.learned import BASE_FILE, MODELS_DIR, QUALITY, SUPERRES_FILE, DiffusionGenerator  # noqa: E402
+from backend.generators.learned import DiffusionGenerator  # noqa: E402
 from backend.metrics.realism import FAMILIES, contact_sheet, set_distance, terrain_features  # noqa: E402
 from backend.metrics.style_classifier import StyleClassifier, confusion, feature_vector  # noqa: E402
-from backend.simulation.noise import fbm  # noqa: E402
+from backend.models.inference import read_metadata  # noqa: E402
+from backend.models.shipped import BASE_FILE, MODELS_DIR, SUPERRES_FILE  # noqa: E402
+from backend.models.terrain import QUALITY  # noqa: E402
+from backend.simulation.spectral_noise import fbm  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
-from backend.training.checkpoints import read_metadata  # noqa: E402
 
 OUT = ROOT / "reports" / "terrain_models"
 SIZE = 256
@@ -92,7 +96,7 @@ def model_card(path: Path, title: str, meta: dict, figures: list[str]) -> None:
     path.with_suffix(".md").write_text("\n".join(lines))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--per-style", type=int, default=5, help="held-out maps (and generated maps) per style")
     ap.add_argument("--seeds", type=int, default=3, help="generated maps (seeds) per held-out map")
@@ -102,61 +106,83 @@ def main() -> None:
                     help="maps to compare with; train = for tuning settings (no model cards)")
     ap.add_argument("--guidance", type=float, default=GenerateRequest.guidance, help="classifier-free guidance scale")
     ap.add_argument("--qualities", default="interactive,full", help="settings to generate at (interactive first)")
-    args = ap.parse_args()
-    qualities = args.qualities.split(",")
-    args.out.mkdir(parents=True, exist_ok=True)
-    base_meta = read_metadata(args.models_dir / BASE_FILE)
-    corpus = [str(ROOT / c) for c in base_meta["config"]["run"]["corpus"]]
-    held = load_maps(corpus, args.split)
-    classifier = StyleClassifier.load(args.models_dir / "style_classifier.json")
-    gen = DiffusionGenerator("cpu", args.models_dir)
+    return ap.parse_args()
+
+
+@dataclass
+class Comparison:
+    """Generated, held-out and fBm maps compared, style by style."""
+
+    times: dict[str, list[float]]  # quality -> seconds per generated map
+    rows: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # style -> set -> realism distances
+    per_style: dict[str, int] = field(default_factory=dict)  # held-out maps used per style
+    truth: list[str] = field(default_factory=list)  # requested style of each generated (interactive) map
+    predicted: list[str] = field(default_factory=list)  # the classifier's answer for it
+    held_truth: list[str] = field(default_factory=list)
+    held_pred: list[str] = field(default_factory=list)
+    few_step_rms: list[float] = field(default_factory=list)  # interactive vs full from the same seed
+    diversity: dict[str, tuple[float, float]] = field(default_factory=dict)  # style -> (generated, held-out)
+
+    def accuracy(self) -> tuple[float, float]:
+        """The style classifier's accuracy on the generated maps and on the held-out maps themselves."""
+        return (float(np.mean([t == p for t, p in zip(self.truth, self.predicted)])),
+                float(np.mean([t == p for t, p in zip(self.held_truth, self.held_pred)])))
+
+    def fbm_wins(self) -> dict[str, dict[str, bool]]:
+        """Style -> family -> whether the generated (interactive) maps are closer to the held-out than fBm."""
+        return {st: {f: r["interactive"][f] < r["fbm"][f] for f in FAMILIES} for st, r in self.rows.items()}
+
+
+def compare_style(c: Comparison, s: int, style: str, held: MapSet, gen: DiffusionGenerator,
+                  classifier: StyleClassifier, qualities: list[str], args: argparse.Namespace,
+                  rng: np.random.Generator) -> None:
+    """Generate maps like the style's held-out ones, measure both and fBm, and draw the contact sheet."""
+    rows, per_style, times, diversity = c.rows, c.per_style, c.times, c.diversity
+    truth, predicted, held_truth, held_pred, few_step_rms = c.truth, c.predicted, c.held_truth, c.held_pred, c.few_step_rms
     cs = held.cell_size
-    rng = np.random.default_rng(1234)
+    idx = np.flatnonzero(held.style == s)[:args.per_style]
+    if len(idx) == 0:
+        return
+    real, noise = [], []
+    made: dict[str, list[Heightfield]] = {q: [] for q in qualities}
+    for k, i in enumerate(idx):
+        h = held.heights[i]
+        sliders = {n: float(v) for n, v in zip(held.slider_names, held.sliders[i])}
+        relief = float(np.ptp(h))
+        real.append(Heightfield(h, cs, style=style))
+        for j in range(args.seeds):
+            for quality in qualities:
+                hf, dt = generate(gen, style, sliders, relief, 1000 + k + 100 * j, quality, cs, args.guidance)
+                made[quality].append(hf)
+                times[quality].append(dt)
+            noise.append(Heightfield((fbm(SIZE, rng) * relief).astype(np.float32), cs, style="fbm"))
+    interactive, full = made["interactive"], made.get("full", [])
+    feats = {name: [terrain_features(hf) for hf in group]
+             for name, group in (("held-out", real), *made.items(), ("fbm", noise))}
+    rows[style] = {name: set_distance(f, feats["held-out"]) for name, f in feats.items() if name != "held-out"}
+    truth += [style] * len(interactive)
+    predicted += classifier.predict(np.stack([feature_vector(hf) for hf in interactive]))
+    held_truth += [style] * len(real)
+    held_pred += classifier.predict(np.stack([feature_vector(hf) for hf in real]))
+    few_step_rms += [float(np.sqrt(np.mean((normalised(a.heights) - normalised(b.heights)) ** 2)))
+                     for a, b in zip(interactive, full)]
+    diversity[style] = (mean_pairwise_rms([hf.heights for hf in interactive]),
+                        mean_pairwise_rms([hf.heights for hf in real]))
+    per_style[style] = len(idx)
+    sheet = real[:3] + interactive[:3] + full[:2]
+    contact_sheet(sheet, args.out / f"style_{style}.png",
+                  [f"held-out {k}" for k in range(len(real[:3]))]
+                  + [f"generated {k} (interactive)" for k in range(len(interactive[:3]))]
+                  + [f"generated {k} (full)" for k in range(len(full[:2]))], cols=4)
+    print(f"{style}: " + ", ".join(f"{n} total {fmt(d['total'])}" for n, d in rows[style].items()), flush=True)
 
-    rows, per_style, times = {}, {}, {q: [] for q in qualities}
-    truth, predicted, held_truth, held_pred = [], [], [], []
-    few_step_rms, diversity = [], {}
-    for s, style in enumerate(held.style_names):
-        idx = np.flatnonzero(held.style == s)[:args.per_style]
-        if len(idx) == 0:
-            continue
-        real, noise = [], []
-        made: dict[str, list[Heightfield]] = {q: [] for q in qualities}
-        for k, i in enumerate(idx):
-            h = held.heights[i]
-            sliders = {n: float(v) for n, v in zip(held.slider_names, held.sliders[i])}
-            relief = float(np.ptp(h))
-            real.append(Heightfield(h, cs, style=style))
-            for j in range(args.seeds):
-                for quality in qualities:
-                    hf, dt = generate(gen, style, sliders, relief, 1000 + k + 100 * j, quality, cs, args.guidance)
-                    made[quality].append(hf)
-                    times[quality].append(dt)
-                noise.append(Heightfield((fbm(SIZE, rng) * relief).astype(np.float32), cs, style="fbm"))
-        interactive, full = made["interactive"], made.get("full", [])
-        feats = {name: [terrain_features(hf) for hf in group]
-                 for name, group in (("held-out", real), *made.items(), ("fbm", noise))}
-        rows[style] = {name: set_distance(f, feats["held-out"]) for name, f in feats.items() if name != "held-out"}
-        truth += [style] * len(interactive)
-        predicted += classifier.predict(np.stack([feature_vector(hf) for hf in interactive]))
-        held_truth += [style] * len(real)
-        held_pred += classifier.predict(np.stack([feature_vector(hf) for hf in real]))
-        few_step_rms += [float(np.sqrt(np.mean((normalised(a.heights) - normalised(b.heights)) ** 2)))
-                         for a, b in zip(interactive, full)]
-        diversity[style] = (mean_pairwise_rms([hf.heights for hf in interactive]),
-                            mean_pairwise_rms([hf.heights for hf in real]))
-        per_style[style] = len(idx)
-        sheet = real[:3] + interactive[:3] + full[:2]
-        contact_sheet(sheet, args.out / f"style_{style}.png",
-                      [f"held-out {k}" for k in range(len(real[:3]))]
-                      + [f"generated {k} (interactive)" for k in range(len(interactive[:3]))]
-                      + [f"generated {k} (full)" for k in range(len(full[:2]))], cols=4)
-        print(f"{style}: " + ", ".join(f"{n} total {fmt(d['total'])}" for n, d in rows[style].items()), flush=True)
 
-    styles = list(rows)
-    acc = float(np.mean([t == p for t, p in zip(truth, predicted)]))
-    held_acc = float(np.mean([t == p for t, p in zip(held_truth, held_pred)]))
-    wins = {st: {f: rows[st]["interactive"][f] < rows[st]["fbm"][f] for f in FAMILIES} for st in styles}
+def realism_lines(c: Comparison, classifier: StyleClassifier, qualities: list[str], args: argparse.Namespace,
+                  cs: float) -> list[str]:
+    """The realism table (generated and fBm vs held-out) and the style classifier's confusion."""
+    rows, truth, predicted, styles = c.rows, c.truth, c.predicted, list(c.rows)
+    acc, held_acc = c.accuracy()
+    wins = c.fbm_wins()
     n_win = sum(v for w in wins.values() for v in w.values())
     lines = [
         "# Learned terrain: quality report",
@@ -192,9 +218,14 @@ def main() -> None:
     print(f"summary: split {args.split}, guidance {args.guidance:g}: closer than fBm on {n_win} of "
           f"{len(styles) * len(FAMILIES)}, classifier {acc:.2f}, mean total "
           f"{np.mean([rows[s]['interactive']['total'] for s in styles]):.3f}", flush=True)
-    if "full" not in qualities:  # a tuning run: the tables above are all it is for
-        (args.out / "README.md").write_text("\n".join(lines))
-        return
+    return lines
+
+
+def cost_lines(c: Comparison, qualities: list[str]) -> list[str]:
+    """Few-step cost, diversity across seeds and the pictures."""
+    rows, times, few_step_rms, diversity = c.rows, c.times, c.few_step_rms, c.diversity
+    styles = list(rows)
+    lines: list[str] = []
     t_int, t_full = np.median(times["interactive"]), np.median(times["full"])
     lines += ["", "## Few-step cost", "",
               f"Interactive = {QUALITY['interactive']}; full = {QUALITY['full']}.", "",
@@ -214,19 +245,49 @@ def main() -> None:
     lines += ["", "## Pictures (hillshade, sun from the north-west; 3 held-out, 3 interactive, 2 full)", ""]
     for st in styles:
         lines += [f"### {st}", "", f"![{st}](style_{st}.png)", ""]
-    (args.out / "README.md").write_text("\n".join(lines))
-    if args.split != "heldout":
-        return
+    return lines
+
+
+def model_cards(c: Comparison, classifier: StyleClassifier, models_dir: Path, base_meta: dict[str, Any]) -> None:
+    styles = list(c.rows)
+    acc, held_acc = c.accuracy()
+    n_win = sum(v for w in c.fbm_wins().values() for v in w.values())
+    t_int, t_full = np.median(c.times["interactive"]), np.median(c.times["full"])
+    few_step_rms = c.few_step_rms
     figures = [f"- generated closer to held-out than fBm on {n_win} of {len(styles) * len(FAMILIES)} "
                "(style, metric family) pairs",
                f"- style classifier accuracy on generated maps {acc:.2f} (held-out maps {held_acc:.2f})",
                f"- {SIZE}² median time on this CPU: interactive {t_int:.2f} s, full {t_full:.2f} s",
                f"- interactive vs full RMS (normalised) {np.mean(few_step_rms):.3f}"]
-    model_card(args.models_dir / BASE_FILE, "Terrain base model", base_meta["config"] | {"unet": base_meta["denoiser"]["unet"]},
+    model_card(models_dir / BASE_FILE, "Terrain base model", base_meta["config"] | {"unet": base_meta["denoiser"]["unet"]},
                figures)
-    sr_meta = read_metadata(args.models_dir / SUPERRES_FILE)
-    model_card(args.models_dir / SUPERRES_FILE, "Terrain super-resolution model (x4)",
+    sr_meta = read_metadata(models_dir / SUPERRES_FILE)
+    model_card(models_dir / SUPERRES_FILE, "Terrain super-resolution model (x4)",
                sr_meta["config"] | {"unet": sr_meta["denoiser"]["unet"]}, figures)
+
+
+def main() -> None:
+    args = parse_args()
+    qualities = args.qualities.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+    base_meta = read_metadata(args.models_dir / BASE_FILE)
+    corpus = [str(ROOT / c) for c in base_meta["config"]["run"]["corpus"]]
+    held = load_maps(corpus, args.split)
+    classifier = StyleClassifier.load(args.models_dir / "style_classifier.json")
+    gen = DiffusionGenerator("cpu", args.models_dir)
+    rng = np.random.default_rng(1234)
+    comparison = Comparison(times={q: [] for q in qualities})
+    for s, style in enumerate(held.style_names):
+        compare_style(comparison, s, style, held, gen, classifier, qualities, args, rng)
+    lines = realism_lines(comparison, classifier, qualities, args, held.cell_size)
+    if "full" not in qualities:  # a tuning run: the tables above are all it is for
+        (args.out / "README.md").write_text("\n".join(lines))
+        return
+    lines += cost_lines(comparison, qualities)
+    (args.out / "README.md").write_text("\n".join(lines))
+    if args.split != "heldout":
+        return
+    model_cards(comparison, classifier, args.models_dir, base_meta)
     print("\n".join(lines[:40]))
 
 

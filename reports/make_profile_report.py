@@ -29,15 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow `python reports/make_profile_report.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from backend.data.profiles import KINDS, ProfileSettings, chord, load_profiles  # noqa: E402
+from backend.data.elevation_profiles import KINDS, ProfileSet, ProfileSettings, chord, load_profiles  # noqa: E402
 from backend.editing import seam_ratio  # noqa: E402
 from backend.editing.curves import Curve, apply_curve  # noqa: E402
 from backend.generators import DiffusionGenerator, GenerateRequest  # noqa: E402
+from backend.generators.curve_profiles import sample_profiles  # noqa: E402
 from backend.metrics.realism import hillshade  # noqa: E402
+from backend.models.inference import read_metadata  # noqa: E402
+from backend.models.profile import ProfileModel  # noqa: E402
+from backend.models.shipped import MODELS_DIR  # noqa: E402
+from backend.models.shipped import PROFILE_FILE  # noqa: E402
 from benchmarks.hardware import cpu_model  # noqa: E402
-from backend.generators.learned import MODELS_DIR  # noqa: E402
-from backend.generators.profiles import PROFILE_FILE, ProfileModel, sample_profiles  # noqa: E402
-from backend.training.checkpoints import read_metadata  # noqa: E402
 
 OUT = ROOT / "reports" / "profiles"
 CYCLES = (2, 16)  # spectral fit range, cycles per profile
@@ -207,7 +209,7 @@ def model_card(model_path: Path, meta: dict, table: list[str]) -> None:
         f"| conditioning | kind one-hot ({', '.join(meta['profile_kinds'])}), sliders "
         f"{', '.join(meta['slider_names'])} |",
         f"| data | corpus {', '.join(run['corpus'])}: {run['train_maps']} simulated maps (train split) -> {counts} "
-        f"(backend/data/profiles.py), {run['train_items']:,} items with kinds balanced and ridges/cliffs reversed |",
+        f"(backend/data/elevation_profiles.py), {run['train_items']:,} items with kinds balanced and ridges/cliffs reversed |",
         f"| extraction | {json.dumps(meta['extraction'])} |",
         f"| training | {run['steps_done']} steps, batch {run['batch_size']}, EDM loss, config `{run['config_file']}` |",
         f"| time | {run.get('train_seconds_total', float('nan')) / 60:.1f} min of training steps; before them "
@@ -220,19 +222,18 @@ def model_card(model_path: Path, meta: dict, table: list[str]) -> None:
     model_path.with_suffix(".md").write_text("\n".join(lines))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=MODELS_DIR / PROFILE_FILE)
     ap.add_argument("--corpus", nargs="*", help="corpus folders (default: the model's training corpus)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    model = ProfileModel.load(args.model)
-    meta = model.meta
-    corpus = args.corpus or [str(ROOT / c) for c in meta["run"]["corpus"]]
-    t0 = time.perf_counter()
-    held = load_profiles(corpus, "heldout", ProfileSettings(**meta["extraction"]))
-    extract_s = time.perf_counter() - t0
+    return ap.parse_args()
+
+
+def generate_sets(model: ProfileModel, held: ProfileSet, seed: int) -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
+    """Per kind: the held-out profiles, generated twins (same ends, length, relief, extent) and straight lines,
+    each with its statistics; and the seconds per generated profile."""
     sets: dict[str, dict[str, dict]] = {}
     timing = {}
     for kind in KINDS:
@@ -241,16 +242,22 @@ def main() -> None:
         relief = held.relief_m[idx].astype(np.float64)
         cond = (z[:, [0, -1]], held.length_m[idx], relief, held.extent_m[idx])
         t1 = time.perf_counter()
-        gen = sample_profiles(model, kind, *cond, seed=args.seed)
+        gen = sample_profiles(model, kind, *cond, seed=seed)
         timing[kind] = (time.perf_counter() - t1) / max(1, len(idx))
         sets[kind] = {"held-out": {"z": z}, "generated": {"z": gen},
                       "straight line": {"z": chord(z[:, 0], z[:, -1], z.shape[1])}}
         if kind == "river":
-            sets[kind]["generated, raw"] = {"z": sample_profiles(model, kind, *cond, seed=args.seed, monotone=False)}
+            sets[kind]["generated, raw"] = {"z": sample_profiles(model, kind, *cond, seed=seed, monotone=False)}
         for entry in sets[kind].values():
             entry["relief"] = relief
             entry["stats"] = statistics(entry["z"], relief)
 
+    return sets, timing
+
+
+def comparison_table(sets: dict[str, dict[str, dict]]) -> tuple[list[str], int, int, dict[str, tuple[str, float]]]:
+    """The statistics table; on how many statistics the generated profiles beat the straight line (of how
+    many), and each kind's largest gap."""
     table = ["| kind | statistic | held-out | generated | straight line | generated distance | line distance |",
              "|---|---|---|---|---|---|---|"]
     closer, compared, worst = 0, 0, {}
@@ -275,19 +282,43 @@ def main() -> None:
             for stat in ("uphill_share", "monotone"):
                 raw = sets[kind][name]["stats"][stat].mean()
                 table.append(f"| {kind} | {stat} without the projection | | {raw:.3f} | | | |")
+    return table, closer, compared, worst
+
+
+def single_profile_seconds(model: ProfileModel) -> list[float]:
     single = []
     for seed in range(5):  # what one curve job pays: one river profile, projection included
         t1 = time.perf_counter()
         sample_profiles(model, "river", np.array([[300.0, 100.0]]), np.array([1500.0]), np.array([800.0]),
                         np.array([7650.0]), seed=seed)
         single.append(time.perf_counter() - t1)
-    counts = {k: len(held.of_kind(k)) for k in KINDS}
+    return single
+
+
+def per_style_table(held: ProfileSet) -> list[str]:
+    """Held-out profiles per kind and style of map."""
     styles = [n for i, n in enumerate(held.style_names) if (held.style == i).any()]
     by_style = ["| kind | " + " | ".join(styles) + " |", "|---|" + "---|" * len(styles)]
     for kind in KINDS:
         idx = held.of_kind(kind)
         by_style.append(f"| {kind} | " + " | ".join(str(int((held.style[idx] == held.style_names.index(n)).sum()))
                                                    for n in styles) + " |")
+    return by_style
+
+
+def main() -> None:
+    args = parse_args()
+    model = ProfileModel.load(args.model)
+    meta = model.meta
+    corpus = args.corpus or [str(ROOT / c) for c in meta["run"]["corpus"]]
+    t0 = time.perf_counter()
+    held = load_profiles(corpus, "heldout", ProfileSettings(**meta["extraction"]))
+    extract_s = time.perf_counter() - t0
+    sets, timing = generate_sets(model, held, args.seed)
+    table, closer, compared, worst = comparison_table(sets)
+    single = single_profile_seconds(model)
+    counts = {k: len(held.of_kind(k)) for k in KINDS}
+    by_style = per_style_table(held)
     png = args.out / "profiles.png"
     plot(sets, png)
     edits = curve_examples(model, args.out / "curves.png")

@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:  # allow `python reports/make_terrain_report.py` f
     sys.path.insert(0, str(ROOT))
 
 from backend.metrics.realism import FAMILIES, contact_sheet, set_distance, set_means, terrain_features  # noqa: E402
-from backend.simulation.noise import fbm  # noqa: E402
+from backend.simulation.spectral_noise import fbm  # noqa: E402
 from backend.simulation.styles import STYLE_NAMES, simulate_with_params  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
 

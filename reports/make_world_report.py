@@ -25,18 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.generators.learned import (  # noqa: E402
-    BASE_FILE,
-    MODELS_DIR,
-    QUALITY,
-    SUPERRES_FILE,
-    TerrainModel,
-    shipped_models_present,
-)
 from backend.metrics.realism import contact_sheet  # noqa: E402
+from backend.models.shipped import BASE_FILE, MODELS_DIR, SUPERRES_FILE, shipped_models_present  # noqa: E402
+from backend.models.terrain import QUALITY, TerrainModel  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
-from backend.world.store import TileMeta  # noqa: E402
 from backend.world.region import SUPERRES_MARGIN, base_margin  # noqa: E402
+from backend.world.store import TileMeta  # noqa: E402
 from backend.world.tiles import (BLOCK_TILES, TileWorld, WorldSettings, create_world, edge_step_ratio,  # noqa: E402
     seam_ratio, stitch)
 from benchmarks.hardware import cpu_model  # noqa: E402
@@ -179,13 +173,17 @@ def profile_plot(runs: list[GridRun], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "world_tiling")
     ap.add_argument("--runs", default=RUNS, help="quality:lod:grid,... (grid = largest tiles per side)")
     ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (CPU s per tile stays comparable)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if not shipped_models_present(args.models_dir):
         raise SystemExit(f"no models in {args.models_dir}: train them first (scripts/train_models.sh)")
     torch.set_num_threads(args.threads)

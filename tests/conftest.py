@@ -152,7 +152,7 @@ def memory_model(tiny_models, tmp_path_factory) -> Path:
                     "--heldout-fraction", "0", "--styles", "alpine,desert_dunes"],
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
     config = {"corpus": [str(corpus)], "init_from": str(tiny_models / "terrain_base.safetensors"), "threads": 1,
-              "pluto": {"dim": 32, "encoder_channels": 16, "world_slots": 8, "region_slots": 8, "update_slots": 2,
+              "memory": {"dim": 32, "encoder_channels": 16, "world_slots": 8, "region_slots": 8, "update_slots": 2,
                         "max_regions": 4},
               "max_context": 4, "level_std": 0.17, "walks_per_map": 8,
               "train": {"steps": 20, "batch_size": 8, "out_dir": str(out / "run"), "progress": False,

@@ -12,14 +12,16 @@ import scipy.ndimage as ndi
 import torch
 
 from backend.data.datasets import load_maps
-from backend.data.profiles import KINDS, ProfileDataset, ProfileSettings, extract_profiles
+from backend.data.elevation_profiles import KINDS, ProfileDataset, ProfileSettings, extract_profiles
 from backend.diffusion.guidance import nonincreasing
 from backend.editing import seam_ratio
 from backend.editing.brushes import RELIEF_PER_STRENGTH, nearest_on_path
 from backend.editing.curves import BED_FRACTION
-from backend.generators.learned import MODELS_DIR
-from backend.generators.profiles import PROFILE_FILE, ProfileModel, sample_profiles
-from backend.training.checkpoints import read_metadata
+from backend.generators.curve_profiles import sample_profiles
+from backend.models.inference import read_metadata
+from backend.models.profile import ProfileModel
+from backend.models.shipped import MODELS_DIR
+from backend.models.shipped import PROFILE_FILE
 from backend.world.store import WorldStore
 from protocol.client import BackendError, Client
 

@@ -9,8 +9,8 @@ import torch
 
 from backend.diffusion import Denoiser, EDMLoss
 from backend.diffusion.distillation import progressive_distillation
+from backend.models.inference import load_inference, read_metadata, save_inference
 from backend.networks import build_unet
-from backend.training.checkpoints import load_inference, read_metadata, save_inference
 from backend.training.loop import Trainer, TrainConfig
 
 torch.set_num_threads(1)  # 2 shared cores: more threads oversubscribe and crawl

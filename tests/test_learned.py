@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from backend.generators import Cancelled, DiffusionGenerator, GenerateRequest
-from backend.generators.learned import BASE_FILE, MODELS_DIR, SUPERRES_FILE, to_metres
+from backend.generators.learned import to_metres
+from backend.models.inference import read_metadata
+from backend.models.shipped import BASE_FILE, MODELS_DIR, SUPERRES_FILE
 from backend.simulation.landscape import EROSION_STAGES
 from backend.simulation.styles import SLIDER_NAMES, STYLE_NAMES
-from backend.training.checkpoints import read_metadata
 from protocol.client import BackendError, Client
 
 from conftest import ROOT

@@ -1,4 +1,4 @@
-"""Pluto, the world memory, with a tiny memory model trained by the real scripts: bounded size over 1,000
+"""MemoryNetwork, the world memory, with a tiny memory model trained by the real scripts: bounded size over 1,000
 tile writes, sparse gated updates, the learned baseline, bit-exact persistence, memory as a pure function
 of the edit log, order-independent tiles, and the memory actually reaching the denoiser."""
 
@@ -14,12 +14,13 @@ from safetensors.torch import load_file
 from backend.data.datasets import downsample
 from backend.data.walks import flatten_levels, tile_frame
 from backend.diffusion.tiling import MultiDiffusion
-from backend.generators.learned import BASE_FILE, MEMORY_FILE, SUPERRES_FILE, TerrainModel
-from backend.memory.pluto import MemoryDenoiser
-from backend.memory.world import STATE_NAME, WorldMemory
+from backend.memory.network import MemoryDenoiser
+from backend.models.inference import read_metadata
+from backend.models.shipped import BASE_FILE, MEMORY_FILE, SUPERRES_FILE
+from backend.models.terrain import TerrainModel
 from backend.server.world_job import WorldTilesRequest
 from backend.terrain import Heightfield
-from backend.training.checkpoints import read_metadata
+from backend.world.memory_state import STATE_NAME, WorldMemory
 from backend.world.store import TileMeta, WorldStore
 from backend.world.tiles import TileWorld, WorldSettings, create_world
 from protocol.client import Client
@@ -85,7 +86,7 @@ def test_a_write_moves_only_the_k_highest_gated_slots(models, tmp_path) -> None:
     changed = (memory.world != before).any(dim=1)
     assert int(changed.sum()) == k
     region = memory.regions[(0, 0)]
-    assert int((region != memory.pluto.region_baseline.detach()).any(dim=1).sum()) == k
+    assert int((region != memory.network.region_baseline.detach()).any(dim=1).sum()) == k
     world = memory.world.clone()
     memory.write((5, 0), random_tile(np.random.default_rng(2), 129), 1)  # another region: a new bank
     assert int((memory.world != world).any(dim=1).sum()) == k and torch.equal(memory.regions[(0, 0)], region)
@@ -93,16 +94,16 @@ def test_a_write_moves_only_the_k_highest_gated_slots(models, tmp_path) -> None:
 
 def test_a_new_world_starts_from_the_learned_baseline_and_reloads_bit_exactly(models, tmp_path) -> None:
     world = memory_world(tmp_path / "a", models)
-    pluto = world.memory.pluto
-    assert torch.equal(world.memory.world, pluto.world_baseline.detach()) and not world.memory.regions
+    network = world.memory.network
+    assert torch.equal(world.memory.world, network.world_baseline.detach()) and not world.memory.regions
     world.commit((0, 0))
     world.commit((3, -1))
-    assert world.memory.writes == 2 and not torch.equal(world.memory.world, pluto.world_baseline.detach())
+    assert world.memory.writes == 2 and not torch.equal(world.memory.world, network.world_baseline.detach())
     reopened = TileWorld(tmp_path / "a", *models[:2], memory=models[2])
     saved, loaded = world.memory.state(), reopened.memory.state()
     assert saved.keys() == loaded.keys() and all(np.array_equal(saved[k], loaded[k]) for k in saved)
     fresh = memory_world(tmp_path / "b", models)
-    assert torch.equal(fresh.memory.world, pluto.world_baseline.detach()) and fresh.memory.writes == 0
+    assert torch.equal(fresh.memory.world, network.world_baseline.detach()) and fresh.memory.writes == 0
 
 
 def test_memory_is_a_function_of_the_edit_log(models, tmp_path) -> None:

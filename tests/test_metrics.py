@@ -18,7 +18,7 @@ from backend.metrics.realism import (
     spectral_slope,
     terrain_features,
 )
-from backend.simulation.noise import fbm
+from backend.simulation.spectral_noise import fbm
 from backend.terrain import Heightfield
 
 

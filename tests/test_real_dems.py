@@ -12,8 +12,9 @@ import tifffile
 
 from backend.data.importers import (ElevationGrid, elevation_shape, import_to_corpus, metres_per_degree,
                                      read_elevation, read_grid)
-from backend.data.real_dems import (DATA_DIR, SOURCES, box_weights, crops, load, measure_source, real_samples,
-                                    resample_square, write_readme)
+from backend.data.real_dems import (DATA_DIR, SOURCES, box_weights, crops, load, real_samples, resample_square,
+                                    write_readme)
+from backend.metrics.real_reference import measure_source
 from backend.export.heightmaps import export_heightmaps
 from backend.terrain import Heightfield
 

@@ -16,7 +16,7 @@ from backend.simulation.flow import (
     fill_depressions,
     propagate_affine,
 )
-from backend.simulation.noise import fbm
+from backend.simulation.spectral_noise import fbm
 from backend.simulation.styles import STYLE_NAMES, simulate_with_params, sample_params, sliders
 
 # Interior drains to the outlet at (3, 3); see the D8 steps worked out in the comments.

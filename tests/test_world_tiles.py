@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.generators.learned import BASE_FILE, SUPERRES_FILE, TerrainModel
+from backend.models.shipped import BASE_FILE, SUPERRES_FILE
+from backend.models.terrain import TerrainModel
 from backend.server.world_job import MAX_TILES, WorldTilesRequest
 from backend.terrain import Heightfield
 from backend.world.region import world_noise

@@ -30,8 +30,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from backend.simulation.masks import SPLAT_NAMES
-from backend.simulation.styles import MASK_NAMES, SAMPLERS, SLIDER_NAMES, STYLE_NAMES, simulate_with_params
+from backend.simulation.artist_masks import SPLAT_NAMES
+from backend.simulation.style_specs import STYLE_NAMES, parameter_names
+from backend.simulation.styles import MASK_NAMES, SLIDER_NAMES, simulate_with_params
 from backend.terrain import Heightfield
 
 FORMAT_VERSION = 1
@@ -64,10 +65,7 @@ def sha256(path: str | Path) -> str:
 
 def param_names() -> tuple[str, ...]:
     """Union of every style's parameter names (sorted), then the slider values."""
-    keys: set[str] = set()
-    for sampler in SAMPLERS.values():
-        keys.update(sampler(np.random.default_rng(0)))
-    return tuple(sorted(keys)) + tuple(f"slider_{s}" for s in SLIDER_NAMES)
+    return parameter_names() + tuple(f"slider_{s}" for s in SLIDER_NAMES)
 
 
 def cut_tiles(hf: Heightfield, tile: int, mask_names: Sequence[str]) -> dict[str, np.ndarray]:

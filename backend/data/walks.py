@@ -13,7 +13,7 @@ levels vary as much as a world's (``flatten_levels``): a memory trained on the r
 so makes, tiles far above and below the world's range.
 
 Items are deterministic functions of their index (map, dihedral symmetry of the whole map, walk), so a
-resumed training run sees the batches of an unbroken one. Geometry follows ``backend.memory.world``:
+resumed training run sees the batches of an unbroken one. Geometry follows ``backend.world.memory_state``:
 offsets are (row, col); the neighbours are the 3 x 3 tiles around the tile holding the window's centre.
 """
 
@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from backend.data.datasets import N_DIHEDRAL, MapSet, conditioning, dihedral, downsample, upsample
+from backend.data.datasets import N_DIHEDRAL, MapSet, conditioning, dihedral
 from backend.diffusion.preconditioning import Conditioning
-from backend.memory.pluto import NEIGHBOURS
+from backend.grids import downsample, upsample
+from backend.memory.network import NEIGHBOURS
 
 WINDOW_STEP = 16  # window origins on this grid of base cells (where MultiDiffusion puts them in a world)
 MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0))

@@ -75,26 +75,11 @@ def _churn(x: Tensor, sigma: Tensor, n_steps: int, churn: float, s_tmin: float, 
     return x + (sigma_hat**2 - sigma**2).sqrt() * s_noise * eps, sigma_hat
 
 
-def sample_euler(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, cond: Conditioning | None = None,
-                 callback: Callback | None = None, generator: torch.Generator | None = None,
-                 churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"),
-                 s_noise: float = 1.0) -> Tensor:
-    """First-order steps along the probability-flow ODE dx/dsigma = (x - D) / sigma (= DDIM)."""
-    _check_sigmas(x, sigmas)
-    n = len(sigmas) - 1
-    for i in range(n):
-        x, sigma = _churn(x, sigmas[i], n, churn, s_tmin, s_tmax, s_noise, generator)
-        denoised = _eval_and_report(denoiser, x, sigma, i, cond, callback)
-        d = (x - denoised) / sigma
-        x = x + (sigmas[i + 1] - sigma) * d
-    return x
-
-
-def sample_heun(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, cond: Conditioning | None = None,
-                callback: Callback | None = None, generator: torch.Generator | None = None,
-                churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"),
-                s_noise: float = 1.0) -> Tensor:
-    """EDM Algorithm 2: Heun's 2nd-order method, Euler on the last step (2n - 1 evaluations)."""
+def _ode_steps(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, cond: Conditioning | None, callback: Callback | None,
+               generator: torch.Generator | None, churn: float, s_tmin: float, s_tmax: float, s_noise: float,
+               heun: bool) -> Tensor:
+    """Euler steps along the probability-flow ODE dx/dsigma = (x - D) / sigma, each corrected by Heun's
+    second evaluation when ``heun`` (not on the last step, whose sigma is 0)."""
     _check_sigmas(x, sigmas)
     n = len(sigmas) - 1
     for i in range(n):
@@ -103,11 +88,27 @@ def sample_heun(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, cond: Condit
         d = (x - denoised) / sigma
         sigma_next = sigmas[i + 1]
         x_next = x + (sigma_next - sigma) * d
-        if sigma_next > 0:
+        if heun and sigma_next > 0:
             d_next = (x_next - _eval(denoiser, x_next, sigma_next, cond)) / sigma_next
             x_next = x + (sigma_next - sigma) * (d + d_next) / 2
         x = x_next
     return x
+
+
+def sample_euler(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, cond: Conditioning | None = None,
+                 callback: Callback | None = None, generator: torch.Generator | None = None,
+                 churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"),
+                 s_noise: float = 1.0) -> Tensor:
+    """First-order steps along the probability-flow ODE dx/dsigma = (x - D) / sigma (= DDIM)."""
+    return _ode_steps(denoiser, x, sigmas, cond, callback, generator, churn, s_tmin, s_tmax, s_noise, heun=False)
+
+
+def sample_heun(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, cond: Conditioning | None = None,
+                callback: Callback | None = None, generator: torch.Generator | None = None,
+                churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"),
+                s_noise: float = 1.0) -> Tensor:
+    """EDM Algorithm 2: Heun's 2nd-order method, Euler on the last step (2n - 1 evaluations)."""
+    return _ode_steps(denoiser, x, sigmas, cond, callback, generator, churn, s_tmin, s_tmax, s_noise, heun=True)
 
 
 def sample_dpmpp_2m(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, cond: Conditioning | None = None,

@@ -65,7 +65,7 @@ class MultiDiffusion(nn.Module):
     one step over a huge canvas takes long, and an artist's cancel must not wait for it.
     ``window_memory`` (if given) maps the windows' top-left cells in world coordinates (origin + offset)
     to memory tokens [n, T, D] that replace Conditioning.memory per window: what a window remembers
-    depends on where it lies in the world (``backend.memory.world``), not on the canvas it is part of.
+    depends on where it lies in the world (``backend.world.memory_state``), not on the canvas it is part of.
     """
 
     def __init__(self, denoiser: DenoiserFn, window: int, stride: int, origin: tuple[int, int] = (0, 0),

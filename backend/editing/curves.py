@@ -1,6 +1,6 @@
 """Curve guides: a line the artist draws becomes a ridge, a river or a cliff.
 
-The 1D profile model (``backend.generators.profiles``) fills in the line's height between its two ends,
+The 1D profile model (``backend.generators.curve_profiles``) fills in the line's height between its two ends,
 which are pinned to the terrain under them plus the artist's offset (ridge higher, river lower, cliff top
 half a step up); a cross-section turns that profile into a target over a band ``width`` cells wide, and
 the masked guided edit (``guided.edit_window``) makes terrain of it on the curve's window only: outside
@@ -30,9 +30,10 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-from backend.data.profiles import KINDS, chord
-from backend.generators.learned import TerrainModel
-from backend.generators.profiles import ProfileModel, sample_profiles
+from backend.data.elevation_profiles import KINDS, chord
+from backend.generators.curve_profiles import sample_profiles
+from backend.models.profile import ProfileModel
+from backend.models.terrain import TerrainModel
 
 from .brushes import RELIEF_PER_STRENGTH, falloff, nearest_on_path, window_around
 from .guided import Edit, EditCallback, EditSettings, Recipe, edit_window, network_units

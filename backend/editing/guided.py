@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from backend.data.datasets import downsample, upsample
 from backend.diffusion.guidance import ClassifierFreeGuidance, Inpainting
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
-from backend.generators.learned import TerrainModel
+from backend.grids import downsample, upsample
+from backend.models.terrain import TerrainModel
 
 from .brushes import RegionStroke, Stroke, footprint, target
 

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 from backend.export.heightmaps import (HEIGHTMAP_FORMATS, PRESETS, ByteOrder, Layout, export_heightmaps,
-                                       preset_size, resample)
-from backend.export.masks import export_masks
+                                       preset_size, resize_heightfield)
+from backend.export.mask_images import export_masks
 from backend.export.meshes import MESH_FORMATS, Colors, Decimation, export_meshes, write_mesh
 from backend.export.paths import atomic_write, prepare_dir, safe_path
 from backend.terrain import Heightfield
@@ -56,7 +56,7 @@ def export_terrain(hf: Heightfield, out_dir: str | os.PathLike[str], formats: li
         target = size if size is not None else (preset_size(preset, max(hf.shape)) if preset else None)
         if target is not None and preset is not None and target not in PRESETS[preset]:
             raise ValueError(f"size {target} is not a {preset} size {PRESETS[preset]}")
-        sized = resample(hf, target) if target is not None else hf
+        sized = resize_heightfield(hf, target) if target is not None else hf
         resampled_from = hf.shape if sized is not hf else None
         if image_formats:
             written += export_heightmaps(sized, root, image_formats, name=name, tile_size=tile_size,

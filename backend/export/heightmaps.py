@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from scipy import ndimage
 
 from backend.export.paths import atomic_write, safe_path, write_bytes, write_json
+from backend.grids import zoom
 from backend.terrain import Heightfield
 
 UNREAL_SIZES: tuple[int, ...] = (127, 253, 505, 1009, 2017, 4033, 8129)  # Epic's recommended landscape sizes
@@ -39,13 +39,7 @@ def preset_size(preset: str, n: int) -> int:
     return next((s for s in sizes if s >= n), sizes[-1])
 
 
-def _zoom(a: np.ndarray, size: int, order: int) -> np.ndarray:
-    """(H, W[, C]) -> (size, size[, C]); corner samples stay on the corners so the extent is kept."""
-    factors = (size / a.shape[0], size / a.shape[1]) + (1.0,) * (a.ndim - 2)
-    return ndimage.zoom(a, factors, order=order, mode="nearest", grid_mode=False, prefilter=order > 1)
-
-
-def resample(hf: Heightfield, size: int) -> Heightfield:
+def resize_heightfield(hf: Heightfield, size: int) -> Heightfield:
     """Square heightfield of size x size vertices covering the same metres (cell size adjusted).
 
     Heights use a cubic B-spline (smooth, may overshoot by a few cm at cliffs; the sidecar
@@ -58,11 +52,11 @@ def resample(hf: Heightfield, size: int) -> Heightfield:
         raise ValueError(f"resample size must be >= 2, got {size}")
     if size == h:
         return hf
-    heights = _zoom(hf.heights, size, 3).astype(np.float32)
-    masks = {k: np.clip(_zoom(m.astype(np.float32), size, 1), 0.0, 1.0) for k, m in hf.masks.items()}
+    heights = zoom(hf.heights, size, 3).astype(np.float32)
+    masks = {k: np.clip(zoom(m.astype(np.float32), size, 1), 0.0, 1.0) for k, m in hf.masks.items()}
     splat = None
     if hf.splat is not None:
-        splat = np.clip(_zoom(hf.splat.astype(np.float32), size, 1), 0.0, None)
+        splat = np.clip(zoom(hf.splat.astype(np.float32), size, 1), 0.0, None)
         splat /= np.maximum(splat.sum(-1, keepdims=True), 1e-12)
     cell = hf.extent_m[0] / (size - 1)
     return Heightfield(heights, cell, masks, splat, hf.splat_names, hf.style)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from . import registry
 from .base import Cancelled, GenerateRequest, Generator, StepCallback
-from backend.model_files import ENV_VAR, describe_source
+from backend.models.shipped import (ENV_VAR, MODELS_DIR, describe_source, shipped_models_present,
+                                    shipped_profile_present, shipped_styles)
 
-from .learned import MODELS_DIR, DiffusionGenerator, shipped_models_present, shipped_styles
-from .profiles import PROFILE_FILE
+from .learned import DiffusionGenerator
 from .procedural import STYLES, ProceduralGenerator
 
 
@@ -18,7 +18,7 @@ def use_models_dir(models_dir: str | Path = MODELS_DIR) -> bool:
     registry.unregister("diffusion")
     if not shipped_models_present(models_dir):
         return False
-    extras = frozenset({"profile"} if (Path(models_dir) / PROFILE_FILE).is_file() else ())
+    extras = frozenset({"profile"} if shipped_profile_present(models_dir) else ())
     registry.register(registry.GeneratorSpec("diffusion", shipped_styles(models_dir),
                                              partial(DiffusionGenerator, models_dir=models_dir), extras))
     return True

@@ -26,64 +26,23 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from backend.data.datasets import upsample
-from backend.model_files import models_dir
 from backend.diffusion.guidance import ClassifierFreeGuidance
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
+from backend.grids import resample, upsample
+from backend.models.shipped import MODELS_DIR, ShippedModels
+from backend.models.terrain import QUALITY, SamplingSettings, TerrainModel
 from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode
 from backend.terrain import Heightfield
 from backend.world.seeding import tile_seed
-from backend.training.checkpoints import LoadedModel, read_metadata
 from backend.world.region import sample_map
 
 from .base import GenerateRequest, Interrupt, StepCallback
-from .profiles import PROFILE_FILE, ProfileModel
 
-MODELS_DIR = models_dir()
-BASE_FILE, SUPERRES_FILE = "terrain_base.safetensors", "terrain_superres.safetensors"
-MEMORY_FILE = "terrain_memory.safetensors"  # optional: the memory-conditioned base model (backend.memory)
 PREVIEW_MAX = 256
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """Sampler and step counts of one quality level."""
-
-    base_steps: int
-    superres_steps: int
-    sampler: str = "dpmpp_2m"
-    base_sigma_max: float = 80.0
-    superres_sigma_max: float = 10.0  # the residual has unit std: less noise hides it completely
-
-
-# Super-resolution needs its steps: with 2 the residual comes out too smooth (spectral slope of the
-# result 0.4 steeper than the corpus's), 4 recovers most of the fine detail (reports/terrain_models).
-QUALITY: dict[str, SamplingSettings] = {
-    "interactive": SamplingSettings(base_steps=8, superres_steps=4),
-    "full": SamplingSettings(base_steps=32, superres_steps=16),
-}
-
-
-class TerrainModel(LoadedModel):
-    """A loaded terrain denoiser and the metadata it was trained with (see train_terrain.build)."""
-
-    def conditioning(self, style_weights: dict[str, float], sliders: dict[str, float]) -> Conditioning:
-        """Style mix as a weight vector; unsent sliders take the style mix's training mean."""
-        names = self.meta["style_names"]
-        unknown = sorted(set(style_weights) - set(names))
-        if unknown:
-            raise ValueError(f"unknown style(s) {unknown}; available: {names}")
-        weights = torch.tensor([[style_weights.get(n, 0.0) for n in names]])
-        means = self.meta["slider_means"]
-        values = [sliders[s] if s in sliders else sum(w * means[st][i] for st, w in style_weights.items())
-                  for i, s in enumerate(self.meta["slider_names"])]
-        return Conditioning(style_weights=weights, sliders=torch.tensor([values]) * 2 - 1).map(
-            lambda t: t.float().to(self.device))
 
 
 def _sigmas(steps: int, sigma_max: float, device: torch.device) -> Tensor:
@@ -137,16 +96,6 @@ def to_metres(x: Tensor, relief_m: float, sea_fraction: float) -> Tensor:
     if sea_fraction > 0:
         h = h - torch.quantile(h.flatten().double(), min(sea_fraction, 1.0)).float()
     return h
-
-
-def resample(x: Tensor, size: int) -> Tensor:
-    """[B, C, n, n] -> [B, C, size, size] with corner samples kept (the map spans the same extent)."""
-    if x.shape[-1] == size:
-        return x
-    mode = "area" if size < x.shape[-1] else "bicubic"
-    if mode == "area":
-        return F.interpolate(x, size=(size, size), mode="area")
-    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=True)
 
 
 @dataclass(frozen=True)
@@ -215,14 +164,11 @@ class DiffusionGenerator:
     name = "diffusion"
 
     def __init__(self, device: str = "cpu", models_dir: str | Path = MODELS_DIR):
-        self.device = torch.device(device)
-        self.base = TerrainModel.load(Path(models_dir) / BASE_FILE, self.device)
-        self.superres = TerrainModel.load(Path(models_dir) / SUPERRES_FILE, self.device)
-        memory = Path(models_dir) / MEMORY_FILE
-        self.memory = TerrainModel.load(memory, self.device) if memory.is_file() else None  # for worlds with memory
+        self.models = ShippedModels.load(models_dir, device)
+        self.device = self.models.device
+        self.base, self.superres = self.models.base, self.models.superres
+        self.memory, self.profile = self.models.memory, self.models.profile
         self.styles = tuple(self.base.meta["style_names"])
-        profile = Path(models_dir) / PROFILE_FILE  # the curve guides' 1D model, optional
-        self.profile = ProfileModel.load(profile, self.device) if profile.is_file() else None
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -307,12 +253,3 @@ class DiffusionGenerator:
             x = super_resolve(self.superres, x, cond, settings, style_noise(request.seed, request.style_weights, 1, fine),
                               lambda info: show(settings.base_steps + info["i"] + 1, total, info["estimate"][0, 0]))
         return x
-
-
-def shipped_models_present(models_dir: str | Path = MODELS_DIR) -> bool:
-    return all((Path(models_dir) / f).is_file() for f in (BASE_FILE, SUPERRES_FILE))
-
-
-def shipped_styles(models_dir: str | Path = MODELS_DIR) -> tuple[str, ...]:
-    """Style names from the base model's metadata, read without loading the weights."""
-    return tuple(read_metadata(Path(models_dir) / BASE_FILE)["config"]["style_names"])

@@ -1,6 +1,6 @@
 """The procedural baseline: domain-warped fBm / ridged multifractal noise with named styles.
 
-Each style is a small parameter set; a style mix blends the parameter sets by weight. Octaves
+Each style is a small parameter set (its spec's ``ProceduralLook``); a style mix blends them by weight. Octaves
 are summed coarse to fine, and every octave is one step with a preview, so the artist sees the
 big shapes first. Then the noise is shaped into metres (valleys, terraces, islands, cones) and
 thermally eroded. Runs in torch on the job's device.
@@ -9,15 +9,16 @@ thermally eroded. Runs in torch on the job's device.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import torch
 import torch.nn.functional as F
 
+from backend.simulation.style_specs import STYLES as STYLE_SPECS, ProceduralLook
 from backend.terrain import Heightfield
 
 from .base import GenerateRequest, Interrupt, StepCallback
-from .noise import GradientNoise, fbm
+from .gradient_noise import GradientNoise, fbm
 
 MAX_OCTAVES = 12  # the finest octave is about two cells wide
 PREVIEW_MAX = 256  # previews are resampled to at most this many cells per side
@@ -25,38 +26,16 @@ EROSION_ITERATIONS_PER_STEP = 10
 TALUS_SLOPE = 0.8  # rise over run above which thermal erosion moves material downhill
 
 
-@dataclass(frozen=True)
-class StyleParams:
-    wavelength_m: float  # size of the largest features, metres (so a bigger world holds more of them)
-    gain: float  # octave amplitude ratio at roughness 0.5
-    ridge: float  # 0 = smooth fBm, 1 = ridged multifractal (sharp crests)
-    warp: float  # domain-warp displacement, in tile widths
-    stretch: float  # > 1 squeezes features east-west into long north-south ridges (dunes)
-    terrace: float  # 0..1 flat steps with cliffs (mesas)
-    island: float  # 0..1 falloff to the sea towards the edges
-    cone: float  # 0..1 central volcanic cone with a crater
-    exponent: float  # > 1 flattens lowlands into broad U-shaped valleys
-    sea_level: float  # fraction of the relief under water, unless the slider says otherwise
+STYLES: dict[str, ProceduralLook] = {name: spec.procedural for name, spec in STYLE_SPECS.items()}
 
 
-STYLES: dict[str, StyleParams] = {
-    "alpine": StyleParams(3000.0, 0.50, 0.85, 0.08, 1.0, 0.0, 0.0, 0.0, 1.6, 0.0),
-    "rolling_hills": StyleParams(2500.0, 0.42, 0.0, 0.05, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
-    "desert_dunes": StyleParams(600.0, 0.35, 0.9, 0.03, 4.0, 0.0, 0.0, 0.0, 1.0, 0.0),
-    "canyon_mesa": StyleParams(2500.0, 0.50, 0.2, 0.10, 1.0, 0.85, 0.0, 0.0, 0.7, 0.0),
-    "archipelago": StyleParams(2500.0, 0.50, 0.3, 0.12, 1.0, 0.0, 0.8, 0.0, 1.2, 0.5),
-    "volcanic": StyleParams(3000.0, 0.50, 0.5, 0.06, 1.0, 0.0, 0.3, 1.0, 1.0, 0.1),
-    "glacial_valleys": StyleParams(3500.0, 0.50, 0.6, 0.10, 1.0, 0.0, 0.0, 0.0, 2.5, 0.0),
-}
-
-
-def blend_styles(weights: dict[str, float]) -> StyleParams:
+def blend_styles(weights: dict[str, float]) -> ProceduralLook:
     """Weighted average of the styles' parameter sets (weights sum to 1)."""
     unknown = sorted(set(weights) - set(STYLES))
     if unknown:
         raise ValueError(f"unknown style(s) {unknown}; available: {sorted(STYLES)}")
-    return StyleParams(**{f.name: sum(w * getattr(STYLES[s], f.name) for s, w in weights.items())
-                          for f in fields(StyleParams)})
+    return ProceduralLook(**{f.name: sum(w * getattr(STYLES[s], f.name) for s, w in weights.items())
+                             for f in fields(ProceduralLook)})
 
 
 class ProceduralGenerator:
@@ -112,7 +91,7 @@ class ProceduralGenerator:
         dominant = max(request.style_weights, key=request.style_weights.__getitem__)
         return Heightfield(heights.cpu().numpy().astype("float32"), cell_size, style=dominant)
 
-    def _warped_coords(self, n: int, style: StyleParams, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _warped_coords(self, n: int, style: ProceduralLook, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Tile coordinates in [0, 1] (x east, y south), displaced by low-frequency noise."""
         axis = torch.linspace(0.0, 1.0, n, device=self.device)
         y, x = torch.meshgrid(axis, axis, indexing="ij")
@@ -128,7 +107,7 @@ def _normalise(field: torch.Tensor) -> torch.Tensor:
     return (field - low) / (high - low).clamp_min(1e-12)
 
 
-def _to_metres(acc: torch.Tensor, style: StyleParams, relief: float, sea: float) -> torch.Tensor:
+def _to_metres(acc: torch.Tensor, style: ProceduralLook, relief: float, sea: float) -> torch.Tensor:
     """Shape summed noise into heights: valleys, cone, island falloff, terraces; sea level at 0 m."""
     h = _normalise(acc) ** style.exponent
     n = acc.shape[0]

@@ -1,2 +1,3 @@
-"""Pluto, the adaptive hierarchical memory of a world: the learned parts (`pluto`) and one world's bounded,
-persisted state (`world`)."""
+"""The world memory's learned parts: the memory network (tile encoder, sparse gated writer, baselines and read
+embeddings) and the denoiser that reads it (`network`), and its training loss (`loss`). One world's persisted
+memory state lives with the world (`backend.world.memory_state`)."""

@@ -20,31 +20,31 @@ from torch import Tensor
 
 from backend.diffusion.loss import EDMLoss
 from backend.diffusion.preconditioning import Conditioning
-from backend.memory.pluto import MemoryDenoiser, Pluto, null_tokens
+from backend.memory.network import MemoryDenoiser, MemoryNetwork, null_tokens
 
 
-def walk_memory(pluto: Pluto, tokens: Tensor, extras: dict[str, Tensor]) -> Tensor:
+def walk_memory(network: MemoryNetwork, tokens: Tensor, extras: dict[str, Tensor]) -> Tensor:
     """Read tokens [B, T, D] for each sample's target after writing its walk.
 
     tokens: [B, L, K, D] the encoded context tiles in walk order (see WalkDataset for the extras).
     """
     batch, steps = tokens.shape[:2]
     rows = torch.arange(batch, device=tokens.device)
-    world = pluto.baseline("world", batch)
+    world = network.baseline("world", batch)
     count = int(extras["region_count"][0])
-    regions = pluto.baseline("region", batch * count).reshape(batch, count, *pluto.region_baseline.shape)
+    regions = network.baseline("region", batch * count).reshape(batch, count, *network.region_baseline.shape)
     for j in range(steps):
         active, index = extras["ctx_valid"][:, j], extras["ctx_region"][:, j]
-        regions = regions.index_put((rows, index), pluto.write(regions[rows, index], tokens[:, j], active))
-        world = pluto.write(world, tokens[:, j], active)
+        regions = regions.index_put((rows, index), network.write(regions[rows, index], tokens[:, j], active))
+        world = network.write(world, tokens[:, j], active)
     fold = extras["fold_region"]
     folding, index = fold >= 0, fold.clamp(min=0)
-    world = pluto.write(world, regions[rows, index], folding)
-    fresh = torch.where(folding[:, None, None], pluto.baseline("region", batch), regions[rows, index])
+    world = network.write(world, regions[rows, index], folding)
+    fresh = torch.where(folding[:, None, None], network.baseline("region", batch), regions[rows, index])
     regions = regions.index_put((rows, index), fresh)
     target = regions[rows, extras["target_region"]]
     neighbours = tokens[rows[:, None], extras["nb_index"]]  # [B, 9, K, D]
-    return pluto.read(world, target, extras["offset"], neighbours, extras["nb_present"], extras["nb_relative"])
+    return network.read(world, target, extras["offset"], neighbours, extras["nb_present"], extras["nb_relative"])
 
 
 def _log_uniform(n: int, low: float, high: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -72,7 +72,7 @@ class MemoryLoss:
     def __call__(self, model: MemoryDenoiser | torch.nn.Module, x0: Tensor, cond: Conditioning, *,
                  generator: torch.Generator | None = None, extras: dict[str, Tensor]) -> Tensor:
         inner: MemoryDenoiser = getattr(model, "module", model)
-        pluto = inner.pluto
+        network = inner.network
         context = extras["context"]  # [B, L, 1, n, n]
         batch, steps = context.shape[:2]
         sigma = self.context_sigma(batch * steps, generator, x0.device).reshape(batch, steps)
@@ -81,9 +81,9 @@ class MemoryLoss:
         def encode(tiles: Tensor, rows: slice) -> Tensor:
             s = sigma[rows]
             noised = tiles + s[..., None, None, None] * noise[rows]
-            return pluto.encode(noised.flatten(0, 1), s.flatten()).unflatten(0, s.shape)
+            return network.encode(noised.flatten(0, 1), s.flatten()).unflatten(0, s.shape)
 
-        clean = walk_memory(pluto, encode(context, slice(None)), extras)
+        clean = walk_memory(network, encode(context, slice(None)), extras)
         loss = self.edm(model, x0, cond.replace(memory=clean), generator=generator)
         aligned = round(batch * self.align_fraction)
         if not (aligned and self.align_weight and steps):
@@ -94,8 +94,8 @@ class MemoryLoss:
             tiles = context[part].flatten(0, 1)
             noisy = tiles + s[:, None, None, None] * torch.randn(tiles.shape, generator=generator, device=x0.device)
             c = cond.map(lambda t: t[part].repeat_interleave(steps, 0))
-            generated = model(noisy, s, c.replace(memory=null_tokens(pluto.config, len(tiles), x0.device)))
+            generated = model(noisy, s, c.replace(memory=null_tokens(network.config, len(tiles), x0.device)))
         sub = {k: v[part] for k, v in extras.items()}
-        from_generated = walk_memory(pluto, encode(generated.unflatten(0, (aligned, steps)), part), sub)
+        from_generated = walk_memory(network, encode(generated.unflatten(0, (aligned, steps)), part), sub)
         align = ((from_generated - clean[part].detach()) ** 2).flatten(1).mean(1)
         return loss + self.align_weight * F.pad(align, (0, batch - aligned))

@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from backend.grids import gradient_magnitude, slope_angle
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions, path_length_to_outlet
 from backend.terrain import Heightfield
 
@@ -44,11 +45,6 @@ FEATURE_SCALES: dict[str, dict[str, float]] = {
 }
 
 
-def _slope_grad(heights: np.ndarray, cell_size: float) -> np.ndarray:
-    gy, gx = np.gradient(heights.astype(np.float64), cell_size)
-    return np.hypot(gx, gy)[1:-1, 1:-1]
-
-
 def _skew(x: np.ndarray) -> float:
     s = x.std()
     return float(((x - x.mean()) ** 3).mean() / s ** 3) if s > 0 else 0.0
@@ -56,10 +52,10 @@ def _skew(x: np.ndarray) -> float:
 
 def slope_features(heights: np.ndarray, cell_size: float) -> dict[str, float]:
     """Slope distribution: mean angle (deg) and resolution-free shape statistics."""
-    g = _slope_grad(heights, cell_size)
+    g = gradient_magnitude(heights, cell_size)[1:-1, 1:-1]
     med = float(np.median(g))
     return {
-        "mean_deg": float(np.degrees(np.arctan(g)).mean()),
+        "mean_deg": float(slope_angle(g).mean()),
         "cv": float(g.std() / max(g.mean(), 1e-12)),
         "p90_over_median": float(np.percentile(g, 90) / max(med, 1e-12)),
     }
@@ -69,7 +65,7 @@ def curvature_features(heights: np.ndarray, cell_size: float) -> dict[str, float
     """Distribution shape of the dimensionless Laplacian (negative = convex ridge)."""
     z = heights.astype(np.float64)
     lap = (z[:-2, 1:-1] + z[2:, 1:-1] + z[1:-1, :-2] + z[1:-1, 2:] - 4 * z[1:-1, 1:-1]) / cell_size
-    k = lap / max(_slope_grad(heights, cell_size).mean(), 1e-12)
+    k = lap / max(gradient_magnitude(heights, cell_size)[1:-1, 1:-1].mean(), 1e-12)
     s = k.std()
     kurt = float(((k - k.mean()) ** 4).mean() / s ** 4) if s > 0 else 3.0
     return {"skewness": _skew(k), "log_kurtosis": math.log10(max(kurt, 1e-6)),

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.generators.learned import MODELS_DIR
 from backend.metrics.style_classifier import StyleClassifier, feature_vector
+from backend.models.shipped import CLASSIFIER_FILE, MODELS_DIR
 from backend.simulation.styles import elevation_slider
 from backend.terrain import Heightfield
 
-CLASSIFIER_FILE = MODELS_DIR / "style_classifier.json"
 FEATURE_SIDE = 256  # the corpus maps' size: larger references are averaged down to it
 MIN_SIDE = 16  # smaller grids have too few slopes and basins for the features to mean anything
 
@@ -58,7 +57,7 @@ def estimate_style(hf: Heightfield, classifier: StyleClassifier) -> StyleEstimat
     return StyleEstimate(classifier.style_weights(features), sliders, relief, small.cell_size)
 
 
-def load_classifier(path: str | Path = CLASSIFIER_FILE) -> StyleClassifier:
+def load_classifier(path: str | Path = MODELS_DIR / CLASSIFIER_FILE) -> StyleClassifier:
     if not Path(path).is_file():
         raise FileNotFoundError(f"no style classifier at {path} (fit one: python -m backend.metrics.style_classifier)")
     return StyleClassifier.load(path)

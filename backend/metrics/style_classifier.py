@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from backend.durable import write_bytes
 from backend.metrics.realism import FAMILIES, FEATURE_SCALES, terrain_features
 from backend.terrain import Heightfield
 
@@ -106,7 +107,7 @@ class StyleClassifier:
         return {s: float(v) for s, v in zip(self.styles, np.exp(self.log_probabilities(features)[0]))}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"feature_names": list(FEATURE_NAMES), **asdict(self)}, indent=1) + "\n")
+        write_bytes(Path(path), (json.dumps({"feature_names": list(FEATURE_NAMES), **asdict(self)}, indent=1) + "\n").encode())
 
     @classmethod
     def load(cls, path: str | Path) -> StyleClassifier:

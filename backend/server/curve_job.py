@@ -15,7 +15,7 @@ import numpy as np
 from backend.editing.curves import Curve, apply_curve
 from backend.editing.guided import Edit, EditCallback
 from backend.generators.learned import DiffusionGenerator
-from backend.data.profiles import KINDS
+from backend.data.elevation_profiles import KINDS
 
 from .brush_job import EditContext, check_choice, check_flag, check_number, check_points, check_window
 

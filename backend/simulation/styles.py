@@ -1,7 +1,6 @@
-"""Terrain families as parameter distributions, and the one entry point ``simulate``.
+"""The one entry point ``simulate``: a style's spec (``style_specs``) and a seed become terrain.
 
-A style is a sampler ``rng -> params`` (a flat dict of floats, kept for conditioning). The
-shared pipeline turns params into terrain:
+The shared pipeline turns a style's parameters into terrain:
 
 1. fBm initial surface + a style-shaped uplift field (ranges, plateau, islands, cones);
 2. ``steps`` x (uplift, stream-power incision with lake infill, hillslope diffusion), in uplift
@@ -13,111 +12,42 @@ shared pipeline turns params into terrain:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
+from backend.grids import downsample, slope_degrees
 from backend.simulation import erosion as er
+from backend.simulation.artist_masks import SPLAT_NAMES, depth_mask, flow_mask, splat_map
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
-from backend.simulation.masks import SPLAT_NAMES, depth_mask, flow_mask, slope_degrees, splat_map
-from backend.simulation.noise import fbm
+from backend.simulation.spectral_noise import fbm
+from backend.simulation.style_specs import STYLE_NAMES, STYLES, StyleSpec
 from backend.terrain import Heightfield
 
-STYLE_NAMES: tuple[str, ...] = (
-    "alpine", "rolling_hills", "desert_dunes", "canyon_mesa", "archipelago", "volcanic", "glacial_valleys",
-)
 SLIDER_NAMES: tuple[str, ...] = ("roughness", "erosion_strength", "elevation_range", "sea_level")
 MASK_NAMES: tuple[str, ...] = ("flow", "wear", "deposition", "slope", "water", "sand")
 
-
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
-
-
-def _lu(rng: np.random.Generator, lo: float, hi: float) -> float:
-    """Log-uniform sample, for scale parameters."""
-    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+THERMAL_ITERATIONS, HYDRAULIC_ITERATIONS = 15, 20  # the final talus and hydraulic erosion
+WEAR_MASK_RELIEF, DEPOSITION_MASK_RELIEF = 0.02, 0.01  # mask depth scales, as fractions of the relief
+SAND_MASK_M = 2.0  # sand this deep is mask value 1 - 1/e
+SLOPE_MASK_DEG = 60.0  # slope mask value 1
+DUNE_GRID = 2  # dunes run on a grid this many times coarser (dune-scale, fast)
+DUNE_HOP = 2  # cells a sand slab hops downwind
 
 
-def _common(rng: np.random.Generator, relief: tuple[float, float], k: tuple[float, float],
-            kappa: tuple[float, float], steps: tuple[int, int], talus: tuple[float, float],
-            rain: tuple[float, float], beta: tuple[float, float] = (1.8, 2.4),
-            init: tuple[float, float] = (0.05, 0.2)) -> dict[str, float]:
-    return {
-        "relief_m": _lu(rng, *relief),
-        "fbm_beta": _u(rng, *beta),
-        "init_amplitude": _u(rng, *init),  # initial fBm relief as a fraction of uplift relief
-        # Stream-power erodibility in cell units: high enough that knickpoints from the few outlets
-        # sweep the whole map within `steps` (lower values leave un-incised uplifted plateaus).
-        "k_cells": _lu(rng, *k),
-        "m": _u(rng, 0.4, 0.55),
-        "kappa_cells": _lu(rng, *kappa),  # hillslope diffusivity per step, cell units
-        "steps": float(rng.integers(steps[0], steps[1] + 1)),
-        "talus_deg": _u(rng, *talus),
-        "hydraulic_rain": _lu(rng, *rain),
-        "sea_level": 0.0,  # fraction of the relief below sea (0 = no sea)
-    }
-
-
-def _alpine(rng: np.random.Generator) -> dict[str, float]:
-    p = _common(rng, (1500, 3500), (1.2, 3.2), (0.01, 0.03), (50, 70), (34, 40), (0.1, 0.5))
-    p.update(snow_line=_u(rng, 0.55, 0.8), ridge_anisotropy=_u(rng, 1.0, 2.5))
-    return p
-
-
-def _rolling_hills(rng: np.random.Generator) -> dict[str, float]:
-    p = _common(rng, (80, 300), (3.2, 8.0), (0.05, 0.15), (40, 60), (30, 36), (0.05, 0.2),
-                init=(0.1, 0.3))
-    return p
-
-
-def _desert_dunes(rng: np.random.Generator) -> dict[str, float]:
-    p = _common(rng, (20, 120), (0.2, 0.8), (0.02, 0.08), (20, 30), (30, 34), (0.01, 0.05))
-    p.update(sand_m=_u(rng, 15.0, 25.0), dune_iterations=float(rng.integers(250, 400)),
-             wind_dir=float(rng.integers(0, 4)), slab_m=_u(rng, 2.0, 4.0), dune_pick=_u(rng, 0.4, 0.8))
-    return p
-
-
-def _canyon_mesa(rng: np.random.Generator) -> dict[str, float]:
-    p = _common(rng, (300, 1200), (1.6, 4.0), (0.0005, 0.003), (30, 45), (55, 70), (0.1, 0.5),
-                init=(0.01, 0.05))
-    p.update(layer_cells=_u(rng, 0.08, 0.2), hard_fraction=_u(rng, 0.3, 0.6), hard_ratio=_u(rng, 0.05, 0.2))
-    return p
-
-
-def _archipelago(rng: np.random.Generator) -> dict[str, float]:
-    p = _common(rng, (400, 1500), (1.2, 3.2), (0.01, 0.03), (40, 60), (32, 38), (0.1, 0.5))
-    p.update(sea_level=_u(rng, 0.45, 0.7), island_threshold=_u(rng, 0.4, 0.6))
-    return p
-
-
-def _volcanic(rng: np.random.Generator) -> dict[str, float]:
-    p = _common(rng, (800, 3000), (0.8, 2.4), (0.01, 0.03), (35, 50), (32, 36), (0.1, 0.5))
-    p.update(cones=float(rng.integers(1, 4)), cone_radius=_u(rng, 0.15, 0.35), crater_frac=_u(rng, 0.05, 0.12),
-             sea_level=_u(rng, 0.0, 0.15))
-    return p
-
-
-def _glacial_valleys(rng: np.random.Generator) -> dict[str, float]:
-    p = _common(rng, (1200, 3000), (1.2, 3.2), (0.01, 0.03), (45, 60), (36, 42), (0.1, 0.5))
-    p.update(trough_width_cells=_u(rng, 4.0, 9.0), trough_wall_m=_u(rng, 150.0, 400.0),
-             ela=_u(rng, 0.2, 0.45), snow_line=_u(rng, 0.6, 0.85), ridge_anisotropy=_u(rng, 1.0, 2.0))
-    return p
-
-
-SAMPLERS: dict[str, Callable[[np.random.Generator], dict[str, float]]] = {
-    "alpine": _alpine, "rolling_hills": _rolling_hills, "desert_dunes": _desert_dunes,
-    "canyon_mesa": _canyon_mesa, "archipelago": _archipelago, "volcanic": _volcanic,
-    "glacial_valleys": _glacial_valleys,
-}
+def spec(style: str) -> StyleSpec:
+    """The spec of ``style``; a clear error naming the known styles otherwise."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; expected one of {STYLE_NAMES}")
+    return STYLES[style]
 
 
 def sample_params(style: str, rng: np.random.Generator) -> dict[str, float]:
     """Draw one parameter set of ``style`` (flat dict of floats)."""
-    if style not in SAMPLERS:
-        raise ValueError(f"unknown style {style!r}; expected one of {STYLE_NAMES}")
-    return SAMPLERS[style](rng)
+    return spec(style).sample(rng)
 
 
 def elevation_slider(relief_m: float) -> float:
@@ -139,40 +69,66 @@ def sliders(params: dict[str, float]) -> dict[str, float]:
     return {k: float(np.clip(v, 0.0, 1.0)) for k, v in vals.items()}
 
 
-def _uplift_field(style: str, p: dict[str, float], size: int, rng: np.random.Generator) -> np.ndarray:
+def _uplift_range(p: dict[str, float], large: np.ndarray, yy: np.ndarray, xx: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """A main range along a random axis, roughened by the large-scale noise."""
+    a = rng.uniform(0, math.pi)
+    d = (xx - 0.5) * math.cos(a) + (yy - 0.5) * math.sin(a)
+    ridge = np.exp(-(d * p["ridge_anisotropy"] * 2.5) ** 2)
+    return 0.4 + 0.6 * (0.6 * ridge + 0.4 * large)
+
+
+def _uplift_plateau(p: dict[str, float], large: np.ndarray, yy: np.ndarray, xx: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
+    """A uniformly rising plateau."""
+    return np.ones(large.shape)
+
+
+def _uplift_islands(p: dict[str, float], large: np.ndarray, yy: np.ndarray, xx: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Islands where the large-scale noise is above the threshold, a slowly rising sea floor elsewhere."""
+    islands = np.clip((large - p["island_threshold"] * 0.6) / 0.4, 0, 1)
+    return 0.1 + 0.9 * islands
+
+
+def _uplift_cones(p: dict[str, float], large: np.ndarray, yy: np.ndarray, xx: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """``cones`` volcanic cones of random heights near the middle, on a little large-scale noise."""
+    cone = np.zeros(large.shape)
+    for _ in range(int(p["cones"])):
+        cy, cx = rng.uniform(0.25, 0.75, size=2)
+        r = np.hypot(yy - cy, xx - cx) / p["cone_radius"]
+        cone = np.maximum(cone, np.exp(-r ** 1.5) * rng.uniform(0.6, 1.0))
+    return 0.05 + 0.85 * cone + 0.1 * large
+
+
+def _uplift_noise(p: dict[str, float], large: np.ndarray, yy: np.ndarray, xx: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """The large-scale noise alone (hills, dunes)."""
+    return 0.3 + 0.7 * large
+
+
+UpliftFn = Callable[[dict[str, float], np.ndarray, np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
+UPLIFT_PATTERNS: dict[str, UpliftFn] = {"noise": _uplift_noise, "range": _uplift_range, "plateau": _uplift_plateau,
+                                        "islands": _uplift_islands, "cones": _uplift_cones}
+
+
+def _uplift_field(style: StyleSpec, p: dict[str, float], size: int, rng: np.random.Generator) -> np.ndarray:
     """(size, size) uplift-rate pattern in [0, 1]: where and how fast rock rises."""
     large = fbm(int(size * 1.5), rng, beta=3.0)[:size, :size]
     large = (large - large.min()) / max(np.ptp(large), 1e-9)
     yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
-    if style in ("alpine", "glacial_valleys"):
-        # A main range along a random axis, roughened by the large-scale noise.
-        a = rng.uniform(0, math.pi)
-        d = (xx - 0.5) * math.cos(a) + (yy - 0.5) * math.sin(a)
-        ridge = np.exp(-(d * p["ridge_anisotropy"] * 2.5) ** 2)
-        return 0.4 + 0.6 * (0.6 * ridge + 0.4 * large)
-    if style == "canyon_mesa":
-        return np.ones((size, size))  # a uniformly rising plateau
-    if style == "archipelago":
-        islands = np.clip((large - p["island_threshold"] * 0.6) / 0.4, 0, 1)
-        return 0.1 + 0.9 * islands
-    if style == "volcanic":
-        cone = np.zeros((size, size))
-        for _ in range(int(p["cones"])):
-            cy, cx = rng.uniform(0.25, 0.75, size=2)
-            r = np.hypot(yy - cy, xx - cx) / p["cone_radius"]
-            cone = np.maximum(cone, np.exp(-r ** 1.5) * rng.uniform(0.6, 1.0))
-        return 0.05 + 0.85 * cone + 0.1 * large
-    return 0.3 + 0.7 * large  # hills, dunes
+    return UPLIFT_PATTERNS[style.uplift](p, large, yy, xx, rng)
 
 
-def _outlet_mask(style: str, size: int, rng: np.random.Generator, device: torch.device) -> torch.Tensor:
+def _outlet_mask(style: StyleSpec, size: int, rng: np.random.Generator, device: torch.device) -> Tensor:
     """[H, W] bool: boundary cells held at base level (0). Islands sit in an ocean (whole ring);
     other maps drain through 2-5 short outlet segments, like a window cut from a larger landscape
     whose rivers leave at a few points, instead of a frame of cliffs around the map. Flow routing
     treats only these cells as base level, so the other edges pass water inwards and basins
     integrate into a few river networks (not dozens of edge gullies)."""
     ring = torch.zeros(size, size, dtype=torch.bool, device=device)
-    if style == "archipelago":
+    if style.ocean:
         ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
         return ring
     perimeter = [(0, c) for c in range(size)] + [(r, size - 1) for r in range(1, size)] + \
@@ -194,6 +150,22 @@ def _closed_boundary(z: torch.Tensor, outlets: torch.Tensor) -> torch.Tensor:
     return torch.where(outlets, torch.zeros_like(z), z)
 
 
+
+
+@dataclass
+class _Ledger:
+    """Material moved so far, in the current height units: where rock was worn away and where it was laid down."""
+
+    wear: Tensor
+    deposition: Tensor
+
+    def track(self, z: Tensor, new: Tensor) -> Tensor:
+        """Book the change from z to new; returns new."""
+        self.wear = self.wear + (z - new).clamp(min=0)
+        self.deposition = self.deposition + (new - z).clamp(min=0)
+        return new
+
+
 def simulate(style: str, seed: int, size: int = 256, cell_size: float = 30.0,
              device: str | torch.device = "cpu", params: dict[str, float] | None = None) -> Heightfield:
     """Simulate one (size, size) map of ``style``; deterministic in (style, seed, size, cell_size).
@@ -208,30 +180,35 @@ def simulate_with_params(style: str, seed: int, size: int = 256, cell_size: floa
                          device: str | torch.device = "cpu",
                          params: dict[str, float] | None = None) -> tuple[Heightfield, dict[str, float]]:
     """Like :func:`simulate`, also returning the params dict that produced the map."""
-    if style not in SAMPLERS:
-        raise ValueError(f"unknown style {style!r}; expected one of {STYLE_NAMES}")
+    chosen = spec(style)
     if size < 16:
         raise ValueError(f"size must be >= 16 cells, got {size}")
     if not cell_size > 0:
         raise ValueError(f"cell_size must be positive metres, got {cell_size}")
     rng = np.random.default_rng([seed, STYLE_NAMES.index(style)])
-    p = dict(params) if params is not None else sample_params(style, rng)
+    p = dict(params) if params is not None else chosen.sample(rng)
     dev = torch.device(device)
-    dtype = torch.float32
+    z, ledger, area = _fluvial_landscape(chosen, p, size, cell_size, rng, dev)
+    z, sand = _style_extras(chosen, p, z, ledger, area, cell_size, rng)
+    hf = _with_masks(p, z, ledger, sand, cell_size, style)
+    return hf, {**p, **{f"slider_{k}": v for k, v in sliders(p).items()}}
 
-    def t(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(x)).to(dev, dtype)[None]
 
-    # 1-2. Uplift-driven fluvial landscape, in uplift units (1 = uplift per step at the fastest).
-    steps = int(p["steps"])
+def _fluvial_landscape(style: StyleSpec, p: dict[str, float], size: int, cell_size: float,
+                       rng: np.random.Generator, dev: torch.device) -> tuple[Tensor, _Ledger, Tensor]:
+    """Steps 1-2: the uplift-driven fluvial landscape, scaled to metres: (z [1, H, W], its ledger, drainage area)."""
+
+    def t(x: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x)).to(dev, torch.float32)[None]
+
+    steps = int(p["steps"])  # in uplift units: 1 = uplift per step at the fastest
     base = fbm(int(size * 1.25), rng, beta=p["fbm_beta"])[:size, :size]
     rate = t(_uplift_field(style, p, size, rng))
     z = t(base) * p["init_amplitude"] * steps * 0.5
-    if style == "canyon_mesa":
-        z = z + steps * 0.3  # an old plateau surface: canyons cut back from the edges
+    if style.plateau:
+        z = z + steps * style.plateau  # an old plateau surface: canyons cut back from the edges
     fluvial = er.FluvialParams(k=p["k_cells"] * cell_size ** (1.0 - 2.0 * p["m"]), m=p["m"])
-    wear = torch.zeros_like(z)
-    dep = torch.zeros_like(z)
+    ledger = _Ledger(torch.zeros_like(z), torch.zeros_like(z))
     cum_uplift = torch.zeros_like(z)
     area = torch.zeros_like(z)
     outlets = _outlet_mask(style, size, rng, dev)
@@ -239,72 +216,84 @@ def simulate_with_params(style: str, seed: int, size: int = 256, cell_size: floa
         z = _closed_boundary(z, outlets)
         z, _ = er.uplift(z, rate, 1.0)
         cum_uplift = cum_uplift + rate
-        erod = None
-        if style == "canyon_mesa":
-            # Flat-lying strata move up with the rock: hard caprock where the layer phase is low.
-            rock_z = (z - cum_uplift) / max(steps * 0.5, 1.0)
-            phase = torch.remainder(rock_z / p["layer_cells"], 1.0)
-            erod = torch.where(phase < p["hard_fraction"], torch.full_like(z, p["hard_ratio"]), torch.ones_like(z))
+        erodibility = _strata(p, z, cum_uplift, steps) if style.strata else None
         before = z
-        z, _, info = er.fluvial_step(z, cell_size, fluvial, erod, outlets)
+        z, _, info = er.fluvial_step(z, cell_size, fluvial, erodibility, outlets)
         z, _ = er.diffusion_step(z, cell_size, p["kappa_cells"] * cell_size * cell_size)
-        wear, dep = wear + (before - z).clamp(min=0), dep + (z - before).clamp(min=0)
+        ledger.track(before, z)
         area = info["area"]
-
     z = _closed_boundary(z, outlets)
-    # Scale to metres.
     lo = float(z.min())
     scale = p["relief_m"] / max(float(z.max()) - lo, 1e-9)
-    z = (z - lo) * scale
-    wear, dep = wear * scale, dep * scale
+    ledger.wear, ledger.deposition = ledger.wear * scale, ledger.deposition * scale
+    return (z - lo) * scale, ledger, area
 
-    # 3. Style extras at metric scale.
-    sand = None
-    def track(new: torch.Tensor) -> torch.Tensor:
-        nonlocal wear, dep
-        wear = wear + (z - new).clamp(min=0)
-        dep = dep + (new - z).clamp(min=0)
-        return new
-    if style == "glacial_valleys":
+
+def _strata(p: dict[str, float], z: Tensor, cum_uplift: Tensor, steps: int) -> Tensor:
+    """Erodibility of flat-lying strata that move up with the rock: hard caprock where the layer phase is low."""
+    rock_z = (z - cum_uplift) / max(steps * 0.5, 1.0)
+    phase = torch.remainder(rock_z / p["layer_cells"], 1.0)
+    return torch.where(phase < p["hard_fraction"], torch.full_like(z, p["hard_ratio"]), torch.ones_like(z))
+
+
+def _crater(p: dict[str, float], z: Tensor) -> Tensor:
+    """A crater in the highest cone: a bowl below the rim."""
+    size, dev, dtype = z.shape[-1], z.device, z.dtype
+    zz = z[0]
+    r0, c0 = divmod(int(torch.argmax(zz)), size)
+    yy, xx = torch.meshgrid(torch.arange(size, device=dev), torch.arange(size, device=dev), indexing="ij")
+    r = torch.hypot((yy - r0).to(dtype), (xx - c0).to(dtype)) / (p["crater_frac"] * size)
+    bowl = zz.max() * (1.0 - 0.25 * (1.0 - r.clamp(max=1.0) ** 2))
+    return torch.minimum(z, bowl[None])
+
+
+def _dunes(p: dict[str, float], z: Tensor, cell_size: float, rng: np.random.Generator) -> Tensor:
+    """Sand thickness [1, H, W]: dunes are hundreds of metres long, so the slab model runs on a coarser grid
+    (fast, and dune-scale) and the sand is upsampled smoothly."""
+    size, k, f = z.shape[-1], int(p["wind_dir"]), DUNE_GRID
+    bed = downsample(torch.rot90(z, k, dims=(-2, -1)), f)
+    sand = torch.full_like(bed, p["sand_m"])
+    g = torch.Generator(device=z.device).manual_seed(int(rng.integers(2 ** 31)))
+    ap = er.AeolianParams(iterations=int(p["dune_iterations"]), slab=p["slab_m"], hop=DUNE_HOP, p_pick=p["dune_pick"])
+    sand, _ = er.aeolian_transport(bed, sand, cell_size * f, ap, g)
+    sand = torch.nn.functional.interpolate(sand[None], size=(size, size), mode="bicubic",
+                                           align_corners=False)[0].clamp(min=0)
+    return torch.rot90(sand, -k, dims=(-2, -1))
+
+
+def _style_extras(style: StyleSpec, p: dict[str, float], z: Tensor, ledger: _Ledger, area: Tensor,
+                  cell_size: float, rng: np.random.Generator) -> tuple[Tensor, Tensor | None]:
+    """Step 3-4: the style's extras at metric scale, talus and hydraulic erosion: (z, sand or None)."""
+    if style.glaciers:
         gp = er.GlacialParams(width_cells=p["trough_width_cells"], wall_height=p["trough_wall_m"], ela=p["ela"])
-        z = track(er.glacial_carving(z, cell_size, gp, area)[0])
-    if style == "volcanic":
-        # A crater in the highest cone: a bowl below the rim.
-        zz = z[0]
-        r0, c0 = divmod(int(torch.argmax(zz)), size)
-        yy, xx = torch.meshgrid(torch.arange(size, device=dev), torch.arange(size, device=dev), indexing="ij")
-        r = torch.hypot((yy - r0).to(dtype), (xx - c0).to(dtype)) / (p["crater_frac"] * size)
-        bowl = zz.max() * (1.0 - 0.25 * (1.0 - r.clamp(max=1.0) ** 2))
-        z = track(torch.minimum(z, bowl[None]))
-    z = track(er.thermal_erosion(z, cell_size, er.ThermalParams(talus_deg=p["talus_deg"], iterations=15))[0])
-    hyd = er.HydraulicParams(iterations=20, rain=p["hydraulic_rain"])
-    z = track(er.hydraulic_erosion(z, cell_size, hyd)[0])
-    if style == "desert_dunes":
-        # Dunes are hundreds of metres long: run the slab model on a 2x coarser grid (fast, and
-        # dune-scale), then upsample the sand thickness smoothly.
-        k, f = int(p["wind_dir"]), 2
-        bed = torch.nn.functional.avg_pool2d(torch.rot90(z, k, dims=(-2, -1))[None], f)[0]
-        sand_r = torch.full_like(bed, p["sand_m"])
-        g = torch.Generator(device=dev).manual_seed(int(rng.integers(2 ** 31)))
-        ap = er.AeolianParams(iterations=int(p["dune_iterations"]), slab=p["slab_m"], hop=2,
-                               p_pick=p["dune_pick"])
-        sand_r, _ = er.aeolian_transport(bed, sand_r, cell_size * f, ap, g)
-        sand_r = torch.nn.functional.interpolate(sand_r[None], size=(size, size), mode="bicubic",
-                                                 align_corners=False)[0].clamp(min=0)
-        sand = torch.rot90(sand_r, -k, dims=(-2, -1))
-        z = track(z + sand)
+        z = ledger.track(z, er.glacial_carving(z, cell_size, gp, area)[0])
+    if style.crater:
+        z = ledger.track(z, _crater(p, z))
+    thermal = er.ThermalParams(talus_deg=p["talus_deg"], iterations=THERMAL_ITERATIONS)
+    z = ledger.track(z, er.thermal_erosion(z, cell_size, thermal)[0])
+    hydraulic = er.HydraulicParams(iterations=HYDRAULIC_ITERATIONS, rain=p["hydraulic_rain"])
+    z = ledger.track(z, er.hydraulic_erosion(z, cell_size, hydraulic)[0])
+    sand = None
+    if style.dunes:
+        sand = _dunes(p, z, cell_size, rng)
+        z = ledger.track(z, z + sand)
+    return z, sand
 
+
+def _with_masks(p: dict[str, float], z: Tensor, ledger: _Ledger, sand: Tensor | None, cell_size: float,
+                style: str) -> Heightfield:
+    """Heights relative to sea level, with the artist masks and the splat map."""
     sea = 0.0
     if p["sea_level"] > 0:
         sea = float(torch.quantile(z.flatten().double(), p["sea_level"]))
-    z = z - sea  # heights relative to sea level
+    z = z - sea
     heights = z[0].double().cpu().numpy().astype(np.float32)
     filled = fill_depressions(z[0].double())
     receiver, _, _ = d8_receivers(filled[None], cell_size)
     area_np = accumulate(receiver, torch.full_like(filled[None], cell_size ** 2))[0].cpu().numpy()
     flow = flow_mask(area_np, cell_size)
-    wear_m = depth_mask(wear[0].double().cpu().numpy(), 0.02 * p["relief_m"])
-    dep_m = depth_mask(dep[0].double().cpu().numpy(), 0.01 * p["relief_m"])
+    wear_m = depth_mask(ledger.wear[0].double().cpu().numpy(), WEAR_MASK_RELIEF * p["relief_m"])
+    dep_m = depth_mask(ledger.deposition[0].double().cpu().numpy(), DEPOSITION_MASK_RELIEF * p["relief_m"])
     lake = (filled[0] if filled.dim() == 3 else filled).cpu().numpy() - heights
     water = ((heights < 0) | (lake > 0.5)).astype(np.float32)
     sand_np = np.zeros_like(heights) if sand is None else sand[0].double().cpu().numpy()
@@ -313,9 +302,8 @@ def simulate_with_params(style: str, seed: int, size: int = 256, cell_size: floa
         snow = float(heights.min() + p["snow_line"] * np.ptp(heights))
     masks = {
         "flow": flow, "wear": wear_m, "deposition": dep_m,
-        "slope": np.clip(slope_degrees(heights, cell_size) / 60.0, 0, 1).astype(np.float32),
-        "water": water, "sand": depth_mask(sand_np, 2.0),
+        "slope": np.clip(slope_degrees(heights, cell_size) / SLOPE_MASK_DEG, 0, 1).astype(np.float32),
+        "water": water, "sand": depth_mask(sand_np, SAND_MASK_M),
     }
     splat = splat_map(heights, cell_size, flow, dep_m, sand=sand_np, snow_line=snow)
-    p_out = {**p, **{f"slider_{k}": v for k, v in sliders(p).items()}}
-    return Heightfield(heights, cell_size, masks, splat, SPLAT_NAMES, style), p_out
+    return Heightfield(heights, cell_size, masks, splat, SPLAT_NAMES, style)

@@ -1,1 +1,1 @@
-"""Training: a model-agnostic loop and pickle-free checkpoints."""
+"""Training: a model-agnostic loop, pickle-free resume checkpoints and the runs that make the shipped models."""

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from backend.diffusion.preconditioning import Conditioning, Denoiser
+from backend.models.inference import module_tensors, save_inference
 from backend.training import checkpoints
 
 # A dataset is a [N, C, *S] tensor, or a sequence of items x [C, *S], (x, Conditioning of unbatched tensors) or
@@ -123,7 +124,7 @@ class Trainer:
     def save(self) -> None:
         if self.cfg.out_dir is None or self.rank != 0:
             return
-        tensors = {**checkpoints._tensors(self.denoiser, "model."), **checkpoints._tensors(self.ema, "ema.")}
+        tensors = {**module_tensors(self.denoiser, "model."), **module_tensors(self.ema, "ema.")}
         opt_tensors, opt_state = checkpoints.optimizer_to_flat(self.opt)
         state = {"sigma_data": self.denoiser.sigma_data, "train_config": asdict(self.cfg), **opt_state}
         checkpoints.save_resume(self.cfg.out_dir, self.step, {**tensors, **opt_tensors}, state)
@@ -211,7 +212,7 @@ class Trainer:
             if self.step == cfg.steps and out is not None:
                 self.save()
                 if self.rank == 0:
-                    checkpoints.save_inference(out / "ema.safetensors", self.ema, {"train_config": asdict(cfg)})
+                    save_inference(out / "ema.safetensors", self.ema, {"train_config": asdict(cfg)})
         finally:
             bar.close()
             if log is not None:

@@ -1,7 +1,7 @@
 """Train the memory-conditioned base model: ``python -m backend.training.train_memory configs/memory_base.json``.
 
-The model is the base terrain U-Net with cross-attention to memory tokens (``memory_dim`` = Pluto's
-width) and the Pluto memory (``backend.memory``), trained together by the project's loop on walks over
+The model is the base terrain U-Net with cross-attention to memory tokens (``memory_dim`` = MemoryNetwork's
+width) and the MemoryNetwork memory (``backend.memory``), trained together by the project's loop on walks over
 large simulated maps (``backend.data.walks``) with ``backend.memory.loss.MemoryLoss``. It starts from a
 shipped base model (``init_from``): every weight but the new cross-attention is copied, and the
 cross-attention's output projections start at zero, so step 0 is exactly that base model and training
@@ -26,9 +26,9 @@ from backend.data.walks import WalkDataset
 from backend.diffusion.loss import EDMLoss
 from backend.diffusion.preconditioning import Denoiser
 from backend.memory.loss import MemoryLoss
-from backend.memory.pluto import MemoryDenoiser, Pluto, PlutoConfig
+from backend.memory.network import RECIPE_KEY, MemoryConfig, MemoryDenoiser, MemoryNetwork
+from backend.models.inference import file_sha256, read_metadata
 from backend.networks.unet import UNet, UNetConfig
-from backend.training import checkpoints
 from backend.training.loop import TrainConfig, Trainer
 from backend.training.train_terrain import train_and_ship, train_command
 
@@ -41,7 +41,7 @@ class MemoryRunConfig:
     init_from: str  # the base model to start from, e.g. models/terrain_base.safetensors
     train: dict[str, Any]  # TrainConfig fields
     ship_to: str  # e.g. models/terrain_memory.safetensors
-    pluto: dict[str, Any] = field(default_factory=dict)  # PlutoConfig fields (tile_cells comes from the base)
+    memory: dict[str, Any] = field(default_factory=dict)  # MemoryConfig fields (tile_cells comes from the base)
     factor: int = 1  # corpus cells per base cell
     max_context: int = 6  # tiles per walk
     level_std: float | None = None  # tile-to-tile level std of the walks (backend.data.walks.flatten_levels)
@@ -60,18 +60,18 @@ class MemoryRunConfig:
 
 def build(run: MemoryRunConfig, maps: MapSet) -> tuple[MemoryDenoiser, WalkDataset, dict[str, Any]]:
     """The model (initialised from the base), its dataset and the serving metadata."""
-    found = checkpoints.read_metadata(run.init_from)
+    found = read_metadata(run.init_from)
     recipe, base_meta = found["denoiser"], found["config"]
-    if base_meta.get("kind") != "base" or "pluto" in recipe:
+    if base_meta.get("kind") != "base" or RECIPE_KEY in recipe:
         raise ValueError(f"init_from {run.init_from!r} must be a base terrain model without memory")
     if abs(maps.cell_size * run.factor - base_meta["cell_size_m"]) > 1e-6:
         raise ValueError(f"corpus cells of {maps.cell_size} m x factor {run.factor} are not the base model's "
                          f"{base_meta['cell_size_m']} m cells")
     if list(maps.style_names) != base_meta["style_names"]:
         raise ValueError(f"corpus styles {maps.style_names} differ from the base model's {base_meta['style_names']}")
-    pluto_cfg = PlutoConfig(**{**run.pluto, "tile_cells": base_meta["resolution"]})
-    unet = UNetConfig.from_dict({**recipe["unet"], "memory_dim": pluto_cfg.dim})
-    model = MemoryDenoiser(Denoiser(UNet(unet), float(recipe["sigma_data"])), Pluto(pluto_cfg))
+    memory_cfg = MemoryConfig(**{**run.memory, "tile_cells": base_meta["resolution"]})
+    unet = UNetConfig.from_dict({**recipe["unet"], "memory_dim": memory_cfg.dim})
+    model = MemoryDenoiser(Denoiser(UNet(unet), float(recipe["sigma_data"])), MemoryNetwork(memory_cfg))
     missing, unexpected = model.denoiser.load_state_dict(load_file(run.init_from), strict=False)
     if unexpected or any(not any(part in k for part in CROSS_ATTENTION) for k in missing):
         raise ValueError(f"{run.init_from} does not fit the memory model: missing {missing}, unexpected {unexpected}")
@@ -80,11 +80,11 @@ def build(run: MemoryRunConfig, maps: MapSet) -> tuple[MemoryDenoiser, WalkDatas
             if ".proj_x." in name:
                 p.zero_()  # step 0 is exactly the base model
             p.requires_grad_(not run.freeze_base or any(part in name for part in CROSS_ATTENTION))
-    dataset = WalkDataset(maps, run.factor, pluto_cfg.tile_cells, pluto_cfg.region_tiles, run.max_context,
+    dataset = WalkDataset(maps, run.factor, memory_cfg.tile_cells, memory_cfg.region_tiles, run.max_context,
                           run.walks_per_map, seed=int(run.train.get("seed", 0)), level_std=run.level_std)
     meta = {k: v for k, v in base_meta.items() if k != "run"}
-    meta.update(kind="base", memory=asdict(pluto_cfg),
-                init_from={"file": Path(run.init_from).name, "sha256": checkpoints.file_sha256(run.init_from)})
+    meta.update(kind="base", memory=asdict(memory_cfg),
+                init_from={"file": Path(run.init_from).name, "sha256": file_sha256(run.init_from)})
     return model, dataset, meta
 
 

@@ -6,7 +6,7 @@ Three kinds of model share this script, each a view of the same corpus maps:
 * ``superres``: the residual between a map and the bicubic upsampling of its coarse version,
   conditioned on that upsampling and the style (both ``backend.data.datasets``);
 * ``profile``: 1D elevation profiles along rivers, ridges and cliffs, conditioned on the kind of
-  line, its drop and its length (``backend.data.profiles``; the curve guides' model).
+  line, its drop and its length (``backend.data.elevation_profiles``; the curve guides' model).
 
 The run resumes from ``out_dir`` if interrupted. At the end the EMA weights are written to
 ``ship_to`` (safetensors) with everything serving needs in its metadata (terrain: style and slider
@@ -29,12 +29,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from backend.data import profiles
+from backend.data import elevation_profiles as profiles
 from backend.data.datasets import BaseDataset, MapSet, SuperResDataset, load_maps
 from backend.diffusion.loss import EDMLoss
 from backend.diffusion.preconditioning import Denoiser
+from backend.models.inference import save_inference
 from backend.networks.unet import UNet, UNetConfig, count_params
-from backend.training import checkpoints
 from backend.training.loop import TrainConfig, Trainer
 
 KINDS = ("base", "superres", "profile")
@@ -166,7 +166,7 @@ def train_and_ship(trainer: Trainer, run: Any, meta: dict[str, Any], config_path
                                start_step, time.perf_counter() - t0), **facts}
     out = Path(run.ship_to)
     out.parent.mkdir(parents=True, exist_ok=True)
-    checkpoints.save_inference(out, trainer.ema, meta)
+    save_inference(out, trainer.ema, meta)
     return out
 
 

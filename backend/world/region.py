@@ -19,22 +19,19 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from backend.data.datasets import upsample
 from backend.diffusion.guidance import ClassifierFreeGuidance, Inpainting
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import DenoiserFn, get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.diffusion.tiling import MultiDiffusion
+from backend.grids import downsample, upsample
+from backend.models.terrain import SamplingSettings
 from backend.world.seeding import tile_generator
-
-if TYPE_CHECKING:
-    from backend.generators.learned import SamplingSettings
 
 NOISE_BLOCK = 64  # cells per side of one seeded noise block, at every level
 # Base-level context around a region on each side, in windows. A canvas edge disturbs the sample about a
@@ -132,8 +129,8 @@ def _known_at(known: Known | None, rows: Span, cols: Span, factor: int) -> tuple
     if not bool(mask.any()):
         return None
     if factor > 1:
-        mask = F.avg_pool2d(mask[None, None], factor)[0, 0]
-        values = F.avg_pool2d(values[None, None], factor)[0, 0] / mask.clamp_min(1e-12)
+        mask = downsample(mask, factor)
+        values = downsample(values, factor) / mask.clamp_min(1e-12)
         mask = (mask >= 1 - 1e-6).float()
     return values[None, None], mask[None, None]
 

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from backend.durable import write_bytes
-from backend.generators.learned import QUALITY, TerrainModel
-from backend.memory.world import WorldMemory
+from backend.models.terrain import QUALITY, TerrainModel
 from backend.terrain import Heightfield
 from backend.world.cache import LRUCache
+from backend.world.memory_state import WorldMemory
 from backend.world.region import (ALIGN, Canvas, Known, Progress, Span, Stage, base_margin, level_spans,
                                   refine, sample_base, stages_for)
 from backend.world.store import Coords, Tile, TileMeta, WorldStore, check_coords

@@ -39,8 +39,9 @@ import torch
 from torch import Tensor
 
 from backend.data.datasets import MapSet, load_maps
-from backend.durable import atomic_write
 from backend.diffusion.preconditioning import Conditioning
+from backend.durable import atomic_write
+from backend.grids import slope_degrees
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
 
 KINDS: tuple[str, ...] = ("ridge", "river", "cliff")
@@ -174,8 +175,7 @@ def flow_paths(z: np.ndarray, cell_size: float, settings: ProfileSettings) -> li
 def rim_mask(z: np.ndarray, cell_size: float, settings: ProfileSettings) -> np.ndarray:
     """(H, W) bool: cells on the upper edge of a steep scarp (see the module docstring)."""
     smooth = ndi.gaussian_filter(z.astype(np.float64), settings.cliff_smooth_cells, mode="nearest")
-    gy, gx = np.gradient(smooth, cell_size)
-    steep = np.degrees(np.arctan(np.hypot(gx, gy))) >= settings.cliff_deg
+    steep = slope_degrees(smooth, cell_size) >= settings.cliff_deg
     labels, n = ndi.label(steep, np.ones((3, 3)))
     sizes = ndi.sum(steep, labels, np.arange(1, n + 1))
     steep = np.isin(labels, np.flatnonzero(sizes >= settings.min_band_cells) + 1)
@@ -237,7 +237,7 @@ def rim_paths(z: np.ndarray, cell_size: float, settings: ProfileSettings) -> lis
     return paths
 
 
-def resample(path: np.ndarray, heights: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, float]:
+def along_path(path: np.ndarray, heights: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, float]:
     """A path of flat indices on ``heights`` (H, W) -> (heights (L,), positions (L, 2), arc length in cells)."""
     rc = np.stack(np.divmod(path, heights.shape[1]), axis=1).astype(np.float64)
     smooth = ndi.uniform_filter1d(rc, size=5, axis=0, mode="nearest")
@@ -261,7 +261,7 @@ def extract_map(z: np.ndarray, cell_size: float, settings: ProfileSettings = Pro
         keep = sorted(paths, key=len, reverse=True)[:settings.max_per_map]
         out[kind] = []
         for p in keep:
-            h, pos, cells = resample(p, surface, settings.length)
+            h, pos, cells = along_path(p, surface, settings.length)
             out[kind].append((h, pos, cells * cell_size))
     return out
 

@@ -1,7 +1,7 @@
 """The curve guides' 1D model: elevation profiles between two pinned ends (and any pinned samples).
 
 The model (``configs/profile_1d.json``, trained by ``train_terrain``) denoises the deviation of a profile
-from the chord between its ends (``backend.data.profiles``), so its ends are 0 by construction and
+from the chord between its ends (``backend.data.elevation_profiles``), so its ends are 0 by construction and
 Inpainting pins them, and any other sample, exactly. Rivers are sampled from their higher end and
 kept non-increasing by projecting every denoised estimate (``MonotoneProjection``), then once more in
 float64 metres, so their beds never run uphill.
@@ -9,36 +9,19 @@ float64 metres, so their beds never run uphill.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from backend.data.profiles import KINDS, chord, from_network, profile_conditioning
+from backend.data.elevation_profiles import KINDS, chord, from_network, profile_conditioning
 from backend.diffusion.guidance import Inpainting, MonotoneProjection, nonincreasing
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
-from backend.training.checkpoints import LoadedModel
+from backend.models.profile import ProfileModel
 
-PROFILE_FILE = "profile_1d.safetensors"
 STEPS = 16  # dpmpp_2m steps: the profile is 64 numbers, sampling takes milliseconds
-
-
-class ProfileModel(LoadedModel):
-    """The loaded 1D denoiser and the metadata it was trained with (see ``train_terrain.build_profile``)."""
-
-    @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> ProfileModel:
-        model = super().load(path, device)
-        if model.meta.get("kind") != "profile":
-            raise ValueError(f"{path} is not a profile model (kind {model.meta.get('kind')!r})")
-        return model
-
-    @property
-    def length(self) -> int:
-        return int(self.meta["length"])
 
 
 def pin_bounds(pins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

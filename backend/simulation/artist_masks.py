@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from backend.grids import slope_degrees
+
 SPLAT_NAMES: tuple[str, ...] = ("rock", "scree", "soil", "grass", "sand", "snow")
-
-
-def slope_degrees(heights: np.ndarray, cell_size: float) -> np.ndarray:
-    """(H, W) heights (m) -> (H, W) slope angle in degrees (central differences)."""
-    gy, gx = np.gradient(heights.astype(np.float64), cell_size)
-    return np.degrees(np.arctan(np.hypot(gx, gy)))
 
 
 def flow_mask(area_m2: np.ndarray, cell_size: float) -> np.ndarray:

@@ -1,9 +1,9 @@
-"""Pluto, the adaptive hierarchical memory: what a world has shown so far, in a bounded set of tokens.
+"""The memory network: what a world has shown so far, in a bounded set of tokens (first called Pluto).
 
 Three levels, all D-wide tokens:
 
 * world: ``world_slots`` slots shared by the whole world;
-* region: one bank of ``region_slots`` slots per region of ``region_tiles``² tiles (``backend.memory.world``
+* region: one bank of ``region_slots`` slots per region of ``region_tiles``² tiles (``backend.world.memory_state``
   keeps at most ``max_regions`` banks and folds the least recently written one into the world level);
 * neighbourhood: the tokens of stored tiles around a window, encoded on the fly and never stored.
 
@@ -31,10 +31,13 @@ from backend.diffusion.preconditioning import Conditioning, Denoiser
 
 NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # tiles read around a window, row-major
 LEVELS = ("world", "region", "query", "neighbour")
+# Files name the memory network "pluto" (its first name): the recipe key and the weights' prefix stay so,
+# so the shipped weights, training runs and every world made with them open unchanged.
+RECIPE_KEY = STORED_NAME = "pluto"
 
 
 @dataclass(frozen=True)
-class PlutoConfig:
+class MemoryConfig:
     dim: int = 64  # D: width of every memory token (the U-Net's memory_dim)
     tile_cells: int = 64  # base cells per tile side (the base model's window)
     grid: int = 4  # the encoder's patch grid: grid² patch tokens + 1 summary token per tile
@@ -91,7 +94,7 @@ class TileEncoder(nn.Module):
     summary token carries its mean, spread and range explicitly.
     """
 
-    def __init__(self, cfg: PlutoConfig):
+    def __init__(self, cfg: MemoryConfig):
         super().__init__()
         c, d = cfg.encoder_channels, cfg.dim
         downs = int(math.log2(cfg.tile_cells // cfg.grid))
@@ -119,7 +122,7 @@ class TileEncoder(nn.Module):
 class GatedWriter(nn.Module):
     """slots [B, S, D] + new tokens [B, N, D] -> slots with only the k highest-gated slots moved."""
 
-    def __init__(self, cfg: PlutoConfig):
+    def __init__(self, cfg: MemoryConfig):
         super().__init__()
         d = cfg.dim
         self.norm_slots, self.norm_tokens = nn.LayerNorm(d), nn.LayerNorm(d)
@@ -144,10 +147,10 @@ class GatedWriter(nn.Module):
         return torch.where(chosen[..., None], moved, slots), gate
 
 
-class Pluto(nn.Module):
+class MemoryNetwork(nn.Module):
     """The memory's learned parts: tile encoder, gated writer, baseline slots and the read embeddings."""
 
-    def __init__(self, cfg: PlutoConfig):
+    def __init__(self, cfg: MemoryConfig):
         super().__init__()
         self.config = cfg
         d = cfg.dim
@@ -194,16 +197,18 @@ class MemoryDenoiser(nn.Module):
     """An EDM denoiser whose network reads memory tokens, with the memory that makes them.
 
     It is a denoiser (``forward(x, sigma, cond)``; cond.memory holds read tokens), so samplers, guidance and
-    MultiDiffusion use it unchanged; ``pluto`` writes and reads the memory around it.
+    MultiDiffusion use it unchanged; ``network`` writes and reads the memory around it.
     """
 
-    def __init__(self, denoiser: Denoiser, pluto: Pluto):
+    def __init__(self, denoiser: Denoiser, network: MemoryNetwork):
         super().__init__()
         mem_dim = denoiser.net.config.memory_dim
-        if mem_dim != pluto.config.dim:
-            raise ValueError(f"the network reads memory_dim={mem_dim} tokens but Pluto makes dim={pluto.config.dim}")
+        if mem_dim != network.config.dim:
+            raise ValueError(f"the network reads memory_dim={mem_dim} tokens but the memory network makes dim={network.config.dim}")
         self.denoiser = denoiser
-        self.pluto = pluto
+        self.network = network
+        self.register_state_dict_post_hook(_stored_names)
+        self.register_load_state_dict_pre_hook(_loaded_names)
 
     @property
     def sigma_data(self) -> float:
@@ -217,10 +222,23 @@ class MemoryDenoiser(nn.Module):
         return self.denoiser(x, sigma, cond)
 
     def config_dict(self) -> dict[str, Any]:
-        return {**self.denoiser.config_dict(), "pluto": asdict(self.pluto.config)}
+        return {**self.denoiser.config_dict(), RECIPE_KEY: asdict(self.network.config)}
 
 
-def null_tokens(cfg: PlutoConfig, n: int, device: torch.device | str = "cpu") -> Tensor:
+def _renamed(state: dict[str, Any], prefix: str, old: str, new: str) -> None:
+    for key in [k for k in state if k.startswith(prefix + old + ".")]:
+        state[prefix + new + key[len(prefix + old):]] = state.pop(key)
+
+
+def _stored_names(module: nn.Module, state: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    _renamed(state, prefix, "network", STORED_NAME)
+
+
+def _loaded_names(module: nn.Module, state: dict[str, Any], prefix: str, *args: Any) -> None:
+    _renamed(state, prefix, STORED_NAME, "network")
+
+
+def null_tokens(cfg: MemoryConfig, n: int, device: torch.device | str = "cpu") -> Tensor:
     """[n, T, D] zeros: the memory-dropout null the model was trained with (a world without memory)."""
     return torch.zeros(n, cfg.read_tokens, cfg.dim, device=device)
 

@@ -21,49 +21,46 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from backend.data.datasets import downsample
-from backend.memory.pluto import NEIGHBOURS, MemoryDenoiser, Pluto, null_tokens
+from backend.grids import downsample
+from backend.memory.network import NEIGHBOURS, MemoryDenoiser, MemoryNetwork, null_tokens
+from backend.models.terrain import TerrainModel
 from backend.world.region import WindowMemory
 from backend.world.seeding import tile_generator
 from backend.world.store import Coords, EditRecord, WorldStore
 
-if TYPE_CHECKING:
-    from backend.generators.learned import TerrainModel
-
-STATE_NAME = "pluto"  # memory/pluto.safetensors in the world folder
+STATE_NAME = "pluto"  # memory/pluto.safetensors: the memory network's first name, kept so older worlds open
 EditedTile = Callable[[Coords], "np.ndarray | None"]  # heights (metres) of an artist-edited tile, else None
 
 
-def fingerprint(pluto: Pluto) -> bytes:
+def fingerprint(network: MemoryNetwork) -> bytes:
     """SHA-256 of the memory's weights: a saved state is only valid for the weights that wrote it."""
     h = hashlib.sha256()
-    for name, t in sorted(pluto.state_dict().items()):
+    for name, t in sorted(network.state_dict().items()):
         h.update(name.encode() + b"\0" + t.detach().cpu().contiguous().numpy().tobytes())
     return h.digest()
 
 
 class WorldMemory:
-    """The memory state of one world folder, written from its edit log by the memory model's Pluto."""
+    """The memory state of one world folder, written from its edit log by the memory model's MemoryNetwork."""
 
     def __init__(self, store: WorldStore, model: TerrainModel, height_m: float):
         denoiser = model.denoiser
         if not isinstance(denoiser, MemoryDenoiser):
             raise ValueError("WorldMemory needs the memory-conditioned base model (terrain_memory.safetensors)")
         self.store, self.height_m = store, float(height_m)
-        self.pluto = denoiser.pluto
-        self.cfg = self.pluto.config
+        self.network = denoiser.network
+        self.cfg = self.network.config
         self.device = model.device
         cells = store.tile_size - 1
         if cells % self.cfg.tile_cells:
             raise ValueError(f"tiles of {cells} cells do not pool to the memory's {self.cfg.tile_cells} base cells")
         self.pool = cells // self.cfg.tile_cells
-        self.fingerprint = fingerprint(self.pluto)
+        self.fingerprint = fingerprint(self.network)
         self._log_size = -1
         self.reset()
 
@@ -78,7 +75,7 @@ class WorldMemory:
     def reset(self) -> None:
         """The learned baseline: what a world that was never edited remembers."""
         with torch.no_grad():
-            self.world = self.pluto.world_baseline.detach().cpu().clone()
+            self.world = self.network.world_baseline.detach().cpu().clone()
         self.regions: dict[tuple[int, int], Tensor] = {}
         self.last_write: dict[tuple[int, int], int] = {}
         self.writes = 0
@@ -102,12 +99,12 @@ class WorldMemory:
         noise = torch.randn(x.shape, generator=tile_generator(self.store.seed, coords, level, stream))
         sigma = self.cfg.write_sigma
         with torch.no_grad():
-            return self.pluto.encode((x + sigma * noise).to(self.device),
+            return self.network.encode((x + sigma * noise).to(self.device),
                                      torch.tensor([sigma], device=self.device)).cpu()
 
     def _write(self, bank: Tensor, tokens: Tensor) -> Tensor:
         with torch.no_grad():
-            return self.pluto.write(bank[None].to(self.device), tokens.to(self.device))[0].cpu()
+            return self.network.write(bank[None].to(self.device), tokens.to(self.device))[0].cpu()
 
     def write(self, coords: Coords, heights: np.ndarray, seq: int) -> None:
         """Write tile `coords` (heights in metres) as it was after edit `seq`: its region bank, then the world."""
@@ -117,7 +114,7 @@ class WorldMemory:
         if key not in self.regions:
             if len(self.regions) >= self.cfg.max_regions:
                 self._fold(min(self.last_write, key=self.last_write.__getitem__))
-            self.regions[key] = self.pluto.region_baseline.detach().cpu().clone()
+            self.regions[key] = self.network.region_baseline.detach().cpu().clone()
         self.regions[key] = self._write(self.regions[key], tokens)
         self.world = self._write(self.world, tokens)
         self.last_write[key] = self.writes
@@ -224,7 +221,7 @@ class WorldMemory:
         cr, cc = r0 + n // 2, c0 + n // 2
         tx, ty = cc // n, cr // n
         key = (tx // self.cfg.region_tiles, ty // self.cfg.region_tiles)
-        region = self.regions.get(key, self.pluto.region_baseline.detach().cpu())
+        region = self.regions.get(key, self.network.region_baseline.detach().cpu())
         offset = torch.tensor([[(cr - key[1] * span) / span, (cc - key[0] * span) / span]])
         absent = torch.zeros(self.cfg.tile_tokens, self.cfg.dim)
         found = [tile_tokens((tx + dx, ty + dy)) for dy, dx in NEIGHBOURS]
@@ -232,6 +229,6 @@ class WorldMemory:
         present = torch.tensor([[t is not None for t in found]])
         relative = torch.tensor([[((ty + dy) * n - r0) / n, ((tx + dx) * n - c0) / n] for dy, dx in NEIGHBOURS])[None]
         with torch.no_grad():
-            tokens = self.pluto.read(*(t.to(self.device) for t in (self.world[None], region[None], offset, neighbours,
+            tokens = self.network.read(*(t.to(self.device) for t in (self.world[None], region[None], offset, neighbours,
                                                                    present, relative)))
         return tokens[0].cpu()

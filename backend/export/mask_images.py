@@ -14,6 +14,7 @@ import numpy as np
 
 from backend.export.heightmaps import ORIENTATION, Layout, iter_tiles, tile_grid, tile_suffix
 from backend.export.paths import atomic_write, safe_path, write_json
+from backend.grids import slope_degrees
 from backend.terrain import Heightfield
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -26,8 +27,7 @@ def to_u8(a: np.ndarray) -> np.ndarray:
 
 def slope_mask(heights: np.ndarray, cell_size: float) -> np.ndarray:
     """(H, W) slope in degrees / 90, for terrains that arrive without a slope mask."""
-    gy, gx = np.gradient(heights.astype(np.float32), cell_size)
-    return (np.degrees(np.arctan(np.hypot(gx, gy))) / 90.0).astype(np.float32)
+    return (slope_degrees(heights, cell_size, np.float32) / 90.0).astype(np.float32)
 
 
 def splat_images(splat: np.ndarray) -> list[np.ndarray]:
