@@ -10,6 +10,12 @@ style classifier (models/style_classifier.json) says whether the styles are told
 cost: the interactive setting against the full sampler from the same seeds. Diversity: mean
 pairwise RMS difference between seeds, against the same figure for held-out maps.
 
+Real ground: every map (generated at each setting, held-out, fBm) is also area-averaged to the 120 m
+cells of the real elevation samples (``backend/data/real_dems.py``: 64² crops of the SRTM and USGS
+DEMs that registry packages ship) and compared with them: every metric family, the pit density and
+the drainage-area exceedance exponent. Generated maps go through the erosion stage (``--erosion``);
+the interactive setting is also measured without it, the sampler's raw output.
+
 Settings (the guidance scale) are tuned with `--split train`, which compares against training maps instead
 and writes no model cards, so the held-out figures stay unseen by the tuning.
 """
@@ -22,6 +28,7 @@ import json
 import platform
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +41,11 @@ if str(ROOT) not in sys.path:  # allow `python reports/make_model_report.py` fro
     sys.path.insert(0, str(ROOT))
 
 from backend.data.datasets import MapSet, load_maps  # noqa: E402
+from backend.data.real_dems import real_samples  # noqa: E402
 from backend.generators.base import GenerateRequest  # noqa: E402
 from backend.generators.learned import DiffusionGenerator  # noqa: E402
-from backend.metrics.realism import FAMILIES, contact_sheet, set_distance, terrain_features  # noqa: E402
+from backend.metrics.realism import FAMILIES, contact_sheet, pit_density, set_distance, terrain_features  # noqa: E402
+from backend.metrics.reference import averaged_down  # noqa: E402
 from backend.metrics.style_classifier import StyleClassifier, confusion, feature_vector  # noqa: E402
 from backend.models.inference import read_metadata  # noqa: E402
 from backend.models.shipped import BASE_FILE, MODELS_DIR, SUPERRES_FILE  # noqa: E402
@@ -46,6 +55,8 @@ from backend.terrain import Heightfield  # noqa: E402
 
 OUT = ROOT / "reports" / "terrain_models"
 SIZE = 256
+REAL_CELL_M, REAL_SIDE = 120.0, 64  # the real samples' scale: generated 256² maps at 30 m averaged x4
+RAW = "interactive, erosion off"  # the sampler's own output, before the erosion stage
 
 
 def fmt(x: float) -> str:
@@ -53,12 +64,12 @@ def fmt(x: float) -> str:
 
 
 def generate(gen: DiffusionGenerator, style: str, sliders: dict[str, float], relief: float, seed: int,
-             quality: str, cell_size: float, guidance: float) -> tuple[Heightfield, float]:
+             quality: str, cell_size: float, guidance: float, erosion: str) -> tuple[Heightfield, float]:
     """One generated map with the given conditioning and exact relief; returns it and its seconds."""
     elev = sliders["elevation_range"]
     request = GenerateRequest(style_weights={style: 1.0}, sliders=sliders, seed=seed, resolution=SIZE,
                               size_m=cell_size * (SIZE - 1), height_m=relief / (0.2 + 0.8 * elev),
-                              generator="diffusion", quality=quality, guidance=guidance)
+                              generator="diffusion", quality=quality, guidance=guidance, erosion_stage=erosion)
     t0 = time.perf_counter()
     hf = gen.generate(request, lambda step, total, preview: None)
     return hf, time.perf_counter() - t0
@@ -106,6 +117,7 @@ def parse_args() -> argparse.Namespace:
                     help="maps to compare with; train = for tuning settings (no model cards)")
     ap.add_argument("--guidance", type=float, default=GenerateRequest.guidance, help="classifier-free guidance scale")
     ap.add_argument("--qualities", default="interactive,full", help="settings to generate at (interactive first)")
+    ap.add_argument("--erosion", default=GenerateRequest.erosion_stage, help="erosion stage of the generated maps")
     return ap.parse_args()
 
 
@@ -122,6 +134,7 @@ class Comparison:
     held_pred: list[str] = field(default_factory=list)
     few_step_rms: list[float] = field(default_factory=list)  # interactive vs full from the same seed
     diversity: dict[str, tuple[float, float]] = field(default_factory=dict)  # style -> (generated, held-out)
+    at_real_scale: dict[str, dict[str, list[Heightfield]]] = field(default_factory=dict)  # style -> set -> 120 m maps
 
     def accuracy(self) -> tuple[float, float]:
         """The style classifier's accuracy on the generated maps and on the held-out maps themselves."""
@@ -151,15 +164,20 @@ def compare_style(c: Comparison, s: int, style: str, held: MapSet, gen: Diffusio
         relief = float(np.ptp(h))
         real.append(Heightfield(h, cs, style=style))
         for j in range(args.seeds):
+            seed = 1000 + k + 100 * j
             for quality in qualities:
-                hf, dt = generate(gen, style, sliders, relief, 1000 + k + 100 * j, quality, cs, args.guidance)
+                hf, dt = generate(gen, style, sliders, relief, seed, quality, cs, args.guidance, args.erosion)
                 made[quality].append(hf)
                 times[quality].append(dt)
+            made.setdefault(RAW, []).append(generate(gen, style, sliders, relief, seed, "interactive", cs,
+                                                     args.guidance, "off")[0])
             noise.append(Heightfield((fbm(SIZE, rng) * relief).astype(np.float32), cs, style="fbm"))
     interactive, full = made["interactive"], made.get("full", [])
     feats = {name: [terrain_features(hf) for hf in group]
              for name, group in (("held-out", real), *made.items(), ("fbm", noise))}
     rows[style] = {name: set_distance(f, feats["held-out"]) for name, f in feats.items() if name != "held-out"}
+    c.at_real_scale[style] = {name: [averaged_down(hf, REAL_SIDE) for hf in group]
+                              for name, group in (*made.items(), ("held-out corpus", real), ("fbm", noise))}
     truth += [style] * len(interactive)
     predicted += classifier.predict(np.stack([feature_vector(hf) for hf in interactive]))
     held_truth += [style] * len(real)
@@ -203,7 +221,7 @@ def realism_lines(c: Comparison, classifier: StyleClassifier, qualities: list[st
         "|---|---|" + "---|" * (len(FAMILIES) + 1),
     ]
     for st in styles:
-        for name in (*qualities, "fbm"):
+        for name in (*qualities, RAW, "fbm"):
             d = rows[st][name]
             cells = [fmt(d[f]) + (" ✓" if name == "interactive" and wins[st][f] else "") for f in FAMILIES]
             lines.append(f"| {st} | {name} | " + " | ".join(cells) + f" | {fmt(d['total'])} |")
@@ -218,6 +236,52 @@ def realism_lines(c: Comparison, classifier: StyleClassifier, qualities: list[st
     print(f"summary: split {args.split}, guidance {args.guidance:g}: closer than fBm on {n_win} of "
           f"{len(styles) * len(FAMILIES)}, classifier {acc:.2f}, mean total "
           f"{np.mean([rows[s]['interactive']['total'] for s in styles]):.3f}", flush=True)
+    return lines
+
+
+@dataclass(frozen=True)
+class GroundFigures:
+    """One set of maps at the real samples' scale, against them."""
+
+    distance: dict[str, float]  # family -> set distance to the real samples, and "total"
+    pits: float  # mean pit density
+    area_exponent: float  # mean drainage-area exceedance exponent
+
+
+def ground_figures(maps: list[Heightfield], real: list[dict[str, dict[str, float]]]) -> GroundFigures:
+    feats = [terrain_features(hf) for hf in maps]
+    return GroundFigures(set_distance(feats, real), float(np.mean([pit_density(hf.heights) for hf in maps])),
+                         float(np.nanmean([f["drainage"]["area_exponent"] for f in feats])))
+
+
+def real_ground_lines(c: Comparison, qualities: list[str]) -> list[str]:
+    """Every set of every style against the real elevation samples at 120 m: the realism issue's checks."""
+    real = real_samples(REAL_CELL_M, REAL_SIDE)
+    real_feats = [terrain_features(hf) for hf in real]
+    real_pits = float(np.mean([pit_density(hf.heights) for hf in real]))
+    real_tau = float(np.nanmean([f["drainage"]["area_exponent"] for f in real_feats]))
+    sources = ", ".join(f"{n} {k}" for n, k in sorted(Counter(hf.style for hf in real).items()))
+    lines = ["", f"## Against real ground ({REAL_CELL_M:g} m cells, {REAL_SIDE}² maps)", "",
+             f"Real samples: {len(real)} crops of SRTM / USGS DEMs ({sources}; `data/real_dems/`): pit density "
+             f"{100 * real_pits:.2f} %, drainage-area exponent {real_tau:.3f}. Every other set is area-averaged from "
+             f"its {SIZE}² maps to the same cells. Distances as above, to the real samples' mean features.", "",
+             "| style | set | " + " | ".join(FAMILIES) + " | total | pits % (x real) | area exponent (- real) |",
+             "|---|---|" + "---|" * (len(FAMILIES) + 3)]
+    checks = {"pits <= 1.5x real": [], "area exponent within 0.05": [], "full at least as close as interactive": []}
+    for st, sets in c.at_real_scale.items():
+        figures = {name: ground_figures(maps, real_feats) for name, maps in sets.items()}
+        for name, g in figures.items():
+            lines.append(f"| {st} | {name} | " + " | ".join(fmt(g.distance[f]) for f in FAMILIES)
+                         + f" | {fmt(g.distance['total'])} | {100 * g.pits:.2f} ({g.pits / real_pits:.2f}x) "
+                         f"| {g.area_exponent:.3f} ({g.area_exponent - real_tau:+.3f}) |")
+        for q in qualities:
+            checks["pits <= 1.5x real"].append(figures[q].pits <= 1.5 * real_pits)
+            checks["area exponent within 0.05"].append(abs(figures[q].area_exponent - real_tau) <= 0.05)
+        if "full" in figures:
+            checks["full at least as close as interactive"] += [
+                figures["full"].distance[f] <= figures["interactive"].distance[f] for f in FAMILIES]
+    lines += ["", "Checks (generated with the erosion stage, every style and setting):", ""]
+    lines += [f"- {name}: {sum(v)} of {len(v)} hold" for name, v in checks.items()]
     return lines
 
 
@@ -283,6 +347,7 @@ def main() -> None:
     if "full" not in qualities:  # a tuning run: the tables above are all it is for
         (args.out / "README.md").write_text("\n".join(lines))
         return
+    lines += real_ground_lines(comparison, qualities)
     lines += cost_lines(comparison, qualities)
     (args.out / "README.md").write_text("\n".join(lines))
     if args.split != "heldout":

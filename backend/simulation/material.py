@@ -1,6 +1,6 @@
 """Material masks for a generated terrain, sent with every generate result so that Blender can shade it.
 
-Slope, flow and the splat weights of ``backend.simulation.masks`` (rock, scree, soil, grass, sand, snow),
+Slope, flow and the splat weights of ``backend.simulation.artist_masks`` (rock, scree, soil, grass, sand, snow),
 each (H, W) float32 in [0, 1], on the terrain's own grid. Flow is routed on a grid of at most
 ``FLOW_GRID`` cells a side and resampled, so big worlds pay a bounded cost (256²: ~0.07 s).
 """
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
-
+from backend.grids import slope_degrees, zoom
+from backend.simulation.artist_masks import SPLAT_NAMES, flow_mask, splat_map
 from backend.simulation.flow import drainage_area
-from backend.simulation.masks import SPLAT_NAMES, flow_mask, slope_degrees, splat_map
 
 FLOW_GRID = 128
 SEA_LEVEL_M = 0.0  # heights are metres above the sea the water plane shows
@@ -26,9 +25,7 @@ def _flow(heights: np.ndarray, cell_size: float) -> np.ndarray:
     flow = flow_mask(area.numpy(), cell_size * step)
     if step == 1:
         return flow
-    zoom = (heights.shape[0] / coarse.shape[0], heights.shape[1] / coarse.shape[1])
-    return np.clip(ndimage.zoom(flow, zoom, order=1, grid_mode=True, mode="nearest"), 0.0, 1.0)[
-        : heights.shape[0], : heights.shape[1]].astype(np.float32)
+    return np.clip(zoom(flow, heights.shape[0], order=1), 0.0, 1.0).astype(np.float32)  # generated maps are square
 
 
 def material_masks(heights: np.ndarray, cell_size: float) -> dict[str, np.ndarray]:
