@@ -47,8 +47,8 @@ class BackendProcess:
     """`python -m backend serve` in a subprocess, with its address and a way to stop it."""
 
     def __init__(self, *extra_args: str, startup_timeout: float = 120.0, command: tuple[str, ...] = SERVE,
-                 host: str = "127.0.0.1", keys: CurveKeys | None = None):
-        self.address = f"tcp://{host}:{free_port()}"
+                 host: str = "127.0.0.1", port: int | None = None, keys: CurveKeys | None = None):
+        self.address = f"tcp://{host}:{port or free_port()}"
         self.keys = keys
         env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
         self.log = open(ROOT / "tests" / f".backend-{self.address.rsplit(':', 1)[1]}.log", "w+b")
