@@ -10,11 +10,12 @@ STOP_TIMEOUT_S = 3.0  # bounded: stopping never hangs Blender for longer
 
 
 def is_local(address: str) -> bool:
-    """Only addresses on this machine can be served by a process we start."""
+    """Only loopback addresses on this machine can be served by a process we start ("*" binds every
+    interface: the backend refuses that without CURVE keys)."""
     if address.startswith("ipc://"):
         return True
     host = address.split("://", 1)[-1].rsplit(":", 1)[0]
-    return host in ("127.0.0.1", "localhost", "[::1]", "*")
+    return host in ("127.0.0.1", "localhost", "[::1]")
 
 
 class LocalBackend:

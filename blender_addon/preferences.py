@@ -26,6 +26,10 @@ class WSC_AddonPreferences(bpy.types.AddonPreferences):
     backend_dir: bpy.props.StringProperty(
         name="Backend project folder", subtype="DIR_PATH", default="",
         description="Folder containing the `backend` package (the worldsculpt repository)")
+    keys_dir: bpy.props.StringProperty(
+        name="Backend keys folder", subtype="DIR_PATH", default="",
+        description="For a backend on another machine (started with --keys): a folder holding its "
+                    "client.key_secret and server.key; empty for a local backend")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -33,6 +37,7 @@ class WSC_AddonPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "auto_start")
         layout.prop(self, "backend_dir")
         layout.prop(self, "python_executable")
+        layout.prop(self, "keys_dir")
 
 
 def get(context: bpy.types.Context | None = None) -> WSC_AddonPreferences:
