@@ -9,14 +9,13 @@ import math
 import msgpack
 import numpy as np
 import pytest
-import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend.server.job_kinds import JOB_KINDS
 from backend.server.paths import Roots
 from protocol import KINDS, PROTOCOL_VERSION, Message, ProtocolError, decode, encode
-from test_server import raw_request
+from test_server import raw_frames, raw_request
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -106,15 +105,7 @@ def test_job_checks_raise_only_value_errors(kind, data, tmp_path_factory):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frames=st.one_of(frame_lists(), st.lists(st.binary(max_size=32), min_size=1, max_size=3)))
 def test_live_backend_answers_every_message(backend, frames):
-    socket = zmq.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(backend.address)
-    try:
-        socket.send_multipart(frames)
-        assert socket.poll(10_000), "no answer"
-        reply = decode(socket.recv_multipart())
-        assert reply.kind in ("error", "pong", "status_reply", "hello_reply", "cancel_reply", "submit_reply")
-    finally:
-        socket.close()
+    reply = raw_frames(backend.address, frames, timeout=10)
+    assert reply.kind in ("error", "pong", "status_reply", "hello_reply", "cancel_reply", "submit_reply")
     assert backend.process.poll() is None
     assert raw_request(backend.address, Message("ping", {"sent": math.pi})).kind == "pong"

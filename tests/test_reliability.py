@@ -7,27 +7,14 @@ import time
 
 import numpy as np
 import pytest
-import zmq
 
 from conftest import BackendProcess
-from protocol import ErrorCode, Message, decode, encode
+from protocol import ErrorCode, Message, encode
 from protocol.client import BackendError, Client
 from test_protocol import array_header, header, nested, pack
-from test_server import BIG, SMALL, messages_for, raw_request, wait_until_running
+from test_server import BIG, SMALL, messages_for, raw_frames, raw_request, wait_until_running
 
 FAST = {**SMALL, "generator": "procedural", "sliders": {"erosion_strength": 0.0}}
-
-
-def send_raw(address: str, frames: list, timeout: float = 10.0) -> Message:
-    socket = zmq.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(address)
-    try:
-        socket.send_multipart(frames, copy=False)
-        assert socket.poll(int(timeout * 1000)), "no answer"
-        return decode(socket.recv_multipart())
-    finally:
-        socket.close()
 
 
 def assert_alive(backend: BackendProcess) -> None:
@@ -50,7 +37,7 @@ def refused(client: Client, job: str, params: dict, arrays: dict | None = None) 
     ([nested(1000, "cancel_request", "job_id")], "deeper than"),  # F4
 ], ids=["F1 no parent", "F2 uint8 2^32 x 2^32", "F2 float32 2^63 x 2", "F3 bool dims", "F4 target", "F4 job_id"])
 def test_malformed_envelopes_are_answered(backend, frames, fragment):
-    reply = send_raw(backend.address, frames)
+    reply = raw_frames(backend.address, frames)
     assert reply.kind == "error" and reply.content["code"] == ErrorCode.BAD_MESSAGE.value
     assert fragment in reply.content["message"]
     assert_alive(backend)
@@ -58,7 +45,7 @@ def test_malformed_envelopes_are_answered(backend, frames, fragment):
 
 def test_f4_deep_seed_in_generate_params(backend):
     deep = pack(header(kind="submit_request", content={"job": "generate", "target": "", "params": {"seed": "@@@@"}}))
-    reply = send_raw(backend.address, [deep.replace(pack("@@@@"), b"\x91" * 1000 + b"\xc0")])
+    reply = raw_frames(backend.address, [deep.replace(pack("@@@@"), b"\x91" * 1000 + b"\xc0")])
     assert reply.content["code"] == ErrorCode.BAD_MESSAGE.value and "deeper than" in reply.content["message"]
     assert_alive(backend)
 
@@ -117,7 +104,7 @@ def test_f9_message_size_is_limited_in_total(backend):
     frame = np.zeros(200 * 1024 * 1024, np.uint8)  # three frames of 200 MiB: each under the frame limit
     msg = Message("submit_request", {"job": "export", "target": "", "params": {}},
                   {f"a{i}": frame for i in range(3)})
-    reply = send_raw(backend.address, encode(msg), timeout=60)
+    reply = raw_frames(backend.address, encode(msg), timeout=60)
     assert reply.content["code"] == ErrorCode.BAD_MESSAGE.value
     assert "exceeds the limit 536870912" in reply.content["message"]
     assert_alive(backend)

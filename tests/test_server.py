@@ -35,17 +35,22 @@ def wait_until_running(client: Client, job_id: str) -> None:
         assert msg.kind != "error", msg.content
 
 
-def raw_request(address: str, msg: Message, timeout: float = 5.0) -> Message:
-    """One request on a bare DEALER (the Client consumes pongs itself, so tests read them here)."""
+def raw_frames(address: str, frames: list, timeout: float = 5.0) -> Message:
+    """Frames sent on a bare DEALER, and the first answer (whatever they hold, the backend must answer)."""
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(address)
     try:
-        socket.send_multipart(encode(msg))
-        assert socket.poll(int(timeout * 1000)), f"no answer to {msg.kind}"
+        socket.send_multipart(frames, copy=False)
+        assert socket.poll(int(timeout * 1000)), "no answer"
         return decode(socket.recv_multipart())
     finally:
         socket.close()
+
+
+def raw_request(address: str, msg: Message, timeout: float = 5.0) -> Message:
+    """One request on a bare DEALER (the Client consumes pongs itself, so tests read them here)."""
+    return raw_frames(address, encode(msg), timeout)
 
 
 def held_jobs(client: Client) -> list[str]:
