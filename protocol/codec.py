@@ -50,7 +50,9 @@ def encode(msg: Message) -> list[Any]:
     descriptors = []
     buffers = []
     for name, array in msg.arrays.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        if not array.flags.c_contiguous:  # (ascontiguousarray would also make a 0-d array 1-d)
+            array = np.ascontiguousarray(array)
         if array.dtype.name not in ALLOWED_DTYPES:
             raise ValueError(f"array {name!r} has dtype {array.dtype}, allowed: {sorted(ALLOWED_DTYPES)}")
         descriptors.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape)})
