@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 STOP_TIMEOUT_S = 3.0  # bounded: stopping never hangs Blender for longer
@@ -27,8 +28,9 @@ class LocalBackend:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, python: str, project_dir: str, address: str, log_dir: Path) -> None:
-        """Launch the backend serving ``address``; its output goes to a log file, not Blender's console."""
+    def start(self, python: str, project_dir: str, address: str, log_dir: Path, roots: Sequence[str] = ()) -> None:
+        """Launch the backend serving ``address``; its output goes to a log file, not Blender's console.
+        ``roots``: the folders request paths must lie in (none: the backend's default, the home folder)."""
         if self.running:
             raise RuntimeError(f"a local backend is already running (pid {self.process.pid})")
         if not is_local(address):
@@ -41,7 +43,7 @@ class LocalBackend:
         self.log_path = log_dir / "backend.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [python, "-m", "backend", "serve", "--address", address],
+                [python, "-m", "backend", "serve", "--address", address, *(f"--root={r}" for r in roots)],
                 cwd=project_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"),
             )

@@ -17,7 +17,8 @@ from .protocol.client import BackendError
 def _start_local(context: bpy.types.Context, address: str) -> None:
     prefs = preferences.get(context)
     log_dir = Path(bpy.utils.extension_path_user(__package__, create=True))
-    local_backend.start(preferences.backend_python(prefs), bpy.path.abspath(prefs.backend_dir), address, log_dir)
+    local_backend.start(preferences.backend_python(prefs), bpy.path.abspath(prefs.backend_dir), address, log_dir,
+                        preferences.backend_roots(prefs))
 
 
 def _connect(operator: bpy.types.Operator, context: bpy.types.Context, address: str) -> bool:

@@ -26,6 +26,10 @@ class WSC_AddonPreferences(bpy.types.AddonPreferences):
     backend_dir: bpy.props.StringProperty(
         name="Backend project folder", subtype="DIR_PATH", default="",
         description="Folder containing the `backend` package (the worldsculpt repository)")
+    roots: bpy.props.StringProperty(
+        name="Folders the backend may use", default="",
+        description="For a backend Blender starts: the folders exports, worlds and reference files must lie in, "
+                    f"separated by '{os.pathsep}' (empty: your home folder)")
     keys_dir: bpy.props.StringProperty(
         name="Backend keys folder", subtype="DIR_PATH", default="",
         description="For a backend on another machine (started with --keys): a folder holding its "
@@ -37,6 +41,7 @@ class WSC_AddonPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "auto_start")
         layout.prop(self, "backend_dir")
         layout.prop(self, "python_executable")
+        layout.prop(self, "roots")
         layout.prop(self, "keys_dir")
 
 
@@ -54,6 +59,11 @@ def backend_python(prefs: WSC_AddonPreferences) -> str:
         return os.fspath(candidate)
     raise ValueError("set the backend's Python executable (or a backend folder with a .venv) in the "
                      "Worldsculpt add-on preferences")
+
+
+def backend_roots(prefs: WSC_AddonPreferences) -> list[str]:
+    """The --root folders for a backend Blender starts (none: the backend's default, the home folder)."""
+    return [bpy.path.abspath(p.strip()) for p in prefs.roots.split(os.pathsep) if p.strip()]
 
 
 def register() -> None:

@@ -17,7 +17,7 @@ from backend.server.paths import Roots
 from protocol import KINDS, PROTOCOL_VERSION, Message, ProtocolError, decode, encode
 from test_server import raw_frames, raw_request
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=True),
                     st.text(max_size=20), st.binary(max_size=20))
