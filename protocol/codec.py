@@ -124,7 +124,7 @@ def _check_envelope(header: dict[str, Any]) -> None:
         if key in content and (isinstance(content[key], bool) or not isinstance(content[key], types)):
             names = " or ".join(t.__name__ for t in types)
             raise ProtocolError(f"{kind} field {key!r} must be a {names}, got {type(content[key]).__name__}")
-    if len(content.get("job_id", "") if kind == "cancel_request" else "") > MAX_ID_LEN:
+    if kind == "cancel_request" and len(content["job_id"]) > MAX_ID_LEN:
         raise ProtocolError(f"job ids are at most {MAX_ID_LEN} characters")
     if kind == "submit_request" and len(content["target"]) > MAX_TARGET_LEN:
         raise ProtocolError(f"target names are at most {MAX_TARGET_LEN} characters")
@@ -136,8 +136,8 @@ def _array_from_frame(desc: Any, frame: Any, limits: Limits) -> tuple[str, np.nd
     name, dtype, shape = desc.get("name"), desc.get("dtype"), desc.get("shape")
     if not isinstance(name, str):
         raise ProtocolError("array descriptor needs a string 'name'")
-    if dtype not in ALLOWED_DTYPES:
-        raise ProtocolError(f"array {name!r}: dtype {dtype!r} not allowed")
+    if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:  # (a list is not even hashable)
+        raise ProtocolError(f"array {name!r:.80}: dtype {dtype!r:.80} not allowed")
     if (not isinstance(shape, list) or len(shape) > limits.max_array_ndim
             or not all(type(n) is int and 0 <= n for n in shape)):  # type(): True is an int, but no size
         raise ProtocolError(f"array {name!r:.80}: bad shape {shape!r:.200}")

@@ -140,6 +140,7 @@ class Mutator:
             "random bytes": self.random_bytes, "truncated msgpack": self.truncated,
             "F1 envelope key missing": self.missing_key, "envelope value of a wrong type": self.wrong_type,
             "F2 shape product beyond 64 bits": self.shape_overflow, "F3 booleans as dimensions": self.bool_dims,
+            "array descriptors of wrong types": self.bad_descriptor,
             "frames and sizes that disagree": self.frame_mismatch, "F4 deep nesting": self.deep,
             "F5 long, NUL or escaping paths": self.bad_path, "F6 corrupt world folders": self.corrupt_world,
             "F7 huge or odd numbers": self.odd_number, "mutated job params": self.mutated_params,
@@ -187,6 +188,17 @@ class Mutator:
         header = envelope("preview", {"job_id": "j", "step": 0, "meta": {}}, [{"name": "a", "dtype": "uint8",
                                                                                "shape": shape}])
         return [pack(header), b"\0" * self.rng.randint(0, 4)]
+
+    def bad_descriptor(self) -> Frames:
+        descriptor: Any = {"name": "a", "dtype": "float32", "shape": [2, 2]}
+        key = self.rng.choice(["name", "dtype", "shape", None])
+        odd = self.rng.choice([None, True, 3, -1.5, b"\x01", [], [1], {}, {"a": 1}, "float32", [[2, 2]]])
+        if key is None:
+            descriptor = odd
+        else:
+            descriptor[key] = odd
+        header = envelope("result", {"job_id": "j", "meta": {}}, [descriptor])
+        return [pack(header), b"\0" * 16]
 
     def frame_mismatch(self) -> Frames:
         count = self.rng.choice([0, 1, 2, 40])

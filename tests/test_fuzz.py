@@ -25,9 +25,10 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                                                        st.dictionaries(st.text(max_size=8), inner, max_size=4)),
                       max_leaves=20)
 dims = st.one_of(st.integers(0, 2**64 - 1), st.booleans(), st.integers(-4, 4), st.just(2**32))
-descriptors = st.fixed_dictionaries({"name": st.one_of(st.text(max_size=8), scalars),
-                                     "dtype": st.sampled_from(["float32", "uint8", "bool", "object", "int64", 3]),
-                                     "shape": st.one_of(st.lists(dims, max_size=5), scalars)})
+descriptors = st.one_of(
+    st.fixed_dictionaries({"name": st.one_of(st.text(max_size=8), values),
+                           "dtype": st.one_of(st.sampled_from(["float32", "uint8", "bool", "object", "int64"]), values),
+                           "shape": st.one_of(st.lists(dims, max_size=5), values)}), values)
 
 
 @st.composite
@@ -63,6 +64,17 @@ def test_decode_raises_only_protocol_errors(frames):
         return
     for array, frame in zip(msg.arrays.values(), frames[1:]):
         assert array.nbytes == len(frame)  # what was accepted matches its frame exactly
+
+
+@SETTINGS
+@given(st.lists(descriptors, max_size=3), st.lists(st.binary(max_size=64), max_size=3))
+def test_array_descriptors_raise_only_protocol_errors(arrays, frames):
+    header = {"v": PROTOCOL_VERSION, "id": "a", "kind": "result", "parent": None,
+              "content": {"job_id": "j", "meta": {}}, "arrays": arrays}
+    try:
+        decode([msgpack.packb(header, use_bin_type=True), *frames])
+    except ProtocolError:
+        pass
 
 
 jsonish = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),

@@ -120,6 +120,11 @@ class Server:
         except ProtocolError as exc:
             self._send(identity, Message("error", {"code": exc.code.value, "message": str(exc)}))
             return
+        except Exception as exc:  # a decoder bug must not stop the loop either: log it, answer, go on
+            log.error("decoding a message failed:\n%s", traceback.format_exc(limit=8))
+            self._send(identity, Message("error", {"code": ErrorCode.BAD_MESSAGE.value,
+                                                   "message": f"unreadable message: {_describe(exc)}"}))
+            return
         finally:
             del frames  # a refused message's frames are released at once, not held until the next one
         handler = self._handlers.get(msg.kind)
