@@ -10,13 +10,19 @@ from pathlib import Path
 
 def _serve(args: argparse.Namespace) -> int:
     from backend.generators import use_models_dir
-    from backend.server import Server
+    from backend.server import Server, ServerConfig
     from backend.server.worker import resolve_device
 
     if args.models_dir is not None and not use_models_dir(args.models_dir):
         raise SystemExit(f"--models-dir {args.models_dir}: terrain_base.safetensors and "
                          "terrain_superres.safetensors not both found there")
-    server = Server(args.address, resolve_device(args.device), fail_after_steps=args.fail_after_steps)
+    missing = [str(r) for r in args.root if not r.is_dir()]
+    if missing:
+        raise SystemExit(f"--root {', '.join(missing)}: not a folder")
+    try:
+        server = Server(ServerConfig(args.address, resolve_device(args.device), tuple(args.root), args.keys))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     server.serve()
     return 0
 
@@ -55,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     serve.add_argument("--models-dir", type=Path, default=None,
                        help="folder with the learned models (default: the shipped models/)")
-    serve.add_argument("--fail-after-steps", type=int, default=None, metavar="N",
-                       help="debugging: make every job raise after N steps (exercises the job_failed path)")
+    serve.add_argument("--root", type=Path, action="append", default=[], metavar="FOLDER",
+                       help="a folder the paths of requests (exports, worlds, references) must lie in; repeatable "
+                            "(default: your home folder)")
+    serve.add_argument("--keys", type=Path, default=None, metavar="FOLDER",
+                       help="CURVE key folder (created on first use): only clients holding a key get in; "
+                            "needed to bind any address but loopback")
     serve.set_defaults(run=_serve)
 
     gen = commands.add_parser("generate", help="start a local backend, generate one world, write its assets")

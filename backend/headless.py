@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 class LocalBackend:
-    """``python -m backend serve`` on a free loopback port, stopped with a shutdown request."""
+    """``python -m backend serve`` on a free loopback port, stopped with SIGTERM (it exits cleanly)."""
 
     def __init__(self, device: str = "auto", startup_timeout: float = 60.0, extra_args: Sequence[str] = (),
                  env: dict[str, str] | None = None):
@@ -55,11 +55,11 @@ class LocalBackend:
 
     def close(self) -> None:
         if self.process.poll() is None:
+            self.process.terminate()
             try:
-                self.client.request(Message("shutdown_request"), timeout=5.0)
                 self.process.wait(timeout=30)
-            except (BackendError, subprocess.TimeoutExpired):
-                self.process.terminate()
+            except subprocess.TimeoutExpired:
+                self.process.kill()
                 self.process.wait(timeout=30)
         self.client.close()
 

@@ -33,6 +33,7 @@ import torch
 
 from backend.generators import DiffusionGenerator, GenerateRequest
 from backend.models.shipped import MODELS_DIR, shipped_models_present
+from backend.server.paths import Roots
 from backend.server.world_job import OpenWorlds, WorldTilesRequest
 from backend.world.region import SUPERRES_STRIDE, SUPERRES_WINDOW
 from backend.world.tiles import BLOCK_TILES
@@ -56,7 +57,7 @@ plan = _load_plan()
 
 
 def _run(worlds: OpenWorlds, models: DiffusionGenerator, params: dict[str, Any]) -> tuple[dict, Any]:
-    request = WorldTilesRequest.from_params(params)
+    request = WorldTilesRequest.from_params(params, Roots([Path(params["world"]).parent]))
     return worlds.run(request, models.base, models.superres, lambda info: None, lambda done, total: None)
 
 

@@ -21,7 +21,7 @@ from . import edit_history, material, mesh
 from .local_backend import backend as local_backend
 from .properties import set_styles
 from .protocol import ErrorCode, Message
-from .protocol.client import BackendError, Client
+from .protocol.client import BackendError, Client, CurveKeys
 
 HEARTBEAT_TIMEOUT_S = 5.0  # no pong for this long: the backend is shown as disconnected
 TICK_BUSY_S = 0.02  # timer interval while a job runs: a finished brush dab waits at most this long to show
@@ -69,10 +69,12 @@ class Link:
         self.edit_log_jobs: list[Job] = []  # worlds' edit logs following Blender's undo / redo
         self._hello_id: str | None = None
 
-    def connect(self, address: str) -> None:
-        """Start connecting; the hello reply arrives through ``drain`` (ZeroMQ queues it meanwhile)."""
+    def connect(self, address: str, keys_dir: str = "") -> None:
+        """Start connecting; the hello reply arrives through ``drain`` (ZeroMQ queues it meanwhile).
+        ``keys_dir``: the CURVE keys of a backend started with --keys (empty: none)."""
         self.close()
-        self.client = Client(address, heartbeat_timeout=HEARTBEAT_TIMEOUT_S)
+        keys = CurveKeys.load(keys_dir) if keys_dir else None
+        self.client = Client(address, heartbeat_timeout=HEARTBEAT_TIMEOUT_S, keys=keys)
         self._hello_id = self.client.send(Message("hello_request", {"client": "worldsculpt-blender"}))
 
     def close(self) -> None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 STOP_TIMEOUT_S = 3.0  # bounded: stopping never hangs Blender for longer
 
 
 def is_local(address: str) -> bool:
-    """Only addresses on this machine can be served by a process we start."""
+    """Only loopback addresses on this machine can be served by a process we start ("*" binds every
+    interface: the backend refuses that without CURVE keys)."""
     if address.startswith("ipc://"):
         return True
     host = address.split("://", 1)[-1].rsplit(":", 1)[0]
-    return host in ("127.0.0.1", "localhost", "[::1]", "*")
+    return host in ("127.0.0.1", "localhost", "[::1]")
 
 
 def _is_error(line: str) -> bool:
@@ -33,8 +35,9 @@ class LocalBackend:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, command: str, address: str, log_dir: Path) -> None:
-        """Launch the backend serving ``address``; its output goes to a log file, not Blender's console."""
+    def start(self, command: str, address: str, log_dir: Path, roots: Sequence[str] = ()) -> None:
+        """Launch the backend serving ``address``; its output goes to a log file, not Blender's console.
+        ``roots``: the folders request paths must lie in (none: the backend's default, the home folder)."""
         if self.running:
             raise RuntimeError(f"a local backend is already running (pid {self.process.pid})")
         if not is_local(address):
@@ -45,7 +48,7 @@ class LocalBackend:
         self.log_path = log_dir / "backend.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [command, "serve", "--address", address],
+                [command, "serve", "--address", address, *(f"--root={r}" for r in roots)],
                 cwd=log_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"),
             )

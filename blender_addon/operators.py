@@ -17,7 +17,17 @@ from .protocol.client import BackendError
 def _start_local(context: bpy.types.Context, address: str) -> None:
     prefs = preferences.get(context)
     log_dir = Path(bpy.utils.extension_path_user(__package__, create=True))
-    local_backend.start(preferences.backend_command(prefs), address, log_dir)
+    local_backend.start(preferences.backend_command(prefs), address, log_dir, preferences.backend_roots(prefs))
+
+
+def _connect(operator: bpy.types.Operator, context: bpy.types.Context, address: str) -> bool:
+    """Connect with the CURVE keys in the preferences, if any; False (reported) when they cannot be read."""
+    try:
+        link.connect(address, bpy.path.abspath(preferences.get(context).keys_dir))
+    except (OSError, ValueError) as exc:
+        operator.report({"ERROR"}, f"Could not read the backend keys: {exc}")
+        return False
+    return True
 
 
 class WSC_OT_connect(bpy.types.Operator):
@@ -34,7 +44,8 @@ class WSC_OT_connect(bpy.types.Operator):
             except (ValueError, RuntimeError, OSError) as exc:
                 self.report({"ERROR"}, f"Could not start the local backend: {exc}")
         end_job(link.cancel(), status="Reconnected")
-        link.connect(address)
+        if not _connect(self, context, address):
+            return {"CANCELLED"}
         context.scene.worldsculpt.status = f"Connecting to {address}..."
         return {"FINISHED"}
 
@@ -57,7 +68,8 @@ class WSC_OT_start_backend(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             context.scene.worldsculpt.last_error = str(exc)
             return {"CANCELLED"}
-        link.connect(address)
+        if not _connect(self, context, address):
+            return {"CANCELLED"}
         context.scene.worldsculpt.status = f"Starting backend at {address}..."
         return {"FINISHED"}
 

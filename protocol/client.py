@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zmq
+import zmq.auth
 
 from .codec import Limits, ProtocolError, decode, encode
 from .messages import ErrorCode, Message
@@ -31,6 +34,25 @@ class BackendError(RuntimeError):
         self.message = message
 
 
+@dataclass(frozen=True)
+class CurveKeys:
+    """A client's CURVE key pair and the backend's public key (Z85), for a backend started with ``--keys``."""
+
+    public: bytes
+    secret: bytes
+    server: bytes
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "CurveKeys":
+        """From a key folder as the backend creates it: ``client.key_secret`` and ``server.key``."""
+        folder = Path(folder)
+        public, secret = zmq.auth.load_certificate(folder / "client.key_secret")
+        server, _ = zmq.auth.load_certificate(folder / "server.key")
+        if secret is None:
+            raise ValueError(f"{folder / 'client.key_secret'} holds no secret key")
+        return cls(public, secret, server)
+
+
 def configure_socket(socket: zmq.Socket, limits: Limits) -> None:
     """Socket options both sides share: finite linger and a receive size cap."""
     socket.setsockopt(zmq.LINGER, LINGER_MS)
@@ -39,7 +61,7 @@ def configure_socket(socket: zmq.Socket, limits: Limits) -> None:
 
 class Client:
     def __init__(self, address: str, *, limits: Limits = Limits(), heartbeat_interval: float = 0.5,
-                 heartbeat_timeout: float = 5.0, context: zmq.Context | None = None):
+                 heartbeat_timeout: float = 5.0, context: zmq.Context | None = None, keys: CurveKeys | None = None):
         self.address = address
         self.limits = limits
         self.heartbeat_interval = heartbeat_interval
@@ -47,6 +69,9 @@ class Client:
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         configure_socket(self._socket, limits)
+        if keys is not None:  # without the backend's key the handshake fails and nothing is ever answered
+            self._socket.curve_publickey, self._socket.curve_secretkey = keys.public, keys.secret
+            self._socket.curve_serverkey = keys.server
         self._socket.connect(address)
         self._inbox: deque[Message] = deque()
         self._jobs_awaiting: dict[str, float] = {}  # job id -> time submitted
@@ -181,7 +206,8 @@ class Client:
         while time.monotonic() < deadline:
             for msg in self.poll(min(0.1, max(0.0, deadline - time.monotonic()))):
                 mine = msg.content.get("job_id") == job_id or msg.parent == job_id
-                if msg.kind == "error" and (mine or msg.content.get("code") == ErrorCode.DISCONNECTED.value):
+                link_lost = msg.content.get("code") == ErrorCode.DISCONNECTED.value and "job_id" not in msg.content
+                if msg.kind == "error" and (mine or link_lost):  # another job's lost-result notice is not ours
                     raise BackendError(msg.content["code"], msg.content["message"])
                 if msg.kind == "result" and mine:
                     return msg

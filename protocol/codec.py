@@ -8,27 +8,31 @@ checked against :class:`Limits` before anything is allocated.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import msgpack
 import numpy as np
 
-from .messages import KINDS, PROTOCOL_VERSION, ErrorCode, Message
+from .messages import KINDS, MAX_ID_LEN, MAX_TARGET_LEN, PROTOCOL_VERSION, REQUEST_FIELDS, ErrorCode, Message
 
 ALLOWED_DTYPES = frozenset({"float32", "float16", "float64", "uint8", "uint16", "int32", "uint32", "int64", "bool"})
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What a peer accepts. The same values set ZMQ's MAXMSGSIZE on the socket."""
+    """What a peer accepts. ``max_frame_bytes`` (plus the header's) also sets ZMQ's MAXMSGSIZE, which
+    ZeroMQ applies per frame: the whole message's size is checked here."""
 
     max_frame_bytes: int = 512 * 1024 * 1024  # one array frame; also ZMQ_MAXMSGSIZE
+    max_message_bytes: int = 512 * 1024 * 1024  # all frames of one message together
     max_header_bytes: int = 1024 * 1024
     max_arrays: int = 32
     max_array_ndim: int = 4
     max_str_len: int = 64 * 1024
     max_container_len: int = 4096
+    max_depth: int = 16  # maps and lists nested in the header: error texts and checks never recurse deeply
 
 
 class ProtocolError(ValueError):
@@ -46,7 +50,9 @@ def encode(msg: Message) -> list[Any]:
     descriptors = []
     buffers = []
     for name, array in msg.arrays.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        if not array.flags.c_contiguous:  # (ascontiguousarray would also make a 0-d array 1-d)
+            array = np.ascontiguousarray(array)
         if array.dtype.name not in ALLOWED_DTYPES:
             raise ValueError(f"array {name!r} has dtype {array.dtype}, allowed: {sorted(ALLOWED_DTYPES)}")
         descriptors.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape)})
@@ -84,21 +90,44 @@ def _unpack_header(raw: bytes, limits: Limits) -> dict[str, Any]:
     return header
 
 
+def _check_depth(header: dict[str, Any], max_depth: int) -> None:
+    """Refuse containers nested deeper than ``max_depth`` (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(header, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            raise ProtocolError(f"header nests maps or lists deeper than {max_depth} levels")
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+
+
 def _check_envelope(header: dict[str, Any]) -> None:
     version = header.get("v")
     if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {version!r}, expected {PROTOCOL_VERSION}", ErrorCode.VERSION_MISMATCH)
+        raise ProtocolError(f"protocol version {version!r:.40}, expected {PROTOCOL_VERSION}",
+                            ErrorCode.VERSION_MISMATCH)
     for key, kinds in (("id", str), ("kind", str), ("content", dict), ("arrays", list)):
         if not isinstance(header.get(key), kinds):
             raise ProtocolError(f"header field {key!r} missing or not a {kinds.__name__}")
-    if header.get("parent") is not None and not isinstance(header["parent"], str):
-        raise ProtocolError("header field 'parent' must be a string or nil")
+    if "parent" not in header or not isinstance(header["parent"], (str, type(None))):
+        raise ProtocolError("header field 'parent' missing or not a string or nil")
+    if len(header["id"]) > MAX_ID_LEN or len(header["parent"] or "") > MAX_ID_LEN:
+        raise ProtocolError(f"message ids are at most {MAX_ID_LEN} characters")
     kind = header["kind"]
     if kind not in KINDS:
-        raise ProtocolError(f"unknown message kind {kind!r}")
-    missing = [k for k in KINDS[kind] if k not in header["content"]]
+        raise ProtocolError(f"unknown message kind {kind!r:.80}")
+    content = header["content"]
+    missing = [k for k in KINDS[kind] if k not in content]
     if missing:
         raise ProtocolError(f"{kind} is missing content fields {missing}")
+    for key, types in REQUEST_FIELDS.get(kind, {}).items():
+        if key in content and (isinstance(content[key], bool) or not isinstance(content[key], types)):
+            names = " or ".join(t.__name__ for t in types)
+            raise ProtocolError(f"{kind} field {key!r} must be a {names}, got {type(content[key]).__name__}")
+    if kind == "cancel_request" and len(content["job_id"]) > MAX_ID_LEN:
+        raise ProtocolError(f"job ids are at most {MAX_ID_LEN} characters")
+    if kind == "submit_request" and len(content["target"]) > MAX_TARGET_LEN:
+        raise ProtocolError(f"target names are at most {MAX_TARGET_LEN} characters")
 
 
 def _array_from_frame(desc: Any, frame: Any, limits: Limits) -> tuple[str, np.ndarray]:
@@ -107,12 +136,12 @@ def _array_from_frame(desc: Any, frame: Any, limits: Limits) -> tuple[str, np.nd
     name, dtype, shape = desc.get("name"), desc.get("dtype"), desc.get("shape")
     if not isinstance(name, str):
         raise ProtocolError("array descriptor needs a string 'name'")
-    if dtype not in ALLOWED_DTYPES:
-        raise ProtocolError(f"array {name!r}: dtype {dtype!r} not allowed")
+    if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:  # (a list is not even hashable)
+        raise ProtocolError(f"array {name!r:.80}: dtype {dtype!r:.80} not allowed")
     if (not isinstance(shape, list) or len(shape) > limits.max_array_ndim
-            or not all(isinstance(n, int) and 0 <= n for n in shape)):
-        raise ProtocolError(f"array {name!r}: bad shape {shape!r}")
-    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            or not all(type(n) is int and 0 <= n for n in shape)):  # type(): True is an int, but no size
+        raise ProtocolError(f"array {name!r:.80}: bad shape {shape!r:.200}")
+    expected = math.prod(shape) * np.dtype(dtype).itemsize  # Python ints: no 64-bit wrap-around
     buffer = frame.buffer if hasattr(frame, "buffer") else frame
     size = memoryview(buffer).nbytes
     if expected > limits.max_frame_bytes:
@@ -122,6 +151,10 @@ def _array_from_frame(desc: Any, frame: Any, limits: Limits) -> tuple[str, np.nd
     return name, np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
 
+def _nbytes(frame: Any) -> int:
+    return memoryview(frame.buffer if hasattr(frame, "buffer") else frame).nbytes
+
+
 def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
     """Frames (bytes or zmq.Frame) -> Message, raising ProtocolError for anything malformed.
 
@@ -129,9 +162,15 @@ def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
     """
     if not frames:
         raise ProtocolError("empty message")
+    if len(frames) > limits.max_arrays + 1:
+        raise ProtocolError(f"{len(frames) - 1} array frames: exceeds limit {limits.max_arrays}")
+    total = sum(_nbytes(f) for f in frames)
+    if total > limits.max_message_bytes:
+        raise ProtocolError(f"message of {total} bytes exceeds the limit {limits.max_message_bytes}")
     first = frames[0]
     raw = first.bytes if hasattr(first, "bytes") else bytes(first)
     header = _unpack_header(raw, limits)
+    _check_depth(header, limits.max_depth)
     _check_envelope(header)
     descriptors = header["arrays"]
     if len(descriptors) > limits.max_arrays:

@@ -19,6 +19,9 @@ import numpy as np
 
 PROTOCOL_VERSION = 1
 
+MAX_ID_LEN = 64  # message and job ids: new_id() makes 32 hex digits
+MAX_TARGET_LEN = 1024  # a Blender object name, or "" (targets decide which queued jobs a newer one supersedes)
+
 # kind -> content keys that must be present (extra keys are allowed for forward compatibility).
 KINDS: dict[str, tuple[str, ...]] = {
     # client -> server
@@ -41,6 +44,16 @@ KINDS: dict[str, tuple[str, ...]] = {
     "shutdown_reply": (),
 }
 
+# The requests' content schema, checked by the decoder: key -> the types its value may have. Optional keys
+# (``ping``'s ``sent``) are checked when present. A job's own ``params`` are checked by the backend's job registry.
+NUMBER = (int, float)
+REQUEST_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "hello_request": {"client": (str,)},
+    "submit_request": {"job": (str,), "target": (str,), "params": (dict,)},
+    "cancel_request": {"job_id": (str,)},
+    "ping": {"sent": NUMBER},
+}
+
 
 class ErrorCode(str, Enum):
     """Error codes a client can switch on; the human message says the rest."""
@@ -53,6 +66,8 @@ class ErrorCode(str, Enum):
     SUPERSEDED = "superseded"
     JOB_FAILED = "job_failed"  # the job raised: the server keeps serving
     SHUTTING_DOWN = "shutting_down"
+    BUSY = "busy"  # the job queue is full: try again once a job has finished
+    FORBIDDEN = "forbidden"  # a path outside the backend's roots, or shutdown from an unauthenticated client
     TIMEOUT = "timeout"  # client side: no answer in time
     DISCONNECTED = "disconnected"  # client side: heartbeats stopped
 

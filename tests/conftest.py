@@ -8,14 +8,16 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 from protocol import Message
-from protocol.client import BackendError, Client
+from protocol.client import BackendError, Client, CurveKeys
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,21 +37,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Request paths must lie in the backend's roots: the tests' files all live under pytest's base temp folder.
+TEST_ROOT = Path(tempfile.gettempdir())
+SERVE = ("-m", "backend", "serve")
+SERVE_WITH_FAILING = (str(ROOT / "tests" / "failing_backend.py"), "serve")  # + a generator that fails
+
+
 class BackendProcess:
     """`python -m backend serve` in a subprocess, with its address and a way to stop it."""
 
-    def __init__(self, *extra_args: str, startup_timeout: float = 120.0):
-        self.address = f"tcp://127.0.0.1:{free_port()}"
+    def __init__(self, *extra_args: str, startup_timeout: float = 120.0, command: tuple[str, ...] = SERVE,
+                 host: str = "127.0.0.1", port: int | None = None, keys: CurveKeys | None = None):
+        self.address = f"tcp://{host}:{port or free_port()}"
+        self.keys = keys
         env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
         self.log = open(ROOT / "tests" / f".backend-{self.address.rsplit(':', 1)[1]}.log", "w+b")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "backend", "serve", "--address", self.address, *extra_args],
+            [sys.executable, *command, "--address", self.address, "--root", str(TEST_ROOT), *extra_args],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self._wait_ready(startup_timeout)
 
     def _wait_ready(self, timeout: float) -> None:
-        client = Client(self.address)
+        client = Client(self.address, keys=self.keys)
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
@@ -98,8 +108,8 @@ def private_backend():
     """A backend of the test's own, for tests that kill or shut it down."""
     procs: list[BackendProcess] = []
 
-    def start(*extra_args: str) -> BackendProcess:
-        procs.append(BackendProcess(*extra_args))
+    def start(*extra_args: str, **options: Any) -> BackendProcess:
+        procs.append(BackendProcess(*extra_args, **options))
         return procs[-1]
 
     yield start

@@ -40,3 +40,12 @@ def test_generate_writes_assets_in_metres(tmp_path: Path) -> None:
     render = np.asarray(Image.open(out / "preview.png").convert("RGB"), dtype=np.float32)
     assert render.shape[2] == 3 and render.shape[0] >= 256
     assert render.std() > 10, "the render is blank"
+
+
+def test_serve_has_no_fault_injection_switch_and_checks_its_roots(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "backend", "serve", "--fail-after-steps", "3"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "unrecognized arguments: --fail-after-steps 3" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "backend", "serve", "--root", str(tmp_path / "missing")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and f"--root {tmp_path / 'missing'}: not a folder" in run.stderr

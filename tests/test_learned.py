@@ -87,7 +87,7 @@ def test_terrain_keeps_its_size_in_metres_at_any_resolution(tiny_models):
     assert np.corrcoef(half.heights[::2, ::2].ravel(), native.heights[24:75, 24:75].ravel())[0, 1] > 0.999
     big = request(resolution=65, size_m=size_m * 4, height_m=700.0, sliders={"elevation_range": 1.0})
     coarse = generator.extent(big)  # cells over 120 m: the base level alone, on one canvas around the world
-    assert (coarse.levels, coarse.cells, coarse.canvas) == (1, 100, 112) and not coarse.is_region
+    assert (coarse.levels, coarse.cells, coarse.canvas) == (1, 100, 112) and not coarse.is_region  # 100 -> 7 x 16
     heights = generator.generate(big, lambda *a: None).heights
     assert heights.shape == (65, 65) and np.isfinite(heights).all() and np.ptp(heights) == pytest.approx(700.0, rel=1e-4)
     with pytest.raises(ValueError, match="the most is 8192"):

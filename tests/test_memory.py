@@ -18,6 +18,7 @@ from backend.memory.network import MemoryDenoiser
 from backend.models.inference import read_metadata
 from backend.models.shipped import BASE_FILE, MEMORY_FILE, SUPERRES_FILE
 from backend.models.terrain import TerrainModel
+from backend.server.paths import Roots
 from backend.server.world_job import WorldTilesRequest
 from backend.terrain import Heightfield
 from backend.world.memory_state import STATE_NAME, WorldMemory
@@ -182,9 +183,9 @@ def test_multidiffusion_gives_each_window_the_memory_of_its_world_position() -> 
     ({"world": "x", "tiles": [[0, 0]], "commit": True, "lod": 1, "create": {}}, "only at lod 0"),
     ({"world": "x", "tiles": [[0, 0]], "create": {"memory": 1}}, "create.memory"),
 ])
-def test_bad_memory_params_are_refused_naming_the_field(params, match) -> None:
+def test_bad_memory_params_are_refused_naming_the_field(params, match, tmp_path) -> None:
     with pytest.raises(ValueError, match=match):
-        WorldTilesRequest.from_params(params)
+        WorldTilesRequest.from_params(params, Roots([tmp_path]))
 
 
 def test_world_tiles_job_makes_a_memory_world_and_commits_over_sockets(private_backend, tiny_models, memory_model,

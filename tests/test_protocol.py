@@ -90,6 +90,12 @@ def array_header(dtype="float32", shape=(4, 4), count=1) -> dict:
     return header(kind="result", content={"job_id": "j", "meta": {}}, arrays=arrays)
 
 
+def nested(depth: int, kind: str = "cancel_request", key: str = "job_id") -> bytes:
+    """A header whose ``content[key]`` is a list nested ``depth`` deep (packb itself refuses to go past 512)."""
+    placeholder = pack(header(kind=kind, content={key: "@@@@"}))
+    return placeholder.replace(pack("@@@@"), b"\x91" * depth + b"\xc0")
+
+
 # Each case: frames that must be refused, and a fragment the error message must contain.
 BAD_FRAMES = {
     "empty": ([], "empty"),
@@ -107,6 +113,17 @@ BAD_FRAMES = {
     "huge claimed string": ([b"\x81\xa1v\xdb\xff\xff\xff\xf0abc"], "msgpack"),
     "huge claimed map": ([b"\xdf\xff\xff\xff\xff"], "msgpack"),
     "bad shape": ([pack(array_header(shape=(-1, 4))), b""], "bad shape"),
+    # F1-F4 of issue 20: each of these stopped the backend
+    "no parent": ([pack({k: v for k, v in header().items() if k != "parent"})], "parent"),
+    "shape product wraps 64 bits": ([pack(array_header(dtype="uint8", shape=(2**32, 2**32))), b""], "exceeds limit"),
+    "shape product wraps with itemsize": ([pack(array_header(shape=(2**63, 2))), b""], "exceeds limit"),
+    "booleans as dimensions": ([pack(array_header(shape=(True, True))), b"\0" * 4], "bad shape"),
+    "nested 1000 deep": ([nested(1000)], "deeper than"),
+    "nested in a submit target": ([nested(40, "submit_request", "target")], "deeper than"),
+    "boolean as ping time": ([pack(header(content={"sent": True}))], "must be a"),
+    "target not a string": ([pack(header(kind="submit_request", content={"job": "generate", "target": 3,
+                                                                       "params": {}}))], "must be a str"),
+    "job id too long": ([pack(header(kind="cancel_request", content={"job_id": "j" * 100}))], "at most"),
 }
 
 
@@ -116,6 +133,14 @@ def test_decode_refuses(case):
     with pytest.raises(ProtocolError, match=fragment) as info:
         decode(frames)
     assert info.value.code == ErrorCode.BAD_MESSAGE
+
+
+def test_total_message_size_is_limited_not_just_each_frame():
+    limits = Limits(max_frame_bytes=1000, max_message_bytes=2500)
+    frames = [pack(array_header(dtype="uint8", shape=(1000,), count=3)), *[b"\0" * 1000] * 3]
+    with pytest.raises(ProtocolError, match="message of 3.* bytes exceeds the limit 2500"):
+        decode(frames, limits)
+    decode([pack(array_header(dtype="uint8", shape=(1000,), count=2)), *[b"\0" * 1000] * 2], limits)
 
 
 def test_wrong_version_is_its_own_code():

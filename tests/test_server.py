@@ -10,6 +10,7 @@ import pytest
 import zmq
 
 from protocol import ErrorCode, Limits, Message, decode, encode
+from conftest import SERVE_WITH_FAILING
 from protocol.client import BackendError, Client
 
 SMALL = {"style": "alpine", "resolution": 64, "seed": 7, "size_m": 2000.0, "height_m": 800.0}
@@ -34,17 +35,22 @@ def wait_until_running(client: Client, job_id: str) -> None:
         assert msg.kind != "error", msg.content
 
 
-def raw_request(address: str, msg: Message, timeout: float = 5.0) -> Message:
-    """One request on a bare DEALER (the Client consumes pongs itself, so tests read them here)."""
+def raw_frames(address: str, frames: list, timeout: float = 5.0) -> Message:
+    """Frames sent on a bare DEALER, and the first answer (whatever they hold, the backend must answer)."""
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(address)
     try:
-        socket.send_multipart(encode(msg))
-        assert socket.poll(int(timeout * 1000)), f"no answer to {msg.kind}"
+        socket.send_multipart(frames, copy=False)
+        assert socket.poll(int(timeout * 1000)), "no answer"
         return decode(socket.recv_multipart())
     finally:
         socket.close()
+
+
+def raw_request(address: str, msg: Message, timeout: float = 5.0) -> Message:
+    """One request on a bare DEALER (the Client consumes pongs itself, so tests read them here)."""
+    return raw_frames(address, encode(msg), timeout)
 
 
 def held_jobs(client: Client) -> list[str]:
@@ -164,16 +170,16 @@ def test_newer_job_for_same_target_supersedes_queued_one(client):
 
 
 def test_failing_job_reports_job_failed_and_server_goes_on(private_backend):
-    proc = private_backend("--fail-after-steps", "3")
+    proc = private_backend(command=SERVE_WITH_FAILING)  # registers a generator "failing" (tests/failing_backend.py)
     client = Client(proc.address)
     try:
-        failing = client.submit("generate", SMALL)
+        failing = client.submit("generate", {**SMALL, "generator": "failing"})
         error = messages_for(client, failing, "error")[-1]
         assert error.content["code"] == ErrorCode.JOB_FAILED.value
         assert "RuntimeError: injected failure after step 3" in error.content["message"]
         # A job with fewer steps than the failure point still completes on the same server.
         short = {"style": "desert_dunes", "resolution": 16, "sliders": {"erosion_strength": 0.0},
-                 "generator": "procedural"}  # two steps: under the failure point
+                 "generator": "failing"}  # two steps: under the failure point
         result = messages_for(client, client.submit("generate", short), "result")[-1]
         assert result.arrays["heights"].shape == (16, 16)
     finally:
@@ -224,11 +230,13 @@ def test_sigterm_mid_job_exits_cleanly(private_backend):
         client.close()
 
 
-def test_shutdown_request(private_backend):
-    proc = private_backend()
+def test_shutdown_needs_an_authenticated_client(private_backend):
+    proc = private_backend()  # loopback, no keys: any local process could send it
     client = Client(proc.address)
     try:
-        assert client.request(Message("shutdown_request"), timeout=5).kind == "shutdown_reply"
-        assert proc.process.wait(timeout=20) == 0
+        with pytest.raises(BackendError) as info:
+            client.request(Message("shutdown_request"), timeout=5)
+        assert info.value.code == ErrorCode.FORBIDDEN.value
+        assert client.request(Message("status_request"), timeout=5).kind == "status_reply"
     finally:
-        client.close()
+        client.close()  # an authenticated client's shutdown: tests/test_security.py

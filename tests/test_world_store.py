@@ -345,6 +345,7 @@ def test_edit_log_job_undoes_and_redoes_edits_and_their_tile(tmp_path: Path) -> 
     """The edit_log job behind Blender's undo: the log only grows, active_edits() is the artist's history and
     the tile follows; a repeated request changes nothing; bad requests are refused before running."""
     from backend.server.edit_log_job import EditLogRequest
+    from backend.server.paths import Roots
 
     store = WorldStore.create(tmp_path / "w", seed=1, tile_size=8, cell_size=2.0)
     start = np.zeros((8, 8), np.float32)
@@ -357,14 +358,14 @@ def test_edit_log_job_undoes_and_redoes_edits_and_their_tile(tmp_path: Path) -> 
         tiles.append(tiles[-1].copy())
         tiles[-1][2:5, 1:4] = after
         store.put_tile((0, 0), Heightfield(tiles[-1], 2.0), TileMeta(source="edited"))
-    world = str(store.root)
+    world, roots = str(store.root), Roots([tmp_path])
 
-    assert EditLogRequest.from_params({"world": world, "undo": [1]}).run() == {"undone": [1], "redone": []}
+    assert EditLogRequest.from_params({"world": world, "undo": [1]}, roots).run() == {"undone": [1], "redone": []}
     assert [e.kind for e in store.active_edits()] == ["raise"]
     np.testing.assert_array_equal(store.get_tile((0, 0)).field.heights, tiles[1])
-    assert EditLogRequest.from_params({"world": world, "undo": [1, 0]}).run() == {"undone": [0], "redone": []}
+    assert EditLogRequest.from_params({"world": world, "undo": [1, 0]}, roots).run() == {"undone": [0], "redone": []}
     np.testing.assert_array_equal(store.get_tile((0, 0)).field.heights, tiles[0])
-    assert EditLogRequest.from_params({"world": world, "redo": [0]}).run() == {"undone": [], "redone": [0]}
+    assert EditLogRequest.from_params({"world": world, "redo": [0]}, roots).run() == {"undone": [], "redone": [0]}
     assert [e.kind for e in store.active_edits()] == ["raise"]
     assert [e.kind for e in store.edits()] == ["raise", "lower", "undo", "undo", "redo"]
     np.testing.assert_array_equal(store.get_tile((0, 0)).field.heights, tiles[1])
@@ -372,6 +373,6 @@ def test_edit_log_job_undoes_and_redoes_edits_and_their_tile(tmp_path: Path) -> 
     for bad, says in (({"world": world, "undo": [True]}, "edit numbers"), ({"world": str(tmp_path)}, "existing world"),
                       ({"world": world, "undo": [], "what": 1}, "unknown")):
         with pytest.raises(ValueError, match=says):
-            EditLogRequest.from_params(bad)
+            EditLogRequest.from_params(bad, roots)
     with pytest.raises(ValueError, match="has no edits"):
-        EditLogRequest.from_params({"world": world, "undo": [7]}).run()
+        EditLogRequest.from_params({"world": world, "undo": [7]}, roots).run()

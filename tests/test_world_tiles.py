@@ -10,6 +10,7 @@ import torch
 
 from backend.models.shipped import BASE_FILE, SUPERRES_FILE
 from backend.models.terrain import TerrainModel
+from backend.server.paths import Roots
 from backend.server.world_job import MAX_TILES, WorldTilesRequest
 from backend.terrain import Heightfield
 from backend.world.region import world_noise
@@ -105,7 +106,7 @@ def test_edit_is_respected_by_neighbours_generated_later(models, tmp_path) -> No
 
 
 @pytest.mark.parametrize("params,match", [
-    ({"world": "/nonexistent/w", "tiles": [[0, 0]]}, "no world at"),
+    ({"world": "nonexistent/w", "tiles": [[0, 0]]}, "no world at"),
     ({"world": "", "tiles": [[0, 0]]}, "world must be"),
     ({"world": "x", "tiles": [[0, "a"]], "create": {}}, "coordinate"),
     ({"world": "x", "tiles": [[0, 2**40]], "create": {}}, "within"),
@@ -117,15 +118,15 @@ def test_edit_is_respected_by_neighbours_generated_later(models, tmp_path) -> No
     ({"world": "x", "tiles": [[0, 0]], "create": {"colour": 1}}, "unknown create"),
     ({"world": "x", "tiles": [[0, 0]], "size": 3}, "unknown world_tiles"),
 ])
-def test_bad_params_are_refused_naming_the_field(params, match) -> None:
+def test_bad_params_are_refused_naming_the_field(params, match, tmp_path) -> None:
     with pytest.raises(ValueError, match=match):
-        WorldTilesRequest.from_params(params)
+        WorldTilesRequest.from_params(params, Roots([tmp_path]))
 
 
 def test_lod_beyond_the_worlds_levels_is_refused(models, tmp_path) -> None:
     new_world(tmp_path / "w", models)
     with pytest.raises(ValueError, match=r"lod must be an integer in \[0, 1\]"):
-        WorldTilesRequest.from_params({"world": str(tmp_path / "w"), "tiles": [[0, 0]], "lod": 2})
+        WorldTilesRequest.from_params({"world": str(tmp_path / "w"), "tiles": [[0, 0]], "lod": 2}, Roots([tmp_path]))
 
 
 def test_a_world_refuses_new_tiles_from_other_weights_but_keeps_its_stored_ones(models, tmp_path) -> None:

@@ -94,7 +94,7 @@ class Denoiser(nn.Module):
         return c_skip * x + c_out * F_x.to(torch.float32)
 
     def config_dict(self) -> dict[str, Any]:
-        """What `backend.training.checkpoints` needs to rebuild this denoiser."""
+        """What `backend.models.inference` needs to rebuild this denoiser."""
         net_cfg = getattr(self.net, "config", None)
         if net_cfg is None or not hasattr(net_cfg, "to_dict"):
             raise ValueError(f"network {type(self.net).__name__} has no serialisable .config")

@@ -104,8 +104,8 @@ class Extent:
 
     The artist's world spans ``cells`` samples of level ``levels - 1`` (the base level's cells, or the
     super-resolution's finer ones). One canvas of ``canvas`` base cells per side is sampled whole (one model
-    map, or for a bigger world the world plus a margin: the models are convolutional) and the world cut
-    from its centre; a world too big for one canvas (``canvas`` 0) is a region of the infinite world. Either
+    map, or for a bigger world the world rounded up to whole U-Net sizes: the models are convolutional) and
+    the world cut from its centre; a world too big for one canvas (``canvas`` 0) is a region of the infinite world. Either
     way the result is then resampled to the requested grid, so a mountain is as wide in metres at any
     resolution.
     """
@@ -130,8 +130,8 @@ MAX_CELLS = 8192  # model cells per side: beyond, a request is refused (memory a
 # A world bigger than one model map is sampled whole on a canvas of up to this many maps per side (cost in
 # proportion to its area; the base model's attention then sees at most 4x4 maps' tokens); beyond, it is a
 # region of the infinite world (overlapping windows with wide context: seamless tiles, several times the cost).
-CANVAS_MAX_MAPS = 4
-CANVAS_MARGIN, CANVAS_ALIGN = 4, 16  # base cells of context around such a world; U-Net sizes divide 16
+# Like one model map, the canvas is the world itself, rounded up to whole U-Net sizes (multiples of 16).
+CANVAS_MAX_MAPS, CANVAS_ALIGN = 4, 16
 
 
 def plan_extent(size_m: float, cell_size_m: float, base_cell_m: float, base_resolution: int, factor: int) -> Extent:
@@ -145,8 +145,7 @@ def plan_extent(size_m: float, cell_size_m: float, base_cell_m: float, base_reso
                          f"the most is {MAX_CELLS}² ({(MAX_CELLS - 1) * scale / 1000:g} km)")
     canvas = base_resolution
     if cells > base_resolution * finest:
-        base_cells = math.ceil(cells / finest) + 2 * CANVAS_MARGIN
-        canvas = math.ceil(base_cells / CANVAS_ALIGN) * CANVAS_ALIGN
+        canvas = math.ceil(cells / finest / CANVAS_ALIGN) * CANVAS_ALIGN
     return Extent(levels, cells, canvas if canvas <= CANVAS_MAX_MAPS * base_resolution else 0, finest)
 
 

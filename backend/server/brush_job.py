@@ -23,9 +23,10 @@ from backend.editing.guided import EditCallback
 from backend.generators import GenerateRequest
 from backend.generators.learned import DiffusionGenerator
 from backend.terrain import Heightfield
-from backend.world.store import TileMeta, WorldStore
+from backend.world.store import CorruptFileError, TileMeta, WorldStore
 
 from .export_job import check_heights
+from .paths import Roots
 
 MAX_POINTS = 4096
 MAX_WINDOW = 512  # cells per side of the edited window: bigger strokes would stall the live loop
@@ -40,7 +41,7 @@ _BRUSH_KEYS = {"kind", "stroke", "radius", "strength", "falloff", "height_m", "e
 def check_number(name: str, value: Any, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not low <= value <= high:
-        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r:.40}")
     return float(value)
 
 
@@ -53,7 +54,7 @@ def check_points(name: str, value: Any, shape: tuple[int, int], columns: tuple[s
     bounds = [shape[0] - 1, shape[1] - 1] + [1] * (len(columns) - 2)
     for i, p in enumerate(value):
         if not isinstance(p, list) or len(p) != len(columns):
-            raise ValueError(f"{name}[{i}] must be [{', '.join(columns)}], got {p!r}")
+            raise ValueError(f"{name}[{i}] must be [{', '.join(columns)}], got {p!r:.100}")
         for column, v, high in zip(columns, p, bounds):
             check_number(f"{name}[{i}] {column}", v, 0, high)
     return np.array(value, dtype=np.float64)
@@ -61,13 +62,13 @@ def check_points(name: str, value: Any, shape: tuple[int, int], columns: tuple[s
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r:.40}")
     return value
 
 
 def check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
+        raise ValueError(f"{name} must be true or false, got {value!r:.40}")
     return value
 
 
@@ -101,20 +102,22 @@ def _stroke(params: dict[str, Any], arrays: dict[str, np.ndarray], shape: tuple[
                   None if height_m is None else check_number("height_m", height_m, -1e5, 1e5))
 
 
-def _world(path: Any, shape: tuple[int, int], cell_size: float) -> Path | None:
-    """The world folder the stroke is logged in: an existing world must fit the terrain."""
+def _world(path: Any, shape: tuple[int, int], cell_size: float, roots: Roots) -> Path | None:
+    """The world folder the stroke is logged in (inside ``roots``): an existing world must fit the terrain."""
     if path is None:
         return None
-    if not isinstance(path, str) or not path:
-        raise ValueError(f"world must be a folder path or null, got {path!r}")
+    folder = roots.confine(path, "world")
     if shape[0] != shape[1]:
         raise ValueError(f"world: only square terrains are stored as a world tile, got {shape}")
-    if (Path(path) / "world.json").is_file():
-        info = WorldStore.open(path).info
+    if (folder / "world.json").is_file():
+        try:
+            info = WorldStore.open(folder).info
+        except (CorruptFileError, OSError, ValueError) as exc:
+            raise ValueError(f"world {path!r:.200} cannot be opened: {exc}") from None
         if (info.tile_size, info.cell_size) != (shape[0], cell_size):
-            raise ValueError(f"world {path!r} holds {info.tile_size}² tiles of {info.cell_size} m, "
+            raise ValueError(f"world {path!r:.200} holds {info.tile_size}² tiles of {info.cell_size} m, "
                              f"not this {shape[0]}² terrain of {cell_size} m cells")
-    return Path(path)
+    return folder
 
 
 def check_window(window: tuple[int, int, int, int], limit: int, what: str) -> None:
@@ -140,7 +143,7 @@ class EditContext:
 
     @classmethod
     def from_params(cls, job: str, params: Any, arrays: dict[str, np.ndarray], styles: tuple[str, ...],
-                    own_keys: set[str]) -> EditContext:
+                    own_keys: set[str], roots: Roots) -> EditContext:
         """Check the shared params (and that no unknown ones came); ``styles``: what the learned models know."""
         if not isinstance(params, dict):
             raise ValueError(f"{job} params must be a map, got {type(params).__name__}")
@@ -152,7 +155,7 @@ class EditContext:
         cell_size = check_number("cell_size", params.get("cell_size"), 1e-6, 1e6)
         steps = params.get("steps")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 50):
-            raise ValueError(f"steps must be an integer in [1, 50] or null, got {steps!r}")
+            raise ValueError(f"steps must be an integer in [1, 50] or null, got {steps!r:.40}")
         commit = check_flag("commit", params.get("commit", True))
         settings = EditSettings() if commit else LIVE_SETTINGS
         if steps is not None:
@@ -165,13 +168,14 @@ class EditContext:
         if unknown:
             raise ValueError(f"unknown style {unknown}; the learned models know {list(styles)}")
         return cls(job, heights, style, cell_size, settings, commit,
-                   _world(params.get("world"), heights.shape, cell_size))
+                   _world(params.get("world"), heights.shape, cell_size, roots))
 
     def record(self, kind: str, edit: Edit, params: dict[str, Any]) -> int:
         """Append the edit to the world's log and store the edited terrain; returns the edit's seq."""
         assert self.world is not None
         if (self.world / "world.json").is_file():
             store = WorldStore.open(self.world)
+            store.remove_temp_files()  # left by writes a killed backend never finished
         else:
             store = WorldStore.create(self.world, self.style.seed, self.heights.shape[0], self.cell_size,
                                       tuple(self.style.style_weights))
@@ -197,9 +201,10 @@ class BrushRequest:
         return self.stroke.kind
 
     @classmethod
-    def from_params(cls, params: Any, arrays: dict[str, np.ndarray], styles: tuple[str, ...]) -> BrushRequest:
+    def from_params(cls, params: Any, arrays: dict[str, np.ndarray], styles: tuple[str, ...],
+                    roots: Roots) -> BrushRequest:
         """Check everything before the worker runs it; ``styles``: what the learned models know."""
-        edit = EditContext.from_params("brush", params, arrays, styles, _BRUSH_KEYS)
+        edit = EditContext.from_params("brush", params, arrays, styles, _BRUSH_KEYS, roots)
         stroke = _stroke(params, arrays, edit.heights.shape)
         # the run aligns the window a little wider
         check_window(stroke.window(edit.heights.shape, edit.settings.margin, 1), MAX_WINDOW, "stroke")

@@ -18,6 +18,7 @@ from backend.generators.learned import DiffusionGenerator
 from backend.data.elevation_profiles import KINDS
 
 from .brush_job import EditContext, check_choice, check_flag, check_number, check_points, check_window
+from .paths import Roots
 
 MAX_WIDTH = 256.0  # cells
 MAX_WINDOW = 1024  # cells per side: a curve is one job, not a live stroke, so it may span a large terrain
@@ -44,9 +45,10 @@ class CurveRequest:
         return self.curve.kind
 
     @classmethod
-    def from_params(cls, params: Any, arrays: dict[str, np.ndarray], styles: tuple[str, ...]) -> CurveRequest:
+    def from_params(cls, params: Any, arrays: dict[str, np.ndarray], styles: tuple[str, ...],
+                    roots: Roots) -> CurveRequest:
         """Check everything before the worker runs it; ``styles``: what the learned models know."""
-        edit = EditContext.from_params("curve", params, arrays, styles, _KEYS)
+        edit = EditContext.from_params("curve", params, arrays, styles, _KEYS, roots)
         curve = Curve(check_choice("kind", params.get("kind"), KINDS),
                       _curve_points(params.get("curve"), edit.heights.shape),
                       check_number("width", params.get("width"), 1.0, MAX_WIDTH),

@@ -14,6 +14,8 @@ from typing import Any
 from backend.terrain import Heightfield
 from backend.world.store import REDO_KIND, UNDO_KIND, WorldStore
 
+from .paths import Roots
+
 _KEYS = {"world", "undo", "redo"}
 
 
@@ -30,16 +32,17 @@ class EditLogRequest:
     redo: tuple[int, ...]
 
     @classmethod
-    def from_params(cls, params: Any) -> "EditLogRequest":
+    def from_params(cls, params: Any, roots: Roots) -> "EditLogRequest":
+        """ValueError names the offending field; ``world`` must lie inside ``roots`` (OutsideRoots)."""
         if not isinstance(params, dict):
             raise ValueError(f"edit_log params must be a map, got {type(params).__name__}")
         unknown = sorted(set(params) - _KEYS)
         if unknown:
             raise ValueError(f"unknown edit_log params {unknown}; accepted: {sorted(_KEYS)}")
-        world = params.get("world")
-        if not isinstance(world, str) or not (Path(world) / "world.json").is_file():
-            raise ValueError(f"world must be the folder of an existing world, got {world!r}")
-        return cls(Path(world), _seqs("undo", params.get("undo", [])), _seqs("redo", params.get("redo", [])))
+        world = roots.confine(params.get("world"), "world")
+        if not (world / "world.json").is_file():
+            raise ValueError(f"world must be the folder of an existing world, got {params.get('world')!r}")
+        return cls(world, _seqs("undo", params.get("undo", [])), _seqs("redo", params.get("redo", [])))
 
     def run(self) -> dict[str, list[int]]:
         """Undo, then redo, each edit still in the state that allows it; returns what was done."""

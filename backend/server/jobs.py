@@ -13,15 +13,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.generators import GenerateRequest
 from protocol import new_id
 
-from .brush_job import BrushRequest
-from .curve_job import CurveRequest
-from .edit_log_job import EditLogRequest
-from .export_job import ExportRequest
-from .style_job import StyleFromRequest
-from .world_job import WorldTilesRequest
+MAX_QUEUED = 32  # jobs waiting behind the running one; more are refused as ``busy``
+
+
+class QueueFull(RuntimeError):
+    """The queue holds MAX_QUEUED jobs already (answered ``busy``)."""
 
 
 @dataclass
@@ -30,8 +28,7 @@ class Job:
     request_id: str  # the submit_request's message id: parent of every message about this job
     kind: str
     target: str  # e.g. the Blender object name; "" never supersedes anything
-    request: (GenerateRequest | ExportRequest | BrushRequest | WorldTilesRequest | CurveRequest | StyleFromRequest
-              | EditLogRequest)
+    request: Any  # what the kind's parse made of the params (``job_kinds.JOB_KINDS``)
     id: str = field(default_factory=new_id)
     cancel: threading.Event = field(default_factory=threading.Event)
     step: int = 0
@@ -44,16 +41,20 @@ class Job:
 class JobQueue:
     """Thread-safe FIFO plus the one running job. ``finish`` is called once the last message is sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_queued: int = MAX_QUEUED) -> None:
+        self.max_queued = max_queued
         self._lock = threading.Condition()
         self._queued: deque[Job] = deque()
         self._running: Job | None = None
         self._closed = False
 
     def submit(self, job: Job) -> list[Job]:
-        """Queue ``job``; returns the queued jobs for the same target that it superseded."""
+        """Queue ``job``; returns the queued jobs for the same target that it superseded. QueueFull if full."""
         with self._lock:
             superseded = [j for j in self._queued if job.target and (j.target, j.kind) == (job.target, job.kind)]
+            if len(self._queued) - len(superseded) >= self.max_queued:
+                raise QueueFull(f"the backend already holds {self.max_queued} queued jobs: try again when "
+                                "one has finished, or cancel some")
             for old in superseded:
                 self._queued.remove(old)
             self._queued.append(job)

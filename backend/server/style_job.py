@@ -21,6 +21,7 @@ from backend.metrics.style_classifier import StyleClassifier
 from backend.terrain import Heightfield
 
 from .export_job import check_heights
+from .paths import Roots
 
 MAX_SIDE = 8192  # cells per side of a reference file: 256 MiB of float32, read once
 _KEYS = {"path", "cell_size", "height_m"}
@@ -30,14 +31,12 @@ def _positive(name: str, value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of metres or null, got {value!r}")
+        raise ValueError(f"{name} must be a positive number of metres or null, got {value!r:.40}")
     return float(value)
 
 
-def _reference_file(path: Any) -> Path:
-    if not isinstance(path, str) or not path:
-        raise ValueError(f"path must be an elevation file path, got {path!r}")
-    file = Path(path)
+def _reference_file(path: Any, roots: Roots) -> Path:
+    file = roots.confine(path, "path")
     if not file.is_file():
         raise ValueError(f"reference file {path!r} does not exist (the path is read on the backend's machine)")
     try:
@@ -58,8 +57,8 @@ class StyleFromRequest:
     height_m: float | None  # a file's relief in metres when it stores normalised values (images); None: metres
 
     @classmethod
-    def from_params(cls, params: Any, arrays: dict[str, np.ndarray]) -> StyleFromRequest:
-        """ValueError names the offending field and value."""
+    def from_params(cls, params: Any, arrays: dict[str, np.ndarray], roots: Roots) -> StyleFromRequest:
+        """ValueError names the offending field and value; ``path`` must lie inside ``roots``."""
         if not isinstance(params, dict):
             raise ValueError(f"style_from params must be a map, got {type(params).__name__}")
         unknown = sorted(set(params) - _KEYS)
@@ -70,7 +69,7 @@ class StyleFromRequest:
             raise ValueError("style_from needs either a file 'path' or an array 'heights', not "
                              + ("both" if "path" in params else "neither"))
         if "path" in params:
-            return cls(None, _reference_file(params["path"]), cell_size, height_m)
+            return cls(None, _reference_file(params["path"], roots), cell_size, height_m)
         if cell_size is None:
             raise ValueError("cell_size (metres) is required with heights")
         return cls(check_heights(arrays), None, cell_size, height_m)

@@ -19,8 +19,11 @@ from backend.world.cache import LRUCache
 from backend.world.store import check_coords
 from backend.world.tiles import GENERATION_FILE, TileWorld, WorldSettings, create_world
 
+from .paths import Roots
+
 MAX_TILES = 64  # per job: the result is one frame of MAX_TILES * tile_size² float32
 MAX_COORD = 2**31  # |tx|, |ty|: cell indices and seeds stay far inside int64
+MAX_LOD = 8  # before a world exists its level count is unknown: lod is bounded (factor**lod stays small)
 _KEYS = {"world", "tiles", "lod", "create", "commit"}
 _CREATE_KEYS = {"seed", "style", "style_weights", "sliders", "guidance", "height_m", "quality", "steps", "memory"}
 
@@ -43,26 +46,23 @@ class WorldTilesRequest:
     commit: bool = False  # the artist keeps the tiles: logged, stored as edited, written to the world's memory
 
     @classmethod
-    def from_params(cls, params: Any) -> WorldTilesRequest:
-        """ValueError names the offending field and value."""
+    def from_params(cls, params: Any, roots: Roots) -> WorldTilesRequest:
+        """ValueError names the offending field and value; ``world`` must lie inside ``roots``."""
         if not isinstance(params, dict):
             raise ValueError(f"world_tiles params must be a map, got {type(params).__name__}")
         unknown = sorted(set(params) - _KEYS)
         if unknown:
             raise ValueError(f"unknown world_tiles params {unknown}; accepted: {sorted(_KEYS)}")
-        world = params.get("world")
-        if not isinstance(world, str) or not world:
-            raise ValueError(f"world must be a non-empty folder path, got {world!r}")
+        world = roots.confine(params.get("world"), "world")
         create = _create(params.get("create"))
-        levels = _levels(Path(world)) if create is None else None
+        levels = _levels(world) if create is None else MAX_LOD + 1
         lod = params.get("lod", 0)
-        if isinstance(lod, bool) or not isinstance(lod, int) or lod < 0 or (levels is not None and lod >= levels):
-            top = "levels - 1" if levels is None else levels - 1
-            raise ValueError(f"lod must be an integer in [0, {top}], got {lod!r}")
+        if isinstance(lod, bool) or not isinstance(lod, int) or not 0 <= lod < levels:
+            raise ValueError(f"lod must be an integer in [0, {levels - 1}], got {lod!r:.40}")
         commit = params.get("commit", False)
         if not isinstance(commit, bool) or (commit and lod != 0):
             raise ValueError(f"commit must be true or false (and only at lod 0), got {commit!r} at lod {lod}")
-        return cls(world, _tiles(params.get("tiles")), lod, create, commit)
+        return cls(str(world), _tiles(params.get("tiles")), lod, create, commit)
 
 
 def _levels(root: Path) -> int:
@@ -81,10 +81,10 @@ def _tiles(tiles: Any) -> tuple[tuple[int, int], ...]:
     out = []
     for t in tiles:
         if not isinstance(t, (list, tuple)):
-            raise ValueError(f"each tile must be [tx, ty], got {t!r}")
+            raise ValueError(f"each tile must be [tx, ty], got {t!r:.100}")
         tx, ty = check_coords(t)
         if abs(tx) > MAX_COORD or abs(ty) > MAX_COORD:
-            raise ValueError(f"tile coordinates must lie within +-{MAX_COORD}, got {t!r}")
+            raise ValueError(f"tile coordinates must lie within +-{MAX_COORD}, got {t!r:.100}")
         out.append((tx, ty))
     return tuple(out)
 
@@ -93,13 +93,13 @@ def _create(create: Any) -> WorldCreate | None:
     if create is None:
         return None
     if not isinstance(create, dict):
-        raise ValueError(f"create must be a map of world settings, got {create!r}")
+        raise ValueError(f"create must be a map of world settings, got {create!r:.100}")
     unknown = sorted(set(create) - _CREATE_KEYS)
     if unknown:
         raise ValueError(f"unknown create settings {unknown}; accepted: {sorted(_CREATE_KEYS)}")
     memory = create.get("memory", False)
     if not isinstance(memory, bool):
-        raise ValueError(f"create.memory must be true or false, got {memory!r}")
+        raise ValueError(f"create.memory must be true or false, got {memory!r:.40}")
     r = GenerateRequest.from_params({k: v for k, v in create.items() if k != "memory"}, "diffusion")
     return WorldCreate(r.seed, WorldSettings(r.style_weights, r.sliders, r.guidance, r.height_m, r.quality, r.steps),
                        memory)
@@ -129,6 +129,8 @@ class OpenWorlds:
 
         `memory`: the memory-conditioned base model, if loaded (worlds created with memory need it)."""
         world = self._open(request, base, superres, memory)
+        if request.lod >= world.levels:
+            raise ValueError(f"lod must be in [0, {world.levels - 1}] for this world, got {request.lod}")
         tiles = []
         for i, coords in enumerate(request.tiles):
             tiles.append(world.tile(coords, request.lod, callback))
@@ -153,5 +155,6 @@ class OpenWorlds:
                 create_world(root, request.create.seed, request.create.settings, base, superres,
                              memory=memory if request.create.memory else None)
             world = TileWorld(root, base, superres, memory=memory)
+            world.store.remove_temp_files()  # left by writes a killed backend never finished
             self._worlds.put(root, world)
         return world
