@@ -55,7 +55,13 @@ def _measured(name: str, pattern: str, unit: str, digits: int = 0) -> Callable[[
 
 
 FIGURES: dict[str, Callable[[], str]] = {
-    "learned_256_interactive": _measured("learned_cpu.txt", r"256\^2 interactive: median\s+([\d.]+) s", "s", 2),
+    "learned_256_interactive": _measured("learned_cpu.txt", r"256\^2 interactive\s+erosion light\s*: median\s+([\d.]+) s",
+                                         "s", 2),
+    "learned_256_raw": _measured("learned_cpu.txt", r"256\^2 interactive\s+erosion off\s*: median\s+([\d.]+) s", "s", 2),
+    "learned_512_interactive": _measured("learned_cpu.txt", r"512\^2 interactive\s+erosion light\s*: median\s+([\d.]+) s",
+                                         "s", 2),
+    "learned_1024_ratio": _measured("learned_cpu.txt",
+                                    r"1024\^2 interactive\s+erosion light\s*: median .*?runs,\s+([\d.]+)x\)", "x"),
     "brush_live_128": lambda: _brush_range(128, 5),
     "brush_live_256": lambda: _brush_range(256, 5),
     "brush_commit_128": lambda: _brush_range(128, 2),
