@@ -26,6 +26,7 @@ from backend.terrain import Heightfield
 from backend.world.store import CorruptFileError, TileMeta, WorldStore
 
 from .export_job import check_heights
+from .params import check_keys
 from .paths import Roots
 
 MAX_POINTS = 4096
@@ -145,12 +146,7 @@ class EditContext:
     def from_params(cls, job: str, params: Any, arrays: dict[str, np.ndarray], styles: tuple[str, ...],
                     own_keys: set[str], roots: Roots) -> EditContext:
         """Check the shared params (and that no unknown ones came); ``styles``: what the learned models know."""
-        if not isinstance(params, dict):
-            raise ValueError(f"{job} params must be a map, got {type(params).__name__}")
-        accepted = own_keys | _KEYS
-        unknown = sorted(set(params) - accepted)
-        if unknown:
-            raise ValueError(f"unknown {job} params {unknown}; accepted: {sorted(accepted)}")
+        check_keys(job, params, own_keys | _KEYS)
         heights = check_heights(arrays)
         cell_size = check_number("cell_size", params.get("cell_size"), 1e-6, 1e6)
         steps = params.get("steps")

@@ -14,6 +14,7 @@ from typing import Any
 from backend.terrain import Heightfield
 from backend.world.store import REDO_KIND, UNDO_KIND, WorldStore
 
+from .params import check_keys
 from .paths import Roots
 
 _KEYS = {"world", "undo", "redo"}
@@ -34,11 +35,7 @@ class EditLogRequest:
     @classmethod
     def from_params(cls, params: Any, roots: Roots) -> "EditLogRequest":
         """ValueError names the offending field; ``world`` must lie inside ``roots`` (OutsideRoots)."""
-        if not isinstance(params, dict):
-            raise ValueError(f"edit_log params must be a map, got {type(params).__name__}")
-        unknown = sorted(set(params) - _KEYS)
-        if unknown:
-            raise ValueError(f"unknown edit_log params {unknown}; accepted: {sorted(_KEYS)}")
+        check_keys("edit_log", params, _KEYS)
         world = roots.confine(params.get("world"), "world")
         if not (world / "world.json").is_file():
             raise ValueError(f"world must be the folder of an existing world, got {params.get('world')!r}")

@@ -14,6 +14,7 @@ from backend.export import FORMATS, export_terrain
 from backend.export.heightmaps import PRESETS
 from backend.terrain import Heightfield
 
+from .params import check_keys
 from .paths import Roots
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # as export_terrain requires
@@ -49,11 +50,7 @@ class ExportRequest:
     def from_params(cls, params: Any, arrays: dict[str, np.ndarray], roots: Roots) -> "ExportRequest":
         """Check everything that can be checked before the worker runs it; ValueError names the bad value.
         ``out_dir`` must lie inside ``roots``."""
-        if not isinstance(params, dict):
-            raise ValueError(f"export params must be a map, got {type(params).__name__}")
-        unknown = sorted(set(params) - _KEYS)
-        if unknown:
-            raise ValueError(f"unknown export params {unknown}; accepted: {sorted(_KEYS)}")
+        check_keys("export", params, _KEYS)
         out_dir = str(roots.confine(params.get("out_dir"), "out_dir"))
         formats = params.get("formats", ["png16"])
         if not isinstance(formats, list) or not formats or not all(isinstance(f, str) for f in formats):

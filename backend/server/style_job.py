@@ -21,6 +21,7 @@ from backend.metrics.style_classifier import StyleClassifier
 from backend.terrain import Heightfield
 
 from .export_job import check_heights
+from .params import check_keys
 from .paths import Roots
 
 MAX_SIDE = 8192  # cells per side of a reference file: 256 MiB of float32, read once
@@ -59,11 +60,7 @@ class StyleFromRequest:
     @classmethod
     def from_params(cls, params: Any, arrays: dict[str, np.ndarray], roots: Roots) -> StyleFromRequest:
         """ValueError names the offending field and value; ``path`` must lie inside ``roots``."""
-        if not isinstance(params, dict):
-            raise ValueError(f"style_from params must be a map, got {type(params).__name__}")
-        unknown = sorted(set(params) - _KEYS)
-        if unknown:
-            raise ValueError(f"unknown style_from params {unknown}; accepted: {sorted(_KEYS)}")
+        check_keys("style_from", params, _KEYS)
         cell_size, height_m = _positive("cell_size", params.get("cell_size")), _positive("height_m", params.get("height_m"))
         if ("path" in params) == ("heights" in arrays):
             raise ValueError("style_from needs either a file 'path' or an array 'heights', not "

@@ -19,6 +19,7 @@ from backend.world.cache import LRUCache
 from backend.world.store import check_coords
 from backend.world.tiles import GENERATION_FILE, TileWorld, WorldSettings, create_world
 
+from .params import check_keys
 from .paths import Roots
 
 MAX_TILES = 64  # per job: the result is one frame of MAX_TILES * tile_size² float32
@@ -48,11 +49,7 @@ class WorldTilesRequest:
     @classmethod
     def from_params(cls, params: Any, roots: Roots) -> WorldTilesRequest:
         """ValueError names the offending field and value; ``world`` must lie inside ``roots``."""
-        if not isinstance(params, dict):
-            raise ValueError(f"world_tiles params must be a map, got {type(params).__name__}")
-        unknown = sorted(set(params) - _KEYS)
-        if unknown:
-            raise ValueError(f"unknown world_tiles params {unknown}; accepted: {sorted(_KEYS)}")
+        check_keys("world_tiles", params, _KEYS)
         world = roots.confine(params.get("world"), "world")
         create = _create(params.get("create"))
         levels = _levels(world) if create is None else MAX_LOD + 1
