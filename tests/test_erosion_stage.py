@@ -55,3 +55,17 @@ def test_generated_terrain_is_eroded_deterministically_by_seed(shipped):
     assert all(np.isfinite(h).all() for h in (raw, light, mature))
     assert pit_density(raw) > 3 * pit_density(light) and pit_density(light) > pit_density(mature)
     assert np.abs(light - world("light", seed=6)).mean() > 20.0  # another seed is still another terrain
+
+
+def test_wind_shaped_styles_get_no_river_network(shipped):
+    """Dunes take no share of the erosion stage (style spec drainage 0); a mix with them takes part of it."""
+    def world(style_weights: dict[str, float], stage: str) -> np.ndarray:
+        request = GenerateRequest.from_params({"generator": "diffusion", "resolution": 96, "seed": 3,
+                                               "size_m": shipped.native_size_m(96), "style_weights": style_weights,
+                                               "erosion_stage": stage})
+        return shipped.generate(request, lambda *a: None).heights
+
+    dunes = {"desert_dunes": 1.0}
+    np.testing.assert_array_equal(world(dunes, "mature"), world(dunes, "off"))
+    mix = {"desert_dunes": 1.0, "alpine": 1.0}
+    assert pit_density(world(mix, "mature")) < pit_density(world(mix, "off"))

@@ -30,6 +30,7 @@ import numpy as np
 
 from backend.data.importers import ElevationGrid, read_grid
 from backend.durable import write_bytes
+from backend.grids import gradient_magnitude
 from backend.terrain import Heightfield
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "real_dems"
@@ -202,11 +203,14 @@ def resample_square(grid: ElevationGrid, cell_m: float, style: str = "") -> Heig
 
 
 def crops(hf: Heightfield, side: int) -> list[Heightfield]:
-    """Non-overlapping ``side`` x ``side`` crops, row-major from the north-west, none with no-data."""
+    """Non-overlapping ``side`` x ``side`` crops, row-major from the north-west, none with no-data and none
+    that is mostly water surface (over half its cells dead flat: Kossou is a reservoir, whose SRTM surface
+    has no slope to compare with, and a median slope of 0 makes slope-shape statistics meaningless)."""
     h, w = hf.shape
     cut = [hf.heights[r:r + side, c:c + side] for r in range(0, h - side + 1, side)
            for c in range(0, w - side + 1, side)]
-    return [Heightfield(z, hf.cell_size, style=hf.style) for z in cut if np.isfinite(z).all()]
+    return [Heightfield(z, hf.cell_size, style=hf.style) for z in cut
+            if np.isfinite(z).all() and np.median(gradient_magnitude(z, hf.cell_size)) > 0]
 
 
 def real_samples(cell_size_m: float, side: int, names: tuple[str, ...] | None = None,

@@ -35,7 +35,8 @@ from backend.diffusion.schedules import karras_sigmas
 from backend.grids import resample, upsample
 from backend.models.shipped import MODELS_DIR, ShippedModels
 from backend.models.terrain import QUALITY, SamplingSettings, TerrainModel
-from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode
+from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
+from backend.simulation.style_specs import STYLES
 from backend.terrain import Heightfield
 from backend.world.seeding import tile_seed
 from backend.world.region import sample_map
@@ -208,7 +209,8 @@ class DiffusionGenerator:
             preview = resample(world[None, None], min(PREVIEW_MAX, world.shape[-1]))[0, 0]
             on_step(step, steps, to_metres(preview, relief, sea).cpu().numpy().astype(np.float32))
 
-        stage = EROSION_STAGES[request.erosion_stage]
+        drainage = sum(w * STYLES[name].drainage for name, w in request.style_weights.items())
+        stage = scaled(EROSION_STAGES[request.erosion_stage], drainage)  # none for pure dunes
         erosion_steps = 0 if stage is None else stage.steps
         sampling_steps = settings.base_steps + (extent.levels - 1) * settings.superres_steps
 

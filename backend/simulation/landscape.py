@@ -14,7 +14,7 @@ is no randomness: the same map and parameters always give the same result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import fastscapelib as fs
@@ -46,6 +46,13 @@ EROSION_STAGES: dict[str, StreamPower | None] = {
     "light": StreamPower(steps=4, incision=1.0, diffusion=20.0),
     "mature": StreamPower(steps=10, incision=1.0, diffusion=40.0),
 }
+
+
+def scaled(params: StreamPower | None, share: float) -> StreamPower | None:
+    """``params`` with incision and diffusion times ``share`` (a style mix's drainage); None for no stage."""
+    if params is None or share <= 0:
+        return None
+    return replace(params, incision=params.incision * share, diffusion=params.diffusion * share)
 
 
 def erode(heights: np.ndarray, cell_size: float, params: StreamPower,

@@ -115,6 +115,8 @@ class StyleSpec:
     glaciers: bool = False  # glacial troughs carved after the fluvial stage (trough_*, ela)
     crater: bool = False  # a crater in the highest cone (crater_frac)
     dunes: bool = False  # wind-blown sand (sand_m, dune_iterations, wind_dir, slab_m, dune_pick)
+    drainage: float = 1.0  # share of the erosion stage after sampling (``landscape.EROSION_STAGES``) the style
+    #   takes: 0 for land shaped by wind, where a river network carved into it would be wrong
 
     def groups(self) -> list[ParameterGroup]:
         """The spec's parameter groups after the landscape, in field order."""
@@ -144,7 +146,7 @@ STYLES: dict[str, StyleSpec] = {spec.name: spec for spec in (
                                   k_cells=LogUniform(3.2, 8.0), kappa_cells=LogUniform(0.05, 0.15),
                                   steps=Integers(40, 60), talus_deg=Uniform(30, 36),
                                   hydraulic_rain=LogUniform(0.05, 0.2))),
-    StyleSpec(name="desert_dunes", dunes=True,
+    StyleSpec(name="desert_dunes", dunes=True, drainage=0.0,
               procedural=ProceduralLook(wavelength_m=600.0, gain=0.35, ridge=0.9, warp=0.03, stretch=4.0),
               landscape=Landscape(relief_m=LogUniform(20, 120), k_cells=LogUniform(0.2, 0.8),
                                   kappa_cells=LogUniform(0.02, 0.08), steps=Integers(20, 30),
