@@ -17,11 +17,22 @@ from conftest import ROOT, TEST_ROOT, free_port
 from protocol import ErrorCode, Message
 from protocol.client import BackendError, Client, CurveKeys
 
-OUTSIDE = ROOT / "tests" / ".outside-root"  # the checkout is not under the tests' root (the temp folder)
+
+
+def _outside_folder() -> Path:
+    """A folder outside the tests' root (the temp folder): inside the checkout, unless the checkout itself lies
+    in the temp folder (a CI clone may), then in the home folder."""
+    for base in (ROOT / "tests", Path.home()):
+        if not base.resolve().is_relative_to(TEST_ROOT.resolve()):
+            return base / ".worldsculpt-outside-root"
+    raise RuntimeError(f"neither the checkout nor the home folder lies outside {TEST_ROOT}")
+
+
+OUTSIDE = _outside_folder()
 HEIGHTS = {"heights": np.zeros((64, 64), np.float32)}
 
 
-def test_the_checkout_lies_outside_the_tests_root():
+def test_the_outside_folder_lies_outside_the_tests_root():
     assert not OUTSIDE.resolve().is_relative_to(TEST_ROOT.resolve())
 
 
