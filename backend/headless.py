@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import IO, Any, Sequence
 
 import numpy as np
 
@@ -33,17 +33,21 @@ def free_port() -> int:
 
 
 class LocalBackend:
-    """``python -m backend serve`` on a free loopback port, stopped with SIGTERM (it exits cleanly)."""
+    """``python -m backend serve`` on a loopback port (a free one unless given), stopped with SIGTERM (it exits
+    cleanly). ``log``: a file for its output (default: this process's); ``log_level``: the backend's."""
 
     def __init__(self, device: str = "auto", startup_timeout: float = 60.0, extra_args: Sequence[str] = (),
-                 env: dict[str, str] | None = None):
-        self.address = f"tcp://127.0.0.1:{free_port()}"
-        self.process = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--address", self.address,
-                                         "--device", device, *extra_args], env=env)
+                 env: dict[str, str] | None = None, port: int | None = None, log: IO[bytes] | None = None,
+                 log_level: str = "INFO"):
+        self.address = f"tcp://127.0.0.1:{port or free_port()}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "backend", "--log-level", log_level, "serve", "--address", self.address,
+             "--device", device, *extra_args], env=env, stdout=log, stderr=None if log is None else subprocess.STDOUT)
         self.client = Client(self.address)
         deadline = time.monotonic() + startup_timeout
         while True:
             if self.process.poll() is not None:
+                self.client.close()
                 raise RuntimeError(f"backend exited with code {self.process.returncode} during startup")
             try:
                 self.hello = self.client.request(Message("hello_request", {"client": "cli"}), timeout=1.0)
@@ -53,7 +57,8 @@ class LocalBackend:
                     self.close()
                     raise
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Stop the backend (SIGTERM, then SIGKILL after 30 s); its exit code."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -62,6 +67,7 @@ class LocalBackend:
                 self.process.kill()
                 self.process.wait(timeout=30)
         self.client.close()
+        return self.process.returncode
 
 
 def _print_progress(msg: Message) -> None:

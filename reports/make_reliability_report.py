@@ -32,6 +32,7 @@ import zmq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from backend.headless import LocalBackend, free_port  # noqa: E402
 from protocol import PROTOCOL_VERSION, Message, decode, encode  # noqa: E402
 from protocol.client import Client  # noqa: E402
 
@@ -42,36 +43,13 @@ Frames = list[bytes]
 
 
 # -- backends ------------------------------------------------------------------------------------------
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Backend:
-    """``python -m backend serve`` on loopback with its own root folder; peak RSS read from /proc."""
+class Backend(LocalBackend):
+    """A backend on loopback with its own root folder, its output in a log beside it; peak RSS from /proc."""
 
     def __init__(self, root: Path, port: int | None = None):
-        self.address = f"tcp://127.0.0.1:{port or free_port()}"
-        self.log = open(root.parent / f"backend-{self.address.rsplit(':', 1)[1]}.log", "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "backend", "--log-level", "CRITICAL", "serve", "--device", "cpu", "--address",
-             self.address, "--root", str(root)], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
-        client = Client(self.address)
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    client.request(Message("hello_request", {"client": "reliability"}), timeout=1.0)
-                    return
-                except Exception:
-                    continue
-            raise RuntimeError(f"backend did not start (exit code {self.process.poll()})")
-        finally:
-            client.close()
+        self.log = open(root.parent / f"backend-{port or 'any'}.log", "ab")
+        super().__init__("cpu", startup_timeout=120, extra_args=["--root", str(root)], port=port, log=self.log,
+                         log_level="CRITICAL", env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
 
     def memory_kb(self, field_name: str) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -80,15 +58,9 @@ class Backend:
         raise KeyError(field_name)
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = self.close()
         self.log.close()
-        return self.process.returncode
+        return code
 
 
 # -- fuzzed messages -----------------------------------------------------------------------------------
@@ -441,8 +413,7 @@ def kill_during_strokes(root: Path, rounds: int, rng: random.Random) -> KillFigu
         finally:
             client.close()
             backend.process.kill()
-            backend.process.wait()
-            backend.log.close()
+            backend.stop()
         figures.rounds += 1
         check_world(world, acknowledged, figures)
     figures.acknowledged = len(acknowledged)
