@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # backend's folders and top-level modules, bottom to top: an import may only reach a lower tier.
 TIERS: tuple[frozenset[str], ...] = tuple(frozenset(t.split()) for t in (
     "backend terrain durable grids",  # foundation: the package root, the Heightfield, durable writes, grid numerics
-    "diffusion networks meshing simulation",  # maths and physics, no learned state
+    "diffusion networks meshing simulation voxels",  # maths and physics, no learned state
     "memory export",  # the memory network (a model part), engine exports
     "data",  # corpus, datasets, profiles, walks
     "models",  # the model hub: loads and holds the shipped models
