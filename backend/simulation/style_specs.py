@@ -69,12 +69,12 @@ class Landscape(ParameterGroup):
 
     relief_m: LogUniform  # the map's relief after scaling to metres
     fbm_beta: Uniform = Uniform(1.8, 2.4)  # spectral slope of the initial fBm surface
-    init_amplitude: Uniform = Uniform(0.05, 0.2)  # initial fBm relief as a fraction of uplift relief
-    # Stream-power erodibility in cell units: high enough that knickpoints from the few outlets sweep the
-    # whole map within `steps` (lower values leave un-incised uplifted plateaus).
+    init_amplitude: Uniform = Uniform(0.05, 0.2)  # initial fBm relief, a fraction of ``styles.INITIAL_RELIEF``
+    # Stream-power incision per step (K dt, ``evolution.Evolution``): with the steps, how far knickpoints
+    # from the few outlets got (low values leave un-incised uplifted plateaus).
     k_cells: LogUniform
-    m: Uniform = Uniform(0.4, 0.55)  # stream-power area exponent
-    kappa_cells: LogUniform  # hillslope diffusivity per step, cell units
+    m: Uniform = Uniform(0.4, 0.5)  # stream-power area exponent
+    hillslope_m: LogUniform  # hillslope length where channels take over (sets the diffusivity), metres
     steps: Integers  # uplift-erosion steps
     talus_deg: Uniform  # thermal erosion's angle of repose
     hydraulic_rain: LogUniform  # rain of the final hydraulic erosion
@@ -136,48 +136,48 @@ class StyleSpec:
 STYLES: dict[str, StyleSpec] = {spec.name: spec for spec in (
     StyleSpec(name="alpine", uplift="range",
               procedural=ProceduralLook(wavelength_m=3000.0, ridge=0.85, warp=0.08, exponent=1.6),
-              landscape=Landscape(relief_m=LogUniform(1500, 3500), k_cells=LogUniform(1.2, 3.2),
-                                  kappa_cells=LogUniform(0.01, 0.03), steps=Integers(50, 70),
+              landscape=Landscape(relief_m=LogUniform(1200, 2800), k_cells=LogUniform(0.7, 1.5),
+                                  hillslope_m=LogUniform(70, 140), steps=Integers(130, 170),
                                   talus_deg=Uniform(34, 40), hydraulic_rain=LogUniform(0.1, 0.5)),
               extras={"snow_line": Uniform(0.55, 0.8), "ridge_anisotropy": Uniform(1.0, 2.5)}),
     StyleSpec(name="rolling_hills",
               procedural=ProceduralLook(wavelength_m=2500.0, gain=0.42, ridge=0.0, warp=0.05),
               landscape=Landscape(relief_m=LogUniform(80, 300), init_amplitude=Uniform(0.1, 0.3),
-                                  k_cells=LogUniform(3.2, 8.0), kappa_cells=LogUniform(0.05, 0.15),
-                                  steps=Integers(40, 60), talus_deg=Uniform(30, 36),
+                                  k_cells=LogUniform(0.7, 1.5), hillslope_m=LogUniform(60, 110),
+                                  steps=Integers(130, 170), talus_deg=Uniform(30, 36),
                                   hydraulic_rain=LogUniform(0.05, 0.2))),
     StyleSpec(name="desert_dunes", dunes=True, drainage=0.0,
               procedural=ProceduralLook(wavelength_m=600.0, gain=0.35, ridge=0.9, warp=0.03, stretch=4.0),
-              landscape=Landscape(relief_m=LogUniform(20, 120), k_cells=LogUniform(0.2, 0.8),
-                                  kappa_cells=LogUniform(0.02, 0.08), steps=Integers(20, 30),
+              landscape=Landscape(relief_m=LogUniform(20, 120), k_cells=LogUniform(0.05, 0.15),
+                                  hillslope_m=LogUniform(100, 200), steps=Integers(40, 60),
                                   talus_deg=Uniform(30, 34), hydraulic_rain=LogUniform(0.01, 0.05)),
               extras={"sand_m": Uniform(15.0, 25.0), "dune_iterations": Integers(250, 399),
                       "wind_dir": Integers(0, 3), "slab_m": Uniform(2.0, 4.0), "dune_pick": Uniform(0.4, 0.8)}),
     StyleSpec(name="canyon_mesa", uplift="plateau", plateau=0.3, strata=True,
               procedural=ProceduralLook(wavelength_m=2500.0, ridge=0.2, warp=0.10, terrace=0.85, exponent=0.7),
               landscape=Landscape(relief_m=LogUniform(300, 1200), init_amplitude=Uniform(0.01, 0.05),
-                                  k_cells=LogUniform(1.6, 4.0), kappa_cells=LogUniform(0.0005, 0.003),
-                                  steps=Integers(30, 45), talus_deg=Uniform(55, 70),
+                                  k_cells=LogUniform(0.15, 0.4), hillslope_m=LogUniform(15, 30),
+                                  steps=Integers(100, 140), talus_deg=Uniform(55, 70),
                                   hydraulic_rain=LogUniform(0.1, 0.5)),
               extras={"layer_cells": Uniform(0.08, 0.2), "hard_fraction": Uniform(0.3, 0.6),
                       "hard_ratio": Uniform(0.05, 0.2)}),
     StyleSpec(name="archipelago", uplift="islands", ocean=True,
               procedural=ProceduralLook(wavelength_m=2500.0, ridge=0.3, warp=0.12, island=0.8, exponent=1.2, sea_level=0.5),
-              landscape=Landscape(relief_m=LogUniform(400, 1500), k_cells=LogUniform(1.2, 3.2),
-                                  kappa_cells=LogUniform(0.01, 0.03), steps=Integers(40, 60),
+              landscape=Landscape(relief_m=LogUniform(400, 1500), k_cells=LogUniform(0.7, 1.5),
+                                  hillslope_m=LogUniform(50, 100), steps=Integers(130, 170),
                                   talus_deg=Uniform(32, 38), hydraulic_rain=LogUniform(0.1, 0.5)),
               extras={"sea_level": Uniform(0.45, 0.7), "island_threshold": Uniform(0.4, 0.6)}),
     StyleSpec(name="volcanic", uplift="cones", crater=True,
               procedural=ProceduralLook(wavelength_m=3000.0, ridge=0.5, warp=0.06, island=0.3, cone=1.0, sea_level=0.1),
-              landscape=Landscape(relief_m=LogUniform(800, 3000), k_cells=LogUniform(0.8, 2.4),
-                                  kappa_cells=LogUniform(0.01, 0.03), steps=Integers(35, 50),
+              landscape=Landscape(relief_m=LogUniform(800, 3000), k_cells=LogUniform(0.5, 1.0),
+                                  hillslope_m=LogUniform(60, 120), steps=Integers(120, 160),
                                   talus_deg=Uniform(32, 36), hydraulic_rain=LogUniform(0.1, 0.5)),
               extras={"cones": Integers(1, 3), "cone_radius": Uniform(0.15, 0.35), "crater_frac": Uniform(0.05, 0.12),
                       "sea_level": Uniform(0.0, 0.15)}),
     StyleSpec(name="glacial_valleys", uplift="range", glaciers=True,
               procedural=ProceduralLook(wavelength_m=3500.0, ridge=0.6, warp=0.10, exponent=2.5),
-              landscape=Landscape(relief_m=LogUniform(1200, 3000), k_cells=LogUniform(1.2, 3.2),
-                                  kappa_cells=LogUniform(0.01, 0.03), steps=Integers(45, 60),
+              landscape=Landscape(relief_m=LogUniform(1000, 2500), k_cells=LogUniform(0.7, 1.5),
+                                  hillslope_m=LogUniform(70, 140), steps=Integers(130, 170),
                                   talus_deg=Uniform(36, 42), hydraulic_rain=LogUniform(0.1, 0.5)),
               extras={"trough_width_cells": Uniform(4.0, 9.0), "trough_wall_m": Uniform(150.0, 400.0),
                       "ela": Uniform(0.2, 0.45), "snow_line": Uniform(0.6, 0.85),

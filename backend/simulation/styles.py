@@ -22,6 +22,7 @@ from torch import Tensor
 from backend.grids import downsample, slope_degrees
 from backend.simulation import erosion as er
 from backend.simulation.artist_masks import SPLAT_NAMES, depth_mask, flow_mask, splat_map
+from backend.simulation.evolution import Evolution, evolve
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
 from backend.simulation.spectral_noise import fbm
 from backend.simulation.style_specs import STYLE_NAMES, STYLES, StyleSpec
@@ -36,6 +37,7 @@ SAND_MASK_M = 2.0  # sand this deep is mask value 1 - 1/e
 SLOPE_MASK_DEG = 60.0  # slope mask value 1
 DUNE_GRID = 2  # dunes run on a grid this many times coarser (dune-scale, fast)
 DUNE_HOP = 2  # cells a sand slab hops downwind
+INITIAL_RELIEF = 100.0  # the initial fBm surface's scale, uplift units (init_amplitude is a fraction of it)
 
 
 def spec(style: str) -> StyleSpec:
@@ -59,11 +61,11 @@ def sliders(params: dict[str, float]) -> dict[str, float]:
     """The UI's four style-independent controls, each normalised to [0, 1].
 
     roughness: initial-noise amplitude and spectral slope (flatter spectrum = rougher);
-    erosion_strength: log erodibility x steps; elevation_range: log relief from 10 m to 5 km;
+    erosion_strength: log incision x steps (how far the river network got); elevation_range: log relief from 10 m to 5 km;
     sea_level: fraction of the relief under water.
     """
     rough = 0.5 * (params["init_amplitude"] / 0.3) + 0.5 * (2.6 - params["fbm_beta"]) / 1.0
-    strength = (math.log10(params["k_cells"] * params["steps"]) - 0.5) / 2.0  # ~3 .. 300 -> 0 .. 1
+    strength = (math.log10(params["k_cells"] * params["steps"]) - 1.0) / 1.5  # ~10 .. 300 -> 0 .. 1
     vals = {"roughness": rough, "erosion_strength": strength, "elevation_range": elevation_slider(params["relief_m"]),
             "sea_level": params["sea_level"]}
     return {k: float(np.clip(v, 0.0, 1.0)) for k, v in vals.items()}
@@ -121,13 +123,11 @@ def _uplift_field(style: StyleSpec, p: dict[str, float], size: int, rng: np.rand
     return UPLIFT_PATTERNS[style.uplift](p, large, yy, xx, rng)
 
 
-def _outlet_mask(style: StyleSpec, size: int, rng: np.random.Generator, device: torch.device) -> Tensor:
-    """[H, W] bool: boundary cells held at base level (0). Islands sit in an ocean (whole ring);
-    other maps drain through 2-5 short outlet segments, like a window cut from a larger landscape
-    whose rivers leave at a few points, instead of a frame of cliffs around the map. Flow routing
-    treats only these cells as base level, so the other edges pass water inwards and basins
-    integrate into a few river networks (not dozens of edge gullies)."""
-    ring = torch.zeros(size, size, dtype=torch.bool, device=device)
+def _base_level(style: StyleSpec, size: int, rng: np.random.Generator) -> np.ndarray:
+    """(size, size) bool: the cells held at base level (0). Islands sit in an ocean (the whole ring); other
+    maps drain through 2-5 short outlet segments, like a window cut from a larger landscape whose rivers
+    leave at a few points, instead of a frame of cliffs around the map."""
+    ring = np.zeros((size, size), dtype=bool)
     if style.ocean:
         ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
         return ring
@@ -138,18 +138,6 @@ def _outlet_mask(style: StyleSpec, size: int, rng: np.random.Generator, device: 
         for i in range(max(2, size // 64)):
             ring[perimeter[(start + i) % len(perimeter)]] = True
     return ring
-
-
-def _closed_boundary(z: torch.Tensor, outlets: torch.Tensor) -> torch.Tensor:
-    """Non-outlet boundary cells copy their inner neighbour (+1 % of the relief so water never
-    leaves there): a no-flux edge. Outlets stay where the processes hold them (base level)."""
-    z = z.clone()
-    bump = 0.01 * float(z.max() - z.min())
-    z[..., 0, :], z[..., -1, :] = z[..., 1, :] + bump, z[..., -2, :] + bump
-    z[..., :, 0], z[..., :, -1] = z[..., :, 1] + bump, z[..., :, -2] + bump
-    return torch.where(outlets, torch.zeros_like(z), z)
-
-
 
 
 @dataclass
@@ -196,44 +184,31 @@ def simulate_with_params(style: str, seed: int, size: int = 256, cell_size: floa
 
 def _fluvial_landscape(style: StyleSpec, p: dict[str, float], size: int, cell_size: float,
                        rng: np.random.Generator, dev: torch.device) -> tuple[Tensor, _Ledger, Tensor]:
-    """Steps 1-2: the uplift-driven fluvial landscape, scaled to metres: (z [1, H, W], its ledger, drainage area)."""
+    """Steps 1-2: the uplift-driven fluvial landscape (``evolution.evolve``), scaled to metres:
+    (z [1, H, W], its ledger, drainage area in m²)."""
+    steps = int(p["steps"])
+    initial = fbm(int(size * 1.25), rng, beta=p["fbm_beta"])[:size, :size] * p["init_amplitude"] * INITIAL_RELIEF
+    uplift = _uplift_field(style, p, size, rng)
+    plateau = style.plateau * steps  # an old plateau surface: canyons cut back from the edges
+    run = Evolution(steps=steps, incision=p["k_cells"], hillslope_m=p["hillslope_m"], area_exponent=p["m"])
+    layers = (lambda z, lifted: _strata(p, z, lifted, max(plateau, 1.0))) if style.strata else None
+    land = evolve(initial + plateau, uplift, _base_level(style, size, rng), cell_size, run, layers)
+    lo = float(land.heights.min())
+    scale = p["relief_m"] / max(float(land.heights.max()) - lo, 1e-9)
 
-    def t(x: np.ndarray) -> Tensor:
-        return torch.from_numpy(np.ascontiguousarray(x)).to(dev, torch.float32)[None]
+    def metres(x: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x * scale)).to(dev, torch.float32)[None]
 
-    steps = int(p["steps"])  # in uplift units: 1 = uplift per step at the fastest
-    base = fbm(int(size * 1.25), rng, beta=p["fbm_beta"])[:size, :size]
-    rate = t(_uplift_field(style, p, size, rng))
-    z = t(base) * p["init_amplitude"] * steps * 0.5
-    if style.plateau:
-        z = z + steps * style.plateau  # an old plateau surface: canyons cut back from the edges
-    fluvial = er.FluvialParams(k=p["k_cells"] * cell_size ** (1.0 - 2.0 * p["m"]), m=p["m"])
-    ledger = _Ledger(torch.zeros_like(z), torch.zeros_like(z))
-    cum_uplift = torch.zeros_like(z)
-    area = torch.zeros_like(z)
-    outlets = _outlet_mask(style, size, rng, dev)
-    for _ in range(steps):
-        z = _closed_boundary(z, outlets)
-        z, _ = er.uplift(z, rate, 1.0)
-        cum_uplift = cum_uplift + rate
-        erodibility = _strata(p, z, cum_uplift, steps) if style.strata else None
-        before = z
-        z, _, info = er.fluvial_step(z, cell_size, fluvial, erodibility, outlets)
-        z, _ = er.diffusion_step(z, cell_size, p["kappa_cells"] * cell_size * cell_size)
-        ledger.track(before, z)
-        area = info["area"]
-    z = _closed_boundary(z, outlets)
-    lo = float(z.min())
-    scale = p["relief_m"] / max(float(z.max()) - lo, 1e-9)
-    ledger.wear, ledger.deposition = ledger.wear * scale, ledger.deposition * scale
-    return (z - lo) * scale, ledger, area
+    ledger = _Ledger(metres(land.wear), metres(land.deposition))
+    area = torch.from_numpy(land.area).to(dev, torch.float32)[None]
+    return metres(land.heights - lo), ledger, area
 
 
-def _strata(p: dict[str, float], z: Tensor, cum_uplift: Tensor, steps: int) -> Tensor:
-    """Erodibility of flat-lying strata that move up with the rock: hard caprock where the layer phase is low."""
-    rock_z = (z - cum_uplift) / max(steps * 0.5, 1.0)
-    phase = torch.remainder(rock_z / p["layer_cells"], 1.0)
-    return torch.where(phase < p["hard_fraction"], torch.full_like(z, p["hard_ratio"]), torch.ones_like(z))
+def _strata(p: dict[str, float], z: np.ndarray, lifted: np.ndarray, thickness: float) -> np.ndarray:
+    """Erodibility of flat-lying strata that move up with the rock: hard caprock where the layer phase is
+    low. ``thickness`` (uplift units) is the height the layer fractions are measured in."""
+    phase = np.remainder((z - lifted) / (p["layer_cells"] * thickness), 1.0)
+    return np.where(phase < p["hard_fraction"], p["hard_ratio"], 1.0)
 
 
 def _crater(p: dict[str, float], z: Tensor) -> Tensor:
