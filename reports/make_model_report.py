@@ -57,6 +57,10 @@ OUT = ROOT / "reports" / "terrain_models"
 SIZE = 256
 REAL_CELL_M, REAL_SIDE = 120.0, 64  # the real samples' scale: generated 256² maps at 30 m averaged x4
 RAW = "interactive, erosion off"  # the sampler's own output, before the erosion stage
+# Mountain styles are also held against mountain ground: Alpine and Rocky Mountain DEMs (the 120 m samples
+# are mostly low-relief savanna) at 240 m, in 15 km windows: generated at 512² x 30 m, averaged x8.
+MOUNTAIN_STYLES, MOUNTAIN_DEMS = ("alpine", "glacial_valleys"), ("aletsch", "rmnp")
+MOUNTAIN_CELL_M, MOUNTAIN_SIDE, MOUNTAIN_MAPS = 240.0, 64, 8
 
 
 def fmt(x: float) -> str:
@@ -64,11 +68,11 @@ def fmt(x: float) -> str:
 
 
 def generate(gen: DiffusionGenerator, style: str, sliders: dict[str, float], relief: float, seed: int,
-             quality: str, cell_size: float, guidance: float, erosion: str) -> tuple[Heightfield, float]:
-    """One generated map with the given conditioning and exact relief; returns it and its seconds."""
+             quality: str, cell_size: float, guidance: float, erosion: str, size: int = SIZE) -> tuple[Heightfield, float]:
+    """One generated map (size² cells) with the given conditioning and exact relief; returns it and its seconds."""
     elev = sliders["elevation_range"]
-    request = GenerateRequest(style_weights={style: 1.0}, sliders=sliders, seed=seed, resolution=SIZE,
-                              size_m=cell_size * (SIZE - 1), height_m=relief / (0.2 + 0.8 * elev),
+    request = GenerateRequest(style_weights={style: 1.0}, sliders=sliders, seed=seed, resolution=size,
+                              size_m=cell_size * (size - 1), height_m=relief / (0.2 + 0.8 * elev),
                               generator="diffusion", quality=quality, guidance=guidance, erosion_stage=erosion)
     t0 = time.perf_counter()
     hf = gen.generate(request, lambda step, total, preview: None)
@@ -285,6 +289,35 @@ def real_ground_lines(c: Comparison, qualities: list[str]) -> list[str]:
     return lines
 
 
+def mountain_lines(gen: DiffusionGenerator, held: MapSet, qualities: list[str], args: argparse.Namespace) -> list[str]:
+    """Mountain styles against mountain DEMs at 240 m, each generated map's relief matched to one real crop's."""
+    real = real_samples(MOUNTAIN_CELL_M, MOUNTAIN_SIDE, MOUNTAIN_DEMS)
+    real_feats = [terrain_features(hf) for hf in real]
+    real_pits = float(np.mean([pit_density(hf.heights) for hf in real]))
+    real_tau = float(np.nanmean([f["drainage"]["area_exponent"] for f in real_feats]))
+    size = MOUNTAIN_SIDE * round(MOUNTAIN_CELL_M / held.cell_size)
+    sources = ", ".join(f"{n} {k}" for n, k in sorted(Counter(hf.style for hf in real).items()))
+    lines = ["", f"## Mountain styles against mountain ground ({MOUNTAIN_CELL_M:g} m cells, {MOUNTAIN_SIDE}² maps)", "",
+             f"Real samples: {len(real)} crops ({sources}): pit density {100 * real_pits:.2f} %, drainage-area "
+             f"exponent {real_tau:.3f}. Generated: {size}² maps at {held.cell_size:g} m averaged to the same cells, "
+             f"the relief of each matched to one real crop's; sliders of the style's first held-out map.", "",
+             "| style | set | " + " | ".join(FAMILIES) + " | total | pits % (x real) | area exponent (- real) |",
+             "|---|---|" + "---|" * (len(FAMILIES) + 3)]
+    for style in MOUNTAIN_STYLES:
+        first = int(np.flatnonzero(held.style == held.style_names.index(style))[0])
+        sliders = {n: float(v) for n, v in zip(held.slider_names, held.sliders[first])}
+        matched = [real[i] for i in np.linspace(0, len(real) - 1, min(MOUNTAIN_MAPS, len(real))).round().astype(int)]
+        for q in qualities:
+            maps = [averaged_down(generate(gen, style, sliders, float(np.ptp(crop.heights)), 2000 + k, q,
+                                           held.cell_size, args.guidance, args.erosion, size)[0], MOUNTAIN_SIDE)
+                    for k, crop in enumerate(matched)]
+            g = ground_figures(maps, real_feats)
+            lines.append(f"| {style} | {q} | " + " | ".join(fmt(g.distance[f]) for f in FAMILIES)
+                         + f" | {fmt(g.distance['total'])} | {100 * g.pits:.2f} ({g.pits / real_pits:.2f}x) "
+                         f"| {g.area_exponent:.3f} ({g.area_exponent - real_tau:+.3f}) |")
+    return lines
+
+
 def cost_lines(c: Comparison, qualities: list[str]) -> list[str]:
     """Few-step cost, diversity across seeds and the pictures."""
     rows, times, few_step_rms, diversity = c.rows, c.times, c.few_step_rms, c.diversity
@@ -348,6 +381,7 @@ def main() -> None:
         (args.out / "README.md").write_text("\n".join(lines))
         return
     lines += real_ground_lines(comparison, qualities)
+    lines += mountain_lines(gen, held, qualities, args)
     lines += cost_lines(comparison, qualities)
     (args.out / "README.md").write_text("\n".join(lines))
     if args.split != "heldout":
