@@ -1,0 +1,113 @@
+"""Voxel chunks of a region, from a pluggable chunk source and the artist's stored edits, and their meshes.
+
+A chunk source is a function ``(key, settings, variant) -> VoxelChunk``, deterministic in its arguments.
+``CHUNK_SOURCES`` names them; the featureless source (``voxelise_terrain``: the ground under the
+heightfield, no caves) is there from the start, and a generator of caves registers beside it (and may
+become ``DEFAULT_SOURCE``). ``variant`` is 0 for a chunk's first version and grows by one each time the
+artist regenerates part of it, so a source can draw another sample.
+
+A chunk the artist edited comes from the world's ``VoxelStore`` exactly as stored; the others come
+from the source. Each chunk is meshed with the first layer of its +i, +j and +k neighbours
+(``meshing.voxels``), so neighbouring chunks' meshes meet without cracks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+from typing import Callable, Literal
+
+import numpy as np
+
+from backend.meshing.voxels import Mesh, blocky_surface, smooth_surface
+from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, voxelise_terrain
+from backend.world.voxel_store import VoxelStore
+
+MeshStyle = Literal["smooth", "blocky"]
+MESH_STYLES: tuple[str, ...] = ("smooth", "blocky")
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """What a chunk source may use: the terrain above (in the terrain mesh's centred frame), the world's
+    seed and the artist's feature sliders."""
+
+    heights: np.ndarray  # (H, W) float32 metres, row 0 north
+    cell_size: float  # metres between terrain samples
+    voxel_size: float  # metres per voxel (one of VOXEL_SIZES_M)
+    seed: int = 0
+    cave_density: float = 0.5  # 0..1: share of caves the artist asks for
+    overhang: float = 0.5  # 0..1: overhangs and arches
+    cover: str = "grass"  # the top layer's material
+
+    @property
+    def grid_origin(self) -> tuple[float, float]:
+        """(x, y) of terrain sample (0, 0): the terrain mesh is centred on its grid."""
+        h, w = self.heights.shape
+        return -(w - 1) / 2 * self.cell_size, (h - 1) / 2 * self.cell_size
+
+
+ChunkSource = Callable[[ChunkKey, ChunkSettings, int], VoxelChunk]
+
+
+def featureless_chunk(key: ChunkKey, settings: ChunkSettings, variant: int) -> VoxelChunk:
+    """The ground under the heightfield without caves (every variant the same)."""
+    return voxelise_terrain(settings.heights, settings.cell_size, settings.grid_origin, key, settings.voxel_size,
+                            settings.cover)
+
+
+CHUNK_SOURCES: dict[str, ChunkSource] = {"featureless": featureless_chunk}
+DEFAULT_SOURCE = "featureless"
+
+
+class VoxelRegion:
+    """Chunks asked for by key, each made once (stored edit, else the source) and kept while the job runs."""
+
+    def __init__(self, settings: ChunkSettings, source: ChunkSource, store: VoxelStore | None = None):
+        self.settings, self.source, self.store = settings, source, store
+        self._chunks: dict[ChunkKey, tuple[VoxelChunk, int]] = {}
+
+    def get(self, key: ChunkKey) -> tuple[VoxelChunk, int]:
+        """(chunk, variant)."""
+        if key not in self._chunks:
+            stored = self.store.get(key) if self.store is not None else None
+            self._chunks[key] = stored if stored is not None else (self.source(key, self.settings, 0), 0)
+        return self._chunks[key]
+
+    def chunk(self, key: ChunkKey) -> VoxelChunk:
+        return self.get(key)[0]
+
+    def fresh(self, key: ChunkKey, variant: int) -> VoxelChunk:
+        """What the source makes of the chunk at this variant (ignoring edits): 'regenerate' blends it in."""
+        return self.source(key, self.settings, variant)
+
+    def replace(self, chunk: VoxelChunk, variant: int) -> None:
+        """An edited chunk: stored durably first (when the region has a store), then used."""
+        if self.store is not None:
+            self.store.put(chunk, variant)
+        self._chunks[chunk.key] = (chunk, variant)
+
+    def padded(self, key: ChunkKey) -> tuple[np.ndarray, np.ndarray]:
+        """(CHUNK + 1)³ density and material: the chunk and the first layer of its + neighbours."""
+        n = CHUNK
+        density = np.empty((n + 1,) * 3, np.float32)
+        material = np.empty((n + 1,) * 3, np.uint8)
+        for dk, dj, di in product((0, 1), repeat=3):
+            neighbour = self.chunk(ChunkKey(key.i + di, key.j + dj, key.k + dk))
+            target = (slice(dk * n, n + dk), slice(dj * n, n + dj), slice(di * n, n + di))
+            source = (slice(0, 1 if dk else n), slice(0, 1 if dj else n), slice(0, 1 if di else n))
+            density[target] = neighbour.density[source]
+            material[target] = neighbour.material[source]
+        return density, material
+
+    def mesh(self, key: ChunkKey, style: MeshStyle) -> Mesh:
+        """The chunk's surface in world metres: smooth (per-vertex material) or blocky (per-quad material)."""
+        density, material = self.padded(key)
+        origin = key.origin(self.settings.voxel_size)
+        if style == "smooth":
+            return smooth_surface(density, material, self.settings.voxel_size, origin)
+        if style != "blocky":
+            raise ValueError(f"mesh style must be one of {MESH_STYLES}, got {style!r}")
+        solid = density > 0
+        material = np.where(solid & (material == 0), MATERIAL["rock"], material).astype(np.uint8)
+        return blocky_surface(solid, material, self.settings.voxel_size, origin)
