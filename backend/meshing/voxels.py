@@ -73,6 +73,13 @@ def smooth_surface(density: np.ndarray, material: np.ndarray, voxel_size: float,
     d_high = density[high[:, 0], high[:, 1], high[:, 2]]
     solid = np.where((d_low >= d_high)[:, None], low, high)
     vertex_material = material[solid[:, 0], solid[:, 1], solid[:, 2]]
+    at_sample = np.flatnonzero(vertex_material == 0)  # the surface passes through a sample of density 0
+    if len(at_sample):
+        steps = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
+        around = np.clip(solid[at_sample, None, :] + steps[None], 0, limit)  # (V, 6, 3)
+        densest = density[around[..., 0], around[..., 1], around[..., 2]].argmax(1)
+        pick = around[np.arange(len(at_sample)), densest]
+        vertex_material[at_sample] = material[pick[:, 0], pick[:, 1], pick[:, 2]]
     return _to_world(zrc, voxel_size, origin), faces.astype(np.int32), vertex_material.astype(np.uint8)
 
 
