@@ -19,6 +19,7 @@ from backend.diffusion.samplers import cancel_on
 from backend.generators import Cancelled, GenerateRequest, Generator, registry
 from backend.metrics.style_classifier import StyleClassifier
 from backend.simulation.material import material_masks
+from backend.voxels.chunk import PALETTE
 
 from .brush_job import BrushRequest
 from .curve_job import CurveRequest
@@ -175,8 +176,8 @@ def _run_voxels(services: Services, job: Job) -> Outcome:
     def on_mesh(done: int, total: int, key: Any, mesh: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         _progress(services, job, done, total, stage)
         vertices, faces, material = mesh
-        meta = {"chunk": [key.i, key.j, key.k], "mesh": request.mesh, "material_domain":
-                "POINT" if request.mesh == "smooth" else "FACE"}
+        meta = {"chunk": [key.i, key.j, key.k], "mesh": request.mesh, "palette": [list(rgb) for _, rgb in PALETTE],
+                "material_domain": "POINT" if request.mesh == "smooth" else "FACE"}
         services.send(job, "preview", {"step": done, "meta": meta},
                       {"vertices": vertices, "faces": faces, "material": material})
 
