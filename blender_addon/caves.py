@@ -145,7 +145,8 @@ def _collection(scene: bpy.types.Scene) -> bpy.types.Collection:
 
 def write_chunk_mesh(mesh: bpy.types.Mesh, vertices: np.ndarray, faces: np.ndarray, material: np.ndarray,
                      colours: np.ndarray, domain: str, smooth: bool) -> None:
-    """Replace the mesh with these triangles or quads in bulk, colours and palette indices as attributes."""
+    """Replace the mesh with these triangles or quads in bulk; palette indices as an attribute of ``domain``
+    (POINT or FACE) and their colours as the mesh's colour attribute (per point, or per face corner)."""
     corners = faces.shape[1]
     mesh.clear_geometry()
     mesh.vertices.add(len(vertices))
@@ -156,10 +157,12 @@ def write_chunk_mesh(mesh: bpy.types.Mesh, vertices: np.ndarray, faces: np.ndarr
         mesh.attributes[".corner_vert"].data.foreach_set("value", np.ascontiguousarray(faces, np.int32).ravel())
         mesh.polygons.foreach_set("loop_start", np.arange(0, len(faces) * corners, corners, dtype=np.int32))
     mesh.update(calc_edges=True)
-    colour = mesh.attributes.new(plan.COLOR_ATTRIBUTE, "FLOAT_COLOR", domain)
-    colour.data.foreach_set("color", colours)
     index = mesh.attributes.new(plan.MATERIAL_ATTRIBUTE, "INT", domain)
     index.data.foreach_set("value", material.astype(np.int32))
+    per_corner = domain == "FACE"  # colour attributes live on points or corners: a face's corners share its colour
+    colour = mesh.attributes.new(plan.COLOR_ATTRIBUTE, "FLOAT_COLOR", "CORNER" if per_corner else "POINT")
+    colour.data.foreach_set("color", np.repeat(colours.reshape(-1, 4), corners, 0).ravel() if per_corner else colours)
+    mesh.attributes.active_color_name = mesh.attributes.default_color_name = plan.COLOR_ATTRIBUTE
     if smooth and len(faces):
         mesh.shade_smooth()
     if not mesh.materials:

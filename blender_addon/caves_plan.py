@@ -19,7 +19,7 @@ MAX_AXIS_CHUNKS = 8  # per side of one region job (backend/server/voxel_job.py)
 MAX_REGION_CHUNKS = 64
 COLLECTION = "Worldsculpt Caves"
 CHUNK_KEY = "worldsculpt_chunk"  # on each chunk object: [i, j, k]
-COLOR_ATTRIBUTE = "ws_voxel_color"  # linear RGBA, per vertex (smooth) or per face (blocky)
+COLOR_ATTRIBUTE = "ws_voxel_color"  # linear RGBA, per vertex (smooth) or per face corner (blocky)
 MATERIAL_ATTRIBUTE = "ws_voxel_material"  # palette index, same domain
 MATERIAL_NAME = "Worldsculpt Voxels"
 

@@ -112,7 +112,8 @@ c.mesh_style = "BLOCKY"
 h.results["blocky"] = run(bpy.ops.worldsculpt.caves_generate, "blocky region")
 blocky = next(o for o in chunk_objects().values() if len(o.data.polygons))
 h.check(all(len(p.vertices) == 4 for p in blocky.data.polygons), "blocky chunks are not quads")
-h.check(blocky.data.attributes[plan.COLOR_ATTRIBUTE].domain == "FACE", "blocky colours are not per face")
+h.check(blocky.data.attributes[plan.MATERIAL_ATTRIBUTE].domain == "FACE", "blocky materials are not per face")
+h.check(blocky.data.attributes[plan.COLOR_ATTRIBUTE].domain == "CORNER", "blocky colours are not per face corner")
 
 c.size = 8
 c.depth = 8
