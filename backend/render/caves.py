@@ -9,7 +9,8 @@ and the 3D cursor (``config["cursor"]``, world metres), runs Generate Caves and 
 ``config["strokes"]`` ({"op", "points": [[x, y, z], ...] world metres, "radius", "material"}; z above the
 ground under the 3D cursor when ``config["strokes_from_ground"]``) through the voxel brush. Headless Blender runs no timers, so this calls the add-on's timer callback itself at the
 intervals it asks for. Times each job from the operator call: when its first chunk reached Blender and when
-its last did. With ``config["render"]`` ({"out", "width", "height"}) renders the scene (Workbench, the
+its last did. With ``config["save"]`` (a folder) it writes the terrain's heights there (terrain.npy).
+With ``config["render"]`` ({"out", "width", "height"}) renders the scene (Workbench, the
 chunks' palette colours) from a camera looking at the caves' region. Prints ``RESULTS <json>``.
 """
 
@@ -29,6 +30,7 @@ from mathutils import Vector
 import blender_addon
 from blender_addon import caves as caves_module
 from blender_addon import link as link_module
+from blender_addon import mesh
 from backend.render.sculpt import run_timer
 
 
@@ -79,7 +81,13 @@ def make_caves(address: str, config: dict[str, Any]) -> dict[str, Any]:
         setattr(s.caves, key, value)
     bpy.context.scene.cursor.location = config["cursor"]
     results: dict[str, Any] = {"region": timed_job(bpy.ops.worldsculpt.caves_generate), "strokes": []}
-    ground = ground_at_cursor(bpy.data.objects[s.target]) if config.get("strokes_from_ground") else 0.0
+    collection = bpy.data.collections[caves_module.plan.COLLECTION]
+    results["region_chunks"] = sorted(list(o[caves_module.plan.CHUNK_KEY]) for o in collection.objects)
+    terrain = bpy.data.objects[s.target]
+    if config.get("save"):
+        np.save(Path(config["save"]) / "terrain.npy", mesh.read_heights(terrain)[0])
+    ground = ground_at_cursor(terrain) if config.get("strokes_from_ground") else 0.0
+    results["ground_m"] = ground
     for stroke in config.get("strokes", []):
         s.caves.radius = stroke["radius"]
         s.caves.fill_material = stroke.get("material", "rock")
