@@ -189,41 +189,45 @@ def voxel_material() -> bpy.types.Material:
 
 # -- operators and panel -----------------------------------------------------------------------------
 
-def _report(operator: bpy.types.Operator, context: bpy.types.Context, exc: Exception) -> set[str]:
-    context.scene.worldsculpt.caves.status = f"Not started: {exc}"
-    operator.report({"ERROR"}, str(exc))
-    return {"CANCELLED"}
-
-
-class WSC_OT_caves_generate(bpy.types.Operator):
-    """Make the voxel chunks around the 3D cursor under the terrain; they stream in while Blender stays free"""
-
-    bl_idname = "worldsculpt.caves_generate"
-    bl_label = "Generate Caves"
+class _CavesOperator:
+    """Send one voxel job (``request`` says which, with what params) and return at once; a refusal says why."""
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return link.connected
 
+    def request(self, context: bpy.types.Context, terrain: bpy.types.Object) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
     def execute(self, context: bpy.types.Context) -> set[str]:
-        s = context.scene.worldsculpt.caves
         try:
-            terrain = _terrain(context)
-            heights, cell_size = terrain_mesh.read_heights(terrain)
-            x, y, _ = terrain.matrix_world.inverted() @ context.scene.cursor.location
-            region = plan.region_at(x, y, heights, cell_size, float(s.voxel_size), s.size, s.depth)
-            caves.submit(context, "voxels", {"chunk_min": list(region.chunk_min),
-                                             "chunk_count": list(region.chunk_count)})
+            caves.submit(context, *self.request(context, _terrain(context)))
         except (ValueError, BackendError) as exc:
-            return _report(self, context, exc)
+            context.scene.worldsculpt.caves.status = f"Not started: {exc}"
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         return {"FINISHED"}
+
+
+class WSC_OT_caves_generate(_CavesOperator, bpy.types.Operator):
+    """Make the voxel chunks around the 3D cursor under the terrain; they stream in while Blender stays free"""
+
+    bl_idname = "worldsculpt.caves_generate"
+    bl_label = "Generate Caves"
+
+    def request(self, context: bpy.types.Context, terrain: bpy.types.Object) -> tuple[str, dict[str, Any]]:
+        s = context.scene.worldsculpt.caves
+        heights, cell_size = terrain_mesh.read_heights(terrain)
+        x, y, _ = terrain.matrix_world.inverted() @ context.scene.cursor.location
+        region = plan.region_at(x, y, heights, cell_size, float(s.voxel_size), s.size, s.depth)
+        return "voxels", {"chunk_min": list(region.chunk_min), "chunk_count": list(region.chunk_count)}
 
 
 class WSC_VoxelPoint(bpy.types.PropertyGroup):
     co: bpy.props.FloatVectorProperty(name="Location", size=3, subtype="XYZ")
 
 
-class WSC_OT_caves_edit(bpy.types.Operator):
+class WSC_OT_caves_edit(_CavesOperator, bpy.types.Operator):
     """Carve a tunnel, fill or regenerate the voxels along the selected curve (or the given points)"""
 
     bl_idname = "worldsculpt.caves_edit"
@@ -237,22 +241,13 @@ class WSC_OT_caves_edit(bpy.types.Operator):
     points: bpy.props.CollectionProperty(type=WSC_VoxelPoint, name="Stroke",
                                          description="World-space points; empty: the active curve's points")
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return link.connected
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def request(self, context: bpy.types.Context, terrain: bpy.types.Object) -> tuple[str, dict[str, Any]]:
         s = context.scene.worldsculpt.caves
-        try:
-            world = [tuple(p.co) for p in self.points] or _curve_points(context.active_object)
-            terrain = _terrain(context)
-            inverse = terrain.matrix_world.inverted()
-            local = [list(inverse @ Vector(p)) for p in world]
-            stroke = {"op": self.op, "points": local, "radius": float(s.radius), "material": s.fill_material}
-            caves.submit(context, self.op, {"edit": stroke})
-        except (ValueError, BackendError) as exc:
-            return _report(self, context, exc)
-        return {"FINISHED"}
+        world = [tuple(p.co) for p in self.points] or _curve_points(context.active_object)
+        inverse = terrain.matrix_world.inverted()
+        stroke = {"op": self.op, "points": [list(inverse @ Vector(p)) for p in world], "radius": float(s.radius),
+                  "material": s.fill_material}
+        return self.op, {"edit": stroke}
 
 
 def _curve_points(obj: bpy.types.Object | None) -> list[tuple[float, float, float]]:

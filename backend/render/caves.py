@@ -31,7 +31,7 @@ import blender_addon
 from blender_addon import caves as caves_module
 from blender_addon import link as link_module
 from blender_addon import mesh
-from backend.render.sculpt import run_timer
+from backend.render.sculpt import connect_and_generate, run_timer
 
 
 def timed_job(operator: Any, **kwargs: Any) -> dict[str, Any]:
@@ -66,16 +66,7 @@ def timed_job(operator: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def make_caves(address: str, config: dict[str, Any]) -> dict[str, Any]:
-    link = link_module.link
-    link.connect(address)
-    run_timer(lambda: link.connected, 120.0)
-    s = bpy.context.scene.worldsculpt
-    for key, value in config["generate"].items():
-        setattr(s, key, value)
-    bpy.ops.worldsculpt.generate()
-    run_timer(lambda: not s.running, 600.0)
-    if s.last_error:
-        raise RuntimeError(f"generation failed: {s.last_error}")
+    s = connect_and_generate(address, config["generate"])
     s.world_dir = config["world"]
     for key, value in config["caves"].items():
         setattr(s.caves, key, value)
@@ -96,7 +87,7 @@ def make_caves(address: str, config: dict[str, Any]) -> dict[str, Any]:
     results["generator"] = s.status
     if config.get("render"):
         results["render"] = render(config["render"], bpy.data.objects[s.target])
-    link.close()
+    link_module.link.close()
     return results
 
 
