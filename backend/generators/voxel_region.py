@@ -20,7 +20,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from backend.meshing.voxels import Mesh, blocky_surface, smooth_surface
-from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, voxelise_terrain
+from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, terrain_heights_at, voxelise_terrain
 from backend.world.voxel_store import VoxelStore
 
 MeshStyle = Literal["smooth", "blocky"]
@@ -100,12 +100,43 @@ class VoxelRegion:
             material[target] = neighbour.material[source]
         return density, material
 
+    def _onto_ground(self, key: ChunkKey, density: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+        """Vertices on a horizontal grid edge between two ground samples as the featureless chunk has them
+        (density = terrain height - z) moved vertically onto the heightfield, so the voxel surface lies on the
+        terrain's surface there, not on the chord between two samples. Only z changes, and only as a function
+        of the vertex's own x and y: the surface stays a graph, and two chunks move a shared vertex alike."""
+        s, n = self.settings, CHUNK + 1
+        x0, y0, z0 = key.origin(s.voxel_size)
+        steps = np.arange(n) * s.voxel_size
+        xs, ys, zs = x0 + steps, y0 - steps, z0 + steps
+        ground = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, xs, ys)  # (rows, cols)
+        featureless = np.abs(density - (ground[None] - zs[:, None, None])) < 1e-4
+        zrc = np.stack([vertices[:, 2] - z0, y0 - vertices[:, 1], vertices[:, 0] - x0], 1) / s.voxel_size
+        on_axis = np.abs(zrc - np.rint(zrc)) < 1e-3
+        out = vertices.copy()
+        for axis in (1, 2):  # rows (y varies), columns (x varies)
+            pick = np.flatnonzero(~on_axis[:, axis] & on_axis[:, 0] & on_axis[:, 3 - axis])
+            cells = np.rint(zrc[pick]).astype(np.int64)
+            low = np.clip(np.floor(zrc[pick, axis]).astype(np.int64), 0, n - 2)
+            ends = [cells.copy(), cells.copy()]
+            ends[0][:, axis], ends[1][:, axis] = low, low + 1
+            both = featureless[tuple(ends[0].T)] & featureless[tuple(ends[1].T)]
+            pick, cells = pick[both], cells[both]
+            if axis == 2:
+                z = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, vertices[pick, 0], ys)
+                out[pick, 2] = z[cells[:, 1], np.arange(len(pick))]
+            else:
+                z = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, xs, vertices[pick, 1])
+                out[pick, 2] = z[np.arange(len(pick)), cells[:, 2]]
+        return out
+
     def mesh(self, key: ChunkKey, style: MeshStyle) -> Mesh:
         """The chunk's surface in world metres: smooth (per-vertex material) or blocky (per-quad material)."""
         density, material = self.padded(key)
         origin = key.origin(self.settings.voxel_size)
         if style == "smooth":
-            return smooth_surface(density, material, self.settings.voxel_size, origin)
+            vertices, faces, vertex_material = smooth_surface(density, material, self.settings.voxel_size, origin)
+            return self._onto_ground(key, density, vertices), faces, vertex_material
         if style != "blocky":
             raise ValueError(f"mesh style must be one of {MESH_STYLES}, got {style!r}")
         solid = density > 0
