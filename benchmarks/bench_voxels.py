@@ -98,7 +98,7 @@ def in_process(heights: np.ndarray, keys: list[ChunkKey], ground: float, repeats
     rows.append(f"chunk source (featureless voxelise_terrain), one chunk       {source_ms:8.2f} ms")
     rows.append(f"carve the tunnel (capsules, radius {TUNNEL['radius']:.0f} m), its {len(stroke.chunks(VOXEL))} chunks"
                 f"        {edit_ms:8.1f} ms")
-    rows.append(f"smooth mesh per chunk (marching cubes + materials, 33³)     median {statistics.median(smooth_ms):6.2f} ms"
+    rows.append(f"smooth mesh per chunk (33³ with neighbours, marching cubes)  median {statistics.median(smooth_ms):6.2f} ms"
                 f"  max {max(smooth_ms):6.2f} ms  ({triangles} triangles in {len(keys)} chunks)")
     rows.append(f"blocky mesh per chunk (greedy quads)                        median {statistics.median(blocky_ms):6.2f} ms"
                 f"  max {max(blocky_ms):6.2f} ms")
