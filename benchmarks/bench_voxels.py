@@ -78,7 +78,7 @@ def in_process(heights: np.ndarray, keys: list[ChunkKey], ground: float, repeats
     edit_ms = median_ms(lambda: [apply_stroke(region.chunk(k), stroke) for k in stroke.chunks(VOXEL)], repeats)
     for key in stroke.chunks(VOXEL):
         region.replace(apply_stroke(region.chunk(key), stroke), 0)
-    source_ms = median_ms(lambda: source(keys[0], settings, 0), repeats * 5)
+    source_ms = median_ms(lambda: source.make(keys[0], settings, 0, {}), repeats * 5)
     rows, greedy, culled, triangles = [], 0, 0, 0
     smooth_ms, blocky_ms = [], []
     for key in keys:

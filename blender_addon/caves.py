@@ -112,7 +112,8 @@ class Caves:
         terrain = _terrain(context)
         heights, cell_size = terrain_mesh.read_heights(terrain)
         caves = context.scene.worldsculpt.caves
-        params = {**plan.frame_params(caves, cell_size, world_folder(context)), **params}
+        params = {**plan.frame_params(caves, cell_size, world_folder(context)),
+                  "style_weights": context.scene.worldsculpt.style_mix(), **params}
         job = "voxels" if kind == "voxels" else "voxel_edit"
         target = f"caves:{terrain.name}" if job == "voxels" else ""  # edits never supersede each other
         job_id = link.client.submit_nowait(job, params, target, {"heights": heights})

@@ -104,6 +104,7 @@ def test_export_writes_vox_and_glb_inside_roots(client, tmp_path):
     ({"export": {"out_dir": "/etc", "name": "x"}}, ErrorCode.FORBIDDEN, "outside"),
     ({"export": {"out_dir": "/tmp/x", "name": "../up"}}, ErrorCode.BAD_PARAMS, "export.name"),
     ({"surprise": 1}, ErrorCode.BAD_PARAMS, "unknown voxels params"),
+    ({"style_weights": {"alpine": -1}}, ErrorCode.BAD_PARAMS, "style_weights"),
 ])
 def test_bad_region_requests_are_refused(client, bad, code, words):
     with pytest.raises(BackendError) as info:

@@ -12,7 +12,7 @@ import pytest
 
 from backend.editing.voxel_brushes import VoxelStroke, apply_stroke
 from backend.export.voxels import MODEL_SIDE, export_voxel_region, region_grid
-from backend.generators.voxel_region import CHUNK_SOURCES, ChunkSettings, VoxelRegion
+from backend.generators.voxel_region import CHUNK_SOURCES, ChunkSettings, ChunkSourceSpec, VoxelRegion
 from backend.meshing.voxels import blocky_surface, culled_face_count, smooth_surface
 from backend.simulation.spectral_noise import fbm
 from backend.voxels.chunk import CHUNK, MATERIAL, PALETTE, ChunkKey, terrain_heights_at
@@ -219,6 +219,24 @@ def test_carve_fill_regenerate_change_only_what_they_reach(tmp_path):
     again = _region(heights, 4.0, 1.0, VoxelStore(tmp_path, 1.0)).get(key)
     np.testing.assert_array_equal(again[0].density, carved.density)
     assert again[1] == 0
+
+
+def test_a_source_that_outpaints_is_kept_as_made(tmp_path):
+    """Chunks of a keep-source depend on their neighbours (here: how many the region held when each was made),
+    so the order of requests would change the world; they are stored as made and read back in any order."""
+    def outpainting(key, settings, variant, neighbours):
+        chunk = CHUNK_SOURCES["featureless"].make(key, settings, variant, neighbours)
+        return type(chunk)(key, chunk.voxel_size, chunk.density + 0.01 * len(neighbours), chunk.material)
+
+    heights = np.full((33, 33), 50.0, np.float32)
+    settings = ChunkSettings(heights, 4.0, 2.0)
+    first = VoxelRegion(settings, ChunkSourceSpec(outpainting, keep=True), VoxelStore(tmp_path, 2.0))
+    keys = [ChunkKey(0, 0, 0), ChunkKey(1, 0, 0), ChunkKey(0, 1, 0)]
+    made = [first.chunk(k).density.copy() for k in keys]
+    assert made[0][0, 0, 0] != made[1][0, 0, 0]  # the second saw the first as a neighbour
+    again = VoxelRegion(settings, ChunkSourceSpec(outpainting, keep=True), VoxelStore(tmp_path, 2.0))
+    for key, density in zip(reversed(keys), reversed(made)):
+        np.testing.assert_array_equal(again.chunk(key).density, density)
 
 
 def test_damaged_voxel_chunk_raises_instead_of_regenerating(tmp_path):

@@ -1,13 +1,17 @@
 """Voxel chunks of a region, from a pluggable chunk source and the artist's stored edits, and their meshes.
 
-A chunk source is a function ``(key, settings, variant) -> VoxelChunk``, deterministic in its arguments.
-``CHUNK_SOURCES`` names them; the featureless source (``voxelise_terrain``: the ground under the
-heightfield, no caves) is there from the start, and a generator of caves registers beside it (and may
-become ``DEFAULT_SOURCE``). ``variant`` is 0 for a chunk's first version and grows by one each time the
-artist regenerates part of it, so a source can draw another sample.
+A chunk source is a function ``(key, settings, variant, neighbours) -> VoxelChunk``, deterministic in its
+arguments: ``neighbours`` maps offsets (di, dj, dk), each -1..1, to the chunks around ``key`` that the region
+already holds (made or stored), for a generator that outpaints from them. ``variant`` is 0 for a chunk's first
+version and grows by one each time the artist regenerates part of it, so a source can draw another sample.
+``CHUNK_SOURCES`` names the sources (``ChunkSourceSpec``); the featureless one (``voxelise_terrain``: the ground
+under the heightfield, no caves) is there from the start, and a generator of caves registers beside it (and may
+become ``DEFAULT_SOURCE``). A source whose chunks depend on their neighbours, and so on the order they are made
+in, is registered with ``keep=True``: each chunk it makes is stored in the world at once, so the world shows the
+same chunk every time.
 
-A chunk the artist edited comes from the world's ``VoxelStore`` exactly as stored; the others come
-from the source. Each chunk is meshed with the first layer of its +i, +j and +k neighbours
+A chunk the world keeps (edited by the artist, or kept as made) comes from the ``VoxelStore`` exactly as stored;
+the others come from the source. Each chunk is meshed with the first layer of its +i, +j and +k neighbours
 (``meshing.voxels``), so neighbouring chunks' meshes meet without cracks.
 """
 
@@ -39,6 +43,7 @@ class ChunkSettings:
     cave_density: float = 0.5  # 0..1: share of caves the artist asks for
     overhang: float = 0.5  # 0..1: overhangs and arches
     cover: str = "grass"  # the top layer's material
+    style_weights: tuple[tuple[str, float], ...] = ()  # the terrain style mix (name, weight); () = the source's default
 
     @property
     def grid_origin(self) -> tuple[float, float]:
@@ -47,23 +52,31 @@ class ChunkSettings:
         return -(w - 1) / 2 * self.cell_size, (h - 1) / 2 * self.cell_size
 
 
-ChunkSource = Callable[[ChunkKey, ChunkSettings, int], VoxelChunk]
+Offset = tuple[int, int, int]
+ChunkSource = Callable[[ChunkKey, ChunkSettings, int, dict[Offset, VoxelChunk]], VoxelChunk]
 
 
-def featureless_chunk(key: ChunkKey, settings: ChunkSettings, variant: int) -> VoxelChunk:
-    """The ground under the heightfield without caves (every variant the same)."""
+@dataclass(frozen=True)
+class ChunkSourceSpec:
+    make: ChunkSource
+    keep: bool = False  # its chunks depend on their neighbours: store each one in the world as it is made
+
+
+def featureless_chunk(key: ChunkKey, settings: ChunkSettings, variant: int,
+                      neighbours: dict[Offset, VoxelChunk]) -> VoxelChunk:
+    """The ground under the heightfield without caves (every variant the same; neighbours unused)."""
     return voxelise_terrain(settings.heights, settings.cell_size, settings.grid_origin, key, settings.voxel_size,
                             settings.cover)
 
 
-CHUNK_SOURCES: dict[str, ChunkSource] = {"featureless": featureless_chunk}
+CHUNK_SOURCES: dict[str, ChunkSourceSpec] = {"featureless": ChunkSourceSpec(featureless_chunk)}
 DEFAULT_SOURCE = "featureless"
 
 
 class VoxelRegion:
     """Chunks asked for by key, each made once (stored edit, else the source) and kept while the job runs."""
 
-    def __init__(self, settings: ChunkSettings, source: ChunkSource, store: VoxelStore | None = None):
+    def __init__(self, settings: ChunkSettings, source: ChunkSourceSpec, store: VoxelStore | None = None):
         self.settings, self.source, self.store = settings, source, store
         self._chunks: dict[ChunkKey, tuple[VoxelChunk, int]] = {}
 
@@ -71,15 +84,28 @@ class VoxelRegion:
         """(chunk, variant)."""
         if key not in self._chunks:
             stored = self.store.get(key) if self.store is not None else None
-            self._chunks[key] = stored if stored is not None else (self.source(key, self.settings, 0), 0)
+            if stored is None:
+                stored = (self.fresh(key, 0), 0)
+                if self.source.keep and self.store is not None:
+                    self.store.put(*stored)
+            self._chunks[key] = stored
         return self._chunks[key]
+
+    def neighbours(self, key: ChunkKey) -> dict[Offset, VoxelChunk]:
+        """The chunks around ``key`` the region holds already (none is made for this)."""
+        around = {}
+        for offset in product((-1, 0, 1), repeat=3):
+            near = ChunkKey(key.i + offset[0], key.j + offset[1], key.k + offset[2])
+            if offset != (0, 0, 0) and near in self._chunks:
+                around[offset] = self._chunks[near][0]
+        return around
 
     def chunk(self, key: ChunkKey) -> VoxelChunk:
         return self.get(key)[0]
 
     def fresh(self, key: ChunkKey, variant: int) -> VoxelChunk:
         """What the source makes of the chunk at this variant (ignoring edits): 'regenerate' blends it in."""
-        return self.source(key, self.settings, variant)
+        return self.source.make(key, self.settings, variant, self.neighbours(key))
 
     def replace(self, chunk: VoxelChunk, variant: int) -> None:
         """An edited chunk: stored durably first (when the region has a store), then used."""

@@ -35,7 +35,8 @@ MAX_REGION_CHUNKS = 64  # chunks meshed by one job (a 4 x 4 x 2 region is 32)
 MAX_KEY = 2**20  # |i|, |j|, |k|: a million chunks (32 km at 1 m) from the origin is far enough
 MAX_TERRAIN_SIDE = 4097
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_FRAME_KEYS = {"voxel_size", "mesh", "cell_size", "world", "seed", "cave_density", "overhang", "cover", "source"}
+_FRAME_KEYS = {"voxel_size", "mesh", "cell_size", "world", "seed", "cave_density", "overhang", "cover", "source",
+               "style_weights"}
 _KEYS = {"voxels": _FRAME_KEYS | {"chunk_min", "chunk_count", "export"},
          "voxel_edit": _FRAME_KEYS | {"edit"}}
 
@@ -118,7 +119,16 @@ def _settings(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ChunkSet
     if cover not in MATERIAL or MATERIAL[cover] == 0:
         raise ValueError(f"cover must be a solid palette material, got {cover!r:.40}")
     return ChunkSettings(heights, cell_size, float(voxel_size), seed, _number(params, "cave_density", 0.5, 0, 1),
-                         _number(params, "overhang", 0.5, 0, 1), cover)
+                         _number(params, "overhang", 0.5, 0, 1), cover, _style_weights(params.get("style_weights", {})))
+
+
+def _style_weights(value: Any) -> tuple[tuple[str, float], ...]:
+    """The terrain's style mix for the chunk source: up to 16 names with weights >= 0 (the source checks the names)."""
+    if not isinstance(value, dict) or len(value) > 16 or not all(
+            isinstance(k, str) and len(k) <= 64 and isinstance(w, (int, float)) and not isinstance(w, bool)
+            and math.isfinite(w) and w >= 0 for k, w in value.items()):
+        raise ValueError(f"style_weights must map up to 16 style names to weights >= 0, got {value!r:.100}")
+    return tuple(sorted((k, float(w)) for k, w in value.items()))
 
 
 def _region_keys(params: dict[str, Any]) -> tuple[ChunkKey, ...]:
