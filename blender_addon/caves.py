@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -44,6 +45,7 @@ class Caves:
     scene: str = ""
     terrain: str = ""
     jobs: dict[str, CaveJob] = field(default_factory=dict)
+    region: dict[str, Any] = field(default_factory=dict)  # chunk_min and chunk_count of the last region asked for
     timings: list[tuple[str, int, float]] = field(default_factory=list)  # (kind, chunks, seconds) per finished job
 
     def update(self, messages: list[Message]) -> bool:
@@ -81,7 +83,8 @@ class Caves:
             push_undo(f"Worldsculpt: caves {job.kind}")
             meta = msg.content["meta"]
             self._status(f"Done: {len(meta['chunks'])} chunks, {meta['faces']} faces in {took:.1f} s"
-                         + (f", {len(meta['edited'])} edited" if meta["edited"] else ""))
+                         + (f", {len(meta['edited'])} edited" if meta["edited"] else "")
+                         + (f", wrote {', '.join(Path(f).name for f in meta['files'])}" if meta["files"] else ""))
 
     def _place(self, scene: bpy.types.Scene, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Write one chunk's mesh into its object (made on first use) in the caves collection."""
@@ -105,6 +108,14 @@ class Caves:
         if scene is not None and scene.worldsculpt.caves.status != text:
             scene.worldsculpt.caves.status = text
 
+    def stop(self) -> None:
+        """Cancel every cave job in flight (the backend stops between chunks); what arrived stays."""
+        for job_id, job in self.jobs.items():
+            if link.client is job.client and link.connected:
+                link.client.cancel_submitted(job_id)
+        self.jobs.clear()
+        self._status("Stopped")
+
     def submit(self, context: bpy.types.Context, kind: str, params: dict[str, Any]) -> None:
         """Send a voxel job for the scene's terrain (its heights as the array); BackendError/ValueError say why not."""
         if link.client is None or not link.connected:
@@ -120,6 +131,7 @@ class Caves:
         self.scene, self.terrain = context.scene.name, terrain.name
         if job == "voxels":  # a newer region replaces the queued one on the backend: forget it here too
             self.jobs = {k: j for k, j in self.jobs.items() if j.kind != "voxels"}
+            self.region = {"chunk_min": params["chunk_min"], "chunk_count": params["chunk_count"]}
         self.jobs[job_id] = CaveJob(job_id, kind, link.client)
         caves.progress = 0.0
         self._status("Generating caves..." if kind == "voxels" else f"{kind.title()}...")
@@ -224,6 +236,35 @@ class WSC_OT_caves_generate(_CavesOperator, bpy.types.Operator):
         return "voxels", {"chunk_min": list(region.chunk_min), "chunk_count": list(region.chunk_count)}
 
 
+class WSC_OT_caves_export(_CavesOperator, bpy.types.Operator):
+    """Write the last caves region as MagicaVoxel .vox and GLB into the Export panel's folder"""
+
+    bl_idname = "worldsculpt.caves_export"
+    bl_label = "Export Caves"
+
+    def request(self, context: bpy.types.Context, terrain: bpy.types.Object) -> tuple[str, dict[str, Any]]:
+        if not caves.region:
+            raise ValueError("generate caves first: the export writes the last region")
+        s = context.scene.worldsculpt
+        export = {"out_dir": bpy.path.abspath(s.export_dir), "name": f"{s.export_name}_caves", "formats": ["vox", "glb"]}
+        return "voxels", {**caves.region, "export": export}
+
+
+class WSC_OT_caves_stop(bpy.types.Operator):
+    """Stop the cave jobs in flight; the chunks already shown stay"""
+
+    bl_idname = "worldsculpt.caves_stop"
+    bl_label = "Stop Caves"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return bool(caves.jobs)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        caves.stop()
+        return {"FINISHED"}
+
+
 class WSC_VoxelPoint(bpy.types.PropertyGroup):
     co: bpy.props.FloatVectorProperty(name="Location", size=3, subtype="XYZ")
 
@@ -277,7 +318,10 @@ class WSC_PT_caves(bpy.types.Panel):
         for name in ("size", "depth", "voxel_size", "mesh_style", "cave_density", "overhang", "seed", "cover"):
             col.prop(s, name)
         layout.label(text="Region: around the 3D cursor, on the Generate target")
-        layout.operator("worldsculpt.caves_generate", icon="MESH_ICOSPHERE")
+        row = layout.row()
+        row.operator("worldsculpt.caves_generate", icon="MESH_ICOSPHERE")
+        row.operator("worldsculpt.caves_stop", icon="PAUSE")
+        layout.operator("worldsculpt.caves_export", icon="EXPORT")
         box = layout.box()
         box.label(text="Voxel brush along the active curve")
         box.prop(s, "radius")
@@ -292,7 +336,8 @@ class WSC_PT_caves(bpy.types.Panel):
                          else "INFO")
 
 
-_classes = (WSC_VoxelPoint, WSC_OT_caves_generate, WSC_OT_caves_edit, WSC_PT_caves)
+_classes = (WSC_VoxelPoint, WSC_OT_caves_generate, WSC_OT_caves_edit, WSC_OT_caves_export, WSC_OT_caves_stop,
+            WSC_PT_caves)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
 
 
@@ -306,4 +351,5 @@ def unregister() -> None:
     if caves.update in link_module.modes:
         link_module.modes.remove(caves.update)
     caves.jobs.clear()
+    caves.region.clear()
     _unregister_classes()

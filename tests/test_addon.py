@@ -440,4 +440,6 @@ def test_caves_stream_carve_fill_regenerate_in_blender(addon_zip, backend, tmp_p
     stored = sorted((tmp_path / "scene.world" / "voxels" / "2m").glob("*.safetensors"))
     assert stored, "the edits were not stored in the world folder"
     assert "at most 64" in results["too_big_status"]
+    vox = (tmp_path / "export" / "scene_caves.vox").read_bytes()
+    assert vox[:4] == b"VOX " and (tmp_path / "export" / "scene_caves.glb").stat().st_size > 0
     assert results["too_big_status"] in results["labels"]  # the panel shows why

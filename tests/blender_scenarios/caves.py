@@ -115,6 +115,21 @@ h.check(all(len(p.vertices) == 4 for p in blocky.data.polygons), "blocky chunks 
 h.check(blocky.data.attributes[plan.MATERIAL_ATTRIBUTE].domain == "FACE", "blocky materials are not per face")
 h.check(blocky.data.attributes[plan.COLOR_ATTRIBUTE].domain == "CORNER", "blocky colours are not per face corner")
 
+s.export_dir, s.export_name = str(out / "export"), "scene"
+h.results["export"] = run(bpy.ops.worldsculpt.caves_export, "export")
+h.check("scene_caves.vox" in c.status and "scene_caves.glb" in c.status, f"export status {c.status}")
+
+# a region asked for and stopped at once: the backend stops, the panel says so, the shown chunks stay
+before_stop = len(chunk_objects())
+h.check(bpy.ops.worldsculpt.caves_generate() == {"FINISHED"}, "region for the stop did not start")
+h.check(bpy.ops.worldsculpt.caves_stop() == {"FINISHED"}, "stop failed")
+h.check(not caves.jobs and c.status == "Stopped", f"after stop: {c.status}")
+for _ in range(25):  # whatever the backend still sends about the stopped job is ignored
+    addon.link.tick()
+    time.sleep(0.02)
+h.check(c.status == "Stopped", f"a stopped job's late messages changed the status: {c.status}")
+h.check(len(chunk_objects()) == before_stop, "stopping removed chunks")
+
 c.size = 8
 c.depth = 8
 try:  # headless Blender turns the operator's error report into an exception
