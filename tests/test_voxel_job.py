@@ -134,3 +134,42 @@ def test_cancel_stops_a_region(client):
     with pytest.raises(BackendError) as info:
         client.wait_result(job_id, timeout=60)
     assert info.value.code == ErrorCode.CANCELLED.value
+
+
+def test_a_kept_source_makes_only_the_region_and_closes_seams_later(tmp_path, monkeypatch):
+    """With an outpainting source (kept as made): a region costs one source call per chunk (its rim is read as
+    the bare ground), and the next region beside it remeshes the first one's border chunk, so the seam closes."""
+    from test_voxel_meshing import _open_edges
+
+    from backend.generators import voxel_region
+    from backend.server.paths import Roots
+    from backend.server.voxel_job import VoxelRequest, run_voxels
+
+    calls = []
+
+    def outpainting(key, settings, variant, neighbours):
+        calls.append(key)
+        chunk = voxel_region.featureless_chunk(key, settings, variant, neighbours)
+        r = np.arange(CHUNK)[None, :, None]
+        hole = (np.abs(r - 16) < 5) & (np.abs(np.arange(CHUNK)[:, None, None] - 8) < 4)  # a tunnel along x
+        chunk.density[np.broadcast_to(hole, chunk.density.shape)] = -1.0
+        return type(chunk)(key, chunk.voxel_size, chunk.density + 0.01 * len(neighbours), chunk.material)
+
+    monkeypatch.setitem(voxel_region.CHUNK_SOURCES, "outpainting", voxel_region.ChunkSourceSpec(outpainting, keep=True))
+    heights = np.full((65, 65), 40.0, np.float32)
+    roots = Roots([tmp_path])
+    meshes = {}
+
+    def region(i0: int, ni: int) -> dict:
+        params = {"voxel_size": 1.0, "cell_size": 4.0, "world": str(tmp_path / "w"), "source": "outpainting",
+                  "chunk_min": [i0, 0, 0], "chunk_count": [ni, 1, 1]}
+        request = VoxelRequest.from_params("voxels", params, {"heights": heights}, roots)
+        return run_voxels(request, lambda done, total, key, mesh: meshes.__setitem__(key, mesh), lambda *a: None)
+
+    first = region(0, 2)
+    assert len(calls) == 2 and first["chunks"] == [[0, 0, 0], [1, 0, 0]]
+    second = region(2, 1)
+    assert len(calls) == 3 and [2, 0, 0] in second["chunks"] and [1, 0, 0] in second["chunks"]
+    open_edges = _open_edges(list(meshes.values()))
+    inner_seams = np.isin(open_edges[:, :, 0], [32.5, 64.5]).all(1)
+    assert len(open_edges) and not inner_seams.any()

@@ -11,7 +11,10 @@ in, is registered with ``keep=True``: each chunk it makes is stored in the world
 same chunk every time.
 
 A chunk the world keeps (edited by the artist, or kept as made) comes from the ``VoxelStore`` exactly as stored;
-the others come from the source. Each chunk is meshed with the first layer of its +i, +j and +k neighbours
+the others come from the source. A region is told which chunks it may make (``makes``): a neighbour outside them
+that the world does not keep is read as the featureless ground, so a region of n chunks costs n source calls,
+not the n plus its rim; the chunks a kept source made earlier beside the region are remeshed with it
+(``border_chunks``), so the seam between two regions closes once both exist. Each chunk is meshed with the first layer of its +i, +j and +k neighbours
 (``meshing.voxels``), so neighbouring chunks' meshes meet without cracks.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import product
-from typing import Callable, Literal
+from typing import Callable, Collection, Literal
 
 import numpy as np
 
@@ -76,28 +79,58 @@ DEFAULT_SOURCE = "featureless"
 class VoxelRegion:
     """Chunks asked for by key, each made once (stored edit, else the source) and kept while the job runs."""
 
-    def __init__(self, settings: ChunkSettings, source: ChunkSourceSpec, store: VoxelStore | None = None):
+    def __init__(self, settings: ChunkSettings, source: ChunkSourceSpec, store: VoxelStore | None = None,
+                 makes: Collection[ChunkKey] | None = None):
         self.settings, self.source, self.store = settings, source, store
+        self.makes = None if makes is None else frozenset(makes)  # None: any chunk asked for
         self._chunks: dict[ChunkKey, tuple[VoxelChunk, int]] = {}
+        self._absent: set[ChunkKey] = set()  # not in the store
+        self._ground: dict[ChunkKey, VoxelChunk] = {}  # featureless stand-ins for neighbours not made here
+
+    def held(self, key: ChunkKey) -> tuple[VoxelChunk, int] | None:
+        """(chunk, variant) if the region holds it or the world keeps it; the source is not asked."""
+        if key not in self._chunks and key not in self._absent and self.store is not None:
+            stored = self.store.get(key)
+            if stored is None:
+                self._absent.add(key)
+            else:
+                self._chunks[key] = stored
+        return self._chunks.get(key)
 
     def get(self, key: ChunkKey) -> tuple[VoxelChunk, int]:
-        """(chunk, variant)."""
-        if key not in self._chunks:
-            stored = self.store.get(key) if self.store is not None else None
-            if stored is None:
-                stored = (self.fresh(key, 0), 0)
-                if self.source.keep and self.store is not None:
-                    self.store.put(*stored)
-            self._chunks[key] = stored
-        return self._chunks[key]
+        """(chunk, variant): held, else made by the source (and stored at once for a kept source)."""
+        held = self.held(key)
+        if held is None:
+            held = self._chunks[key] = (self.fresh(key, 0), 0)
+            if self.source.keep and self.store is not None:
+                self.store.put(*held)
+        return held
+
+    def neighbour(self, key: ChunkKey) -> VoxelChunk:
+        """A chunk a mesh reads a layer of: made if the region may make it, else held, else the bare ground."""
+        if self.makes is None or key in self.makes:
+            return self.chunk(key)
+        held = self.held(key)
+        if held is not None:
+            return held[0]
+        if key not in self._ground:
+            self._ground[key] = featureless_chunk(key, self.settings, 0, {})
+        return self._ground[key]
+
+    def border_chunks(self, keys: Collection[ChunkKey]) -> list[ChunkKey]:
+        """Chunks the world keeps just below ``keys`` (-i, -j, -k side), outside them: their meshes read the
+        first layer of chunks in ``keys``, so they are remeshed with them."""
+        inside = set(keys)
+        around = {ChunkKey(c.i - di, c.j - dj, c.k - dk) for c in inside for di, dj, dk in product((0, 1), repeat=3)}
+        return sorted((c for c in around - inside if self.held(c) is not None), key=lambda c: (-c.k, c.j, c.i))
 
     def neighbours(self, key: ChunkKey) -> dict[Offset, VoxelChunk]:
-        """The chunks around ``key`` the region holds already (none is made for this)."""
+        """The chunks around ``key`` the region holds or the world keeps (none is made for this)."""
         around = {}
         for offset in product((-1, 0, 1), repeat=3):
-            near = ChunkKey(key.i + offset[0], key.j + offset[1], key.k + offset[2])
-            if offset != (0, 0, 0) and near in self._chunks:
-                around[offset] = self._chunks[near][0]
+            held = self.held(ChunkKey(key.i + offset[0], key.j + offset[1], key.k + offset[2]))
+            if offset != (0, 0, 0) and held is not None:
+                around[offset] = held[0]
         return around
 
     def chunk(self, key: ChunkKey) -> VoxelChunk:
@@ -119,7 +152,7 @@ class VoxelRegion:
         density = np.empty((n + 1,) * 3, np.float32)
         material = np.empty((n + 1,) * 3, np.uint8)
         for dk, dj, di in product((0, 1), repeat=3):
-            neighbour = self.chunk(ChunkKey(key.i + di, key.j + dj, key.k + dk))
+            neighbour = self.neighbour(ChunkKey(key.i + di, key.j + dj, key.k + dk))
             target = (slice(dk * n, n + dk), slice(dj * n, n + dj), slice(di * n, n + di))
             source = (slice(0, 1 if dk else n), slice(0, 1 if dj else n), slice(0, 1 if di else n))
             density[target] = neighbour.density[source]

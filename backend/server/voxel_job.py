@@ -152,30 +152,36 @@ def _edit_keys(stroke: VoxelStroke, voxel_size: float) -> tuple[ChunkKey, ...]:
 
 
 def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callable[[int, int], None]) -> dict[str, Any]:
-    """Apply the stroke (if any, stored before meshing), mesh every requested chunk, export; the result's meta."""
+    """Apply the stroke (if any, stored before meshing), mesh the chunks it or the region asks for and the kept
+    chunks beside them whose meshes read theirs, export; the result's meta."""
     store = VoxelStore(request.world, request.settings.voxel_size) if request.world is not None else None
-    region = VoxelRegion(request.settings, CHUNK_SOURCES[request.source], store)
+    spec = CHUNK_SOURCES[request.source]
+    touched = request.stroke.chunks(request.settings.voxel_size) if request.stroke is not None else []
+    makes = touched if request.stroke is not None and spec.keep else request.keys
+    region = VoxelRegion(request.settings, spec, store, makes)
     edited = []
-    if request.stroke is not None:
-        for key in request.stroke.chunks(request.settings.voxel_size):
-            check_cancel(0, len(request.keys))
-            chunk, variant = region.get(key)
-            variant += request.stroke.op == "regenerate"
-            fresh = region.fresh(key, variant) if request.stroke.op == "regenerate" else None
-            region.replace(apply_stroke(chunk, request.stroke, fresh), variant)
-            edited.append([key.i, key.j, key.k])
+    for key in touched:
+        check_cancel(0, len(request.keys))
+        chunk, variant = region.get(key)
+        variant += request.stroke.op == "regenerate"
+        fresh = region.fresh(key, variant) if request.stroke.op == "regenerate" else None
+        region.replace(apply_stroke(chunk, request.stroke, fresh), variant)
+        edited.append([key.i, key.j, key.k])
+    keys = [k for k in request.keys if k in region.makes or region.held(k) is not None]
+    if request.stroke is None:  # an edit's keys hold its chunks' neighbours below already
+        keys += region.border_chunks(keys)
     meshes, faces = [], 0
-    for done, key in enumerate(request.keys):
-        check_cancel(done, len(request.keys))
+    for done, key in enumerate(keys):
+        check_cancel(done, len(keys))
         mesh = region.mesh(key, request.mesh)
         meshes.append(mesh)
         faces += len(mesh[1])
-        on_mesh(done + 1, len(request.keys), key, mesh)
+        on_mesh(done + 1, len(keys), key, mesh)
     files = []
     if request.export is not None:
         out_dir, name, formats = request.export
-        files = [str(p) for p in export_voxel_region([region.chunk(k) for k in request.keys], meshes, out_dir,
-                                                     name, formats)]
-    return {"chunks": [[k.i, k.j, k.k] for k in request.keys], "edited": edited, "faces": faces,
+        files = [str(p) for p in export_voxel_region([region.chunk(k) for k in request.keys],
+                                                     meshes[:len(request.keys)], out_dir, name, formats)]
+    return {"chunks": [[k.i, k.j, k.k] for k in keys], "edited": edited, "faces": faces,
             "mesh": request.mesh, "voxel_size": request.settings.voxel_size, "chunk_size_m":
             CHUNK * request.settings.voxel_size, "source": request.source, "files": files}
