@@ -57,8 +57,10 @@ def test_featureless_surface_is_a_planar_terrain_exactly(voxel):
         if len(vertices):
             z = _surface_height(heights, 2.0, region.settings.grid_origin, vertices[:, :2].astype(np.float64))
             np.testing.assert_allclose(vertices[:, 2], z, atol=2e-4)
-            if voxel == 1.0:  # the solid sample beside the surface lies within the topsoil and subsoil
-                assert set(np.unique(material)) <= {MATERIAL["grass"], MATERIAL["dirt"]}
+            assert (material == MATERIAL["grass"]).all()  # the cover, even where it is thinner than a voxel
+        v, quads, quad_material = region.mesh(key, "blocky")
+        up = np.cross(v[quads[:, 1]] - v[quads[:, 0]], v[quads[:, 3]] - v[quads[:, 0]])[:, 2] > 0
+        assert (quad_material[up] == MATERIAL["grass"]).all()
 
 
 def test_featureless_surface_meets_a_rough_terrain_without_holes():

@@ -159,45 +159,62 @@ class VoxelRegion:
             material[target] = neighbour.material[source]
         return density, material
 
-    def _onto_ground(self, key: ChunkKey, density: np.ndarray, vertices: np.ndarray) -> np.ndarray:
-        """Vertices on a horizontal grid edge between two ground samples as the featureless chunk has them
-        (density = terrain height - z) moved vertically onto the heightfield, so the voxel surface lies on the
-        terrain's surface there, not on the chord between two samples. Only z changes, and only as a function
-        of the vertex's own x and y: the surface stays a graph, and two chunks move a shared vertex alike."""
+    def _ground_samples(self, key: ChunkKey, density: np.ndarray) -> np.ndarray:
+        """(CHUNK + 1)³ bool: samples as the featureless chunk has them (density = terrain height - z), i.e.
+        ground the features and the artist left alone."""
+        s = self.settings
+        x0, y0, z0 = key.origin(s.voxel_size)
+        steps = np.arange(CHUNK + 1) * s.voxel_size
+        ground = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, x0 + steps, y0 - steps)  # (rows, cols)
+        return np.abs(density - (ground[None] - (z0 + steps)[:, None, None])) < 1e-4
+
+    def _onto_ground(self, key: ChunkKey, ground: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vertices on a grid edge between two ``ground`` samples lie on the terrain's surface: those on horizontal
+        edges are moved vertically onto the heightfield (not left on the chord between the samples; vertical
+        edges are exact already). Only z changes, as a function of the vertex's own x and y, so the surface stays
+        a graph and two chunks move a shared vertex alike. Returns the vertices and which lie on the ground."""
         s, n = self.settings, CHUNK + 1
         x0, y0, z0 = key.origin(s.voxel_size)
         steps = np.arange(n) * s.voxel_size
-        xs, ys, zs = x0 + steps, y0 - steps, z0 + steps
-        ground = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, xs, ys)  # (rows, cols)
-        featureless = np.abs(density - (ground[None] - zs[:, None, None])) < 1e-4
         zrc = np.stack([vertices[:, 2] - z0, y0 - vertices[:, 1], vertices[:, 0] - x0], 1) / s.voxel_size
         on_axis = np.abs(zrc - np.rint(zrc)) < 1e-3
-        out = vertices.copy()
-        for axis in (1, 2):  # rows (y varies), columns (x varies)
-            pick = np.flatnonzero(~on_axis[:, axis] & on_axis[:, 0] & on_axis[:, 3 - axis])
+        out, on_ground = vertices.copy(), np.zeros(len(vertices), bool)
+        at_sample = np.flatnonzero(on_axis.all(1))  # the surface passes through a sample of density 0
+        on_ground[at_sample] = ground[tuple(np.rint(zrc[at_sample]).astype(np.int64).T)]
+        for axis in range(3):  # z (exact), rows (y varies), columns (x varies)
+            others = [a for a in range(3) if a != axis]
+            pick = np.flatnonzero(~on_axis[:, axis] & on_axis[:, others[0]] & on_axis[:, others[1]])
             cells = np.rint(zrc[pick]).astype(np.int64)
             low = np.clip(np.floor(zrc[pick, axis]).astype(np.int64), 0, n - 2)
             ends = [cells.copy(), cells.copy()]
             ends[0][:, axis], ends[1][:, axis] = low, low + 1
-            both = featureless[tuple(ends[0].T)] & featureless[tuple(ends[1].T)]
+            both = ground[tuple(ends[0].T)] & ground[tuple(ends[1].T)]
             pick, cells = pick[both], cells[both]
+            on_ground[pick] = True
             if axis == 2:
-                z = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, vertices[pick, 0], ys)
+                z = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, vertices[pick, 0], y0 - steps)
                 out[pick, 2] = z[cells[:, 1], np.arange(len(pick))]
-            else:
-                z = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, xs, vertices[pick, 1])
+            elif axis == 1:
+                z = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, x0 + steps, vertices[pick, 1])
                 out[pick, 2] = z[np.arange(len(pick)), cells[:, 2]]
-        return out
+        return out, on_ground
 
     def mesh(self, key: ChunkKey, style: MeshStyle) -> Mesh:
-        """The chunk's surface in world metres: smooth (per-vertex material) or blocky (per-quad material)."""
+        """The chunk's surface in world metres: smooth (per-vertex material) or blocky (per-quad material).
+
+        The ground's surface shows the cover: a cover layer thinner than a voxel (1 m of grass under 2 m voxels)
+        is missed by some samples, which would paint contour stripes of cover and subsoil."""
         density, material = self.padded(key)
-        origin = key.origin(self.settings.voxel_size)
+        origin, cover = key.origin(self.settings.voxel_size), MATERIAL[self.settings.cover]
+        ground = self._ground_samples(key, density)
         if style == "smooth":
             vertices, faces, vertex_material = smooth_surface(density, material, self.settings.voxel_size, origin)
-            return self._onto_ground(key, density, vertices), faces, vertex_material
+            vertices, on_ground = self._onto_ground(key, ground, vertices)
+            vertex_material[on_ground] = cover
+            return vertices, faces, vertex_material
         if style != "blocky":
             raise ValueError(f"mesh style must be one of {MESH_STYLES}, got {style!r}")
         solid = density > 0
-        material = np.where(solid & (material == 0), MATERIAL["rock"], material).astype(np.uint8)
-        return blocky_surface(solid, material, self.settings.voxel_size, origin)
+        top = solid & ground & np.concatenate([~solid[1:], np.zeros_like(solid[:1])])  # ground under open sky
+        material = np.where(top, cover, np.where(solid & (material == 0), MATERIAL["rock"], material))
+        return blocky_surface(solid, material.astype(np.uint8), self.settings.voxel_size, origin)

@@ -47,8 +47,8 @@ MATERIAL_NAMES: tuple[str, ...] = tuple(name for name, _ in PALETTE)
 MATERIAL = {name: index for index, name in enumerate(MATERIAL_NAMES)}
 FLUIDS = frozenset({MATERIAL["water"], MATERIAL["lava"]})  # not solid: density <= 0 where they are
 
-TOPSOIL_M = 1.0  # grass (or the style's cover) this deep, and at least one voxel
-SUBSOIL_M = 3.0  # dirt down to this depth (at least two voxels), rock below
+TOPSOIL_M = 1.0  # grass (or the style's cover) this deep
+SUBSOIL_M = 3.0  # dirt down to this depth, rock below
 STRATA_M = 8.0  # strata bands this thick, by absolute height
 
 
@@ -134,9 +134,7 @@ def voxelise_terrain(heights: np.ndarray, cell_size: float, grid_origin: tuple[f
     band = np.floor(z / STRATA_M).astype(np.int64) % 3
     strata = np.array([MATERIAL["rock"], MATERIAL["rock_light"], MATERIAL["rock_dark"]], np.uint8)[band]
     material = np.broadcast_to(strata[:, None, None], density.shape).copy()
-    # at least one voxel of cover and two of subsoil: every cell just under the surface is cover, so a
-    # surface mesh coloured by its solid side shows the cover, not contour stripes of cover and dirt
-    material[density < max(SUBSOIL_M, 2 * voxel_size)] = MATERIAL["dirt"]
-    material[density < max(TOPSOIL_M, voxel_size)] = MATERIAL[cover]
+    material[density < SUBSOIL_M] = MATERIAL["dirt"]
+    material[density < TOPSOIL_M] = MATERIAL[cover]
     material[density <= 0] = MATERIAL["air"]
     return VoxelChunk(key, voxel_size, density.astype(np.float32), material)
