@@ -5,7 +5,7 @@ as soon as it is made and this module, on the link's timer (``link.modes``, main
 writes it into the chunk's object with bulk ``foreach_set`` calls. Brush jobs (``voxel_edit``: carve a
 tunnel along a stroke, fill, regenerate) are stored in the world folder by the backend before it answers
 with the meshes that changed, so a reopened world shows them; Blender's undo does not take them back
-(fill or regenerate do). Chunk objects carry the terrain's transform: the caves follow the terrain.
+(fill or regenerate do). Chunk objects are children of the terrain, in its frame: the caves follow it.
 The layout and the params are worked out in ``caves_plan`` (no bpy).
 """
 
@@ -97,8 +97,10 @@ class Caves:
             obj = bpy.data.objects.new(name, bpy.data.meshes.new(name))
             _collection(scene).objects.link(obj)
         terrain = bpy.data.objects.get(self.terrain)
-        if terrain is not None:
-            obj.matrix_world = terrain.matrix_world
+        if terrain is not None and obj.parent != terrain:  # a child in the terrain's own frame: it follows it
+            obj.parent = terrain
+            obj.matrix_parent_inverse.identity()
+            obj.matrix_basis.identity()
         obj[plan.CHUNK_KEY] = list(meta["chunk"])
         write_chunk_mesh(obj.data, vertices, faces, material, colours, meta["material_domain"],
                          smooth=meta["mesh"] == "smooth")

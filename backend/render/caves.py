@@ -121,7 +121,12 @@ def render(options: dict[str, Any], terrain: bpy.types.Object) -> list[str]:
     shading.show_shadows, shading.show_cavity, shading.show_backface_culling = True, True, False
     scene.world = scene.world or bpy.data.worlds.new("world")
     scene.world.color = (0.55, 0.65, 0.8)
-    terrain.location.z -= options.get("terrain_drop_m", 0.0)
+    positions = terrain.data.attributes["position"].data  # the mesh, not the object: the chunks are its children
+    xyz = np.empty(len(positions) * 3, np.float32)
+    positions.foreach_get("vector", xyz)
+    xyz[2::3] -= options.get("terrain_drop_m", 0.0)
+    positions.foreach_set("vector", xyz)
+    terrain.data.update()
     camera = bpy.data.objects.new("caves camera", bpy.data.cameras.new("caves camera"))
     scene.collection.objects.link(camera)
     scene.camera = camera
