@@ -12,7 +12,7 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "connected": False, "status": "Not connected", "device": "", "progress": 0.0, "running": False,
     "last_error": "", "export_status": "", "brush_status": "", "style_status": "", "explore_status": "",
-    "explore_progress": 0.0,
+    "explore_progress": 0.0, "caves_status": "", "caves_progress": 0.0,
 }
 
 _values: dict[str, dict[str, Any]] = {}  # scene name -> the values set so far

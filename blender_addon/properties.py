@@ -7,6 +7,7 @@ from typing import Any
 import bpy
 
 from . import live
+from .caves_settings import WSC_CaveSettings
 
 # Styles the backend announced in its hello_reply; module-level so the enum's item strings stay
 # alive (Blender keeps only pointers to the strings a dynamic-items callback returns).
@@ -200,6 +201,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
                                            description="Distance in from the region's rim over which the new "
                                                        "terrain fades in")
     # -- explore
+    caves: bpy.props.PointerProperty(type=WSC_CaveSettings)  # the Caves panel (caves_settings.py)
     world_dir: bpy.props.StringProperty(name="World folder", subtype="DIR_PATH", default="",
                                         description="The world explore mode streams and stores its tiles in "
                                                     "(empty: <blend name>.world next to the saved .blend)")
@@ -323,7 +325,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
         return f"Cells of {cell:.1f} m: finer than the models' {MODEL_DETAIL_M:.0f} m detail (smooth in between)"
 
 
-_classes = (WSC_StyleWeight, WSC_Settings)
+_classes = (WSC_StyleWeight, WSC_CaveSettings, WSC_Settings)
 
 
 def register() -> None:

@@ -428,3 +428,18 @@ def test_explore_streams_tiles_around_the_camera(addon_zip, tiny_models, private
         np.testing.assert_array_equal(raw[f"after {tile}"], raw[f"before {tile}"])
         np.testing.assert_array_equal(raw[f"after {tile}"], store.get_tile(coords).field.heights)
     assert r["final_status"].startswith("Stopped")
+
+
+def test_caves_stream_carve_fill_regenerate_in_blender(addon_zip, backend, tmp_path, blender):
+    """The Caves panel's operators in real Blender against a live backend; the edits land in the world folder."""
+    results = _scenario("caves.py", addon_zip, backend.address, tmp_path, timeout=300, python=blender[1])
+    _check_version(results, blender)
+    assert results["chunks"] >= 4 and results["faces_region"] > 0
+    assert results["region"]["operator_return_s"] < 0.5 and results["region"]["longest_tick_s"] < 0.5
+    assert results["surface_gap_m"] < 1.0  # 2 m voxels under a 16 m grid: the top surface is the terrain's
+    stored = sorted((tmp_path / "scene.world" / "voxels" / "2m").glob("*.safetensors"))
+    assert stored, "the edits were not stored in the world folder"
+    assert "at most 64" in results["too_big_status"]
+    vox = (tmp_path / "export" / "scene_caves.vox").read_bytes()
+    assert vox[:4] == b"VOX " and (tmp_path / "export" / "scene_caves.glb").stat().st_size > 0
+    assert results["too_big_status"] in results["labels"]  # the panel shows why

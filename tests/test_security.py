@@ -102,6 +102,11 @@ def _submissions(path: str) -> dict[str, tuple[dict, dict]]:
         "curve commit": ({**edit, "kind": "ridge", "curve": [[5, 5], [5, 40]], "width": 4.0}, HEIGHTS),
         "style_from": ({"path": path}, {}),
         "edit_log": ({"world": path, "undo": [0]}, {}),
+        "voxels world": ({"cell_size": 10.0, "world": path, "chunk_min": [0, 0, 0], "chunk_count": [1, 1, 1]}, HEIGHTS),
+        "voxels export": ({"cell_size": 10.0, "chunk_min": [0, 0, 0], "chunk_count": [1, 1, 1],
+                           "export": {"out_dir": path}}, HEIGHTS),
+        "voxel_edit": ({"cell_size": 10.0, "world": path, "edit": {"op": "carve", "points": [[0, 0, 0]], "radius": 2}},
+                       HEIGHTS),
     }
 
 

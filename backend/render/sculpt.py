@@ -66,17 +66,24 @@ def live_dab(points: list[list[float]], shown: list[float]) -> dict[str, float]:
     return {"live_latency_s": shown[-1] - start, "live_first_shown_s": shown[0] - start}
 
 
-def sculpt(address: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+def connect_and_generate(address: str, generate: dict[str, Any]) -> Any:
+    """Connect the add-on's link and run Generate with these Scene.worldsculpt values; the scene's settings."""
     link = link_module.link
     link.connect(address)
     run_timer(lambda: link.connected, 120.0)
     s = bpy.context.scene.worldsculpt
-    for key, value in config["generate"].items():
+    for key, value in generate.items():
         setattr(s, key, value)
     bpy.ops.worldsculpt.generate()
     run_timer(lambda: not s.running, 600.0)
     if s.last_error:
         raise RuntimeError(f"generation failed: {s.last_error}")
+    return s
+
+
+def sculpt(address: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+    link = link_module.link
+    s = connect_and_generate(address, config["generate"])
     terrain = bpy.data.objects[s.target]
     heights, cell = mesh.read_heights(terrain)
     save = Path(config["save"]) if config.get("save") else None

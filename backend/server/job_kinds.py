@@ -19,6 +19,7 @@ from backend.diffusion.samplers import cancel_on
 from backend.generators import Cancelled, GenerateRequest, Generator, registry
 from backend.metrics.style_classifier import StyleClassifier
 from backend.simulation.material import material_masks
+from backend.voxels.chunk import PALETTE
 
 from .brush_job import BrushRequest
 from .curve_job import CurveRequest
@@ -27,6 +28,7 @@ from .export_job import ExportRequest
 from .jobs import Job
 from .paths import Roots
 from .style_job import StyleFromRequest
+from .voxel_job import VoxelRequest, run_voxels
 from .world_job import OpenWorlds, WorldTilesRequest, check_available
 
 Arrays = dict[str, np.ndarray]
@@ -164,6 +166,24 @@ def _run_world_tiles(services: Services, job: Job) -> Outcome:
     return meta, {"heights": heights}
 
 
+# -- voxels and voxel_edit ----------------------------------------------------------------------
+def _run_voxels(services: Services, job: Job) -> Outcome:
+    """Each chunk's mesh goes out as a preview the moment it is ready; the result sums them up."""
+    request: VoxelRequest = job.request
+    stage = "meshing" if request.stroke is None else request.stroke.op
+    services.send(job, "progress", {"step": 0, "total": len(request.keys), "stage": stage})
+
+    def on_mesh(done: int, total: int, key: Any, mesh: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        _progress(services, job, done, total, stage)
+        vertices, faces, material = mesh
+        meta = {"chunk": [key.i, key.j, key.k], "mesh": request.mesh, "palette": [list(rgb) for _, rgb in PALETTE],
+                "material_domain": "POINT" if request.mesh == "smooth" else "FACE"}
+        services.send(job, "preview", {"step": done, "meta": meta},
+                      {"vertices": vertices, "faces": faces, "material": material})
+
+    return run_voxels(request, on_mesh, lambda step, total: _check_cancel(job, step, total)), {}
+
+
 JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in (
     JobKind("generate", _parse_generate, _run_generate),
     JobKind("export", lambda params, arrays, roots: ExportRequest.from_params(params, arrays, roots), _run_export),
@@ -172,6 +192,10 @@ JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in (
     JobKind("curve", _parse_curve, _run_edit),
     JobKind("style_from", lambda params, arrays, roots: StyleFromRequest.from_params(params, arrays, roots),
             _run_style_from),
+    JobKind("voxels", lambda params, arrays, roots: VoxelRequest.from_params("voxels", params, arrays, roots),
+            _run_voxels),
+    JobKind("voxel_edit", lambda params, arrays, roots: VoxelRequest.from_params("voxel_edit", params, arrays, roots),
+            _run_voxels),
     JobKind("edit_log", lambda params, arrays, roots: EditLogRequest.from_params(params, roots),
             lambda services, job: (job.request.run(), {})),
 )}

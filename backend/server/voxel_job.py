@@ -1,0 +1,187 @@
+"""The ``voxels`` and ``voxel_edit`` jobs: voxel chunks under a terrain the client sends, meshed chunk by chunk.
+
+``voxels`` meshes a box of chunks (each chunk's mesh streams as a preview as soon as it is ready) and may
+export the region (.vox, GLB). ``voxel_edit`` applies a brush stroke (carve, fill, regenerate) to the
+chunks it reaches, stores them in the world folder's voxel store before answering, and streams the meshes
+that changed: those chunks and their -i, -j, -k neighbours, whose meshes read their first layer.
+Params are checked at submit time; sizes are bounded so a request cannot ask for unbounded work.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+from dataclasses import dataclass
+from itertools import product
+from typing import Any, Callable
+
+import numpy as np
+
+from backend.editing.voxel_brushes import VoxelStroke, apply_stroke
+from backend.export.voxels import VOX_FORMATS, export_voxel_region
+from backend.generators.voxel_region import (CHUNK_SOURCES, DEFAULT_SOURCE, MESH_STYLES, ChunkSettings,
+                                             VoxelRegion)
+from backend.meshing.voxels import Mesh
+from backend.voxels.chunk import CHUNK, MATERIAL, VOXEL_SIZES_M, ChunkKey
+from backend.world.voxel_store import VoxelStore
+
+from .export_job import check_heights
+from .params import check_keys
+from .paths import Roots
+
+MAX_AXIS_CHUNKS = 8  # per side of a region: 8 x 32 = 256 voxels, one .vox model
+MAX_REGION_CHUNKS = 64  # chunks meshed by one job (a 4 x 4 x 2 region is 32)
+MAX_KEY = 2**20  # |i|, |j|, |k|: a million chunks (32 km at 1 m) from the origin is far enough
+MAX_TERRAIN_SIDE = 4097
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_FRAME_KEYS = {"voxel_size", "mesh", "cell_size", "world", "seed", "cave_density", "overhang", "cover", "source",
+               "style_weights"}
+_KEYS = {"voxels": _FRAME_KEYS | {"chunk_min", "chunk_count", "export"},
+         "voxel_edit": _FRAME_KEYS | {"edit"}}
+
+MeshSender = Callable[[int, int, ChunkKey, Mesh], None]  # (done, total, key, mesh) after each chunk
+
+
+def _number(params: dict[str, Any], name: str, default: float, lo: float, hi: float) -> float:
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not lo <= value <= hi:
+        raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {value!r:.40}")
+    return float(value)
+
+
+def _key(value: Any, name: str, lo: int, hi: int) -> tuple[int, int, int]:
+    if not isinstance(value, list) or len(value) != 3 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi for v in value):
+        raise ValueError(f"{name} must be [i, j, k] integers in [{lo}, {hi}], got {value!r:.80}")
+    return value[0], value[1], value[2]
+
+
+def _export(value: Any, roots: Roots) -> tuple[str, str, tuple[str, ...]] | None:
+    if value is None:
+        return None
+    check_keys("voxels.export", value, {"out_dir", "name", "formats"})
+    out_dir = str(roots.confine(value.get("out_dir"), "export.out_dir"))
+    name = value.get("name", "caves")
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ValueError(f"export.name {name!r:.100} must be 1-100 letters, digits, '_', '-', '.', no path parts")
+    formats = value.get("formats", list(VOX_FORMATS))
+    if not isinstance(formats, list) or not formats or any(f not in VOX_FORMATS for f in formats):
+        raise ValueError(f"export.formats must be a non-empty list from {list(VOX_FORMATS)}, got {formats!r:.80}")
+    return out_dir, name, tuple(dict.fromkeys(formats))
+
+
+@dataclass(frozen=True)
+class VoxelRequest:
+    settings: ChunkSettings
+    mesh: str  # smooth | blocky
+    source: str  # a name in CHUNK_SOURCES
+    world: str | None  # folder holding the artist's voxel edits (voxels/{size}m/)
+    keys: tuple[ChunkKey, ...]  # chunks to mesh, in streaming order
+    stroke: VoxelStroke | None = None  # voxel_edit only
+    export: tuple[str, str, tuple[str, ...]] | None = None  # (out_dir, name, formats)
+
+    @classmethod
+    def from_params(cls, job: str, params: Any, arrays: dict[str, np.ndarray], roots: Roots) -> VoxelRequest:
+        """ValueError (OutsideRoots for paths) names the bad field before anything runs."""
+        check_keys(job, params, _KEYS[job])
+        settings = _settings(params, arrays)
+        mesh = params.get("mesh", "smooth")
+        if mesh not in MESH_STYLES:
+            raise ValueError(f"mesh must be one of {MESH_STYLES}, got {mesh!r:.40}")
+        if mesh == "smooth" and importlib.util.find_spec("mcubes") is None:
+            raise ValueError("smooth voxel meshes need PyMCubes (pip install 'worldsculpt[voxels]'); blocky works without")
+        source = params.get("source", DEFAULT_SOURCE)
+        if source not in CHUNK_SOURCES:
+            raise ValueError(f"unknown chunk source {source!r:.40}; available: {sorted(CHUNK_SOURCES)}")
+        world = str(roots.confine(params["world"], "world")) if params.get("world") is not None else None
+        if job == "voxel_edit":
+            if world is None:
+                raise ValueError("voxel_edit needs a world folder to keep the edit in")
+            stroke = VoxelStroke.from_params(params.get("edit"))
+            return cls(settings, mesh, source, world, _edit_keys(stroke, settings.voxel_size), stroke)
+        return cls(settings, mesh, source, world, _region_keys(params), None, _export(params.get("export"), roots))
+
+
+def _settings(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ChunkSettings:
+    voxel_size = params.get("voxel_size", 2.0)
+    if voxel_size not in VOXEL_SIZES_M or isinstance(voxel_size, bool):
+        raise ValueError(f"voxel_size must be one of {VOXEL_SIZES_M} metres, got {voxel_size!r:.40}")
+    heights = check_heights(arrays)
+    if max(heights.shape) > MAX_TERRAIN_SIDE:
+        raise ValueError(f"heights may be at most {MAX_TERRAIN_SIDE} a side, got {heights.shape}")
+    cell_size = _number(params, "cell_size", math.nan, 1e-3, 1e5)
+    seed = params.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r:.40}")
+    cover = params.get("cover", "grass")
+    if cover not in MATERIAL or MATERIAL[cover] == 0:
+        raise ValueError(f"cover must be a solid palette material, got {cover!r:.40}")
+    return ChunkSettings(heights, cell_size, float(voxel_size), seed, _number(params, "cave_density", 0.5, 0, 1),
+                         _number(params, "overhang", 0.5, 0, 1), cover, _style_weights(params.get("style_weights", {})))
+
+
+def _style_weights(value: Any) -> tuple[tuple[str, float], ...]:
+    """The terrain's style mix for the chunk source: up to 16 names with weights >= 0 (the source checks the names)."""
+    if not isinstance(value, dict) or len(value) > 16 or not all(
+            isinstance(k, str) and len(k) <= 64 and isinstance(w, (int, float)) and not isinstance(w, bool)
+            and math.isfinite(w) and w >= 0 for k, w in value.items()):
+        raise ValueError(f"style_weights must map up to 16 style names to weights >= 0, got {value!r:.100}")
+    return tuple(sorted((k, float(w)) for k, w in value.items()))
+
+
+def _region_keys(params: dict[str, Any]) -> tuple[ChunkKey, ...]:
+    """The box's chunks, top layer first (the surface shows before the depths)."""
+    i0, j0, k0 = _key(params.get("chunk_min"), "chunk_min", -MAX_KEY, MAX_KEY)
+    ni, nj, nk = _key(params.get("chunk_count"), "chunk_count", 1, MAX_AXIS_CHUNKS)
+    if ni * nj * nk > MAX_REGION_CHUNKS:
+        raise ValueError(f"a region may hold at most {MAX_REGION_CHUNKS} chunks, got {ni} x {nj} x {nk} = "
+                         f"{ni * nj * nk}: ask for it in parts")
+    return tuple(ChunkKey(i0 + i, j0 + j, k0 + k) for k, j, i in product(range(nk - 1, -1, -1), range(nj), range(ni)))
+
+
+def _edit_keys(stroke: VoxelStroke, voxel_size: float) -> tuple[ChunkKey, ...]:
+    """The chunks whose meshes the stroke changes: those it reaches and their -i, -j, -k neighbours."""
+    touched = stroke.chunks(voxel_size)
+    remesh = {ChunkKey(c.i - di, c.j - dj, c.k - dk) for c in touched for di, dj, dk in product((0, 1), repeat=3)}
+    if len(remesh) > MAX_REGION_CHUNKS:
+        raise ValueError(f"the stroke changes the meshes of {len(remesh)} chunks; at most {MAX_REGION_CHUNKS} per "
+                         "edit (shorten it or make the radius smaller)")
+    return tuple(sorted(remesh, key=lambda c: (-c.k, c.j, c.i)))
+
+
+def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callable[[int, int], None]) -> dict[str, Any]:
+    """Apply the stroke (if any, stored before meshing), mesh the chunks it or the region asks for and the kept
+    chunks beside them whose meshes read theirs, export; the result's meta."""
+    store = VoxelStore(request.world, request.settings.voxel_size) if request.world is not None else None
+    spec = CHUNK_SOURCES[request.source]
+    touched = request.stroke.chunks(request.settings.voxel_size) if request.stroke is not None else []
+    makes = touched if request.stroke is not None and spec.keep else request.keys
+    region = VoxelRegion(request.settings, spec, store, makes)
+    edited = []
+    for key in touched:
+        check_cancel(0, len(request.keys))
+        chunk, variant = region.get(key)
+        variant += request.stroke.op == "regenerate"
+        fresh = region.fresh(key, variant) if request.stroke.op == "regenerate" else None
+        region.replace(apply_stroke(chunk, request.stroke, fresh), variant)
+        edited.append([key.i, key.j, key.k])
+    keys = [k for k in request.keys if k in region.makes or region.held(k) is not None]
+    if request.stroke is None:  # an edit's keys hold its chunks' neighbours below already
+        keys += region.border_chunks(keys)
+    meshes, faces = [], 0
+    for done, key in enumerate(keys):
+        check_cancel(done, len(keys))
+        mesh = region.mesh(key, request.mesh)
+        meshes.append(mesh)
+        faces += len(mesh[1])
+        on_mesh(done + 1, len(keys), key, mesh)
+    files = []
+    if request.export is not None:
+        out_dir, name, formats = request.export
+        files = [str(p) for p in export_voxel_region([region.chunk(k) for k in request.keys],
+                                                     meshes[:len(request.keys)], out_dir, name, formats)]
+    return {"chunks": [[k.i, k.j, k.k] for k in keys], "edited": edited, "faces": faces,
+            "mesh": request.mesh, "voxel_size": request.settings.voxel_size, "chunk_size_m":
+            CHUNK * request.settings.voxel_size, "source": request.source, "files": files}

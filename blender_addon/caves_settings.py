@@ -1,0 +1,39 @@
+"""The Caves panel's settings, ``Scene.worldsculpt.caves``: the region, the voxels, the sliders and the brush."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import live
+
+VOXEL_SIZE_ITEMS = (("1", "1 m", "1 m voxels: 32 m chunks"), ("2", "2 m", "2 m voxels: 64 m chunks"),
+                    ("4", "4 m", "4 m voxels: 128 m chunks"))
+MESH_ITEMS = (("SMOOTH", "Smooth", "Marching cubes, materials blended per vertex"),
+              ("BLOCKY", "Blocky", "Greedy cubes, one material per face"))
+COVER_ITEMS = tuple((name, name.title(), f"{name.title()} on top of the ground")
+                    for name in ("grass", "sand", "snow", "dirt", "gravel"))
+FILL_ITEMS = tuple((name, name.replace("_", " ").title(), f"Fill with {name.replace('_', ' ')}")
+                   for name in ("rock", "rock_light", "rock_dark", "dirt", "sand", "gravel", "ice", "ore_gold",
+                                "crystal"))
+
+
+class WSC_CaveSettings(bpy.types.PropertyGroup):
+    __slots__ = ()
+    size: bpy.props.IntProperty(name="Chunks across", default=4, min=1, max=8,
+                                description="The region is this many chunks east-west and north-south, centred "
+                                            "on the 3D cursor")
+    depth: bpy.props.IntProperty(name="Depth", default=1, min=1, max=8,
+                                 description="Chunk layers below the lowest ground in the region")
+    voxel_size: bpy.props.EnumProperty(name="Voxel size", items=VOXEL_SIZE_ITEMS, default="2")
+    mesh_style: bpy.props.EnumProperty(name="Mesh", items=MESH_ITEMS, default="SMOOTH")
+    cave_density: bpy.props.FloatProperty(name="Cave density", default=0.5, min=0.0, max=1.0,
+                                          description="How much of the ground the cave generator hollows out")
+    overhang: bpy.props.FloatProperty(name="Overhangs", default=0.5, min=0.0, max=1.0,
+                                      description="How much overhangs and arches the cave generator makes")
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
+    cover: bpy.props.EnumProperty(name="Ground cover", items=COVER_ITEMS, default="grass")
+    radius: bpy.props.FloatProperty(name="Radius", default=4.0, min=0.5, max=64.0, unit="LENGTH",
+                                    description="Radius of the voxel brush around its stroke")
+    fill_material: bpy.props.EnumProperty(name="Fill with", items=FILL_ITEMS, default="rock")
+    status = live.field("caves_status")  # the session's, not the scene's: undo and saved files leave it
+    progress = live.field("caves_progress")

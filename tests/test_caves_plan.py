@@ -1,0 +1,50 @@
+"""The Caves panel's bpy-free part (blender_addon/caves_plan.py): the region around the cursor, refusals,
+palette colours, mesh checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.voxels.chunk import CHUNK, PALETTE
+from conftest import addon_module
+
+plan = addon_module("caves_plan")
+
+
+def test_region_is_centred_on_the_cursor_and_spans_the_ground():
+    heights = np.full((65, 65), 100.0, np.float32)
+    heights[40:, :] = 150.0  # higher ground in the south
+    region = plan.region_at(10.0, -10.0, heights, 16.0, 2.0, size=4, depth=2)
+    side = CHUNK * 2.0
+    assert region.chunk_min[:2] == (-1, -1) and region.chunk_count[:2] == (4, 4)
+    assert region.chunk_min[2] == int(100 // side) - 1  # two layers below the lowest ground's chunk
+    assert region.chunk_min[2] + region.chunk_count[2] - 1 == int(150 // side)  # up to the highest ground's
+    assert plan.CHUNK == CHUNK
+
+
+def test_region_too_big_for_one_job_is_refused():
+    heights = np.zeros((65, 65), np.float32)
+    with pytest.raises(ValueError, match="at most 64"):
+        plan.region_at(0.0, 0.0, heights, 16.0, 1.0, size=8, depth=2)
+    with pytest.raises(ValueError, match="at least one chunk"):
+        plan.region_at(0.0, 0.0, heights, 16.0, 1.0, size=0, depth=1)
+
+
+def test_palette_colours_are_linear_rgba():
+    palette = [list(rgb) for _, rgb in PALETTE]
+    colours = plan.element_colours(np.array([0, 8, 5], np.uint8), palette).reshape(-1, 4)
+    assert colours[1, :3] == pytest.approx(((np.array(PALETTE[8][1]) / 255 + 0.055) / 1.055) ** 2.4, rel=1e-5)
+    assert (colours[:, 3] == 1.0).all() and colours[0, :3].max() == 0.0
+    with pytest.raises(ValueError, match="outside the palette"):
+        plan.element_colours(np.array([16], np.uint8), palette)
+
+
+def test_bad_meshes_are_refused_before_blender_is_touched():
+    v, f = np.zeros((4, 3), np.float32), np.array([[0, 1, 2]], np.int32)
+    plan.check_mesh(v, f, np.zeros(4, np.uint8))
+    for args in ((v, np.array([[0, 1, 9]], np.int32), np.zeros(4, np.uint8)),
+                 (np.full((4, 3), np.nan, np.float32), f, np.zeros(4, np.uint8)),
+                 (v, f, np.zeros(2, np.uint8))):
+        with pytest.raises(ValueError):
+            plan.check_mesh(*args)

@@ -1,0 +1,175 @@
+"""The ``voxels`` and ``voxel_edit`` jobs against a live backend: meshes stream chunk by chunk, edits are stored
+in the world folder and come back in later jobs, bad or huge requests are refused clearly, cancel stops it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend.voxels.chunk import CHUNK, MATERIAL
+from backend.world.voxel_store import VoxelStore
+from protocol import ErrorCode
+from protocol.client import BackendError, Client
+
+CELL = 8.0
+
+
+def _heights() -> np.ndarray:
+    r, c = np.mgrid[0:65, 0:65].astype(np.float32)
+    return (70.0 + 12.0 * np.sin(c / 9.0) * np.cos(r / 7.0)).astype(np.float32)
+
+
+def _params(**extra) -> dict:
+    return {"voxel_size": 2.0, "mesh": "smooth", "cell_size": CELL, "chunk_min": [-1, -1, 0],
+            "chunk_count": [2, 2, 2], **extra}
+
+
+def _run(client: Client, job: str, params: dict, timeout: float = 60.0) -> tuple[dict, list]:
+    previews = []
+    if job == "voxel_edit":  # an edit's chunks follow from its stroke
+        params = {k: v for k, v in params.items() if k not in ("chunk_min", "chunk_count")}
+    job_id = client.submit(job, params, "", timeout=10, arrays={"heights": _heights()})
+    result = client.wait_result(job_id, timeout=timeout,
+                                on_message=lambda m: previews.append(m) if m.kind == "preview" else None)
+    return result.content["meta"], previews
+
+
+def test_region_streams_one_mesh_per_chunk(client):
+    meta, previews = _run(client, "voxels", _params())
+    assert [p.content["meta"]["chunk"] for p in previews] == meta["chunks"]
+    assert len(previews) == 8 and meta["chunks"][0][2] == 1  # the top layer first
+    assert sum(len(p.arrays["faces"]) for p in previews) == meta["faces"] > 0
+    for p in previews:
+        v, f, m = p.arrays["vertices"], p.arrays["faces"], p.arrays["material"]
+        assert v.dtype == np.float32 and f.dtype == np.int32 and m.dtype == np.uint8 and len(m) == len(v)
+        if len(f):
+            assert f.max() < len(v) and (m > 0).all()
+            i, j, k = p.content["meta"]["chunk"]
+            side = CHUNK * 2.0
+            assert (v[:, 0] >= i * side).all() and (v[:, 0] <= (i + 1) * side + 1.0).all()
+    blocky, previews = _run(client, "voxels", _params(mesh="blocky"))
+    assert all(p.arrays["faces"].shape[1] == 4 for p in previews if len(p.arrays["faces"]))
+    assert all(len(p.arrays["material"]) == len(p.arrays["faces"]) for p in previews)
+
+
+def test_carve_is_stored_and_reopened(client, tmp_path):
+    world = tmp_path / "scene.world"
+    base, before = _run(client, "voxels", _params(world=str(world)))
+    stroke = {"op": "carve", "points": [[-40.0, 20.0, 50.0], [30.0, -10.0, 40.0]], "radius": 5.0}
+    meta, previews = _run(client, "voxel_edit", _params(world=str(world), edit=stroke))
+    assert meta["edited"] and {tuple(c) for c in meta["edited"]} <= {tuple(c) for c in meta["chunks"]}
+    stored = sorted(p.name for p in (world / "voxels" / "2m").iterdir())
+    assert len(stored) == len(meta["edited"])
+    chunk, variant = VoxelStore(world, 2.0).get(_key(meta["edited"][0]))
+    assert variant == 0 and (chunk.material == MATERIAL["air"]).sum() > 0
+    # a later region job over the same world (as after reopening the .blend) shows the tunnel
+    after, again = _run(client, "voxels", _params(world=str(world)))
+    assert after["faces"] > base["faces"]
+    same = {tuple(p.content["meta"]["chunk"]): p for p in previews}
+    for p in again:
+        if tuple(p.content["meta"]["chunk"]) in same:
+            np.testing.assert_array_equal(p.arrays["vertices"], same[tuple(p.content["meta"]["chunk"])].arrays["vertices"])
+    # regenerate with the featureless source heals it: the region's meshes are the first ones again
+    heal = dict(stroke, op="regenerate", radius=9.0)
+    _run(client, "voxel_edit", _params(world=str(world), edit=heal))
+    healed, last = _run(client, "voxels", _params(world=str(world)))
+    assert healed["faces"] == base["faces"]
+    for p, q in zip(before, last):
+        np.testing.assert_allclose(p.arrays["vertices"], q.arrays["vertices"], atol=1e-4)
+
+
+def _key(c):
+    from backend.voxels.chunk import ChunkKey
+    return ChunkKey(*c)
+
+
+def test_export_writes_vox_and_glb_inside_roots(client, tmp_path):
+    meta, _ = _run(client, "voxels", _params(export={"out_dir": str(tmp_path / "out"), "name": "cave"}))
+    names = sorted(Path(f).name for f in meta["files"])
+    assert names == ["cave.glb", "cave.vox", "cave_voxels.json"]
+    assert (tmp_path / "out" / "cave.vox").read_bytes()[:4] == b"VOX "
+
+
+@pytest.mark.parametrize("bad,code,words", [
+    ({"chunk_count": [8, 8, 2]}, ErrorCode.BAD_PARAMS, "at most 64 chunks"),
+    ({"chunk_count": [9, 1, 1]}, ErrorCode.BAD_PARAMS, "chunk_count"),
+    ({"voxel_size": 3.0}, ErrorCode.BAD_PARAMS, "voxel_size"),
+    ({"mesh": "lego"}, ErrorCode.BAD_PARAMS, "mesh"),
+    ({"source": "dreams"}, ErrorCode.BAD_PARAMS, "chunk source"),
+    ({"chunk_min": [0, 0]}, ErrorCode.BAD_PARAMS, "chunk_min"),
+    ({"cave_density": 2}, ErrorCode.BAD_PARAMS, "cave_density"),
+    ({"world": "/etc"}, ErrorCode.FORBIDDEN, "outside"),
+    ({"export": {"out_dir": "/etc", "name": "x"}}, ErrorCode.FORBIDDEN, "outside"),
+    ({"export": {"out_dir": "/tmp/x", "name": "../up"}}, ErrorCode.BAD_PARAMS, "export.name"),
+    ({"surprise": 1}, ErrorCode.BAD_PARAMS, "unknown voxels params"),
+    ({"style_weights": {"alpine": -1}}, ErrorCode.BAD_PARAMS, "style_weights"),
+])
+def test_bad_region_requests_are_refused(client, bad, code, words):
+    with pytest.raises(BackendError) as info:
+        client.submit("voxels", _params(**bad), "", timeout=10, arrays={"heights": _heights()})
+    assert info.value.code == code.value and words in str(info.value)
+
+
+def test_bad_edits_are_refused(client, tmp_path):
+    world = str(tmp_path / "w")
+    for params, words in (
+            (_params(edit={"op": "carve", "points": [[0, 0, 0]], "radius": 2}), "needs a world"),
+            (_params(world=world, edit={"op": "carve", "points": [[0, 0, 0], [2000, 0, 0]], "radius": 60}),
+             "at most 64"),
+            (_params(world=world, edit={"op": "melt", "points": [[0, 0, 0]], "radius": 2}), "edit.op")):
+        params = {k: v for k, v in params.items() if k not in ("chunk_min", "chunk_count")}
+        with pytest.raises(BackendError) as info:
+            client.submit("voxel_edit", params, "", timeout=10, arrays={"heights": _heights()})
+        assert info.value.code == ErrorCode.BAD_PARAMS.value and words in str(info.value)
+    with pytest.raises(BackendError, match="heights"):
+        client.submit("voxels", _params(), "", timeout=10)
+
+
+def test_cancel_stops_a_region(client):
+    job_id = client.submit("voxels", _params(chunk_count=[4, 4, 4], voxel_size=1.0), "", timeout=10,
+                           arrays={"heights": _heights()})
+    client.cancel(job_id)
+    with pytest.raises(BackendError) as info:
+        client.wait_result(job_id, timeout=60)
+    assert info.value.code == ErrorCode.CANCELLED.value
+
+
+def test_a_kept_source_makes_only_the_region_and_closes_seams_later(tmp_path, monkeypatch):
+    """With an outpainting source (kept as made): a region costs one source call per chunk (its rim is read as
+    the bare ground), and the next region beside it remeshes the first one's border chunk, so the seam closes."""
+    from test_voxel_meshing import _open_edges
+
+    from backend.generators import voxel_region
+    from backend.server.paths import Roots
+    from backend.server.voxel_job import VoxelRequest, run_voxels
+
+    calls = []
+
+    def outpainting(key, settings, variant, neighbours):
+        calls.append(key)
+        chunk = voxel_region.featureless_chunk(key, settings, variant, neighbours)
+        r = np.arange(CHUNK)[None, :, None]
+        hole = (np.abs(r - 16) < 5) & (np.abs(np.arange(CHUNK)[:, None, None] - 8) < 4)  # a tunnel along x
+        chunk.density[np.broadcast_to(hole, chunk.density.shape)] = -1.0
+        return type(chunk)(key, chunk.voxel_size, chunk.density + 0.01 * len(neighbours), chunk.material)
+
+    monkeypatch.setitem(voxel_region.CHUNK_SOURCES, "outpainting", voxel_region.ChunkSourceSpec(outpainting, keep=True))
+    heights = np.full((65, 65), 40.0, np.float32)
+    roots = Roots([tmp_path])
+    meshes = {}
+
+    def region(i0: int, ni: int) -> dict:
+        params = {"voxel_size": 1.0, "cell_size": 4.0, "world": str(tmp_path / "w"), "source": "outpainting",
+                  "chunk_min": [i0, 0, 0], "chunk_count": [ni, 1, 1]}
+        request = VoxelRequest.from_params("voxels", params, {"heights": heights}, roots)
+        return run_voxels(request, lambda done, total, key, mesh: meshes.__setitem__(key, mesh), lambda *a: None)
+
+    first = region(0, 2)
+    assert len(calls) == 2 and first["chunks"] == [[0, 0, 0], [1, 0, 0]]
+    second = region(2, 1)
+    assert len(calls) == 3 and [2, 0, 0] in second["chunks"] and [1, 0, 0] in second["chunks"]
+    open_edges = _open_edges(list(meshes.values()))
+    inner_seams = np.isin(open_edges[:, :, 0], [32.5, 64.5]).all(1)
+    assert len(open_edges) and not inner_seams.any()
