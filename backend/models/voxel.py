@@ -14,7 +14,7 @@ import torch
 
 from backend.diffusion.preconditioning import Conditioning
 
-from .inference import LoadedModel
+from .inference import LoadedModel, file_sha256, load_inference, read_metadata
 from .shipped import models_dir
 
 VOXEL_FILE = "voxel_chunks.safetensors"
@@ -37,6 +37,11 @@ VOXEL_QUALITY: dict[str, VoxelSampling] = {
 
 class VoxelModel(LoadedModel):
     """A loaded voxel chunk denoiser and its training metadata (see train_voxels.build)."""
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> VoxelModel:
+        """As ``LoadedModel.load`` but in the contiguous layout (channels-last is for 2D convolutions only)."""
+        return cls(load_inference(path, device), read_metadata(path)["config"], file_sha256(path))
 
     def conditioning(self, style_weights: dict[str, float], sliders: dict[str, float]) -> Conditioning:
         """Style mix as a weight vector, sliders in [0, 1] (unsent = 0.5) mapped to [-1, 1]."""

@@ -45,20 +45,20 @@ def encode(density: np.ndarray, material: np.ndarray, terrain_depth: np.ndarray,
     return np.stack([change, fluid, ore.astype(np.float32)]).astype(np.float32)
 
 
+def terrain_outside_features(density: np.ndarray, terrain_depth: np.ndarray) -> np.ndarray:
+    """The density with the terrain's own values wherever neither the cell nor a 6-neighbour differs from the
+    terrain in solidity: there the voxel surface is the heightfield's to the bit (solidity is unchanged)."""
+    changed = (density > 0) != (terrain_depth > 0)
+    feature = ndimage.binary_dilation(changed, iterations=1)
+    return np.where(feature, density, terrain_depth).astype(np.float32)
+
+
 def decode(channels: np.ndarray, terrain_depth: np.ndarray, z: np.ndarray, voxel_size: float,
            cover: str) -> tuple[np.ndarray, np.ndarray]:
     """(density metres float32, material uint8) of a block from its channels and the terrain depth."""
-    terrain_tsdf = tsdf(terrain_depth, voxel_size)
-    drawn = terrain_tsdf + channels[0]
-    solid = drawn > 0
-    changed = solid != (terrain_depth > 0)
-    feature = ndimage.binary_dilation(changed, iterations=1)
-    scale = TSDF_CELLS * voxel_size
-    density = np.where(feature, drawn * scale, terrain_depth).astype(np.float32)
-    density[changed & solid] = np.maximum(density[changed & solid], 1e-3)  # keep the drawn solidity exactly
-    density[changed & ~solid] = np.minimum(density[changed & ~solid], 0.0)
-    solid = density > 0
-    material = compose(solid, terrain_depth, z, cover, channels[2] > ORE_LEVEL,
+    drawn = tsdf(terrain_depth, voxel_size) + channels[0]
+    density = terrain_outside_features(drawn * (TSDF_CELLS * voxel_size), terrain_depth)
+    material = compose(density > 0, terrain_depth, z, cover, channels[2] > ORE_LEVEL,
                        channels[1] > FLUID_LEVEL, channels[1] < -FLUID_LEVEL)
     return density, material
 
