@@ -86,6 +86,23 @@ def chunk_seed(world_seed: int, key: ChunkKey, voxel_size: float) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
 
 
+def canvas_margin(model: VoxelModel, request: VoxelChunkRequest) -> int:
+    """Cells of context each side: the model's margin when neighbours are known there, else none (the
+    network is convolutional; a bare 32³ canvas costs half the 40³ one)."""
+    return int(model.meta["margin"]) if request.neighbours else 0
+
+
+def chunk_noise(model: VoxelModel, request: VoxelChunkRequest, margin: int) -> Tensor:
+    """The folded initial noise of the canvas, cut from one draw keyed by the chunk alone, so a chunk's own
+    cells start from the same noise whatever the margin."""
+    full = int(model.meta["margin"])
+    side = (CHUNK + 2 * full) // ch.FOLD
+    generator = torch.Generator().manual_seed(chunk_seed(request.world_seed, request.key, request.voxel_size))
+    noise = torch.randn((1, ch.N_CHANNELS * ch.FOLD**3, side, side, side), generator=generator)
+    cut = (full - margin) // ch.FOLD
+    return noise[:, :, cut:side - cut, cut:side - cut, cut:side - cut]
+
+
 def canvas_axes(key: ChunkKey, voxel_size: float, margin: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World z, y, x of the canvas cells: the chunk's cells and ``margin`` more each side."""
     x0, y0, z0 = key.origin(voxel_size)
@@ -219,7 +236,8 @@ def generate_chunk_with_stats(model: VoxelModel, request: VoxelChunkRequest) -> 
     """The chunk and what its generation did (timings, energy counts); see ``generate_chunk``."""
     stats = ChunkStats()
     t0 = time.perf_counter()
-    margin, vs, device = int(model.meta["margin"]), request.voxel_size, model.device
+    vs, device = request.voxel_size, model.device
+    margin = canvas_margin(model, request)
     z, y, x = canvas_axes(request.key, vs, margin)
     depth = terrain_depth(request, z, y, x)
     known, values = known_cells(request, depth, margin)
@@ -227,8 +245,7 @@ def generate_chunk_with_stats(model: VoxelModel, request: VoxelChunkRequest) -> 
     cond = model.conditioning(request.style_weights, request.sliders).replace(spatial=_fold(spatial, device))
     known_t = _fold(np.broadcast_to(known, values.shape), device)
     values_t = _fold(values, device)
-    generator = torch.Generator().manual_seed(chunk_seed(request.world_seed, request.key, vs))
-    noise = torch.randn(known_t.shape, generator=generator).to(device)
+    noise = chunk_noise(model, request, margin).to(device)
     settings = VOXEL_QUALITY[request.quality]
     folded = sample_canvas(model, cond, known_t, values_t, noise, settings)
     canvas = np.where(known[None], values, ch.unfold(folded)[0].cpu().numpy())

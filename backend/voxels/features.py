@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import energy as en
+from .channels import terrain_outside_features
 from .materials import compose
 from .chunk import STRATA_M
 
@@ -280,6 +281,7 @@ def simulate_region(region: Region, style: str, sliders: dict[str, float], seed:
     density = np.minimum(density, np.minimum(tunnels, caverns) * vs).astype(np.float32)
     density, water, lava = clean(region, density, water, lava)
     terrain_depth = region.terrain_depth()
+    density = terrain_outside_features(density, terrain_depth)
     ore = ore_veins(rng, region.shape, rates.ore)
     material = compose(density > 0, terrain_depth, region.z, rates.cover, ore, water, lava)
     return density, material
