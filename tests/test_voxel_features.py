@@ -53,3 +53,17 @@ def test_window_items_carry_known_cells_only_where_known() -> None:
     values = cond.spatial[16:]
     assert ((values != 0) <= (known.repeat(3, 1, 1, 1) > 0)).all()
     assert data[5][0].equal(x)  # items are functions of their index
+
+
+def test_chunk_measures_count_caves_systems_and_overhangs() -> None:
+    from backend.voxels.measures import chunk_measures
+
+    depth = np.broadcast_to((20.5 - np.arange(32, dtype=np.float32))[:, None, None], (32, 32, 32))
+    solid = depth > 0  # ground up to z 20
+    solid[5:8, 5:8, 5:8] = False  # a sealed cave of 27 cells
+    solid[15:21, 20, 20] = False  # a shaft open to the sky: 6 cells
+    solid[25, 0:4, 0:4] = True  # a ledge over open air above the terrain (16 columns)
+    m = chunk_measures(solid, depth)
+    assert m["systems"] == 2 and m["largest_system"] == 27 / 33
+    assert m["cave_share"] == 33 / (21 * 32 * 32) and m["open_to_sky"] == 6 / 33
+    assert m["overhang_columns"] == 16 / (32 * 32)

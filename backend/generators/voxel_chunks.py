@@ -189,17 +189,27 @@ def _count(found: dict[str, np.ndarray]) -> dict[str, int]:
     return {name: int(cells.sum()) for name, cells in found.items()}
 
 
+def anchor_faces(depth: np.ndarray, neighbours: Neighbours) -> tuple[str, ...]:
+    """The faces a solid piece may hang from: all but the top when the terrain stays below the chunk's top
+    and no chunk above is known to hold rock at its bottom (then rock touching only the top is in the air)."""
+    above = neighbours.get((0, 0, 1))
+    if depth[-1].max() > 0 or (above is not None and above.solid[0].any()):
+        return en.FACES
+    return tuple(f for f in en.FACES if f != "top")
+
+
 def refine_chunk(drawn: _Drawn, request: VoxelChunkRequest, stats: ChunkStats,
                  redraw: Callable[[np.ndarray], np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
     """Delete floating rock; then, as the request says, redraw the violating cells and anneal the rest."""
     vs = request.voxel_size
     frozen = request.locked
+    anchors = anchor_faces(drawn.depth, request.neighbours)
     classes = en.classes_of(drawn.density, drawn.material)
-    stats.violations_raw = _count(en.violations(classes))
+    stats.violations_raw = _count(en.violations(classes, anchors=anchors))
     if request.refinement == "none":
         stats.violations_final = dict(stats.violations_raw)
         return drawn.density, drawn.material
-    classes, stats.floating_removed = delete_floating(classes, frozen=frozen)
+    classes, stats.floating_removed = delete_floating(classes, anchors, frozen)
     chans = drawn.channels
     if request.refinement == "redraw" and redraw is not None:
         bad = np.zeros(classes.shape, bool)
@@ -214,15 +224,15 @@ def refine_chunk(drawn: _Drawn, request: VoxelChunkRequest, stats: ChunkStats,
             classes = en.classes_of(density, compose(density > 0, drawn.depth, drawn.z, drawn.cover,
                                                      chans[2] > ch.ORE_LEVEL, chans[1] > ch.FLUID_LEVEL,
                                                      chans[1] < -ch.FLUID_LEVEL))
-            classes, removed = delete_floating(classes, frozen=frozen)
+            classes, removed = delete_floating(classes, anchors, frozen)
             stats.floating_removed += removed
     if request.refinement == "anneal":
         unary = model_unary(ch.tsdf(drawn.depth, vs) + chans[0], chans[1])
         rng = np.random.default_rng(chunk_seed(request.world_seed, request.key, vs) ^ 0xA11EA1)
         classes, stats.anneal_trace = anneal(classes, unary, rng, ANNEAL, REFINE_WEIGHTS, frozen)
-        classes, removed = delete_floating(classes, frozen=frozen)  # moves may cut a piece loose
+        classes, removed = delete_floating(classes, anchors, frozen)  # moves may cut a piece loose
         stats.floating_removed += removed
-    stats.violations_final = _count(en.violations(classes))
+    stats.violations_final = _count(en.violations(classes, anchors=anchors))
     return _apply_classes(classes, drawn.density, chans[2] > ch.ORE_LEVEL, drawn.depth, drawn.z, drawn.cover, vs)
 
 

@@ -30,6 +30,9 @@ N_CHANNELS = 3  # feature change, fluid, ore
 FOLD = 2  # cells folded into channels per axis
 FLUID_LEVEL = 0.5  # |fluid| above this is water (+) or lava (-)
 ORE_LEVEL = 0.5
+# Changes of the truncated density smaller than this are the model's noise, not features: near the surface
+# (terrain tsdf about 0) they would flip single cells into pits and specks.
+CHANGE_DEAD_ZONE = 0.2
 
 
 def tsdf(density: np.ndarray, voxel_size: float) -> np.ndarray:
@@ -56,7 +59,8 @@ def terrain_outside_features(density: np.ndarray, terrain_depth: np.ndarray) -> 
 def decode(channels: np.ndarray, terrain_depth: np.ndarray, z: np.ndarray, voxel_size: float,
            cover: str) -> tuple[np.ndarray, np.ndarray]:
     """(density metres float32, material uint8) of a block from its channels and the terrain depth."""
-    drawn = tsdf(terrain_depth, voxel_size) + channels[0]
+    change = np.where(np.abs(channels[0]) < CHANGE_DEAD_ZONE, 0.0, channels[0])
+    drawn = tsdf(terrain_depth, voxel_size) + change
     density = terrain_outside_features(drawn * (TSDF_CELLS * voxel_size), terrain_depth)
     material = compose(density > 0, terrain_depth, z, cover, channels[2] > ORE_LEVEL,
                        channels[1] > FLUID_LEVEL, channels[1] < -FLUID_LEVEL)
