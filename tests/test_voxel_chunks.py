@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from backend.generators.voxel_chunks import VoxelChunkRequest, canvas_axes, generate_chunk, terrain_depth
-from backend.models.shipped import models_dir
 from backend.models.voxel import VOXEL_FILE, VoxelModel, load_voxel_model
 from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk
@@ -100,12 +99,12 @@ def test_bad_requests_are_refused_clearly() -> None:
         load_voxel_model(ROOT / "no-such-folder")
 
 
-SHIPPED = models_dir() / VOXEL_FILE
+SHIPPED = ROOT / "models" / VOXEL_FILE  # this checkout's (models_dir() may name an installed copy)
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="the shipped voxel model is trained by configs/voxel_chunks.json")
 def test_outpainted_chunk_faces_match_like_interior_planes() -> None:
-    model = load_voxel_model()
+    model = load_voxel_model(SHIPPED.parent)
     face, interior = [], []
     for k, seed in ((0, 0), (0, 1), (-1, 2)):
         left = generate_chunk(model, request(ChunkKey(0, 0, k), world_seed=seed, sliders={"cave_density": 1.0}))

@@ -10,7 +10,7 @@ weights go to ``ship_to`` with what serving needs in the metadata.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,8 +66,8 @@ def run_training(run: VoxelRunConfig, config_path: str = "", ship_now: bool = Fa
     denoiser, dataset, meta = build(run)
     cfg = TrainConfig(**{**run.train, "measure_sigma_data": False})  # build measured it
     trainer = Trainer(denoiser, dataset, EDMLoss(cond_dropout=run.cond_dropout), cfg)
-    run.corpus = [run.corpus]  # type: ignore[assignment]  # the run facts list corpus folders
-    return train_and_ship(trainer, run, meta, config_path, meta["corpus_regions"], ship_now)
+    facts_run = replace(run, corpus=[run.corpus])  # the run's facts list corpus folders
+    return train_and_ship(trainer, facts_run, meta, config_path, meta["corpus_regions"], ship_now)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

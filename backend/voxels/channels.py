@@ -32,7 +32,7 @@ FLUID_LEVEL = 0.5  # |fluid| above this is water (+) or lava (-)
 ORE_LEVEL = 0.5
 # Changes of the truncated density smaller than this are the model's noise, not features: near the surface
 # (terrain tsdf about 0) they would flip single cells into pits and specks.
-CHANGE_DEAD_ZONE = 0.2
+CHANGE_DEAD_ZONE = 0.3
 
 
 def tsdf(density: np.ndarray, voxel_size: float) -> np.ndarray:
