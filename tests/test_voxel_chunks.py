@@ -88,15 +88,22 @@ def test_voxel_surface_is_the_terrain_outside_features(model) -> None:
     assert featureless.any() and (chunk.solid[:, featureless] == (depth > 0)[:, featureless]).all()
 
 
-def test_bad_requests_are_refused_clearly() -> None:
+def test_bad_requests_are_refused_clearly(model) -> None:
     with pytest.raises(ValueError, match="quality"):
         request(quality="best")
     with pytest.raises(ValueError, match="locked"):
         request(locked=np.zeros((8, 8, 8), bool))
     with pytest.raises(ValueError, match="heights"):
         VoxelChunkRequest(np.zeros(5), 8.0, ORIGIN, ChunkKey(0, 0, 0))
+    with pytest.raises(ValueError, match="finite"):
+        VoxelChunkRequest(np.full((4, 4), np.nan), 8.0, ORIGIN, ChunkKey(0, 0, 0))
+    with pytest.raises(ValueError, match="sliders"):
+        request(sliders={"cave_density": 3.0})
     with pytest.raises(FileNotFoundError, match="train_voxels"):
         load_voxel_model(ROOT / "no-such-folder")
+    with pytest.raises(ValueError, match="unknown style"):
+        generate_chunk(model, VoxelChunkRequest(sloped_heights(), 8.0, ORIGIN, ChunkKey(0, 0, 0),
+                                                style_weights={"lunar": 1.0}))
 
 
 SHIPPED = ROOT / "models" / VOXEL_FILE  # this checkout's (models_dir() may name an installed copy)

@@ -61,6 +61,10 @@ class VoxelChunkRequest:
             raise ValueError(f"refinement must be one of {REFINEMENTS}, got {self.refinement!r}")
         if np.ndim(self.heights) != 2 or min(np.shape(self.heights)) < 2 or not self.cell_size > 0:
             raise ValueError("heights must be a 2D grid of at least 2 x 2 and cell_size positive")
+        if not np.isfinite(self.heights).all():
+            raise ValueError("heights must be finite numbers (metres)")
+        if any(not 0 <= float(v) <= 1 for v in self.sliders.values()) or not self.style_weights:
+            raise ValueError(f"sliders must lie in [0, 1] and a style be given, got {self.sliders}, {self.style_weights}")
         if self.locked is not None and (np.shape(self.locked) != (CHUNK,) * 3 or self.current is None):
             raise ValueError(f"locked must be a {(CHUNK,) * 3} bool array and comes with the current chunk")
         for offset, chunk in self.neighbours.items():
