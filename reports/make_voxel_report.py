@@ -65,10 +65,11 @@ def depth_of(req: VoxelChunkRequest) -> np.ndarray:
 def run_style(model: VoxelModel, style: str, maps: list[np.ndarray], positions: int, seeds: int,
               rng: np.random.Generator) -> dict:
     """Every chunk of one style through every refinement: measures, violations, seconds, diversity, seams."""
-    rows, diversity, seams, examples = [], [], [], []
+    rows, diversity, seams, examples, places = [], [], [], [], []
     for p in range(positions):
         heights = maps[p % len(maps)]
         key = place(heights, rng)
+        places.append((style, heights, key))
         finals = []
         for seed in range(seeds):
             for refinement in REFINEMENTS:
@@ -87,7 +88,7 @@ def run_style(model: VoxelModel, style: str, maps: list[np.ndarray], positions: 
         diversity += [solidity_difference(a.solid, b.solid, depth_of(request_for(heights, key, style, 0)))
                       for n, a in enumerate(finals) for b in finals[n + 1:]]
         seams.append(seam_ratio(model, heights, key, style))
-    return {"rows": rows, "diversity": diversity, "seams": seams, "examples": examples}
+    return {"rows": rows, "diversity": diversity, "seams": seams, "examples": examples, "places": places}
 
 
 def seam_ratio(model: VoxelModel, heights: np.ndarray, key: ChunkKey, style: str) -> dict[str, float]:
@@ -99,6 +100,19 @@ def seam_ratio(model: VoxelModel, heights: np.ndarray, key: ChunkKey, style: str
     a, b = ch.tsdf(west.density, VOXEL_M), ch.tsdf(east.density, VOXEL_M)
     interior = float(np.mean([np.abs(np.diff(t, axis=2)).mean() for t in (a, b)]))
     return {"face": float(np.abs(b[:, :, 0] - a[:, :, -1]).mean()), "interior": interior}
+
+
+def slider_response(model: VoxelModel, places: list[tuple[str, np.ndarray, ChunkKey]]) -> dict[str, dict]:
+    """Cave share and overhang columns of the same chunks (places, seeds 0 and 1) with both sliders at 0 and 1."""
+    out = {}
+    for value in (0.0, 1.0):
+        found = []
+        for style, heights, key in places:
+            for seed in (0, 1):
+                req = request_for(heights, key, style, seed, sliders={"cave_density": value, "overhang": value})
+                found.append(chunk_measures(generate_chunk_with_stats(model, req)[0].solid, depth_of(req)))
+        out[f"{value:g}"] = {m: float(np.mean([f[m] for f in found])) for m in ("cave_share", "overhang_columns")}
+    return out
 
 
 def corpus_reference(folder: Path, per_style: int = 12) -> dict[str, dict[str, float]]:
@@ -287,7 +301,10 @@ def write_readme(summary: dict, meta: dict, render: dict, settings: dict) -> Non
                            "seed diversity", "seam / interior"], style_rows),
         ref_table=table(["refinement", "chunks with floating (raw)", "after", "thin overhang cells",
                          "unheld water cells", "lava-water cells", "median s / chunk", "refinement share"], ref_rows),
-        trace=trace, render=json.dumps(render), seam_all=summary["seam_ratio_all"])
+        trace=trace, render=json.dumps(render), seam_all=summary["seam_ratio_all"],
+        sliders=table(["both sliders", "cave share", "overhang columns"],
+                      [[v, f"{r['cave_share']:.4f}", f"{r['overhang_columns']:.4f}"]
+                       for v, r in summary["slider_response"].items()]))
     (OUT / "README.md").write_text(text)
 
 
@@ -310,6 +327,11 @@ across the face to an east neighbour outpainted from this chunk, over the mean j
 planes (target at most 1.2; over all styles' chunks {seam_all:.2f}).
 
 {style_table}
+
+## Sliders
+The same chunks (one place per style, two seeds) with cave density and overhang amount both at 0 and at 1:
+
+{sliders}
 
 ## Refinement ablation (all styles)
 Floating pieces: solid pieces touching none of the chunk's faces. Cells: mean per chunk, raw -> after.
@@ -423,6 +445,7 @@ def main(argv: list[str] | None = None) -> None:
         results[style] = run_style(model, style, shrunk, args.positions, args.seeds, rng)
         print(f"{style}: {len(results[style]['rows'])} chunks", flush=True)
     summary = summarise(results, corpus_reference(Path(args.voxel_corpus)))
+    summary["slider_response"] = slider_response(model, [r["places"][0] for r in results.values()])
     render_slices({s: r["examples"][0] for s, r in results.items()}, OUT / "slices.png")
     cave_style = max(summary["per_style"], key=lambda s: summary["per_style"][s]["cave_share"])
     req = results[cave_style]["examples"][0][0]
