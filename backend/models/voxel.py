@@ -1,0 +1,68 @@
+"""The voxel chunk denoiser as serving holds it, and the quality levels it is sampled at.
+
+Training (``backend.training.train_voxels``) writes ``models/voxel_chunks.safetensors`` with everything
+serving needs in its metadata: the style and slider names, the voxel size and window it was trained on, the
+fold of cells into channels and each style's cover material.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from backend.diffusion.preconditioning import Conditioning
+
+from .inference import LoadedModel, file_sha256, load_inference, read_metadata
+from .shipped import models_dir
+
+VOXEL_FILE = "voxel_chunks.safetensors"
+
+
+@dataclass(frozen=True)
+class VoxelSampling:
+    """Steps and noise range of one quality level (DPM-Solver++(2M) on a Karras schedule)."""
+
+    steps: int
+    sigma_max: float = 10.0
+    sigma_min: float = 0.01
+
+
+VOXEL_QUALITY: dict[str, VoxelSampling] = {
+    "interactive": VoxelSampling(steps=4),
+    "full": VoxelSampling(steps=16),
+}
+
+
+class VoxelModel(LoadedModel):
+    """A loaded voxel chunk denoiser and its training metadata (see train_voxels.build)."""
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> VoxelModel:
+        """As ``LoadedModel.load`` but in the contiguous layout (channels-last is for 2D convolutions only)."""
+        return cls(load_inference(path, device), read_metadata(path)["config"], file_sha256(path))
+
+    def conditioning(self, style_weights: dict[str, float], sliders: dict[str, float]) -> Conditioning:
+        """Style mix as a weight vector, sliders in [0, 1] (unsent = 0.5) mapped to [-1, 1]."""
+        names, slider_names = self.meta["style_names"], self.meta["slider_names"]
+        unknown = sorted(set(style_weights) - set(names)) + sorted(set(sliders) - set(slider_names))
+        if unknown:
+            raise ValueError(f"unknown style(s) or slider(s) {unknown}; styles: {names}, sliders: {slider_names}")
+        weights = torch.tensor([[float(style_weights.get(n, 0.0)) for n in names]])
+        values = torch.tensor([[float(sliders.get(s, 0.5)) for s in slider_names]])
+        return Conditioning(style_weights=weights, sliders=values * 2 - 1).map(lambda t: t.float().to(self.device))
+
+    def cover(self, style_weights: dict[str, float]) -> str:
+        """The cover material of the style mix's heaviest style."""
+        heaviest = max(style_weights, key=lambda s: style_weights[s])
+        return self.meta["covers"][heaviest]
+
+
+def load_voxel_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> VoxelModel:
+    """The shipped voxel model of ``folder`` (default ``models_dir()``); a clear error when it is missing."""
+    path = Path(folder if folder is not None else models_dir()) / VOXEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no voxel model at {path}: train it with "
+                                f"python -m backend.training.train_voxels configs/voxel_chunks.json")
+    return VoxelModel.load(path, device)

@@ -1,0 +1,79 @@
+"""Train the voxel chunk model: ``python -m backend.training.train_voxels configs/voxel_chunks.json``.
+
+A 3D U-Net (the shared backbone at dims=3) learns, with the EDM loss, the three feature channels of
+``backend.voxels.channels`` on 40³ windows of the voxel corpus (``backend.data.voxel_corpus``), folded 2³
+into channels, conditioned on the terrain's truncated density, a random set of known cells (neighbour
+slabs, locked boxes), the style and the two feature sliders. The run resumes from ``out_dir``; the EMA
+weights go to ``ship_to`` with what serving needs in the metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from backend.data.voxel_corpus import MARGIN, SPATIAL_CHANNELS, WINDOW, VoxelWindowDataset, load_regions
+from backend.diffusion.loss import EDMLoss
+from backend.diffusion.preconditioning import Denoiser
+from backend.networks.unet import UNet, UNetConfig
+from backend.training.loop import TrainConfig, Trainer, estimate_sigma_data
+from backend.training.train_terrain import train_and_ship, train_command
+from backend.voxels import channels as ch
+from backend.voxels.features import SLIDER_NAMES, STYLE_FEATURES
+
+SIGMA_ITEMS = 256
+
+
+@dataclass
+class VoxelRunConfig:
+    corpus: str  # a voxel corpus folder (backend.data.voxel_corpus)
+    unet: dict[str, Any]  # UNetConfig fields (dims, channels, styles and sliders are filled in)
+    train: dict[str, Any]  # TrainConfig fields
+    ship_to: str
+    cond_dropout: dict[str, float] = field(default_factory=lambda: {"style_weights": 0.1, "sliders": 0.2})
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    @classmethod
+    def load(cls, path: str | Path) -> VoxelRunConfig:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def build(run: VoxelRunConfig) -> tuple[Denoiser, VoxelWindowDataset, dict[str, Any]]:
+    """The denoiser, its dataset and the serving metadata."""
+    regions = load_regions(run.corpus)
+    folded = ch.FOLD**3
+    unet = UNetConfig.from_dict({**run.unet, "dims": 3, "in_channels": ch.N_CHANNELS * folded,
+                                 "out_channels": ch.N_CHANNELS * folded, "cond_channels": SPATIAL_CHANNELS * folded,
+                                 "n_styles": len(regions.style_names), "n_sliders": len(SLIDER_NAMES)})
+    meta = {"kind": "voxel_chunks", "style_names": list(regions.style_names), "slider_names": list(SLIDER_NAMES),
+            "voxel_size_m": regions.voxel_size, "margin": MARGIN, "window": WINDOW, "fold": ch.FOLD,
+            "tsdf_cells": ch.TSDF_CELLS, "covers": {s: STYLE_FEATURES[s].cover for s in regions.style_names},
+            "corpus_regions": len(regions)}
+    dataset = VoxelWindowDataset(regions)
+    # Measured here on SIGMA_ITEMS windows: the loop's default (4096 windows) would hold gigabytes at once.
+    sigma_data = estimate_sigma_data(dataset, max_items=SIGMA_ITEMS)
+    return Denoiser(UNet(unet), sigma_data=sigma_data), dataset, meta
+
+
+def run_training(run: VoxelRunConfig, config_path: str = "", ship_now: bool = False) -> Path:
+    """Train (or resume) to the configured steps and ship the EMA weights."""
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    denoiser, dataset, meta = build(run)
+    cfg = TrainConfig(**{**run.train, "measure_sigma_data": False})  # build measured it
+    trainer = Trainer(denoiser, dataset, EDMLoss(cond_dropout=run.cond_dropout), cfg)
+    facts_run = replace(run, corpus=[run.corpus])  # the run's facts list corpus folders
+    return train_and_ship(trainer, facts_run, meta, config_path, meta["corpus_regions"], ship_now)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    train_command(argv, "Train the voxel chunk model from a JSON config.", "configs/voxel_chunks.json",
+                  VoxelRunConfig.load, run_training)
+
+
+if __name__ == "__main__":
+    main()
