@@ -20,6 +20,7 @@ from backend.models.erosion_surrogate import ErosionSurrogate
 from backend.simulation.learned_steps import MATURE_STEP, drainage, log_cells
 from backend.simulation.surrogate_stage import ENGINES, run_stage
 
+from .brush_job import _mask as selection
 from .export_job import check_heights
 from .params import check_keys
 
@@ -30,20 +31,6 @@ MASK_NAMES = ("flow", "deposition", "wear")
 
 # on_call(steps done, steps in all, heights [H, W] float32 so far): after each call; may raise to cancel.
 SimulateCallback = Callable[[int, int, np.ndarray], None]
-
-
-def _selection(arrays: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray | None:
-    if "mask" not in arrays:
-        return None
-    mask = np.asarray(arrays["mask"])
-    if mask.shape != shape:
-        raise ValueError(f"mask must have the heights' shape {shape}, got {mask.shape}")
-    mask = mask.astype(np.float32)
-    if not np.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
-        raise ValueError("mask values must be finite and in [0, 1]")
-    if not (mask > 0).any():
-        raise ValueError("mask selects nothing: select part of the terrain first")
-    return mask
 
 
 @dataclass(frozen=True)
@@ -70,7 +57,8 @@ class SimulateRequest:
         engine = params.get("engine", "auto")
         if engine not in ("auto", *ENGINES):
             raise ValueError(f"engine must be one of {['auto', *ENGINES]}, got {engine!r:.40}")
-        return cls(heights, _selection(arrays, heights.shape), float(cell), steps, engine)
+        mask = selection(arrays, heights.shape) if "mask" in arrays else None
+        return cls(heights, mask, float(cell), steps, engine)
 
     def run(self, surrogate: ErosionSurrogate | None, on_call: SimulateCallback) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """The result's meta (engine used, calls, tiles skipped and redone) and arrays (heights, masks)."""
