@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from backend.models.inference import file_sha256, module_tensors, save_tensors
-from backend.networks.unet import UNet, UNetConfig
+from backend.networks.unet import ResBlock, UNet, UNetConfig
 from backend.simulation.landscape import StreamPower
 from backend.simulation.learned_steps import (SURROGATE_CHANNELS, Fields, drainage, height_scale,
                                               stream_power_rate, surrogate_inputs, tile_counts, windows)
@@ -88,6 +88,18 @@ class SurrogateNet(nn.Module):
         if unet.in_channels != len(SURROGATE_CHANNELS) * self.fold**2 or unet.out_channels != self.fold**2:
             raise ValueError(f"U-Net channels {unet.in_channels}/{unet.out_channels} do not fit fold {self.fold}")
         self.multiple = self.fold * 2 ** (len(unet.channel_mult) - 1)
+        self._start_as_identity()
+
+    def _start_as_identity(self) -> None:
+        """Zero the last convolution of every residual block and the output: without normalisation layers the
+        network then starts as the identity path (no exploding or dead activations) and predicts nothing, so
+        training starts from the implicit step's answer (Fixup-style initialisation)."""
+        for module in self.unet.modules():
+            if isinstance(module, ResBlock):
+                nn.init.zeros_(module.conv1.weight)
+                nn.init.zeros_(module.conv1.bias)
+        nn.init.zeros_(self.unet.conv_out.weight)
+        nn.init.zeros_(self.unet.conv_out.bias)
 
     def forward(self, inputs: Tensor, horizon: Tensor) -> Tensor:
         x = F.pixel_unshuffle(inputs, self.fold)
