@@ -74,16 +74,15 @@ class StreamPowerPhysics:
         return np.zeros((rows, cols), bool)
 
 
-def ladder_plan(total: int, horizons: tuple[int, ...]) -> list[int]:
-    """``total`` steps as calls of the largest horizons that fit (10 on the ladder 1, 2, 4, 8, 10 is [10])."""
+def ladder_plan(total: int, horizons: tuple[int, ...]) -> tuple[list[int], int]:
+    """``total`` steps as calls of the largest horizons that fit, and the steps left over for the physics
+    (10 on the ladder 1, 2, 4, 8, 10 is [10], 0; 13 on the ladder 8, 10 is [10], 3)."""
     plan, left = [], total
     for k in sorted(horizons, reverse=True):
         while left >= k:
             plan.append(k)
             left -= k
-    if left:
-        raise ValueError(f"{total} steps cannot be made of horizons {horizons}")
-    return plan
+    return plan, left
 
 
 def tile_counts(shape: tuple[int, ...], tile: int) -> tuple[int, int]:

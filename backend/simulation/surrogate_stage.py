@@ -49,12 +49,13 @@ def run_stage(heights: np.ndarray, cell_size: float, process: StreamPower, engin
     horizons = getattr(learned, "horizons", ())
     usable = (engine != "physics" and learned is not None and
               all(learned.supports(process, cell_size, k) for k in horizons))
-    if not usable:
+    jumps, rest = ladder_plan(process.steps, horizons) if usable else ([], process.steps)
+    if not jumps:
         return erode(z, cell_size, process, on_step), StageLog("physics", [1] * process.steps)
     log = StageLog(engine)
     tolerance = trust_tolerance if trust_tolerance is not None else getattr(learned, "config").trust_tolerance
     done = 0
-    for k in ladder_plan(process.steps, horizons):
+    for k in jumps:
         if engine == "surrogate":
             z = z + learned.delta({"heights": z}, cell_size, process, k)["heights"]
         else:
@@ -63,6 +64,10 @@ def run_stage(heights: np.ndarray, cell_size: float, process: StreamPower, engin
         log.calls.append(k)
         if on_step is not None:
             on_step(done, process.steps, z)
+    if rest:  # steps no shipped horizon covers: physics, step by step
+        z = erode(z, cell_size, replace(process, steps=rest),
+                  None if on_step is None else lambda i, _, h: on_step(done + i, process.steps, h))
+        log.calls.extend([1] * rest)
     return z, log
 
 
@@ -88,7 +93,7 @@ def tile_rms(field_: np.ndarray, tile: int) -> np.ndarray:
 def trust_map(z: np.ndarray, jump: np.ndarray, cell_size: float, process: StreamPower, k: int,
               learned: SimulationStep, tile: int) -> np.ndarray:
     """Per tile: |one K-jump - two shorter jumps| / |the jump| (RMS over the tile); 0 where K cannot split."""
-    split = split_horizon(k, getattr(learned, "horizons"))
+    split = split_horizon(k, tuple(h for h in range(1, k) if learned.supports(process, cell_size, h)))
     if split is None:
         return np.zeros(tile_counts(z.shape, tile))
     first = learned.delta({"heights": z}, cell_size, process, split[0])["heights"]

@@ -203,7 +203,8 @@ def train(cfg: dict[str, Any], corpus: list[str]) -> None:
     checkpoint(net, opt, step, run_dir)
     gate = fit_gate(corpus_maps(corpus, "train", cfg["gate_maps"]), cfg)
     card = {"steps": step, "config": cfg, "heldout_relative_error": evaluate(net.eval(), heldout)}
-    save_surrogate(cfg["out"], net, replace(config, gate=gate), card)
+    shipped = tuple(cfg["ship_horizons"]) if "ship_horizons" in cfg else None  # benchmarks/bench_surrogate.py
+    save_surrogate(cfg["out"], net, replace(config, gate=gate, shipped=shipped), card)
 
 
 def checkpoint(net: SurrogateNet, opt: torch.optim.Optimizer, step: int, run_dir: Path) -> None:
