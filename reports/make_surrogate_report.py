@@ -249,9 +249,11 @@ def verdicts(rows: list[dict[str, Any]], gate: list[dict[str, Any]], seam: dict[
                  f"{min(g['recall'] for g in gate):.3f}, skipped >= {min(g['skipped_share'] for g in gate):.2f})"),
             line(len(halved) == len(rows), f"fallback halves the error with <= 30 % of tiles to physics "
                                            f"({len(halved)} of {len(rows)} (source, K) rows)"),
-            line(abs(seam["edge_step_ratio_heights"] - 1) <= 0.1,
-                 f"4 x 4-window world edge-step ratio 1 +- 0.1 (heights {seam['edge_step_ratio_heights']:.3f}, "
-                 f"change {seam['edge_step_ratio_change']:.3f})")]
+            line(abs(seam["edge_step_ratio_heights"] / seam["edge_step_ratio_heights_control"] - 1) <= 0.1,
+                 f"4 x 4-window world: edge-step ratio over the whole-map run's at the same rows 1 +- 0.1 (heights "
+                 f"{seam['edge_step_ratio_heights'] / seam['edge_step_ratio_heights_control']:.4f}, change "
+                 f"{seam['edge_step_ratio_change'] / seam['edge_step_ratio_change_control']:.4f}; raw ratio of heights "
+                 f"{seam['edge_step_ratio_heights']:.3f})")]
 
 
 def write_readme(path: Path, results: dict[str, Any], lines: list[str], cfg: dict[str, Any]) -> None:
@@ -260,8 +262,9 @@ def write_readme(path: Path, results: dict[str, Any], lines: list[str], cfg: dic
     seam = results["seams"]
     text = f"""# The learned erosion surrogate: held-out figures
 
-Made by `python reports/make_surrogate_report.py` (model sha256 `{results['model_sha256'][:16]}`). The surrogate
-jumps K steps of the mature erosion stage's process (fastscapelib stream power, n = 1, and hillslope diffusion
+Made by `python reports/make_surrogate_report.py` (model sha256 `{results['model_sha256'][:16]}`; horizons the
+product uses, at least 3x faster than physics in `benchmarks/results/surrogate_cpu.txt`: {results['shipped']}; every
+learned horizon is measured below). The surrogate jumps K steps of the mature erosion stage's process (fastscapelib stream power, n = 1, and hillslope diffusion
 at 30 m cells) in one call; every figure compares it with the physics on held-out terrain:
 {cfg['maps']['heldout']['corpus']} held-out corpus maps and {cfg['maps']['heldout']['generated']} maps the shipped
 diffusion models made from held-out seeds with the erosion stage off (256², 30 m).
@@ -359,20 +362,22 @@ def main() -> None:
     maps = {"corpus": corpus_maps(args.corpus, "heldout", held["corpus"]),
             "generated": generated_maps(held["generated"], cfg["generated_seed"]["heldout"])}
     print(f"{len(maps['corpus'])} corpus and {len(maps['generated'])} generated held-out maps", flush=True)
-    rows = per_horizon(maps, surrogate)
+    every_k = replace(surrogate, config=replace(surrogate.config, shipped=None))  # every learned horizon
+    rows = per_horizon(maps, every_k)
     print("per-horizon figures done", flush=True)
     every = maps["corpus"] + maps["generated"]
-    gate = gate_on_settled(every, surrogate)
+    gate = gate_on_settled(every, every_k)
     print("gate done", flush=True)
     from scipy.ndimage import zoom
     seam = seams(zoom(maps["generated"][0], 4, order=3), surrogate)
-    slope_histograms(every, surrogate, out / "slope_histograms.png")
+    slope_histograms(every, every_k, out / "slope_histograms.png")
     pictures([("generated 0", maps["generated"][0]), ("generated 1", maps["generated"][1]),
               ("corpus 0", maps["corpus"][0])], surrogate, out)
     log = Path(cfg["log"]) if Path(cfg["log"]).is_absolute() else ROOT / cfg["log"]
     if log.exists():
         training_curve(log, out / "training_curve.png")
-    results = {"horizons": rows, "gate": gate, "seams": seam, "model_sha256": surrogate.sha256}
+    results = {"horizons": rows, "gate": gate, "seams": seam, "model_sha256": surrogate.sha256,
+               "shipped": list(surrogate.horizons)}
     (out / "results.json").write_text(json.dumps(results, indent=1))
     write_readme(out / "README.md", results, verdicts(rows, gate, seam), cfg)
     if Path(args.model).resolve() == (ROOT / "models" / "erosion_surrogate.safetensors").resolve():
