@@ -25,7 +25,7 @@ class WSC_SimulateSettings(bpy.types.PropertyGroup):
     steps: bpy.props.IntProperty(name="Amount", default=10, min=1, max=80,
                                  description="Erosion steps (10: one mature erosion stage)")
     engine: bpy.props.EnumProperty(name="Engine", items=(
-        ("auto", "Auto", "The backend picks: physics on small terrains, the learned surrogate on large ones"),
+        ("auto", "Auto", "The backend picks: physics, the learned surrogate on very large terrains (2048² and up)"),
         ("physics", "Physics", "Stream power and hillslope diffusion, step by step"),
         ("surrogate", "Surrogate", "The learned surrogate: many steps in one pass (30 m cells only)"),
         ("gated", "Gated", "Surrogate where it is sure, physics where it is not, settled land skipped")),

@@ -38,7 +38,7 @@ from backend.simulation.surrogate_stage import run_stage, tile_rms  # noqa: E402
 from backend.training.train_erosion_surrogate import CELL_SIZE, corpus_maps, generated_maps  # noqa: E402
 
 CHANNEL_CELLS = 200  # a cell is a river channel when at least this many cells drain through it
-SETTLE_STEPS = 200  # "settled terrain": the held-out maps after this many physics steps (20 mature stages)
+SETTLE_STEPS = 60  # "settled terrain": the held-out maps after this many physics steps (6 mature stages)
 TILE = 32  # tiles of the gate and the trust map on the 256² maps
 CHAINED = 10
 
@@ -102,10 +102,19 @@ def chained(z: np.ndarray, k: int, surrogate: ErosionSurrogate) -> dict[str, flo
             "chained_finite": float(finite)}
 
 
+def fresh_cliff(z: np.ndarray) -> np.ndarray:
+    """``z`` with a fresh cliff: the north-east quarter raised by the map's height scale."""
+    out = z.copy()
+    n = z.shape[0]
+    out[: n // 4, n // 2:] += height_scale(z)
+    return out
+
+
 def gate_on_settled(maps: list[np.ndarray], surrogate: ErosionSurrogate) -> list[dict[str, Any]]:
-    """Per K: recall of the gate on tiles that change by more than its tolerance, and the share skipped."""
+    """Per K: recall of the gate on tiles that change by more than its tolerance, and the share skipped, on
+    settled land (the maps after SETTLE_STEPS physics steps) with a fresh cliff in one corner."""
     rows = []
-    settled_maps = [erode(z, CELL_SIZE, replace(MATURE_STEP, steps=SETTLE_STEPS)) for z in maps]
+    settled_maps = [fresh_cliff(erode(z, CELL_SIZE, replace(MATURE_STEP, steps=SETTLE_STEPS))) for z in maps]
     tolerance = surrogate.config.gate.tolerance
     for k in surrogate.horizons:
         changing = kept = skipped = total = 0
@@ -119,7 +128,7 @@ def gate_on_settled(maps: list[np.ndarray], surrogate: ErosionSurrogate) -> list
             skipped += int(skip.sum())
             total += skip.size
         rows.append({"K": k, "changing_tiles": changing, "recall": kept / max(changing, 1),
-                     "skipped_share": skipped / total})
+                     "skipped_share": skipped / total, "changing_share": changing / total})
     return rows
 
 
@@ -257,7 +266,8 @@ def verdicts(rows: list[dict[str, Any]], gate: list[dict[str, Any]], seam: dict[
 
 
 def write_readme(path: Path, results: dict[str, Any], lines: list[str], cfg: dict[str, Any]) -> None:
-    gate_columns = [("K", "K", "d"), ("changing_tiles", "changing tiles", "d"), ("recall", "recall", ".3f"),
+    gate_columns = [("K", "K", "d"), ("changing_tiles", "changing tiles", "d"),
+                    ("changing_share", "changing share", ".2f"), ("recall", "recall", ".3f"),
                     ("skipped_share", "skipped share", ".2f")]
     seam = results["seams"]
     text = f"""# The learned erosion surrogate: held-out figures
@@ -285,7 +295,8 @@ of K against one physics run of 10 K steps. Gated: the gate skips settled tiles 
 
 ## Gate on settled terrain
 
-The held-out maps after {SETTLE_STEPS} physics steps; a tile changes when its mean |change| over the period is at
+The held-out maps after {SETTLE_STEPS} physics steps, each with a fresh cliff (its north-east quarter's northern
+half raised by the map's height scale); a tile changes when its mean |change| over the period is at
 least the gate's tolerance times the map's height scale (standard deviation).
 
 {table(results['gate'], gate_columns)}

@@ -187,7 +187,9 @@ class ErosionSurrogate:
             raise ValueError(f"the surrogate was trained for {self.process()} at {self.config.cell_size} m "
                              f"and horizons {self.config.horizons}, not {process} at {cell_size} m, K={horizon}")
         inputs, incision, scale = surrogate_inputs(fields["heights"], cell_size, process, horizon)
-        return {"heights": incision + scale * self.correction(inputs, horizon).astype(np.float64)}
+        change = incision + scale * self.correction(inputs, horizon).astype(np.float64)
+        change[[0, -1], :] = change[:, [0, -1]] = 0.0  # the border is the base level: physics never moves it
+        return {"heights": change}
 
     def settled(self, fields: Fields, cell_size: float, process: StreamPower, horizon: int,
                 tile: int) -> np.ndarray:
