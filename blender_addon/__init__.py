@@ -5,9 +5,10 @@ The extension manifest (blender_manifest.toml, filled in by build_addon.py) desc
 """
 
 
-from . import brushes, caves, curves, explore, link, operators, panels, preferences, properties, style
+from . import brushes, caves, curves, explore, link, operators, panels, preferences, properties, simulate, style
 
-_modules = (preferences, properties, link, operators, brushes, style, explore, panels, curves, caves)  # curves' panel sits in Brush
+_modules = (preferences, properties, link, operators, brushes, style, explore, panels, curves,  # curves' panel sits in Brush
+            caves, simulate)
 
 
 def register() -> None:

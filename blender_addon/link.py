@@ -297,6 +297,8 @@ def _on_stroke_message(msg: Message) -> None:
         end_stroke(error=f"terrain {stroke.target!r} is gone")
         return
     mesh.write_window(obj, tuple(msg.content["meta"]["window"]), msg.arrays["heights"])
+    if msg.kind == "result" and "masks" in msg.arrays:  # a simulation's flow, deposition and wear
+        material.write_masks(obj.data, list(msg.content["meta"]["mask_names"]), msg.arrays["masks"])
     if msg.kind == "preview":
         return
     stroke.shown = seq

@@ -15,6 +15,7 @@ import numpy as np
 
 from backend.diffusion.samplers import Cancelled  # one exception for samplers and generators alike
 from backend.simulation.landscape import EROSION_STAGES
+from backend.simulation.surrogate_stage import ENGINES
 from backend.terrain import Heightfield
 
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 4096
@@ -48,6 +49,7 @@ class GenerateRequest:
     quality: str = "interactive"  # one of QUALITIES (diffusion generators)
     erosion_stage: str = "light"  # a key of EROSION_STAGES: drainage carved after sampling (diffusion generators)
     masks: bool = False  # send material masks (backend.simulation.material) with the result
+    erosion_engine: str = "auto"  # who runs the erosion stage: auto or one of surrogate_stage.ENGINES
 
     @property
     def cell_size(self) -> float:
@@ -64,7 +66,7 @@ class GenerateRequest:
         if not isinstance(params, dict):
             raise ValueError(f"params must be a map, got {type(params).__name__}")
         known = {"style", "style_weights", "sliders", "seed", "resolution", "size_m", "height_m",
-                 "steps", "guidance", "generator", "quality", "erosion_stage", "masks"}
+                 "steps", "guidance", "generator", "quality", "erosion_stage", "masks", "erosion_engine"}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown}; known: {sorted(known)}")
@@ -83,6 +85,8 @@ class GenerateRequest:
             erosion_stage=_choice("erosion_stage", params.get("erosion_stage", cls.erosion_stage),
                                   tuple(EROSION_STAGES)),
             masks=_choice("masks", params.get("masks", cls.masks), (False, True)),
+            erosion_engine=_choice("erosion_engine", params.get("erosion_engine", cls.erosion_engine),
+                                   ("auto", *ENGINES)),
         )
 
 

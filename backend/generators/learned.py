@@ -35,7 +35,8 @@ from backend.diffusion.schedules import karras_sigmas
 from backend.grids import resample, upsample
 from backend.models.shipped import MODELS_DIR, ShippedModels
 from backend.models.terrain import QUALITY, SamplingSettings, TerrainModel
-from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
+from backend.simulation.landscape import EROSION_STAGES, StreamPower, scaled
+from backend.simulation.surrogate_stage import run_stage
 from backend.simulation.style_specs import STYLES
 from backend.terrain import Heightfield
 from backend.world.seeding import tile_seed
@@ -225,20 +226,22 @@ class DiffusionGenerator:
             else:
                 x = self._sample_canvas(cond, request, settings, extent, sampled)
             if stage is not None:
-                x = self._erode(x, relief, extent, stage, show, sampling_steps)
+                x = self._erode(x, relief, extent, stage, show, sampling_steps, request.erosion_engine)
             x = x if extent.is_region else centre(x, shown)
             heights = to_metres(resample(x, request.resolution)[0, 0], relief, sea)
         dominant = max(request.style_weights, key=request.style_weights.__getitem__)
         return Heightfield(heights.cpu().numpy().astype(np.float32), request.cell_size, style=dominant)
 
     def _erode(self, x: Tensor, relief: float, extent: Extent, stage: StreamPower,
-               show: Callable[[int, int, Tensor], None], steps_before: int) -> Tensor:
+               show: Callable[[int, int, Tensor], None], steps_before: int, engine: str) -> Tensor:
         """The erosion stage on the whole sampled map [1, 1, n, n] (a margin around a cut-out world), in
-        metres at the sampled level's cell size; its previews continue the sampler's step count."""
+        metres at the sampled level's cell size, by ``engine`` (``surrogate_stage.run_stage``);
+        its previews continue the sampler's step count."""
         cell = self.base.meta["cell_size_m"] / self.superres.meta["factor"] ** (extent.levels - 1)
         total = steps_before + stage.steps
         metres = x[0, 0].double().cpu().numpy() * (relief / 2)
-        eroded = erode(metres, cell, stage, lambda i, _, z: show(steps_before + i, total, torch.from_numpy(z).float()))
+        eroded, _ = run_stage(metres, cell, stage, engine, self.models.erosion,
+                              lambda i, _, z: show(steps_before + i, total, torch.from_numpy(z).float()))
         return torch.from_numpy(eroded).float()[None, None].to(x.device)
 
     def _sample_canvas(self, cond: Conditioning, request: GenerateRequest, settings: SamplingSettings,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .erosion_surrogate import ErosionSurrogate
 from .inference import read_metadata
 from .profile import ProfileModel
 from .terrain import TerrainModel
@@ -22,6 +23,7 @@ from .terrain import TerrainModel
 BASE_FILE, SUPERRES_FILE = "terrain_base.safetensors", "terrain_superres.safetensors"
 MEMORY_FILE = "terrain_memory.safetensors"  # optional: the memory-conditioned base model (backend.memory)
 PROFILE_FILE = "profile_1d.safetensors"  # optional: the curve guides' 1D model
+EROSION_FILE = "erosion_surrogate.safetensors"  # optional: the learned erosion step (erosion_surrogate.py)
 CLASSIFIER_FILE = "style_classifier.json"  # the style classifier (backend.metrics.style_classifier)
 
 
@@ -59,16 +61,17 @@ class ShippedModels:
     memory: TerrainModel | None  # for worlds with memory
     profile: ProfileModel | None  # for curve guides
     device: torch.device
+    erosion: ErosionSurrogate | None = None  # for the erosion stage's surrogate and gated engines
 
     @classmethod
     def load(cls, models_dir: str | Path = MODELS_DIR, device: str | torch.device = "cpu") -> ShippedModels:
         folder, device = Path(models_dir), torch.device(device)
-        memory, profile = folder / MEMORY_FILE, folder / PROFILE_FILE
+        memory, profile, erosion = folder / MEMORY_FILE, folder / PROFILE_FILE, folder / EROSION_FILE
         return cls(base=TerrainModel.load(folder / BASE_FILE, device),
                    superres=TerrainModel.load(folder / SUPERRES_FILE, device),
                    memory=TerrainModel.load(memory, device) if memory.is_file() else None,
                    profile=ProfileModel.load(profile, device) if profile.is_file() else None,
-                   device=device)
+                   device=device, erosion=ErosionSurrogate.load(erosion, device) if erosion.is_file() else None)
 
 
 def shipped_models_present(models_dir: str | Path = MODELS_DIR) -> bool:

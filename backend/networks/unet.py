@@ -40,10 +40,14 @@ class UNetConfig:
     n_sliders: int = 0  # continuous sliders, neutral at 0 (0 = no slider input)
     memory_dim: int = 0  # width D_mem of memory tokens read by cross-attention (0 = no cross-attention)
     dropout: float = 0.0  # dropout inside residual blocks
+    norm: str = "group"  # "group" (GroupNorm) or "none": without normalisation over the whole field a
+    # network is local, so it tiles with a margin exactly (its output on a window ignores what lies beyond)
 
     def __post_init__(self) -> None:
         if self.dims not in _CONV:
             raise ValueError(f"dims must be 1, 2 or 3, got {self.dims}")
+        if self.norm not in ("group", "none"):
+            raise ValueError(f"norm must be 'group' or 'none', got {self.norm!r}")
         if not self.channel_mult:
             raise ValueError(f"channel_mult must not be empty, got {self.channel_mult}")
         for m in self.channel_mult:
@@ -89,6 +93,10 @@ PRESETS: dict[str, UNetConfig] = {
 }
 
 
+def _norm(cfg: UNetConfig, channels: int) -> nn.Module:
+    return nn.GroupNorm(cfg.groups, channels) if cfg.norm == "group" else nn.Identity()
+
+
 def _conv(dims: int, c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> nn.Module:
     return _CONV[dims](c_in, c_out, kernel, stride=stride, padding=kernel // 2)
 
@@ -107,14 +115,14 @@ class FourierEmbedding(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-conv twice, with the embedding as a per-channel scale and shift."""
+    """GroupNorm (or none)-SiLU-conv twice, with the embedding as a per-channel scale and shift."""
 
     def __init__(self, cfg: UNetConfig, c_in: int, c_out: int):
         super().__init__()
-        self.norm0 = nn.GroupNorm(cfg.groups, c_in)
+        self.norm0 = _norm(cfg, c_in)
         self.conv0 = _conv(cfg.dims, c_in, c_out)
         self.affine = nn.Linear(cfg.emb_width, 2 * c_out)
-        self.norm1 = nn.GroupNorm(cfg.groups, c_out)
+        self.norm1 = _norm(cfg, c_out)
         self.dropout = nn.Dropout(cfg.dropout)
         self.conv1 = _conv(cfg.dims, c_out, c_out)
         self.skip = _conv(cfg.dims, c_in, c_out, kernel=1) if c_in != c_out else nn.Identity()
@@ -226,7 +234,7 @@ class UNet(nn.Module):
                 c = ch * mult
             if level > 0:
                 self.up.append(Upsample(cfg.dims, c))
-        self.norm_out = nn.GroupNorm(cfg.groups, c)
+        self.norm_out = _norm(cfg, c)
         self.conv_out = _conv(cfg.dims, c, cfg.out_channels)
 
     def forward(

@@ -27,6 +27,7 @@ from .edit_log_job import EditLogRequest
 from .export_job import ExportRequest
 from .jobs import Job
 from .paths import Roots
+from .simulate_job import SimulateRequest
 from .style_job import StyleFromRequest
 from .voxel_job import VoxelRequest, run_voxels
 from .world_job import OpenWorlds, WorldTilesRequest, check_available
@@ -149,6 +150,22 @@ def _run_style_from(services: Services, job: Job) -> Outcome:
     return job.request.run(services.classifier()), {}
 
 
+# -- simulate --------------------------------------------------------------------------------
+def _run_simulate(services: Services, job: Job) -> Outcome:
+    """Erode the sent terrain; every call's heights stream as a preview of the whole grid."""
+    request: SimulateRequest = job.request
+    services.send(job, "progress", {"step": 0, "total": request.steps, "stage": "simulating"})
+    generator = services.generator("diffusion") if "diffusion" in registry.available() else None
+    surrogate = getattr(getattr(generator, "models", None), "erosion", None)
+
+    def on_call(done: int, total: int, heights: np.ndarray) -> None:
+        _check_cancel(job, done, total)
+        _progress(services, job, done, total, "simulating")
+        services.send(job, "preview", {"step": done, "meta": {"window": [0, 0, *heights.shape]}}, {"heights": heights})
+
+    return request.run(surrogate, on_call)
+
+
 # -- world_tiles -----------------------------------------------------------------------------
 def _parse_world_tiles(params: dict[str, Any], arrays: Arrays, roots: Roots) -> WorldTilesRequest:
     request = WorldTilesRequest.from_params(params, roots)
@@ -196,6 +213,7 @@ JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in (
             _run_voxels),
     JobKind("voxel_edit", lambda params, arrays, roots: VoxelRequest.from_params("voxel_edit", params, arrays, roots),
             _run_voxels),
+    JobKind("simulate", lambda params, arrays, roots: SimulateRequest.from_params(params, arrays), _run_simulate),
     JobKind("edit_log", lambda params, arrays, roots: EditLogRequest.from_params(params, roots),
             lambda services, job: (job.request.run(), {})),
 )}

@@ -1,0 +1,201 @@
+"""The learned erosion surrogate: K steps of stream power and hillslope diffusion in one forward pass.
+
+A small network on the shared U-Net backbone (no normalisation layers, so it is local and tiles with a
+margin) reads the map's scaled heights, upstream area and one implicit K-long incision step on the
+fixed flow graph (``simulation.learned_steps.surrogate_inputs``) and predicts what that step misses:
+the change after K physics steps is ``incision + scale * network``. The map is folded 2 x 2 into
+channels (pixel unshuffle) so the network runs at half resolution. A cheap gate (a linear model on the
+log of each tile's explicit stream-power rate) says which tiles are settled.
+
+The file is one safetensors: the network's weights, and in its metadata everything needed to rebuild it
+(U-Net config, fold, horizons, the process and cell size it was trained on, the gate's coefficients).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from backend.models.inference import file_sha256, module_tensors, save_tensors
+from backend.networks.unet import ResBlock, UNet, UNetConfig
+from backend.simulation.landscape import StreamPower
+from backend.simulation.learned_steps import (SURROGATE_CHANNELS, Fields, drainage, height_scale,
+                                              stream_power_rate, surrogate_inputs, tile_counts, windows)
+
+SURROGATE_FORMAT = "worldsculpt.erosion_surrogate.v1"
+WINDOW = 1152  # the network runs on windows of at most this many cells a side (memory), with a margin
+MARGIN = 64  # cells of context each side of a window (a multiple of the fold grid, so windows align)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """log10(tile's mean |change| / scale per step) ~ coef . features + bias, features from ``gate_features``."""
+
+    coef: tuple[float, ...] = (1.0, 0.0, 0.0)
+    bias: float = 0.0
+    margin: float = 0.5  # log10 safety added to the prediction before comparing with the tolerance
+    tolerance: float = 1e-3  # a tile is settled when its mean |change| over the period is below this x scale
+
+
+@dataclass(frozen=True)
+class SurrogateConfig:
+    unet: dict[str, Any]
+    fold: int = 4  # pixel-unshuffle factor: the network runs at 1/fold resolution
+    horizons: tuple[int, ...] = (1, 2, 4, 8, 10)  # what the network learned
+    shipped: tuple[int, ...] | None = None  # the horizons calls use (benchmarks: >= 3x faster); None: all
+    process: dict[str, float] = field(default_factory=lambda: {"incision": 1.0, "diffusion": 40.0,
+                                                               "area_exponent": 0.45})
+    cell_size: float = 30.0
+    gate: GateConfig = GateConfig()
+    trust_tolerance: float = 0.25  # a tile is doubtful when one K-jump and two K/2 jumps differ by more
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SurrogateConfig:
+        d = dict(d)
+        d["horizons"] = tuple(d["horizons"])
+        d["shipped"] = None if d.get("shipped") is None else tuple(d["shipped"])
+        gate = dict(d.get("gate", {}))
+        if "coef" in gate:
+            gate["coef"] = tuple(gate["coef"])
+        d["gate"] = GateConfig(**gate)
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def horizon_code(horizon: Tensor) -> Tensor:
+    """[B] step counts -> [B, 1] the slider the network reads: log2 K over log2 10 (1 = the mature stage)."""
+    return (torch.log2(horizon.float()) / math.log2(10.0))[:, None]
+
+
+class SurrogateNet(nn.Module):
+    """Fold 2 x 2 into channels, the U-Net at half resolution, unfold: [B, 4, H, W] -> [B, 1, H, W]."""
+
+    def __init__(self, config: SurrogateConfig):
+        super().__init__()
+        self.fold = config.fold
+        self.unet = UNet(UNetConfig.from_dict(config.unet))
+        unet = self.unet.config
+        if unet.in_channels != len(SURROGATE_CHANNELS) * self.fold**2 or unet.out_channels != self.fold**2:
+            raise ValueError(f"U-Net channels {unet.in_channels}/{unet.out_channels} do not fit fold {self.fold}")
+        self.multiple = self.fold * 2 ** (len(unet.channel_mult) - 1)
+        self._start_as_identity()
+
+    def _start_as_identity(self) -> None:
+        """Zero the last convolution of every residual block and the output: without normalisation layers the
+        network then starts as the identity path (no exploding or dead activations) and predicts nothing, so
+        training starts from the implicit step's answer (Fixup-style initialisation)."""
+        for module in self.unet.modules():
+            if isinstance(module, ResBlock):
+                nn.init.zeros_(module.conv1.weight)
+                nn.init.zeros_(module.conv1.bias)
+        nn.init.zeros_(self.unet.conv_out.weight)
+        nn.init.zeros_(self.unet.conv_out.bias)
+
+    def forward(self, inputs: Tensor, horizon: Tensor) -> Tensor:
+        x = F.pixel_unshuffle(inputs, self.fold)
+        y = self.unet(x, torch.zeros(x.shape[0], device=x.device), sliders=horizon_code(horizon).to(x.device))
+        return F.pixel_shuffle(y, self.fold)
+
+
+def gate_features(heights: np.ndarray, area: np.ndarray, cell_size: float, process: StreamPower,
+                  tile: int) -> np.ndarray:
+    """[tile rows, tile cols, 3]: log10 of each tile's mean, 99th percentile and max explicit rate / scale."""
+    rate = stream_power_rate(heights, area, cell_size, process) / height_scale(heights)
+    rows, cols = tile_counts(heights.shape, tile)
+    out = np.empty((rows, cols, 3))
+    for r in range(rows):
+        for c in range(cols):
+            block = rate[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile]
+            out[r, c] = np.log10(np.array([block.mean(), np.percentile(block, 99), block.max()]) + 1e-9)
+    return out
+
+
+def save_surrogate(path: str | Path, net: SurrogateNet, config: SurrogateConfig,
+                   card: dict[str, Any] | None = None) -> None:
+    meta = {"format": SURROGATE_FORMAT, "config": json.dumps(config.to_dict()), "card": json.dumps(card or {})}
+    save_tensors(module_tensors(net), Path(path), meta)
+
+
+def read_surrogate_config(path: str | Path) -> SurrogateConfig:
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != SURROGATE_FORMAT:
+        raise ValueError(f"{path} is not a {SURROGATE_FORMAT} file (format={meta.get('format')!r})")
+    return SurrogateConfig.from_dict(json.loads(meta["config"]))
+
+
+@dataclass
+class ErosionSurrogate:
+    """The learned erosion step behind ``simulation.learned_steps.SimulationStep`` (loaded, eval mode)."""
+
+    net: SurrogateNet
+    config: SurrogateConfig
+    sha256: str = ""
+    name: str = "surrogate"
+    reads: tuple[str, ...] = ("heights",)
+    writes: tuple[str, ...] = ("heights",)
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> ErosionSurrogate:
+        config = read_surrogate_config(path)
+        net = SurrogateNet(config)
+        net.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+        return cls(net.to(device).eval().requires_grad_(False), config, file_sha256(path))
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        """The jumps the stage makes with it (the shipped ones); ``supports`` also admits the rest it learned."""
+        return self.config.shipped or self.config.horizons
+
+    def process(self) -> StreamPower:
+        return StreamPower(steps=1, **self.config.process)
+
+    def supports(self, process: StreamPower, cell_size: float, horizon: int) -> bool:
+        """Only the process and cell size it was trained on, and the horizons on its ladder."""
+        trained = self.process()
+        same = all(math.isclose(getattr(process, k), getattr(trained, k), rel_tol=1e-6)
+                   for k in ("incision", "diffusion", "area_exponent"))
+        return same and math.isclose(cell_size, self.config.cell_size, rel_tol=1e-3) and horizon in self.config.horizons
+
+    def correction(self, inputs: np.ndarray, horizon: int, window: int = WINDOW) -> np.ndarray:
+        """The network's output [H, W] (in units of the map's scale) for inputs [4, H, W], run in windows."""
+        device = next(self.net.parameters()).device
+        out = np.zeros(inputs.shape[1:], np.float32)
+        k = torch.tensor([horizon], device=device)
+        with torch.no_grad():
+            for outer, inner, core in windows(inputs.shape[1:], window, MARGIN, self.net.multiple):
+                x = torch.from_numpy(np.ascontiguousarray(inputs[(slice(None), *outer)]))[None].to(device)
+                pad = [(-s) % self.net.multiple for s in x.shape[2:]]
+                y = self.net(F.pad(x, (0, pad[1], 0, pad[0])), k)[0, 0, :x.shape[2], :x.shape[3]]
+                out[core] = y.cpu().numpy()[inner]
+        return out
+
+    def delta(self, fields: Fields, cell_size: float, process: StreamPower, horizon: int) -> Fields:
+        if not self.supports(process, cell_size, horizon):
+            raise ValueError(f"the surrogate was trained for {self.process()} at {self.config.cell_size} m "
+                             f"and horizons {self.config.horizons}, not {process} at {cell_size} m, K={horizon}")
+        inputs, incision, scale = surrogate_inputs(fields["heights"], cell_size, process, horizon)
+        change = incision + scale * self.correction(inputs, horizon).astype(np.float64)
+        change[[0, -1], :] = change[:, [0, -1]] = 0.0  # the border is the base level: physics never moves it
+        return {"heights": change}
+
+    def settled(self, fields: Fields, cell_size: float, process: StreamPower, horizon: int,
+                tile: int) -> np.ndarray:
+        """The gate: the predicted mean |change| over the period (with a safety margin) below the tolerance."""
+        heights = np.asarray(fields["heights"], np.float64)
+        area = drainage(heights, cell_size, process, 0, resolve_sinks=False).area
+        gate = self.config.gate
+        predicted = gate_features(heights, area, cell_size, process, tile) @ np.array(gate.coef) + gate.bias
+        return predicted + gate.margin + math.log10(horizon) < math.log10(gate.tolerance)

@@ -1,0 +1,188 @@
+"""The learned erosion step: the adapter contract, its file, tiling without seams, gating and fallback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pytest
+import torch
+
+from backend.models.erosion_surrogate import (ErosionSurrogate, GateConfig, SurrogateConfig, SurrogateNet,
+                                              save_surrogate)
+from backend.simulation.landscape import StreamPower, erode
+from backend.simulation.learned_steps import (MATURE_STEP, StreamPowerPhysics, ladder_plan, surrogate_inputs,
+                                              windows)
+from backend.simulation.surrogate_stage import run_stage, split_horizon, trust_map
+from backend.training.train_erosion_surrogate import fit_gate
+
+TINY_UNET = {"dims": 2, "in_channels": 64, "out_channels": 16, "model_channels": 8, "channel_mult": [1, 2],
+             "num_res_blocks": 1, "attn_levels": [], "mid_attn": False, "groups": 8, "emb_channels": 16,
+             "n_sliders": 1, "norm": "none"}
+
+
+def lumpy_slope(size: int = 128, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:size, 0:size]
+    return 3.0 * rows + 1.0 * cols + 80.0 * rng.random((size, size))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[ErosionSurrogate, SurrogateNet]:
+    """A tiny surrogate with random weights, written to safetensors and read back."""
+    torch.manual_seed(0)
+    config = SurrogateConfig(unet=TINY_UNET, gate=GateConfig(coef=(1.0, 0.0, 0.0), bias=0.0, margin=0.3))
+    net = SurrogateNet(config)
+    for p in net.parameters():  # the zero-initialised output and block ends: as after some training
+        if not p.any():
+            p.data.normal_(0.0, 0.05)
+    path = tmp_path_factory.mktemp("surrogate") / "erosion_surrogate.safetensors"
+    save_surrogate(path, net, config, {"test": True})
+    return ErosionSurrogate.load(path), net.eval()
+
+
+def test_physics_behind_the_interface_is_the_erosion_stage():
+    z = lumpy_slope(64)
+    physics = StreamPowerPhysics()
+    process = StreamPower(steps=1, incision=1.0, diffusion=20.0)
+    delta = physics.delta({"heights": z}, 30.0, process, 3)["heights"]
+    np.testing.assert_allclose(z + delta, erode(z, 30.0, replace(process, steps=3)), rtol=0, atol=1e-9)
+    assert physics.settled({"heights": z}, 30.0, process, 3, 32).shape == (2, 2)
+    assert not physics.settled({"heights": z}, 30.0, process, 3, 32).any()
+    assert physics.reads == physics.writes == ("heights",)
+
+
+def test_ladder_plan_takes_the_longest_jumps():
+    assert ladder_plan(10, (1, 2, 4, 8, 10)) == ([10], 0)
+    assert ladder_plan(7, (1, 2, 4, 8, 10)) == ([4, 2, 1], 0)
+    assert ladder_plan(23, (1, 2, 4, 8, 10)) == ([10, 10, 2, 1], 0)
+    assert ladder_plan(13, (8, 10)) == ([10], 3)  # the rest by physics
+    assert split_horizon(10, (1, 2, 4, 8, 10)) == (8, 2)
+    assert split_horizon(8, (1, 2, 4, 8, 10)) == (4, 4)
+    assert split_horizon(1, (1, 2, 4, 8, 10)) is None
+
+
+def test_weights_load_from_safetensors_with_their_config(tiny):
+    surrogate, net = tiny
+    assert surrogate.config.unet["model_channels"] == 8 and surrogate.config.fold == 4
+    assert surrogate.config.gate.margin == 0.3
+    for name, tensor in net.state_dict().items():
+        torch.testing.assert_close(surrogate.net.state_dict()[name], tensor, rtol=0, atol=0)
+    z = lumpy_slope(64)
+    inputs, incision, scale = surrogate_inputs(z, 30.0, MATURE_STEP, 4)
+    with torch.no_grad():
+        direct = net(torch.from_numpy(inputs)[None], torch.tensor([4]))[0, 0].numpy()
+    delta = surrogate.delta({"heights": z}, 30.0, MATURE_STEP, 4)["heights"]
+    np.testing.assert_allclose(delta[1:-1, 1:-1], (incision + scale * direct)[1:-1, 1:-1], rtol=1e-5, atol=1e-4)
+    border = np.ones_like(delta, dtype=bool)
+    border[1:-1, 1:-1] = False
+    assert not delta[border].any()  # the base level stays where it is, as in the physics
+    assert np.abs(delta - incision).max() > 1e-3  # the network's part is not nothing
+
+
+def test_surrogate_contract_supports_only_what_it_learned_and_is_deterministic(tiny):
+    surrogate, _ = tiny
+    assert surrogate.supports(MATURE_STEP, 30.0, 8)
+    assert not surrogate.supports(MATURE_STEP, 30.0, 3)  # not on its ladder
+    assert not surrogate.supports(MATURE_STEP, 7.5, 8)  # another cell size
+    assert not surrogate.supports(replace(MATURE_STEP, diffusion=20.0), 30.0, 8)  # the light stage's process
+    with pytest.raises(ValueError, match="trained for"):
+        surrogate.delta({"heights": lumpy_slope(32)}, 7.5, MATURE_STEP, 8)
+    z = lumpy_slope(96, seed=3)
+    a = surrogate.delta({"heights": z}, 30.0, MATURE_STEP, 8)["heights"]
+    b = surrogate.delta({"heights": z.copy()}, 30.0, MATURE_STEP, 8)["heights"]
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == z.shape and np.isfinite(a).all()
+    # linear in the height scale, like the physics (the flow graph does not change with it)
+    np.testing.assert_allclose(surrogate.delta({"heights": 5.0 * z}, 30.0, MATURE_STEP, 8)["heights"], 5.0 * a,
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_windows_cover_the_map_once():
+    seen = np.zeros((300, 260), int)
+    for outer, inner, core in windows((300, 260), 128, 32, 16):
+        assert (outer[0].stop - outer[0].start) <= 128 and (outer[1].stop - outer[1].start) <= 128
+        assert outer[0].start % 16 == 0 and outer[1].start % 16 == 0  # on the network's fold grid
+        seen[core] += 1
+    assert (seen == 1).all()
+
+
+def test_windowed_network_has_no_seams(tiny):
+    """Run in 4 x 4 windows with a margin, the network gives the whole map's output: tile borders vanish."""
+    surrogate, _ = tiny
+    inputs, _, _ = surrogate_inputs(lumpy_slope(256, seed=4), 30.0, MATURE_STEP, 8)
+    whole = surrogate.correction(inputs, 8)
+    tiled = surrogate.correction(inputs, 8, window=64 + 2 * 64)  # cores of 64 cells: 4 x 4 windows
+    assert np.abs(whole).max() > 1e-3
+    np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-5 * np.abs(whole).max())  # float32 sums only
+
+
+def test_gate_skips_flat_land_and_keeps_a_fresh_cliff():
+    """The gate fitted on physics rollouts: a flat tile is settled, a tile with a fresh cliff is not."""
+    maps = [lumpy_slope(64, seed=s) for s in range(3)]
+    gate = fit_gate(maps, {"rollout_steps": 4, "starts": [0, 2], "gate_tolerance": 1e-3})
+    surrogate = ErosionSurrogate(SurrogateNet(SurrogateConfig(unet=TINY_UNET)).eval(),
+                                 SurrogateConfig(unet=TINY_UNET, gate=gate))
+    z = np.zeros((128, 128))
+    z[:, 96:] = 200.0  # a cliff in the right-hand tiles, flat land elsewhere
+    z += np.random.default_rng(0).random(z.shape) * 1e-3
+    settled = surrogate.settled({"heights": z}, 30.0, MATURE_STEP, 2, 32)
+    assert settled[:, :2].all()  # flat: skipped
+    assert not settled[:, 2:].any()  # the cliff's foot (column 95) and its top edge: not skipped
+
+
+@dataclass(frozen=True)
+class DriftingStep(StreamPowerPhysics):
+    """Physics whose 2-step jump is wrong by 30 m in the top-left 32 x 32 cells: a constructed doubtful tile."""
+
+    name: str = "drifting"
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        return (1, 2)
+
+    def delta(self, fields, cell_size, process, horizon):
+        out = super().delta(fields, cell_size, process, horizon)
+        if horizon == 2:
+            out["heights"][:32, :32] += 30.0
+        return out
+
+    @property
+    def config(self):
+        return SurrogateConfig(unet=TINY_UNET)
+
+
+def test_trust_map_sends_only_the_doubtful_tile_back_to_physics():
+    z = lumpy_slope(128, seed=5)
+    process = replace(MATURE_STEP, steps=2)
+    step = DriftingStep()
+    jump = step.delta({"heights": z}, 30.0, MATURE_STEP, 2)["heights"]
+    doubt = trust_map(z, jump, 30.0, MATURE_STEP, 2, step, 32)
+    assert doubt[0, 0] > 0.5 and np.delete(doubt.ravel(), 0).max() < 0.2  # physics: 2 steps vs 1 + 1 differ a little
+    gated, log = run_stage(z, 30.0, process, "gated", step, tile=32, trust_tolerance=0.25)
+    assert log.fallback == 1 and log.skipped == 0 and log.tiles == 16
+    truth = erode(z, 30.0, process)
+    assert np.abs(gated[:32, :32] - truth[:32, :32]).max() < 5.0  # redone by physics, not the drift of 30 m
+    surrogate_only, _ = run_stage(z, 30.0, process, "surrogate", step)
+    assert np.abs(surrogate_only[:32, :32] - truth[:32, :32]).max() > 25.0
+
+
+def test_stage_engines(tiny):
+    surrogate, _ = tiny
+    z = lumpy_slope(64, seed=6)
+    mature = replace(MATURE_STEP, steps=10)
+    physics, log = run_stage(z, 30.0, mature, "physics", surrogate)
+    np.testing.assert_array_equal(physics, erode(z, 30.0, mature))
+    seen = []
+    learned, log = run_stage(z, 30.0, mature, "surrogate", surrogate, lambda i, n, h: seen.append((i, n)))
+    assert log.engine == "surrogate" and log.calls == [10] and seen == [(10, 10)]
+    shipped = replace(surrogate, config=replace(surrogate.config, shipped=(8, 10)))  # as the benchmark ships
+    thirteen, log = run_stage(z, 30.0, replace(MATURE_STEP, steps=13), "surrogate", shipped)
+    assert log.calls == [10, 1, 1, 1] and np.isfinite(thirteen).all()
+    light = StreamPower(steps=4, incision=1.0, diffusion=20.0)  # not what it learned: physics instead
+    fallback, log = run_stage(z, 30.0, light, "surrogate", surrogate)
+    assert log.engine == "physics"
+    np.testing.assert_array_equal(fallback, erode(z, 30.0, light))
+    assert run_stage(z, 30.0, mature, "auto", surrogate)[1].engine == "physics"  # small maps: physics
+    with pytest.raises(ValueError, match="engine"):
+        run_stage(z, 30.0, mature, "magic", surrogate)
