@@ -317,7 +317,7 @@ class WSC_PT_caves(bpy.types.Panel):
         layout = self.layout
         layout.use_property_split = True
         col = layout.column()
-        for name in ("size", "depth", "voxel_size", "mesh_style", "cave_density", "overhang", "seed", "cover"):
+        for name in ("source", "size", "depth", "voxel_size", "mesh_style", "cave_density", "overhang", "seed", "cover"):
             col.prop(s, name)
         layout.label(text="Region: around the 3D cursor, on the Generate target")
         row = layout.row()

@@ -67,7 +67,7 @@ def frame_params(s: Any, cell_size: float, world: str) -> dict[str, Any]:
     """The params every voxel job of the panel's settings ``s`` shares (the heights go as an array)."""
     return {"voxel_size": float(s.voxel_size), "mesh": s.mesh_style.lower(), "cell_size": float(cell_size),
             "world": world, "seed": int(s.seed), "cave_density": float(s.cave_density),
-            "overhang": float(s.overhang), "cover": s.cover}
+            "overhang": float(s.overhang), "cover": s.cover, "source": s.source}
 
 
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:

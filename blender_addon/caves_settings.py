@@ -10,6 +10,8 @@ VOXEL_SIZE_ITEMS = (("1", "1 m", "1 m voxels: 32 m chunks"), ("2", "2 m", "2 m v
                     ("4", "4 m", "4 m voxels: 128 m chunks"))
 MESH_ITEMS = (("SMOOTH", "Smooth", "Marching cubes, materials blended per vertex"),
               ("BLOCKY", "Blocky", "Greedy cubes, one material per face"))
+SOURCE_ITEMS = (("learned", "Generated caves", "Caves, overhangs and arches drawn by the voxel diffusion model"),
+                ("featureless", "Ground only", "The ground under the terrain, for carving by hand"))
 COVER_ITEMS = tuple((name, name.title(), f"{name.title()} on top of the ground")
                     for name in ("grass", "sand", "snow", "dirt", "gravel"))
 FILL_ITEMS = tuple((name, name.replace("_", " ").title(), f"Fill with {name.replace('_', ' ')}")
@@ -26,6 +28,7 @@ class WSC_CaveSettings(bpy.types.PropertyGroup):
                                  description="Chunk layers below the lowest ground in the region")
     voxel_size: bpy.props.EnumProperty(name="Voxel size", items=VOXEL_SIZE_ITEMS, default="2")
     mesh_style: bpy.props.EnumProperty(name="Mesh", items=MESH_ITEMS, default="SMOOTH")
+    source: bpy.props.EnumProperty(name="Chunks", items=SOURCE_ITEMS, default="learned")
     cave_density: bpy.props.FloatProperty(name="Cave density", default=0.5, min=0.0, max=1.0,
                                           description="How much of the ground the cave generator hollows out")
     overhang: bpy.props.FloatProperty(name="Overhangs", default=0.5, min=0.0, max=1.0,

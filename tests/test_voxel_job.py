@@ -23,7 +23,7 @@ def _heights() -> np.ndarray:
 
 def _params(**extra) -> dict:
     return {"voxel_size": 2.0, "mesh": "smooth", "cell_size": CELL, "chunk_min": [-1, -1, 0],
-            "chunk_count": [2, 2, 2], **extra}
+            "chunk_count": [2, 2, 2], "source": "featureless", **extra}
 
 
 def _run(client: Client, job: str, params: dict, timeout: float = 60.0) -> tuple[dict, list]:
@@ -52,6 +52,22 @@ def test_region_streams_one_mesh_per_chunk(client):
     blocky, previews = _run(client, "voxels", _params(mesh="blocky"))
     assert all(p.arrays["faces"].shape[1] == 4 for p in previews if len(p.arrays["faces"]))
     assert all(len(p.arrays["material"]) == len(p.arrays["faces"]) for p in previews)
+
+
+def test_the_default_source_draws_chunks_with_the_shipped_voxel_model(client, tmp_path):
+    """A region without a named source is drawn by the learned generator: kept in the world as made (its chunks
+    depend on their neighbours), so asking again shows the same meshes, and the ground differs from the plain one."""
+    params = {k: v for k, v in _params(world=str(tmp_path / "w"), chunk_count=[2, 1, 1], cave_density=1.0).items()
+              if k != "source"}
+    meta, previews = _run(client, "voxels", params, timeout=120)
+    assert meta["source"] == "learned" and len(previews) == 2
+    assert len(list((tmp_path / "w" / "voxels").rglob("*.safetensors"))) >= 2  # kept as made
+    again, repeat = _run(client, "voxels", params, timeout=120)
+    for a, b in zip(previews, repeat):
+        np.testing.assert_array_equal(a.arrays["vertices"], b.arrays["vertices"])
+    plain, flat = _run(client, "voxels", {**params, "source": "featureless", "world": str(tmp_path / "plain")})
+    assert any(len(a.arrays["vertices"]) != len(b.arrays["vertices"]) or
+               not np.array_equal(a.arrays["vertices"], b.arrays["vertices"]) for a, b in zip(previews, flat))
 
 
 def test_carve_is_stored_and_reopened(client, tmp_path):

@@ -5,8 +5,8 @@ arguments: ``neighbours`` maps offsets (di, dj, dk), each -1..1, to the chunks a
 already holds (made or stored), for a generator that outpaints from them. ``variant`` is 0 for a chunk's first
 version and grows by one each time the artist regenerates part of it, so a source can draw another sample.
 ``CHUNK_SOURCES`` names the sources (``ChunkSourceSpec``); the featureless one (``voxelise_terrain``: the ground
-under the heightfield, no caves) is there from the start, and a generator of caves registers beside it (and may
-become ``DEFAULT_SOURCE``). A source whose chunks depend on their neighbours, and so on the order they are made
+under the heightfield, no caves) and the learned one (``voxel_chunks.generate_chunk``: caves, overhangs and
+arches drawn by the voxel diffusion model, the default). A source whose chunks depend on their neighbours, and so on the order they are made
 in, is registered with ``keep=True``: each chunk it makes is stored in the world at once, so the world shows the
 same chunk every time.
 
@@ -21,12 +21,15 @@ not the n plus its rim; the chunks a kept source made earlier beside the region 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 from typing import Callable, Collection, Literal
 
 import numpy as np
 
+from backend.generators.voxel_chunks import VoxelChunkRequest, generate_chunk
 from backend.meshing.voxels import Mesh, blocky_surface, smooth_surface
+from backend.models.voxel import VoxelModel, load_voxel_model
 from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, terrain_heights_at, voxelise_terrain
 from backend.world.voxel_store import VoxelStore
 
@@ -72,8 +75,31 @@ def featureless_chunk(key: ChunkKey, settings: ChunkSettings, variant: int,
                             settings.cover)
 
 
-CHUNK_SOURCES: dict[str, ChunkSourceSpec] = {"featureless": ChunkSourceSpec(featureless_chunk)}
-DEFAULT_SOURCE = "featureless"
+VARIANT_SEED_STRIDE = 1_000_003  # a regenerated chunk's variant draws from another world seed
+
+
+@lru_cache(maxsize=1)
+def shipped_voxel_model() -> VoxelModel:
+    """The shipped voxel model, loaded once, on first use (on the worker thread that serves voxel jobs)."""
+    return load_voxel_model()
+
+
+def learned_chunk(key: ChunkKey, settings: ChunkSettings, variant: int,
+                  neighbours: dict[Offset, VoxelChunk]) -> VoxelChunk:
+    """Caves, overhangs and arches drawn by the voxel diffusion model, outpainting from the chunks around."""
+    request = VoxelChunkRequest(settings.heights, settings.cell_size, settings.grid_origin, key, settings.voxel_size,
+                                world_seed=settings.seed + VARIANT_SEED_STRIDE * variant,
+                                style_weights=dict(settings.style_weights) or {"alpine": 1.0},
+                                sliders={"cave_density": settings.cave_density, "overhang": settings.overhang},
+                                neighbours=neighbours)
+    return generate_chunk(shipped_voxel_model(), request)
+
+
+CHUNK_SOURCES: dict[str, ChunkSourceSpec] = {
+    "learned": ChunkSourceSpec(learned_chunk, keep=True),  # its chunks depend on their neighbours
+    "featureless": ChunkSourceSpec(featureless_chunk),
+}
+DEFAULT_SOURCE = "learned"
 
 
 class VoxelRegion:

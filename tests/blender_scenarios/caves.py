@@ -36,6 +36,7 @@ bpy.context.view_layer.update()
 s.world_dir = str(out / "scene.world")
 c = s.caves
 c.size, c.depth, c.voxel_size, c.mesh_style = size, depth, voxel, "SMOOTH"
+c.source = "featureless"  # the checks below compare carved and regenerated ground with the plain ground
 bpy.context.scene.cursor.location = (OFFSET[0] + 10.0, OFFSET[1] - 10.0, 0.0)
 
 
