@@ -96,7 +96,8 @@ def main() -> None:
         models = DiffusionGenerator("cpu", models_dir=args.models_dir)
         factor, model_cell = models.superres.meta["factor"], models.superres.meta["cell_size_m"]
         dabs = [{"window": w, "kind": k, "radius": radius_for(w, settings, factor, model_cell), "seed": i,
-                 "strength": 0.5, "points": [[CENTRE, CENTRE, 1.0]]} for w in windows for k in kinds for i in range(args.repeats + 1)]
+                 "strength": 0.5, "points": [[CENTRE, CENTRE, 1.0]]}
+                for w in windows for k in kinds for i in range(args.repeats + 1)]
 
         compute: dict[tuple[int, str], list[float]] = {}
         for dab in dabs:  # the edit alone, in this process (the backend idles meanwhile)

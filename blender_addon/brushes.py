@@ -224,21 +224,16 @@ def _group_region(context: bpy.types.Context, obj: bpy.types.Object, name: str) 
     return region
 
 
-class WSC_OT_restyle_selection(bpy.types.Operator):
-    """Regenerate the terrain's selected vertices (or a vertex group) in the current style; the rest stays exactly as it is"""
+class _RegionEdit:
+    """An edit of the selected vertices (or a vertex group): one `brush` job with the region as its mask.
+    A mixin, not an operator: Blender registers each operator class once, so the two share no base operator."""
 
-    bl_idname = "worldsculpt.restyle_selection"
-    bl_label = "Restyle Selection"
     bl_options = {"REGISTER"}  # not UNDO: the undo step is pushed when the result is applied
-    action = "Restyle"
+    action = ""  # the operator's verb; each operator's kind(settings) names the brush kind it sends
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return can_edit(context)
-
-    def kind(self, settings: Any) -> str:
-        """The brush kind the region is edited with."""
-        return "style_paint" if settings.restyle_keep_forms else "regenerate"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings, obj = context.scene.worldsculpt, _terrain(context)
@@ -249,7 +244,8 @@ class WSC_OT_restyle_selection(bpy.types.Operator):
             if not region.any():
                 raise ValueError("nothing selected: select part of the terrain in Edit Mode (or name a vertex group)")
             stroke = begin_stroke(context, self.action.lower())
-            link.submit_brush(settings.region_params(stroke.cell_size, self.kind(settings)), final=True, mask=region)
+            params = settings.region_params(stroke.cell_size, self.kind(settings))  # type: ignore[attr-defined]
+            link.submit_brush(params, final=True, mask=region)
         except (ValueError, RuntimeError, BackendError) as exc:
             if link.stroke is not None:  # submitting failed: the snapshot goes back, nothing was changed
                 end_stroke(error=str(exc))
@@ -260,8 +256,19 @@ class WSC_OT_restyle_selection(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class WSC_OT_erode_selection(WSC_OT_restyle_selection):
-    """Wear the terrain's selected vertices (or a vertex group) with the erosion stage: rivers cut in, slopes relax; the rest stays exactly as it is"""
+class WSC_OT_restyle_selection(_RegionEdit, bpy.types.Operator):
+    """Regenerate the terrain's selected vertices (or a vertex group) in the current style; the rest stays exactly as it is"""
+
+    bl_idname = "worldsculpt.restyle_selection"
+    bl_label = "Restyle Selection"
+    action = "Restyle"
+
+    def kind(self, settings: Any) -> str:
+        return "style_paint" if settings.restyle_keep_forms else "regenerate"
+
+
+class WSC_OT_erode_selection(_RegionEdit, bpy.types.Operator):
+    """Wear the selected vertices (or a vertex group) with the erosion stage; the rest stays exactly as it is"""
 
     bl_idname = "worldsculpt.erode_selection"
     bl_label = "Erode Selection"

@@ -124,6 +124,22 @@ def test_brush_edits_read_as_the_land_around_them(session, kind):
     assert_like_around(stats, 1.0 / (d < radius / 2).sum(), smoothing=kind in SMOOTHING)
     if kind != "flatten":
         assert stats["flat_run"] <= max(MAX_FLAT_RUN, stats["flat_run_before"]), stats
+    if kind == "valley":  # its stream (the lowest cells on the path, cell by cell along it) never climbs
+        floor = along_path(after, PLAN["stroke"], np.minimum)
+        floor = floor if floor[0] >= floor[-1] else floor[::-1]
+        assert np.diff(floor).max() <= 0, f"the valley's floor climbs {np.diff(floor).max():.2f} m"
+
+
+def along_path(h: np.ndarray, points: list[list[float]], reduce: np.ufunc) -> np.ndarray:
+    """Per cell of arc length along the path: ``reduce`` (np.minimum, np.maximum) of the cells on it (d < 0.75)."""
+    path = np.array(points)[:, :2]
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+    d, u, _ = nearest_on_path(np.c_[path, s / s[-1]], (0, 0, N, N))
+    n = int(s[-1])
+    on = d < 0.75
+    out = np.full(n, np.inf if reduce is np.minimum else -np.inf)
+    reduce.at(out, np.minimum((u[on] * n).astype(int), n - 1), h[on])
+    return out
 
 
 def _bed_and_banks(out, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -161,7 +177,8 @@ def test_river_bed_descends_below_its_banks_to_the_ground_at_its_ends(session):
                                "above_left": int(np.nansum(bed >= left)), "above_right": int(np.nansum(bed >= right)),
                                "longest_flat": flat_runs(bed[None], np.ones((1, len(bed)), bool))}))
     assert (steps <= 0).all(), f"the bed climbs {steps.max():.2f} m"
-    interior = slice(3, -3)  # at the ends the banks come down to the bed
+    end = int(PLAN["river_width"])
+    interior = slice(end, -end)  # within a width of its ends the river comes up to meet the ground
     assert (bed[interior] < np.fmin(left, right)[interior]).all() or \
         np.isnan(np.fmin(left, right)[interior]).all(), "the bed is not below its banks"
     assert np.abs(bed - ground)[[0, -1]].max() < 1.0, "the river does not end at the ground where the curve ends"

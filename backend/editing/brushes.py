@@ -19,7 +19,7 @@ from backend.diffusion.guidance import gaussian_blur
 
 DISPLACE = {"raise": 1.0, "lower": -1.0, "ridge": 1.0, "valley": -1.0}
 KINDS = ("raise", "lower", "smooth", "flatten", "ridge", "valley", "regenerate", "style_paint", "erode")
-REGION_KINDS = ("regenerate", "style_paint", "erode")  # the kinds that need no path: they re-sample (or wear) what they cover
+REGION_KINDS = ("regenerate", "style_paint", "erode")  # need no path: they re-sample (or wear) what they cover
 FALLOFFS = ("smooth", "sphere", "linear", "constant")
 RELIEF_PER_STRENGTH = 0.25  # raise/lower/ridge/valley at strength 1: a quarter of the terrain's relief
 
@@ -165,41 +165,39 @@ def descending(floor: np.ndarray, drop: float) -> np.ndarray:
     return out[::-1] if flip else out
 
 
-def drainage(stroke: Stroke, x: torch.Tensor, window: tuple[int, int, int, int], depth: float,
-             drop: float) -> torch.Tensor:
-    """Per window cell: how much lower a valley's floor must be on the path so that it drains (<= 0)."""
+def burn_stream(stroke: Stroke, heights: np.ndarray, window: tuple[int, int, int, int], weight: np.ndarray,
+                drop: float, reach: float) -> np.ndarray:
+    """The window ``heights`` (metres) with a stream burnt along a valley stroke's path: the heights on the path
+    made to fall by at least ``drop`` m per cell from its higher end to its lower one (``descending``), the
+    cells within a cell of it set on that line and those up to ``reach`` cells further lowered toward it, only
+    where ``weight`` > 0.
+
+    Hydrological conditioning, as DEM pipelines burn known streams: the valley drains along its length."""
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(stroke.points[:, :2], axis=0), axis=1))])
     if arc[-1] < 2:  # a dab, not a line: nothing to drain along
-        return torch.zeros_like(x)
-    n = int(np.ceil(arc[-1])) + 1
-    along = np.linspace(0.0, arc[-1], n)
+        return heights
+    along = np.linspace(0.0, arc[-1], int(np.ceil(arc[-1])) + 1)
     rows, cols = (np.interp(along, arc, stroke.points[:, k]) - window[k] for k in (0, 1))
-    pressure = np.clip(np.interp(along, arc, stroke.points[:, 2]), 0, 1)
-    ground = ndi.map_coordinates(x.numpy(), [rows, cols], order=1, mode="nearest")
-    floor = ground - depth * pressure
-    _, at, _ = nearest_on_path(np.c_[stroke.points[:, :2], arc], window)
-    return torch.from_numpy(np.interp(at, along, descending(floor, drop) - floor))
+    bed = descending(ndi.map_coordinates(heights.astype(np.float64), [rows, cols], order=1, mode="nearest"), drop)
+    d, at, _ = nearest_on_path(np.c_[stroke.points[:, :2], arc], window)
+    line = np.interp(at, along, bed)
+    burnt = np.where(d < 1, line, heights - np.clip(heights - line, 0, None) * falloff((d - 1) / reach, "smooth"))
+    return np.where(weight > 0, burnt, heights).astype(heights.dtype)
 
 
-def target(stroke: Stroke, x: torch.Tensor, fp: Footprint, flat_level: float, window: tuple[int, int, int, int],
-           drop: float) -> torch.Tensor:
+def target(stroke: Stroke, x: torch.Tensor, fp: Footprint, flat_level: float) -> torch.Tensor:
     """Where the brush wants the window to go, in network space (x: the window, [-1, 1] over the terrain).
 
-    ``flat_level`` is the flatten height in network space; ``drop``: a valley floor's least fall per cell in
-    network units. regenerate, style_paint and erode return x itself: their change comes from sampling or from
-    the erosion stage, not from a field.
+    ``flat_level`` is the flatten height in network space. regenerate, style_paint and erode return x itself:
+    their change comes from sampling or from the erosion stage, not from a field.
     """
     kind, w = stroke.kind, fp.weight
     amplitude = 2 * RELIEF_PER_STRENGTH * stroke.strength  # the network range is 2 wide
     if kind in ("raise", "lower"):
         return x + DISPLACE[kind] * amplitude * w
-    if kind in ("ridge", "valley"):  # a crest line along the path (triangular cross-section), or a trough
-        t = fp.distance / stroke.radius  # (a rounded floor: a V's kink would pit the floor once resampled)
-        shape = torch.clamp(1 - t, min=0) if kind == "ridge" else torch.from_numpy(falloff(t.numpy(), "smooth"))
-        moved = x + DISPLACE[kind] * amplitude * shape * fp.pressure
-        if kind == "valley":  # the floor falls all the way from the higher end to the lower one
-            moved = moved + shape * drainage(stroke, x, window, amplitude, drop)
-        return moved
+    if kind in ("ridge", "valley"):  # a crest (or trough) line along the path: triangular cross-section
+        shape = torch.clamp(1 - fp.distance / stroke.radius, min=0)
+        return x + DISPLACE[kind] * amplitude * shape * fp.pressure
     if kind == "smooth":
         return x + stroke.strength * w * (gaussian_blur(x, max(1.0, stroke.radius / 3)) - x)
     if kind == "flatten":

@@ -37,16 +37,19 @@ from backend.data.elevation_profiles import KINDS, chord
 from backend.generators.curve_profiles import sample_profiles
 from backend.models.profile import ProfileModel
 from backend.models.terrain import TerrainModel
+from backend.simulation.landscape import scaled
 
 from .brushes import RELIEF_PER_STRENGTH, descending, falloff, nearest_on_path, window_around
-from .guided import MIN_FALL, RESHAPE, Edit, EditCallback, EditSettings, Recipe, edit_window, network_units
+from .guided import LIGHT, MIN_FALL, Edit, EditCallback, EditSettings, Recipe, edit_window, network_units
 from .scale import mesh_margin
 
 BED_FRACTION = 0.3  # river: share of the band that is flat bed (the rest is banks)
 CLIFF_FACE_CELLS = 1.0  # cliff: the face spans this many cells either side of the curve
 FOLLOW_SIGMA = 1 / 8  # ridge / cliff: ground smoothing along the curve, as a share of its samples
 MIN_RELIEF_M = 1.0  # a flat terrain still gets a (small) offset unit
-RECIPE = Recipe(detail_sigma=0.4, erosion=RESHAPE)  # as the ridge and valley brushes: new detail, then worn
+# As the ridge and valley brushes: new detail, then worn; a cliff's fresh face is the point: worn half as much
+RECIPES = {"ridge": Recipe(detail_sigma=0.4, erosion=LIGHT), "river": Recipe(detail_sigma=0.4, erosion=LIGHT),
+           "cliff": Recipe(detail_sigma=0.4, erosion=scaled(LIGHT, 0.5))}
 RIVER_DEPTH = 0.1  # river: the bed's depth under the ground, as a share of the band's width, at strength 1
 RIVER_TAPER = 0.1  # river: share of its length over which the depth grows from 0 at either end
 OFFSET_SIGN = {"ridge": 1.0, "river": 0.0, "cliff": 0.5}  # the ends' offset, in offsets: a cliff top is half up
@@ -123,10 +126,11 @@ def river_bed(profile: np.ndarray, ground: np.ndarray, curve: Curve, cell_size: 
     step = curve.arc()[-1] * cell_size / (n - 1)  # metres along the curve per sample
     bed = descending(np.minimum(profile, ground - depth * taper), MIN_FALL * step)
     high, low = (0, -1) if bed[0] >= bed[-1] else (-1, 0)
-    below = ground[low] - bed[low]  # how far a dip on the way took the bed under the lower end's ground
-    if below > 0:  # scale the fall so the lower end meets the ground: still falling everywhere
-        bed = bed[high] + (bed - bed[high]) * (bed[high] - ground[low]) / (bed[high] - bed[low])
-    return bed
+    to_end = np.abs(np.arange(n) - np.arange(n)[low])  # samples to the lower end
+    # a dip on the way deeper than the lower end's ground is crossed at that level, still falling (a river
+    # cannot leave a basin lower than its mouth), and never above the higher end
+    fall = min(MIN_FALL * step, max(bed[high] - ground[low], 0.0) / (n - 1))
+    return np.maximum(bed, ground[low] + fall * to_end)
 
 
 def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.ndarray, profile: np.ndarray,
@@ -166,6 +170,6 @@ def apply_curve(base: TerrainModel, superres: TerrainModel, profile_model: Profi
                                             ground, offset)
     lo, to_net = network_units(heights)
     t = torch.from_numpy((target_m - lo) * to_net - 1)
-    edit = edit_window(base, superres, heights, window, torch.from_numpy(weight), t, RECIPE, style_weights, sliders,
+    edit = edit_window(base, superres, heights, window, torch.from_numpy(weight), t, RECIPES[curve.kind], style_weights, sliders,
                        guidance, seed, cell_size, settings, on_step, torch.from_numpy(pinned & (weight > 0)))
     return edit, profile

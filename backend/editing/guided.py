@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
+import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -28,9 +29,10 @@ from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.grids import downsample, upsample
 from backend.models.terrain import TerrainModel
-from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode
+from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
+from backend.simulation.style_specs import STYLES
 
-from .brushes import RegionStroke, Stroke, footprint, target
+from .brushes import RegionStroke, Stroke, burn_stream, footprint, target
 from .scale import ModelGrid, mesh_margin
 
 # on_step(step, total, window (row0, col0, row1, col1), its heights in metres so far); may raise Cancelled
@@ -49,16 +51,16 @@ class Recipe:
     fine_kept: float = 0.5  # share of the mesh's own detail finer than the models' cells kept under the stroke
 
 
+COARSE_REACH = 4.0  # base cells: a re-sampled coarse map leans into the known one over this far (no step)
 EROSION_SMOOTH_CELLS = 6.0  # model cells: the erosion stage's change smoother than this is a window artefact
+STREAM_CELLS = 3.0  # model cells: a valley's stream is cut into the ground this far either side of its path
 MIN_FALL = 0.005  # a carved valley's floor falls at least this much per metre along it (0.5 %)
-LIGHT = EROSION_STAGES["light"]  # fresh land (regenerated, restyled): worn as generation wears it
-# Moved land was worn once already: a third of the light stage's incision drains what the edit made and cuts
-# gullies into it without wearing the new form away (the light stage takes a fifth off a ridge curve's height).
-RESHAPE = replace(LIGHT, incision=LIGHT.incision / 3)
+LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the land: gullies, spurs, side valleys
 RECIPES: dict[str, Recipe] = {
-    "raise": Recipe(0.5, erosion=RESHAPE), "lower": Recipe(0.5, erosion=RESHAPE),  # new land, worn like the rest
-    "ridge": Recipe(0.4, erosion=RESHAPE), "valley": Recipe(0.5, erosion=RESHAPE, fine_kept=0.0),  # spurs, gullies, side valleys
-    "flatten": Recipe(0.15, fine_kept=0.0), "smooth": Recipe(0.08, fine_kept=0.0),  # little noise and no erosion: the point is less relief
+    "raise": Recipe(0.5, erosion=LIGHT), "lower": Recipe(0.5, erosion=LIGHT),  # new detail on the moved ground
+    "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT),
+    # little noise, no erosion, none of the old fine detail: the point is less relief
+    "flatten": Recipe(0.15, fine_kept=0.0), "smooth": Recipe(0.08, fine_kept=0.0),
     "erode": Recipe(0.0, erosion=EROSION_STAGES["mature"]),  # the erosion stage alone, its steps by strength
     "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT),
     "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True, erosion=LIGHT),  # large forms kept
@@ -139,9 +141,10 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
         out = ((net.double().cpu() + 1) / to_net + lo).numpy().astype(np.float32)
         return np.where(weight.numpy() > 0, out, original)
 
+    fine = x - grid.to_mesh(x_model)  # the mesh's own detail, finer than the models' cells
+
     def on_mesh(net_model: Tensor) -> Tensor:
         """The mesh window with the stroke's ground remade at the models' scale, faded out at its rim."""
-        fine = x - grid.to_mesh(x_model)  # the mesh's own detail, finer than the models' cells
         out = x + blend * (grid.to_mesh(net_model.double().cpu()) + recipe.fine_kept * fine - x)
         return out if pinned is None else torch.where(pinned, t, out)  # a pinned cell exactly its target
 
@@ -149,10 +152,25 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
         lambda step, total, net: on_step(step, total, window, to_metres(on_mesh(net)))  # noqa: E731
     result = diffuse(base, superres, x_model, grid.to_model(t), weight_model, fixed, recipe, style_weights, sliders,
                      guidance, seed, settings, show, strength)
-    if recipe.erosion is not None:  # faded in by the stroke's weight: seamless at its rim
+    drainage = sum(w * STYLES[name].drainage for name, w in style_weights.items() if name in STYLES)
+    stage = scaled(recipe.erosion, drainage)  # as generation: the style's share of the stage (none for dunes)
+    if stage is not None:  # faded in by the stroke's weight: seamless at its rim
         share = weight_model if fixed is None else torch.where(fixed, 0.0, weight_model)
-        result = result.double() + share * erosion_detail(result.double(), recipe.erosion, model_cell, to_net)
-    return Edit(window, to_metres(on_mesh(result)), weight.numpy().astype(np.float32))
+        result = result.double() + share * erosion_detail(result.double(), stage, model_cell, to_net)
+    heights_out = to_metres(on_mesh(result))
+    return Edit(window, fill_pits(heights_out, weight.numpy() > 0), weight.numpy().astype(np.float32))
+
+
+def fill_pits(heights: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``heights`` with each cell of ``where`` lower than all 8 neighbours raised to its lowest neighbour.
+
+    The erosion stage routes every model cell to an outlet; resampling its channels into a finer mesh (bicubic
+    overshoot along a one-cell channel) leaves single-cell pits behind, which this fills as DEM pipelines do.
+    """
+    ring = np.ones((3, 3), dtype=bool)
+    ring[1, 1] = False
+    lowest = ndi.minimum_filter(heights, footprint=ring, mode="nearest")
+    return np.where(where & (heights < lowest), lowest, heights).astype(heights.dtype)
 
 
 def erosion_detail(x: Tensor, stage: StreamPower, cell: float, to_net: float) -> Tensor:
@@ -161,6 +179,14 @@ def erosion_detail(x: Tensor, stage: StreamPower, cell: float, to_net: float) ->
     that the whole window would sink toward; the gullies, channels and relaxed slopes are what is kept."""
     change = torch.from_numpy(erode(x.numpy() / to_net, cell, stage)) * to_net - x
     return change - gaussian_blur(change, EROSION_SMOOTH_CELLS)
+
+
+def level_kept(sampled: Tensor, before: Tensor, weight: Tensor) -> Tensor:
+    """The re-sampled coarse map shifted (by the stroke's weight, so not at its rim) to the mean level it had under
+    the stroke: the models place new land at their own idea of its level, which sank a regenerated patch into a
+    bowl with a scarp around it."""
+    shift = ((before - sampled) * weight).sum() / weight.sum().clamp_min(1e-9)
+    return sampled + shift * weight
 
 
 def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, weight: Tensor, fixed: Tensor | None,
@@ -201,9 +227,10 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
     with torch.no_grad():
         if recipe.coarse_sigma > 0:
             known_c = 1 - downsample(1 - known, factor)  # 1 only where every fine cell is known
-            model = Inpainting(ClassifierFreeGuidance(base.denoiser, guidance), coarse, known_c)
-            coarse = model.finalize(_sample(model, coarse, recipe.coarse_sigma, settings.coarse_steps, cond,
-                                            rng, settings.sampler, lambda info: report(info, None)))
+            model = Inpainting(ClassifierFreeGuidance(base.denoiser, guidance), coarse, known_c, reach=COARSE_REACH)
+            sampled = model.finalize(_sample(model, coarse, recipe.coarse_sigma, settings.coarse_steps, cond,
+                                             rng, settings.sampler, lambda info: report(info, None)))
+            coarse = level_kept(sampled, coarse, downsample(pad(weight), factor))
         up = upsample(coarse, factor)
         fine = tp
         if recipe.detail_sigma > 0:
@@ -241,13 +268,18 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     x = (torch.from_numpy(heights[r0:r1, c0:c1].astype(np.float64)) - lo) * to_net - 1
     fp = footprint(stroke, window)
     level = (_flatten_level(stroke, heights) - lo) * to_net - 1 if stroke.kind == "flatten" else 0.0
-    t = target(stroke, x, fp, level, window, MIN_FALL * cell_size * to_net)
+    t = target(stroke, x, fp, level)
     recipe = RECIPES[stroke.kind]
     if stroke.kind == "erode":  # strength 1: the mature stage's steps
         steps = max(1, round(stroke.strength * recipe.erosion.steps))
         recipe = replace(recipe, erosion=replace(recipe.erosion, steps=steps))
-    return edit_window(base, superres, heights, window, fp.weight, t, recipe, style_weights, sliders,
+    edit = edit_window(base, superres, heights, window, fp.weight, t, recipe, style_weights, sliders,
                        guidance, seed, cell_size, settings, on_step, strength=stroke.strength)
+    if stroke.kind != "valley":
+        return edit
+    reach = STREAM_CELLS * max(1.0, superres.meta["cell_size_m"] / cell_size)  # in mesh cells
+    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, reach)
+    return replace(edit, heights=fill_pits(burnt, edit.weight > 0))
 
 
 def seam_ratio(after: np.ndarray, weight: np.ndarray) -> float:

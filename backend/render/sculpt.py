@@ -14,6 +14,8 @@ before.npy and after.npy. Prints ``RESULTS <json>``: per stroke its latency, fir
 A stroke: {"kind", "points": [[row, col, pressure], ...] (grid cells), "radius" (cells), "strength",
 "seed", "style" (Style Paint's style, optional), "live" (optional: send the points first as a live dab, as the
 modal brush does while the pen is down, then commit them; the live dab's latency is reported too)}.
+A curve guide instead: {"curve": "ridge" | "river" | "cliff", "points": [[row, col], ...], "width" (cells),
+"strength", "seed"}: a poly curve object over those cells through the Curve to Terrain operator.
 """
 
 from __future__ import annotations
@@ -66,6 +68,25 @@ def live_dab(points: list[list[float]], shown: list[float]) -> dict[str, float]:
     return {"live_latency_s": shown[-1] - start, "live_first_shown_s": shown[0] - start}
 
 
+def curve_guide(stroke: dict[str, Any], shape: tuple[int, int], cell: float) -> None:
+    """Draw the guide as a poly curve over its grid cells and run Curve to Terrain on it."""
+    s = bpy.context.scene.worldsculpt
+    data = bpy.data.curves.new(f"Guide {stroke['curve']}", "CURVE")
+    data.dimensions = "3D"
+    spline = data.splines.new("POLY")
+    spline.points.add(len(stroke["points"]) - 1)
+    locations = stroke_elements([[r, c, 1.0] for r, c in stroke["points"]], shape, cell)
+    for point, element in zip(spline.points, locations):
+        point.co = (*element["location"][:2], 0.0, 1.0)
+    guide = bpy.data.objects.new(f"Guide {stroke['curve']}", data)
+    bpy.context.scene.collection.objects.link(guide)
+    bpy.context.view_layer.update()
+    s.curve_object, s.curve_kind = guide, stroke["curve"]
+    s.curve_width, s.curve_strength = stroke["width"] * cell, stroke["strength"]
+    if bpy.ops.worldsculpt.curve_to_terrain() != {"FINISHED"}:
+        raise RuntimeError(f"curve {stroke} did not start: {s.brush_status}")
+
+
 def sculpt(address: str, config: dict[str, Any]) -> list[dict[str, Any]]:
     link = link_module.link
     link.connect(address)
@@ -92,8 +113,17 @@ def sculpt(address: str, config: dict[str, Any]) -> list[dict[str, Any]]:
     mesh.write_window = timed_write  # link.py looks it up at call time
     results = []
     for stroke in config["strokes"]:
-        s.brush_kind, s.brush_radius, s.brush_strength = stroke["kind"], stroke["radius"] * cell, stroke["strength"]
         s.seed = stroke["seed"]
+        if "curve" in stroke:
+            shown.clear()
+            start = time.perf_counter()
+            curve_guide(stroke, heights.shape, cell)
+            run_timer(lambda: link.stroke is None, 300.0)
+            if s.last_error:
+                raise RuntimeError(f"curve {stroke} failed: {s.last_error}")
+            results.append({**stroke, "latency_s": shown[-1] - start, "windows_shown": len(shown)})
+            continue
+        s.brush_kind, s.brush_radius, s.brush_strength = stroke["kind"], stroke["radius"] * cell, stroke["strength"]
         if "style" in stroke:
             s.brush_style = stroke["style"]
         shown.clear()

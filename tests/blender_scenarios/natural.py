@@ -48,7 +48,7 @@ def pump_edit(what: str) -> float:
 
 def brush(kind: str, points: list[list[float]], radius: float, strength: float) -> float:
     s = h.settings()
-    s.brush_kind, s.brush_radius, s.brush_strength, s.brush_style = kind, radius * cell, strength, "desert_dunes"
+    s.brush_kind, s.brush_radius, s.brush_strength, s.brush_style = kind, radius * cell, strength, "glacial_valleys"
     stroke = h.stroke_elements([(*world(r, c), p) for r, c, p in points])
     h.check(bpy.ops.worldsculpt.brush(stroke=stroke) == {"FINISHED"}, f"{kind}: brush operator did not finish")
     return pump_edit(kind)
