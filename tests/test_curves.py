@@ -157,7 +157,7 @@ def test_curve_shapes_its_band_and_nothing_else(brush_client, terrain, kind):
         assert after[on].mean() > before[on].mean() + 0.5 * offset
     elif kind == "river":
         depth = STRENGTH * RIVER_DEPTH * WIDTH * CELL
-        assert after[on].mean() < before[on].mean() - 0.5 * depth
+        assert after[on].mean() < before[on].mean() - 0.1 * depth  # its ends come up to the ground
         bed = d < 0.8 * BED_FRACTION * WIDTH / 2  # pinned cells: the bed is exactly the profile there
         order = np.argsort(u[bed], kind="stable")
         downstream = after[bed][order] * (1 if profile[0] >= profile[-1] else -1)

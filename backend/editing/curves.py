@@ -1,8 +1,8 @@
 """Curve guides: a line the artist draws becomes a ridge, a river or a cliff.
 
 The 1D profile model (``backend.generators.curve_profiles``) fills in the line's height between its two ends,
-which are pinned to the terrain under them plus the artist's offset (ridge higher, river lower, cliff top
-half a step up); a cross-section turns that profile into a target over a band ``width`` cells wide, and
+which are pinned to the terrain under them plus the artist's offset (ridge higher, cliff top half a step up,
+a river on the ground itself); a cross-section turns that profile into a target over a band ``width`` cells wide, and
 the masked guided edit (``guided.edit_window``) makes terrain of it on the curve's window only: outside
 the band nothing changes, bit for bit.
 
@@ -15,8 +15,9 @@ Cross-sections, with t = distance to the curve / half the width and u the positi
 * river: the ends sit on the ground where the curve ends; the bed is the profile, kept at least
   ``RIVER_DEPTH`` times the width (times strength) under the ground along the curve (tapering to 0 at the
   ends), made to fall all the way from the higher end to the lower one (``brushes.descending``: it cuts
-  through bumps, never fills a dip into a causeway, no flat stretch); it is pinned exactly over the middle
-  ``BED_FRACTION`` of the band and the banks ease back to the ground, never above it;
+  through bumps, with no flat stretch; only a dip deeper than its mouth is crossed at the mouth's level);
+  it is pinned exactly over the middle ``BED_FRACTION`` of the band and the banks ease back to the ground,
+  never above it;
 * cliff: the profile is the cliff top, following the ground like a ridge; the side left of the
   drawing direction (right when flipped) is levelled toward it, the other toward one step (the offset)
   lower, with a face ``CLIFF_FACE_CELLS`` either side of the curve.
@@ -170,6 +171,7 @@ def apply_curve(base: TerrainModel, superres: TerrainModel, profile_model: Profi
                                             ground, offset)
     lo, to_net = network_units(heights)
     t = torch.from_numpy((target_m - lo) * to_net - 1)
-    edit = edit_window(base, superres, heights, window, torch.from_numpy(weight), t, RECIPES[curve.kind], style_weights, sliders,
-                       guidance, seed, cell_size, settings, on_step, torch.from_numpy(pinned & (weight > 0)))
+    edit = edit_window(base, superres, heights, window, torch.from_numpy(weight), t, RECIPES[curve.kind],
+                       style_weights, sliders, guidance, seed, cell_size, settings, on_step,
+                       torch.from_numpy(pinned & (weight > 0)))
     return edit, profile

@@ -49,6 +49,7 @@ class Recipe:
     mixed: bool = False  # the stroke's strength mixes the new detail into the old: how much of the style
     erosion: StreamPower | None = None  # the erosion stage run on the edited window after sampling (None: none)
     fine_kept: float = 0.5  # share of the mesh's own detail finer than the models' cells kept under the stroke
+    anchored: bool = False  # a coarse map sampled anew keeps its level and leans into the known ground (no scarp)
 
 
 COARSE_REACH = 4.0  # base cells: a re-sampled coarse map leans into the known one over this far (no step)
@@ -62,7 +63,7 @@ RECIPES: dict[str, Recipe] = {
     # little noise, no erosion, none of the old fine detail: the point is less relief
     "flatten": Recipe(0.15, fine_kept=0.0), "smooth": Recipe(0.08, fine_kept=0.0),
     "erode": Recipe(0.0, erosion=EROSION_STAGES["mature"]),  # the erosion stage alone, its steps by strength
-    "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT),
+    "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT, anchored=True),
     "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True, erosion=LIGHT),  # large forms kept
 }
 
@@ -158,7 +159,9 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
         share = weight_model if fixed is None else torch.where(fixed, 0.0, weight_model)
         result = result.double() + share * erosion_detail(result.double(), stage, model_cell, to_net)
     heights_out = to_metres(on_mesh(result))
-    return Edit(window, fill_pits(heights_out, weight.numpy() > 0), weight.numpy().astype(np.float32))
+    if grid.model != grid.mesh:  # resampled: fill the single-cell pits resampling left (not a dune's hollows)
+        heights_out = fill_pits(heights_out, weight.numpy() > 0)
+    return Edit(window, heights_out, weight.numpy().astype(np.float32))
 
 
 def fill_pits(heights: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -227,10 +230,11 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
     with torch.no_grad():
         if recipe.coarse_sigma > 0:
             known_c = 1 - downsample(1 - known, factor)  # 1 only where every fine cell is known
-            model = Inpainting(ClassifierFreeGuidance(base.denoiser, guidance), coarse, known_c, reach=COARSE_REACH)
+            reach = COARSE_REACH if recipe.anchored else 0.0
+            model = Inpainting(ClassifierFreeGuidance(base.denoiser, guidance), coarse, known_c, reach=reach)
             sampled = model.finalize(_sample(model, coarse, recipe.coarse_sigma, settings.coarse_steps, cond,
                                              rng, settings.sampler, lambda info: report(info, None)))
-            coarse = level_kept(sampled, coarse, downsample(pad(weight), factor))
+            coarse = level_kept(sampled, coarse, downsample(pad(weight), factor)) if recipe.anchored else sampled
         up = upsample(coarse, factor)
         fine = tp
         if recipe.detail_sigma > 0:

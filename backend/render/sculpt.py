@@ -21,6 +21,7 @@ A curve guide instead: {"curve": "ridge" | "river" | "cliff", "points": [[row, c
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,9 +50,13 @@ def run_timer(until: Callable[[], bool], timeout: float) -> None:
 def stroke_elements(points: list[list[float]], shape: tuple[int, int], cell: float) -> list[dict[str, Any]]:
     """[row, col, pressure] grid points -> the operator's stroke items, in world space (terrain at the origin)."""
     rc, cc = (shape[0] - 1) / 2, (shape[1] - 1) / 2
-    return [{"name": "", "location": ((c - cc) * cell, (rc - r) * cell, 0.0), "mouse": (0.0, 0.0),
-             "mouse_event": (0.0, 0.0), "pressure": p, "size": 0.0, "x_tilt": 0.0, "y_tilt": 0.0, "time": 0.0,
-             "is_start": i == 0} for i, (r, c, p) in enumerate(points)]
+    fields = {}  # every field this Blender's stroke element has, at its default (4.2 also wants pen_flip)
+    for prop in bpy.types.OperatorStrokeElement.bl_rna.properties:
+        if prop.identifier != "rna_type":
+            fields[prop.identifier] = (False if prop.type == "BOOLEAN" else "" if prop.type == "STRING"
+                                       else (0.0,) * prop.array_length if prop.array_length else 0.0)
+    return [dict(fields, location=((c - cc) * cell, (rc - r) * cell, 0.0), pressure=p, is_start=i == 0)
+            for i, (r, c, p) in enumerate(points)]
 
 
 def live_dab(points: list[list[float]], shown: list[float]) -> dict[str, float]:
@@ -153,6 +158,10 @@ def sculpt(address: str, config: dict[str, Any]) -> list[dict[str, Any]]:
 def main() -> None:
     blender_addon.register()
     print("RESULTS " + json.dumps(sculpt(sys.argv[1], json.loads(sys.argv[2]))), flush=True)
+    sys.stderr.flush()
+    # Leave without the interpreter's teardown: bpy 4.2 as a Python module segfaults while finalising once the
+    # add-on was registered (tests/blender_scenarios/_harness.py does the same)
+    os._exit(0)
 
 
 if __name__ == "__main__":
