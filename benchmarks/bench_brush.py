@@ -3,9 +3,10 @@
     python -m benchmarks.bench_brush [--repeats 5] [--kinds raise,smooth,...] [--threads 1] [--models-dir models]
 
 Real parts only: a backend process serving the learned models (default: the shipped ones in models/) and the
-add-on in headless Blender (``backend/render/sculpt.py``) on a 512² terrain made by its Generate operator (the
-procedural generator: quick to make, and the brushes' cost does not depend on what the terrain looks like). One
-dab per job, at the terrain's centre, with the radius that makes a 128² or 256² window. Per window and kind it
+add-on in headless Blender (``backend/render/sculpt.py``) on a 512² terrain over 4 km (7.8 m cells, an artist's
+world; the edits sample at the models' 30 m cells) made by its Generate operator (the procedural generator: quick
+to make, and the brushes' cost does not depend on what the terrain looks like). One dab per job, at the terrain's
+centre, with the radius that makes a 128² or 256² window of mesh cells. Per window and kind it
 prints the median and p90 of the end-to-end latency and of the first streamed preview, beside two baselines
 measured in the same run: the backend round trip without Blender (protocol Client, same params and heights)
 and the edit computed in this process with no transport at all (``backend.editing.apply_stroke``). The first
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from backend.editing import KINDS, LIVE_SETTINGS, EditSettings, Stroke, apply_stroke
+from backend.editing.scale import mesh_margin
 from backend.generators import DiffusionGenerator
 from backend.headless import LocalBackend
 from backend.models.shipped import MODELS_DIR
@@ -34,17 +36,19 @@ from benchmarks.hardware import header
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "brush_cpu.txt"
-TERRAIN, CELL = 512, 30.0  # cells per side, metres per cell
+TERRAIN, SIZE_M = 512, 4000.0  # cells per side, metres per side
+CELL = SIZE_M / (TERRAIN - 1)
 CENTRE = 256.0  # the dab's row and column
 TARGET_S = 0.5
 SLIDERS = {"roughness": 0.5, "erosion_strength": 0.5, "elevation_range": 0.5, "sea_level": 0.3}  # the panel's defaults
 
 
-def radius_for(window: int, settings: EditSettings, factor: int) -> float:
+def radius_for(window: int, settings: EditSettings, factor: int, model_cell: float) -> float:
     """The dab radius (cells) whose edit window at CENTRE is window² cells."""
-    radius = window / 2 - settings.margin - 1
+    margin = mesh_margin(settings.margin, CELL, model_cell)
+    radius = window / 2 - margin - 1
     r0, c0, r1, c1 = Stroke("raise", np.array([[CENTRE, CENTRE, 1.0]]), radius, 0.5).window(
-        (TERRAIN, TERRAIN), settings.margin, factor)
+        (TERRAIN, TERRAIN), margin, factor)
     if (r1 - r0, c1 - c0) != (window, window):
         raise ValueError(f"radius {radius} gives a {r1 - r0}x{c1 - c0} window, not {window}²")
     return radius
@@ -86,13 +90,14 @@ def main() -> None:
                            env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
     client = backend.client
     try:
-        job = client.submit("generate", {"style": "alpine", "resolution": TERRAIN, "size_m": CELL * (TERRAIN - 1),
+        job = client.submit("generate", {"style": "alpine", "resolution": TERRAIN, "size_m": SIZE_M,
                                          "height_m": 1500.0, "seed": 3, "generator": "procedural"}, target="bench")
         terrain = client.wait_result(job, timeout=300).arrays["heights"]
         models = DiffusionGenerator("cpu", models_dir=args.models_dir)
-        factor = models.superres.meta["factor"]
-        dabs = [{"window": w, "kind": k, "radius": radius_for(w, settings, factor), "seed": i, "strength": 0.5,
-                 "points": [[CENTRE, CENTRE, 1.0]]} for w in windows for k in kinds for i in range(args.repeats + 1)]
+        factor, model_cell = models.superres.meta["factor"], models.superres.meta["cell_size_m"]
+        dabs = [{"window": w, "kind": k, "radius": radius_for(w, settings, factor, model_cell), "seed": i,
+                 "strength": 0.5, "points": [[CENTRE, CENTRE, 1.0]]}
+                for w in windows for k in kinds for i in range(args.repeats + 1)]
 
         compute: dict[tuple[int, str], list[float]] = {}
         for dab in dabs:  # the edit alone, in this process (the backend idles meanwhile)
@@ -112,7 +117,7 @@ def main() -> None:
                 client.wait_result(job, timeout=120)
                 round_trip.setdefault((dab["window"], dab["kind"], commit), []).append(time.perf_counter() - start)
 
-        generate = {"target": "Bench Terrain", "resolution": TERRAIN, "size_m": CELL * (TERRAIN - 1),
+        generate = {"target": "Bench Terrain", "resolution": TERRAIN, "size_m": SIZE_M,
                     "height_m": 1500.0, "seed": 3, "generator": "procedural", "style_preset": "alpine"}
         strokes = dabs + [{**dab, "live": True} for dab in dabs]  # the operator's stroke; press-then-release
         run = subprocess.run([sys.executable, "-m", "backend.render.sculpt", backend.address,
@@ -136,7 +141,8 @@ def main() -> None:
     lines = [header("brush latency"),
              f"# load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f} (a shared machine inflates "
              "every column alike: compare the columns)",
-             f"# terrain {TERRAIN}² at {CELL:g} m, one dab at its centre per job, backend and baseline with "
+             f"# terrain {TERRAIN}² over {SIZE_M / 1000:g} km ({CELL:.2f} m cells; edits sample at the models' "
+             f"{model_cell:g} m), one dab at its centre per job, backend and baseline with "
              f"{args.threads} torch thread(s), models {args.models_dir}",
              f"# committed dabs: {settings}; live dabs (pen still moving): {LIVE_SETTINGS};",
              f"# {args.repeats} timed dabs per row after one warm-up",

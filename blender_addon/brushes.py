@@ -10,6 +10,7 @@ the mesh and pushes one undo step when the stroke's final job is applied.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import bpy
 import numpy as np
@@ -223,12 +224,12 @@ def _group_region(context: bpy.types.Context, obj: bpy.types.Object, name: str) 
     return region
 
 
-class WSC_OT_restyle_selection(bpy.types.Operator):
-    """Regenerate the terrain's selected vertices (or a vertex group) in the current style; the rest stays exactly as it is"""
+class _RegionEdit:
+    """An edit of the selected vertices (or a vertex group): one `brush` job with the region as its mask.
+    A mixin, not an operator: Blender registers each operator class once, so the two share no base operator."""
 
-    bl_idname = "worldsculpt.restyle_selection"
-    bl_label = "Restyle Selection"
     bl_options = {"REGISTER"}  # not UNDO: the undo step is pushed when the result is applied
+    action = ""  # the operator's verb; each operator's kind(settings) names the brush kind it sends
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -242,16 +243,39 @@ class WSC_OT_restyle_selection(bpy.types.Operator):
                 else mesh.read_selection(obj)
             if not region.any():
                 raise ValueError("nothing selected: select part of the terrain in Edit Mode (or name a vertex group)")
-            stroke = begin_stroke(context, "restyle")
-            link.submit_brush(settings.region_params(stroke.cell_size), final=True, mask=region)
+            stroke = begin_stroke(context, self.action.lower())
+            params = settings.region_params(stroke.cell_size, self.kind(settings))  # type: ignore[attr-defined]
+            link.submit_brush(params, final=True, mask=region)
         except (ValueError, RuntimeError, BackendError) as exc:
             if link.stroke is not None:  # submitting failed: the snapshot goes back, nothing was changed
                 end_stroke(error=str(exc))
-            settings.brush_status = f"Restyle failed: {exc}"
+            settings.brush_status = f"{self.action} failed: {exc}"
             self.report({"ERROR"}, settings.brush_status)
             return {"CANCELLED"}
-        settings.brush_status = "Restyling..."
+        settings.brush_status = f"{self.action.rstrip('e')}ing..."
         return {"FINISHED"}
+
+
+class WSC_OT_restyle_selection(_RegionEdit, bpy.types.Operator):
+    """Regenerate the terrain's selected vertices (or a vertex group) in the current style; the rest stays exactly as it is"""
+
+    bl_idname = "worldsculpt.restyle_selection"
+    bl_label = "Restyle Selection"
+    action = "Restyle"
+
+    def kind(self, settings: Any) -> str:
+        return "style_paint" if settings.restyle_keep_forms else "regenerate"
+
+
+class WSC_OT_erode_selection(_RegionEdit, bpy.types.Operator):
+    """Wear the selected vertices (or a vertex group) with the erosion stage; the rest stays exactly as it is"""
+
+    bl_idname = "worldsculpt.erode_selection"
+    bl_label = "Erode Selection"
+    action = "Erode"
+
+    def kind(self, settings: Any) -> str:
+        return "erode"
 
 
 class WSC_OT_randomise_style(bpy.types.Operator):
@@ -275,7 +299,7 @@ class WSC_OT_randomise_style(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_classes = (WSC_OT_brush, WSC_OT_restyle_selection, WSC_OT_randomise_style)
+_classes = (WSC_OT_brush, WSC_OT_restyle_selection, WSC_OT_erode_selection, WSC_OT_randomise_style)
 
 
 register, unregister = bpy.utils.register_classes_factory(_classes)

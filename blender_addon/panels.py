@@ -106,7 +106,9 @@ class WSC_PT_style(_WorldsculptPanel, bpy.types.Panel):
             col.prop_search(s, "restyle_group", terrain, "vertex_groups")
         col.prop(s, "restyle_blend")
         col.prop(s, "restyle_keep_forms")
-        box.operator("worldsculpt.restyle_selection", icon="BRUSH_DATA")
+        row = box.row()
+        row.operator("worldsculpt.restyle_selection", icon="BRUSH_DATA")
+        row.operator("worldsculpt.erode_selection", icon="MOD_FLUIDSIM")
 
 
 class WSC_PT_brush(_WorldsculptPanel, bpy.types.Panel):

@@ -61,7 +61,7 @@ BRUSH_KIND_ITEMS = (
     ("regenerate", "Regenerate", "New terrain of the current style inside the stroke"),
     ("style_paint", "Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms "
                                    "(strength: how much of the style's detail)"),
-    ("erode", "Erode", "A few thermal and hydraulic erosion iterations under the brush"),
+    ("erode", "Erode", "The erosion stage under the brush: rivers cut in and branch, slopes relax (strength: how long)"),
 )
 CURVE_KIND_ITEMS = (
     ("ridge", "Ridge", "A crest along the curve, higher than the ground, with peaks and saddles"),
@@ -175,8 +175,9 @@ class WSC_Settings(bpy.types.PropertyGroup):
     curve_width: bpy.props.FloatProperty(name="Width", default=200.0, min=0.01, unit="LENGTH",
                                          description="Width of the band the curve reshapes, in metres")
     curve_strength: bpy.props.FloatProperty(name="Strength", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
-                                            description="Height of the ridge, depth of the river, step of the "
-                                                        "cliff, as a share of a quarter of the terrain's relief")
+                                            description="Height of the ridge or step of the cliff, as a share "
+                                                        "of a quarter of the terrain's relief; depth of the "
+                                                        "river, as a share of a tenth of its width")
     curve_flip: bpy.props.BoolProperty(name="Flip side", default=False,
                                        description="Cliff: the high side is right of the curve's direction")
     # -- reference style and restyle
@@ -275,10 +276,10 @@ class WSC_Settings(bpy.types.PropertyGroup):
                       flip=self.curve_flip, commit=True)
         return params
 
-    def region_params(self, cell_size: float) -> dict[str, Any]:
-        """The `brush` job's params for restyling a region in the current style (the mask travels as an array)."""
-        params = self._edit_params("style_paint" if self.restyle_keep_forms else "regenerate", cell_size,
-                                   self.style_mix())
+    def region_params(self, cell_size: float, kind: str) -> dict[str, Any]:
+        """The `brush` job's params for editing a region (restyle: regenerate or style_paint in the current
+        style; erode) with the mask travelling as an array."""
+        params = self._edit_params(kind, cell_size, self.style_mix())
         params.update(edge=min(64.0, max(1.0, self.restyle_blend / cell_size)), strength=1.0, commit=True)
         return params
 

@@ -278,7 +278,7 @@ def test_curve_to_terrain_ridge_river_cliff_with_undo(addon_zip, learned_backend
     from test_curves import CURVE, WIDTH
 
     from backend.editing.brushes import nearest_on_path
-    from backend.editing.curves import BED_FRACTION
+    from backend.editing.curves import BED_FRACTION, RIVER_DEPTH
 
     results = _scenario("curve.py", addon_zip, learned_backend.address, tmp_path, json.dumps(CURVE), str(WIDTH))
     assert set(results["undo"]) == {"{'FINISHED'}"}
@@ -296,7 +296,7 @@ def test_curve_to_terrain_ridge_river_cliff_with_undo(addon_zip, learned_backend
         if kind == "ridge":
             assert rise > 10.0, rise  # metres along the curve
         elif kind == "river":
-            assert rise < -10.0, rise
+            assert rise < -0.25 * 0.8 * RIVER_DEPTH * WIDTH * 2000.0 / 127, rise  # a quarter of its depth (m)
             bed = d < 0.8 * BED_FRACTION * WIDTH / 2
             heights = after[bed][np.argsort(u[bed], kind="stable")]
             steps = np.diff(heights) * (1 if heights[0] >= heights[-1] else -1)

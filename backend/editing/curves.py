@@ -1,8 +1,8 @@
 """Curve guides: a line the artist draws becomes a ridge, a river or a cliff.
 
 The 1D profile model (``backend.generators.curve_profiles``) fills in the line's height between its two ends,
-which are pinned to the terrain under them plus the artist's offset (ridge higher, river lower, cliff top
-half a step up); a cross-section turns that profile into a target over a band ``width`` cells wide, and
+which are pinned to the terrain under them plus the artist's offset (ridge higher, cliff top half a step up,
+a river on the ground itself); a cross-section turns that profile into a target over a band ``width`` cells wide, and
 the masked guided edit (``guided.edit_window``) makes terrain of it on the curve's window only: outside
 the band nothing changes, bit for bit.
 
@@ -12,14 +12,18 @@ Cross-sections, with t = distance to the curve / half the width and u the positi
   the curve (so it bridges small dips and passes over small bumps), raised by the offset plus the
   profile's deviation (its peaks and saddles); every cell is lifted by the crest's height over the
   ground on the curve times (1 - t)^2: a sharp crest and soft feet, the cross-slope's texture kept;
-* river: a flat bed at the profile's height over the middle ``BED_FRACTION`` of the band, pinned
-  exactly in the edit (so it runs downhill as the profile does), and banks easing back to the ground;
-  a river runs straight downhill between its ends (it cuts through what lies in between);
+* river: the ends sit on the ground where the curve ends; the bed is the profile, kept at least
+  ``RIVER_DEPTH`` times the width (times strength) under the ground along the curve (tapering to 0 at the
+  ends), made to fall all the way from the higher end to the lower one (``brushes.descending``: it cuts
+  through bumps, with no flat stretch; only a dip deeper than its mouth is crossed at the mouth's level);
+  it is pinned exactly over the middle ``BED_FRACTION`` of the band and the banks ease back to the ground,
+  never above it;
 * cliff: the profile is the cliff top, following the ground like a ridge; the side left of the
   drawing direction (right when flipped) is levelled toward it, the other toward one step (the offset)
   lower, with a face ``CLIFF_FACE_CELLS`` either side of the curve.
 
-The offset (and the cliff's step) is ``strength`` times a quarter of the terrain's relief, as for brushes.
+The ridge's offset (and the cliff's step) is ``strength`` times a quarter of the terrain's relief, as for
+brushes. After the guided edit the erosion stage wears the band (not a river's pinned bed), as for brushes.
 """
 
 from __future__ import annotations
@@ -34,16 +38,22 @@ from backend.data.elevation_profiles import KINDS, chord
 from backend.generators.curve_profiles import sample_profiles
 from backend.models.profile import ProfileModel
 from backend.models.terrain import TerrainModel
+from backend.simulation.landscape import scaled
 
-from .brushes import RELIEF_PER_STRENGTH, falloff, nearest_on_path, window_around
-from .guided import Edit, EditCallback, EditSettings, Recipe, edit_window, network_units
+from .brushes import RELIEF_PER_STRENGTH, descending, falloff, nearest_on_path, window_around
+from .guided import LIGHT, MIN_FALL, Edit, EditCallback, EditSettings, Recipe, edit_window, network_units
+from .scale import mesh_margin
 
 BED_FRACTION = 0.3  # river: share of the band that is flat bed (the rest is banks)
 CLIFF_FACE_CELLS = 1.0  # cliff: the face spans this many cells either side of the curve
 FOLLOW_SIGMA = 1 / 8  # ridge / cliff: ground smoothing along the curve, as a share of its samples
 MIN_RELIEF_M = 1.0  # a flat terrain still gets a (small) offset unit
-RECIPE = Recipe(detail_sigma=0.4)  # as the ridge and valley brushes: new detail on the moved ground
-OFFSET_SIGN = {"ridge": 1.0, "river": -1.0, "cliff": 0.5}  # the ends' offset, in offsets: a cliff top is half up
+# As the ridge and valley brushes: new detail, then worn; a cliff's fresh face is the point: worn half as much
+RECIPES = {"ridge": Recipe(detail_sigma=0.4, erosion=LIGHT), "river": Recipe(detail_sigma=0.4, erosion=LIGHT),
+           "cliff": Recipe(detail_sigma=0.4, erosion=scaled(LIGHT, 0.5))}
+RIVER_DEPTH = 0.1  # river: the bed's depth under the ground, as a share of the band's width, at strength 1
+RIVER_TAPER = 0.1  # river: share of its length over which the depth grows from 0 at either end
+OFFSET_SIGN = {"ridge": 1.0, "river": 0.0, "cliff": 0.5}  # the ends' offset, in offsets: a cliff top is half up
 
 
 @dataclass(frozen=True)
@@ -102,9 +112,26 @@ def curve_profile(model: ProfileModel, heights: np.ndarray, curve: Curve, cell_s
     extent = (max(heights.shape) - 1) * cell_size
     profile = sample_profiles(model, curve.kind, ends[None], np.array([curve.arc()[-1] * cell_size]),
                               np.array([relief]), np.array([extent]), seed)[0]
-    if curve.kind != "river":
-        profile = profile + follow_ground(ground)
-    return profile, ground, offset
+    if curve.kind == "river":
+        return river_bed(profile, ground, curve, cell_size), ground, offset
+    return profile + follow_ground(ground), ground, offset
+
+
+def river_bed(profile: np.ndarray, ground: np.ndarray, curve: Curve, cell_size: float) -> np.ndarray:
+    """(L,) the profile made a river bed: under the ground by the river's depth (0 at the ends), falling all
+    the way from the higher end to the lower one, where it meets the ground."""
+    n = len(ground)
+    u = np.linspace(0.0, 1.0, n)
+    taper = 1 - falloff(np.minimum(u, 1 - u) / RIVER_TAPER, "smooth")  # 0 at the ends, 1 inside
+    depth = curve.strength * RIVER_DEPTH * curve.width * cell_size
+    step = curve.arc()[-1] * cell_size / (n - 1)  # metres along the curve per sample
+    bed = descending(np.minimum(profile, ground - depth * taper), MIN_FALL * step)
+    high, low = (0, -1) if bed[0] >= bed[-1] else (-1, 0)
+    to_end = np.abs(np.arange(n) - np.arange(n)[low])  # samples to the lower end
+    # a dip on the way deeper than the lower end's ground is crossed at that level, still falling (a river
+    # cannot leave a basin lower than its mouth), and never above the higher end
+    fall = min(MIN_FALL * step, max(bed[high] - ground[low], 0.0) / (n - 1))
+    return np.maximum(bed, ground[low] + fall * to_end)
 
 
 def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.ndarray, profile: np.ndarray,
@@ -123,7 +150,7 @@ def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.n
     elif curve.kind == "river":
         bank = falloff((t - BED_FRACTION) / (1 - BED_FRACTION), "smooth")  # 1 on the bed
         pinned = t <= BED_FRACTION
-        target = np.where(pinned, p, window_m + bank * (p - window_m))  # the bed exactly the profile
+        target = np.where(pinned, p, np.minimum(window_m, window_m + bank * (p - window_m)))  # banks: never up
     else:
         high = -side if curve.flip else side
         level = p - offset * falloff((high * d + CLIFF_FACE_CELLS) / (2 * CLIFF_FACE_CELLS), "smooth")
@@ -137,12 +164,14 @@ def apply_curve(base: TerrainModel, superres: TerrainModel, profile_model: Profi
                 on_step: EditCallback | None = None) -> tuple[Edit, np.ndarray]:
     """(the edited window of ``heights`` (H, W float32 metres), the profile (L,) metres along the curve)."""
     profile, ground, offset = curve_profile(profile_model, heights, curve, cell_size, seed)
-    window = curve.window(heights.shape, settings.margin, superres.meta["factor"])
+    window = curve.window(heights.shape, mesh_margin(settings.margin, cell_size, superres.meta["cell_size_m"]),
+                          superres.meta["factor"])
     r0, c0, r1, c1 = window
     target_m, weight, pinned = curve_target(curve, window, heights[r0:r1, c0:c1].astype(np.float64), profile,
                                             ground, offset)
     lo, to_net = network_units(heights)
     t = torch.from_numpy((target_m - lo) * to_net - 1)
-    edit = edit_window(base, superres, heights, window, torch.from_numpy(weight), t, RECIPE, style_weights, sliders,
-                       guidance, seed, settings, on_step, torch.from_numpy(pinned & (weight > 0)))
+    edit = edit_window(base, superres, heights, window, torch.from_numpy(weight), t, RECIPES[curve.kind],
+                       style_weights, sliders, guidance, seed, cell_size, settings, on_step,
+                       torch.from_numpy(pinned & (weight > 0)))
     return edit, profile

@@ -14,22 +14,26 @@ Recipe for one stroke (see ``brushes`` for the window, weight and target):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
+import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from backend.diffusion.guidance import ClassifierFreeGuidance, Inpainting
+from backend.diffusion.guidance import ClassifierFreeGuidance, Inpainting, gaussian_blur
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.grids import downsample, upsample
 from backend.models.terrain import TerrainModel
+from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
+from backend.simulation.style_specs import STYLES
 
-from .brushes import RegionStroke, Stroke, footprint, target
+from .brushes import RegionStroke, Stroke, burn_stream, footprint, target
+from .scale import ModelGrid, mesh_margin
 
 # on_step(step, total, window (row0, col0, row1, col1), its heights in metres so far); may raise Cancelled
 EditCallback = Callable[[int, int, tuple[int, int, int, int], np.ndarray], None]
@@ -43,15 +47,24 @@ class Recipe:
     coarse_sigma: float = 0.0  # coarse map re-sampled by the base model from this level; 0 = kept
     guided: bool = False  # classifier-free guidance on the detail too (the style is the point)
     mixed: bool = False  # the stroke's strength mixes the new detail into the old: how much of the style
+    erosion: StreamPower | None = None  # the erosion stage run on the edited window after sampling (None: none)
+    fine_kept: float = 0.5  # share of the mesh's own detail finer than the models' cells kept under the stroke
+    anchored: bool = False  # a coarse map sampled anew keeps its level and leans into the known ground (no scarp)
 
 
+COARSE_REACH = 4.0  # base cells: a re-sampled coarse map leans into the known one over this far (no step)
+EROSION_SMOOTH_CELLS = 6.0  # model cells: the erosion stage's change smoother than this is a window artefact
+STREAM_CELLS = 3.0  # model cells: a valley's stream is cut into the ground this far either side of its path
+MIN_FALL = 0.005  # a carved valley's floor falls at least this much per metre along it (0.5 %)
+LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the land: gullies, spurs, side valleys
 RECIPES: dict[str, Recipe] = {
-    "raise": Recipe(0.5), "lower": Recipe(0.5),  # new detail on the moved ground, not a stamped bump
-    "ridge": Recipe(0.4), "valley": Recipe(0.4),
-    "flatten": Recipe(0.15), "smooth": Recipe(0.08),  # little noise: the point is less relief
-    "erode": Recipe(0.0),  # the erosion engine already makes the detail; the model would blur it
-    "regenerate": Recipe(10.0, coarse_sigma=80.0),
-    "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True),  # keep the large forms, new texture
+    "raise": Recipe(0.5, erosion=LIGHT), "lower": Recipe(0.5, erosion=LIGHT),  # new detail on the moved ground
+    "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT),
+    # little noise, no erosion, none of the old fine detail: the point is less relief
+    "flatten": Recipe(0.15, fine_kept=0.0), "smooth": Recipe(0.08, fine_kept=0.0),
+    "erode": Recipe(0.0, erosion=EROSION_STAGES["mature"]),  # the erosion stage alone, its steps by strength
+    "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT, anchored=True),
+    "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True, erosion=LIGHT),  # large forms kept
 }
 
 
@@ -106,77 +119,138 @@ def network_units(heights: np.ndarray) -> tuple[float, float]:
 
 def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, window: tuple[int, int, int, int],
                 weight: Tensor, t: Tensor, recipe: Recipe, style_weights: dict[str, float], sliders: dict[str, float],
-                guidance: float, seed: int, settings: EditSettings = EditSettings(),
+                guidance: float, seed: int, cell_size: float, settings: EditSettings = EditSettings(),
                 on_step: EditCallback | None = None, pinned: Tensor | None = None, strength: float = 1.0) -> Edit:
-    """The masked guided edit of one window of ``heights`` (H, W float32 metres) toward the target ``t``.
+    """The masked guided edit of one window of ``heights`` (H, W float32 metres, ``cell_size`` m cells) toward
+    the target ``t``, sampled at the models' own cells and resampled into the mesh (``scale.ModelGrid``).
 
     weight: [h, w] float64 in [0, 1], 0 = untouched (bit for bit); t: [h, w] the target in network units
     (see ``network_units``); pinned: optional [h, w] bool cells that end exactly on the target (a river's
     bed); strength: how much of the new detail a ``mixed`` recipe keeps. Pure function of its inputs and seed.
     """
-    factor = superres.meta["factor"]
-    device = superres.device
     r0, c0, r1, c1 = window
     original = heights[r0:r1, c0:c1]
     lo, to_net = network_units(heights)
     x = (torch.from_numpy(original.astype(np.float64)) - lo) * to_net - 1
+    model_cell = superres.meta["cell_size_m"]
+    grid = ModelGrid.of(x.shape, cell_size, model_cell)
     blend = torch.clamp(weight * settings.feather, 0, 1)
-    result = t.float()
-    total = settings.detail_steps * (recipe.detail_sigma > 0) + settings.coarse_steps * (recipe.coarse_sigma > 0)
+    x_model, weight_model = grid.to_model(x), grid.to_model(weight)
+    fixed = None if pinned is None else grid.to_model(pinned.double()) > 0.5
 
     def to_metres(net: Tensor) -> np.ndarray:
         out = ((net.double().cpu() + 1) / to_net + lo).numpy().astype(np.float32)
         return np.where(weight.numpy() > 0, out, original)
 
-    if total:
-        rng = torch.Generator().manual_seed(seed)
-        h, w = x.shape
-        multiple = _size_multiple(base, superres)
-        pad = lambda a: _pad(a.float()[None, None].to(device), multiple)  # noqa: E731
-        xp, tp, known = pad(x), pad(t), 1 - pad(blend)
-        fixed = None if pinned is None else pad(pinned.to(torch.float64)) > 0.5
-        cond = base.conditioning(style_weights, sliders)
-        cond_fine = superres.conditioning(style_weights, sliders)
-        coarse = downsample(tp, factor)
-        done = 0
+    fine = x - grid.to_mesh(x_model)  # the mesh's own detail, finer than the models' cells
 
-        def report(info: dict, up: Tensor | None) -> None:
-            nonlocal done
-            done += 1
-            if on_step is None:
-                return
-            if up is None:  # a coarse step: show its estimate upsampled
-                up, denoised = upsample(info["denoised"], factor), torch.zeros_like(xp)
-            else:
-                denoised = info["denoised"]
-            fine = up + superres.meta["residual_scale"] * denoised
-            on_step(done, total, window, to_metres(fine[0, 0, :h, :w]))
+    def on_mesh(net_model: Tensor) -> Tensor:
+        """The mesh window with the stroke's ground remade at the models' scale, faded out at its rim."""
+        out = x + blend * (grid.to_mesh(net_model.double().cpu()) + recipe.fine_kept * fine - x)
+        return out if pinned is None else torch.where(pinned, t, out)  # a pinned cell exactly its target
 
-        with torch.no_grad():
-            if recipe.coarse_sigma > 0:
-                known_c = 1 - downsample(1 - known, factor)  # 1 only where every fine cell is known
-                model = Inpainting(ClassifierFreeGuidance(base.denoiser, guidance), coarse, known_c)
-                coarse = model.finalize(_sample(model, coarse, recipe.coarse_sigma, settings.coarse_steps, cond,
-                                                rng, settings.sampler, lambda info: report(info, None)))
-            up = upsample(coarse, factor)
-            fine = tp
-            if recipe.detail_sigma > 0:
-                scale = superres.meta["residual_scale"]
-                denoiser = ClassifierFreeGuidance(superres.denoiser, guidance) if recipe.guided \
-                    else superres.denoiser
-                kept, keep = (xp, known) if fixed is None else \
-                    (torch.where(fixed, tp, xp), torch.where(fixed, 1.0, known))
-                model = Inpainting(denoiser, (kept - up) / scale, keep)
-                residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma,
-                                                  settings.detail_steps, cond_fine.replace(spatial=up), rng,
-                                                  settings.sampler, lambda info: report(info, up)))
-                if recipe.mixed:  # linear in the residual: the known part stays exact, the rim stays seamless
-                    residual = torch.lerp((kept - up) / scale, residual, strength)
-                fine = up + scale * residual
-                if fixed is not None:
-                    fine = torch.where(fixed, tp, fine)  # exact, not up + scale * (tp - up) / scale
-            result = fine[0, 0, :h, :w]
-    return Edit(window, to_metres(result), weight.numpy().astype(np.float32))
+    show = None if on_step is None else \
+        lambda step, total, net: on_step(step, total, window, to_metres(on_mesh(net)))  # noqa: E731
+    result = diffuse(base, superres, x_model, grid.to_model(t), weight_model, fixed, recipe, style_weights, sliders,
+                     guidance, seed, settings, show, strength)
+    drainage = sum(w * STYLES[name].drainage for name, w in style_weights.items() if name in STYLES)
+    stage = scaled(recipe.erosion, drainage)  # as generation: the style's share of the stage (none for dunes)
+    if stage is not None:  # faded in by the stroke's weight: seamless at its rim
+        share = weight_model if fixed is None else torch.where(fixed, 0.0, weight_model)
+        result = result.double() + share * erosion_detail(result.double(), stage, model_cell, to_net)
+    heights_out = to_metres(on_mesh(result))
+    if grid.model != grid.mesh:  # resampled: fill the single-cell pits resampling left (not a dune's hollows)
+        heights_out = fill_pits(heights_out, weight.numpy() > 0)
+    return Edit(window, heights_out, weight.numpy().astype(np.float32))
+
+
+def fill_pits(heights: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``heights`` with each cell of ``where`` lower than all 8 neighbours raised to its lowest neighbour.
+
+    The erosion stage routes every model cell to an outlet; resampling its channels into a finer mesh (bicubic
+    overshoot along a one-cell channel) leaves single-cell pits behind, which this fills as DEM pipelines do.
+    """
+    ring = np.ones((3, 3), dtype=bool)
+    ring[1, 1] = False
+    lowest = ndi.minimum_filter(heights, footprint=ring, mode="nearest")
+    return np.where(where & (heights < lowest), lowest, heights).astype(heights.dtype)
+
+
+def erosion_detail(x: Tensor, stage: StreamPower, cell: float, to_net: float) -> Tensor:
+    """What the erosion stage cuts into a window [h, w] (network units, ``cell`` m cells): its change less the
+    smooth part of it (Gaussian, ``EROSION_SMOOTH_CELLS``). A window's fixed rim is an artificial base level
+    that the whole window would sink toward; the gullies, channels and relaxed slopes are what is kept."""
+    change = torch.from_numpy(erode(x.numpy() / to_net, cell, stage)) * to_net - x
+    return change - gaussian_blur(change, EROSION_SMOOTH_CELLS)
+
+
+def level_kept(sampled: Tensor, before: Tensor, weight: Tensor) -> Tensor:
+    """The re-sampled coarse map shifted (by the stroke's weight, so not at its rim) to the mean level it had under
+    the stroke: the models place new land at their own idea of its level, which sank a regenerated patch into a
+    bowl with a scarp around it."""
+    shift = ((before - sampled) * weight).sum() / weight.sum().clamp_min(1e-9)
+    return sampled + shift * weight
+
+
+def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, weight: Tensor, fixed: Tensor | None,
+            recipe: Recipe, style_weights: dict[str, float], sliders: dict[str, float], guidance: float, seed: int,
+            settings: EditSettings, show: Callable[[int, int, Tensor], None] | None, strength: float) -> Tensor:
+    """The few-step SDEdit of ``recipe`` on a window at the models' cells: [h, w] network units in and out.
+
+    x: the window, t: its target, weight: the stroke's, fixed: cells kept exactly on the target (or None);
+    ``show(step, total, estimate)`` streams each step's estimate.
+    """
+    factor = superres.meta["factor"]
+    device = superres.device
+    total = settings.detail_steps * (recipe.detail_sigma > 0) + settings.coarse_steps * (recipe.coarse_sigma > 0)
+    if not total:
+        return t.float()
+    rng = torch.Generator().manual_seed(seed)
+    h, w = x.shape
+    multiple = _size_multiple(base, superres)
+    pad = lambda a: _pad(a.float()[None, None].to(device), multiple)  # noqa: E731
+    xp, tp, known = pad(x), pad(t), 1 - pad(torch.clamp(weight * settings.feather, 0, 1))
+    fixed = None if fixed is None else pad(fixed.double()) > 0.5
+    cond = base.conditioning(style_weights, sliders)
+    cond_fine = superres.conditioning(style_weights, sliders)
+    coarse = downsample(tp, factor)
+    done = 0
+
+    def report(info: dict, up: Tensor | None) -> None:
+        nonlocal done
+        done += 1
+        if show is None:
+            return
+        if up is None:  # a coarse step: show its estimate upsampled
+            up, denoised = upsample(info["denoised"], factor), torch.zeros_like(xp)
+        else:
+            denoised = info["denoised"]
+        show(done, total, (up + superres.meta["residual_scale"] * denoised)[0, 0, :h, :w])
+
+    with torch.no_grad():
+        if recipe.coarse_sigma > 0:
+            known_c = 1 - downsample(1 - known, factor)  # 1 only where every fine cell is known
+            reach = COARSE_REACH if recipe.anchored else 0.0
+            model = Inpainting(ClassifierFreeGuidance(base.denoiser, guidance), coarse, known_c, reach=reach)
+            sampled = model.finalize(_sample(model, coarse, recipe.coarse_sigma, settings.coarse_steps, cond,
+                                             rng, settings.sampler, lambda info: report(info, None)))
+            coarse = level_kept(sampled, coarse, downsample(pad(weight), factor)) if recipe.anchored else sampled
+        up = upsample(coarse, factor)
+        fine = tp
+        if recipe.detail_sigma > 0:
+            scale = superres.meta["residual_scale"]
+            denoiser = ClassifierFreeGuidance(superres.denoiser, guidance) if recipe.guided else superres.denoiser
+            kept, keep = (xp, known) if fixed is None else (torch.where(fixed, tp, xp), torch.where(fixed, 1.0, known))
+            model = Inpainting(denoiser, (kept - up) / scale, keep)
+            residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma, settings.detail_steps,
+                                              cond_fine.replace(spatial=up), rng, settings.sampler,
+                                              lambda info: report(info, up)))
+            if recipe.mixed:  # linear in the residual: the known part stays exact, the rim stays seamless
+                residual = torch.lerp((kept - up) / scale, residual, strength)
+            fine = up + scale * residual
+            if fixed is not None:
+                fine = torch.where(fixed, tp, fine)  # exact, not up + scale * (tp - up) / scale
+    return fine[0, 0, :h, :w].cpu()
 
 
 def _flatten_level(stroke: Stroke, heights: np.ndarray) -> float:
@@ -191,16 +265,25 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
                  style_weights: dict[str, float], sliders: dict[str, float], guidance: float, cell_size: float,
                  seed: int, settings: EditSettings = EditSettings(), on_step: EditCallback | None = None) -> Edit:
     """The edited window of ``heights`` (H, W float32 metres); pure function of its inputs and seed."""
-    window = stroke.window(heights.shape, settings.margin, superres.meta["factor"])
+    window = stroke.window(heights.shape, mesh_margin(settings.margin, cell_size, superres.meta["cell_size_m"]),
+                           superres.meta["factor"])
     r0, c0, r1, c1 = window
     lo, to_net = network_units(heights)
-    win_m = torch.from_numpy(heights[r0:r1, c0:c1].astype(np.float64))
-    x = (win_m - lo) * to_net - 1
+    x = (torch.from_numpy(heights[r0:r1, c0:c1].astype(np.float64)) - lo) * to_net - 1
     fp = footprint(stroke, window)
     level = (_flatten_level(stroke, heights) - lo) * to_net - 1 if stroke.kind == "flatten" else 0.0
-    t = target(stroke, x, fp, level, win_m, to_net, cell_size)
-    return edit_window(base, superres, heights, window, fp.weight, t, RECIPES[stroke.kind], style_weights, sliders,
-                       guidance, seed, settings, on_step, strength=stroke.strength)
+    t = target(stroke, x, fp, level)
+    recipe = RECIPES[stroke.kind]
+    if stroke.kind == "erode":  # strength 1: the mature stage's steps
+        steps = max(1, round(stroke.strength * recipe.erosion.steps))
+        recipe = replace(recipe, erosion=replace(recipe.erosion, steps=steps))
+    edit = edit_window(base, superres, heights, window, fp.weight, t, recipe, style_weights, sliders,
+                       guidance, seed, cell_size, settings, on_step, strength=stroke.strength)
+    if stroke.kind != "valley":
+        return edit
+    reach = STREAM_CELLS * max(1.0, superres.meta["cell_size_m"] / cell_size)  # in mesh cells
+    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, reach)
+    return replace(edit, heights=fill_pits(burnt, edit.weight > 0))
 
 
 def seam_ratio(after: np.ndarray, weight: np.ndarray) -> float:

@@ -14,11 +14,14 @@ before.npy and after.npy. Prints ``RESULTS <json>``: per stroke its latency, fir
 A stroke: {"kind", "points": [[row, col, pressure], ...] (grid cells), "radius" (cells), "strength",
 "seed", "style" (Style Paint's style, optional), "live" (optional: send the points first as a live dab, as the
 modal brush does while the pen is down, then commit them; the live dab's latency is reported too)}.
+A curve guide instead: {"curve": "ridge" | "river" | "cliff", "points": [[row, col], ...], "width" (cells),
+"strength", "seed"}: a poly curve object over those cells through the Curve to Terrain operator.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,9 +50,13 @@ def run_timer(until: Callable[[], bool], timeout: float) -> None:
 def stroke_elements(points: list[list[float]], shape: tuple[int, int], cell: float) -> list[dict[str, Any]]:
     """[row, col, pressure] grid points -> the operator's stroke items, in world space (terrain at the origin)."""
     rc, cc = (shape[0] - 1) / 2, (shape[1] - 1) / 2
-    return [{"name": "", "location": ((c - cc) * cell, (rc - r) * cell, 0.0), "mouse": (0.0, 0.0),
-             "mouse_event": (0.0, 0.0), "pressure": p, "size": 0.0, "x_tilt": 0.0, "y_tilt": 0.0, "time": 0.0,
-             "is_start": i == 0} for i, (r, c, p) in enumerate(points)]
+    fields = {}  # every field this Blender's stroke element has, at its default (4.2 also wants pen_flip)
+    for prop in bpy.types.OperatorStrokeElement.bl_rna.properties:
+        if prop.identifier != "rna_type":
+            fields[prop.identifier] = (False if prop.type == "BOOLEAN" else "" if prop.type == "STRING"
+                                       else (0.0,) * prop.array_length if prop.array_length else 0.0)
+    return [dict(fields, location=((c - cc) * cell, (rc - r) * cell, 0.0), pressure=p, is_start=i == 0)
+            for i, (r, c, p) in enumerate(points)]
 
 
 def live_dab(points: list[list[float]], shown: list[float]) -> dict[str, float]:
@@ -64,6 +71,25 @@ def live_dab(points: list[list[float]], shown: list[float]) -> dict[str, float]:
     if s.last_error or not shown:
         raise RuntimeError(f"live dab failed: {s.last_error or 'nothing shown'}")
     return {"live_latency_s": shown[-1] - start, "live_first_shown_s": shown[0] - start}
+
+
+def curve_guide(stroke: dict[str, Any], shape: tuple[int, int], cell: float) -> None:
+    """Draw the guide as a poly curve over its grid cells and run Curve to Terrain on it."""
+    s = bpy.context.scene.worldsculpt
+    data = bpy.data.curves.new(f"Guide {stroke['curve']}", "CURVE")
+    data.dimensions = "3D"
+    spline = data.splines.new("POLY")
+    spline.points.add(len(stroke["points"]) - 1)
+    locations = stroke_elements([[r, c, 1.0] for r, c in stroke["points"]], shape, cell)
+    for point, element in zip(spline.points, locations):
+        point.co = (*element["location"][:2], 0.0, 1.0)
+    guide = bpy.data.objects.new(f"Guide {stroke['curve']}", data)
+    bpy.context.scene.collection.objects.link(guide)
+    bpy.context.view_layer.update()
+    s.curve_object, s.curve_kind = guide, stroke["curve"]
+    s.curve_width, s.curve_strength = stroke["width"] * cell, stroke["strength"]
+    if bpy.ops.worldsculpt.curve_to_terrain() != {"FINISHED"}:
+        raise RuntimeError(f"curve {stroke} did not start: {s.brush_status}")
 
 
 def connect_and_generate(address: str, generate: dict[str, Any]) -> Any:
@@ -99,8 +125,17 @@ def sculpt(address: str, config: dict[str, Any]) -> list[dict[str, Any]]:
     mesh.write_window = timed_write  # link.py looks it up at call time
     results = []
     for stroke in config["strokes"]:
-        s.brush_kind, s.brush_radius, s.brush_strength = stroke["kind"], stroke["radius"] * cell, stroke["strength"]
         s.seed = stroke["seed"]
+        if "curve" in stroke:
+            shown.clear()
+            start = time.perf_counter()
+            curve_guide(stroke, heights.shape, cell)
+            run_timer(lambda: link.stroke is None, 300.0)
+            if s.last_error:
+                raise RuntimeError(f"curve {stroke} failed: {s.last_error}")
+            results.append({**stroke, "latency_s": shown[-1] - start, "windows_shown": len(shown)})
+            continue
+        s.brush_kind, s.brush_radius, s.brush_strength = stroke["kind"], stroke["radius"] * cell, stroke["strength"]
         if "style" in stroke:
             s.brush_style = stroke["style"]
         shown.clear()
@@ -130,6 +165,10 @@ def sculpt(address: str, config: dict[str, Any]) -> list[dict[str, Any]]:
 def main() -> None:
     blender_addon.register()
     print("RESULTS " + json.dumps(sculpt(sys.argv[1], json.loads(sys.argv[2]))), flush=True)
+    sys.stderr.flush()
+    # Leave without the interpreter's teardown: bpy 4.2 as a Python module segfaults while finalising once the
+    # add-on was registered (tests/blender_scenarios/_harness.py does the same)
+    os._exit(0)
 
 
 if __name__ == "__main__":
