@@ -73,7 +73,7 @@ def check_flag(name: str, value: Any) -> bool:
     return value
 
 
-def _mask(arrays: dict[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+def selection_mask(arrays: dict[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     """The array ``mask``: the region on the terrain's grid, values in [0, 1] (bool and uint8 0/1 accepted)."""
     mask = arrays["mask"]
     if mask.shape != shape:
@@ -95,7 +95,7 @@ def _stroke(params: dict[str, Any], arrays: dict[str, np.ndarray], shape: tuple[
         if "stroke" in params or kind not in REGION_KINDS:
             raise ValueError(f"a mask edits a region: kind must be one of {list(REGION_KINDS)} and no stroke given, "
                              f"got kind {kind!r}{' and a stroke' if 'stroke' in params else ''}")
-        return RegionStroke(kind, _mask(arrays, shape), check_number("edge", params.get("edge", 8.0), 1, MAX_EDGE),
+        return RegionStroke(kind, selection_mask(arrays, shape), check_number("edge", params.get("edge", 8.0), 1, MAX_EDGE),
                             falloff, strength)
     height_m = params.get("height_m")
     points = check_points("stroke", params.get("stroke"), shape, ("row", "col", "pressure"))

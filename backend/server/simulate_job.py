@@ -20,7 +20,7 @@ from backend.models.erosion_surrogate import ErosionSurrogate
 from backend.simulation.learned_steps import MATURE_STEP, drainage, log_cells
 from backend.simulation.surrogate_stage import ENGINES, run_stage
 
-from .brush_job import _mask as selection
+from .brush_job import selection_mask as selection
 from .export_job import check_heights
 from .params import check_keys
 
