@@ -129,7 +129,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
         ("off", "Off", "The models' terrain as sampled"),
         ("light", "Light", "A few steps of river and hillslope erosion: drains the pits, starts valley networks"),
         ("mature", "Mature", "More erosion: deeper, branching valleys and gullied slopes (slower)")),
-        default="light", description="Stream-power erosion after sampling (generate only, not explore worlds)")
+        default="light", description="Stream-power erosion after sampling (a new explore world keeps the one it was made with)")
     terrain_material: bpy.props.BoolProperty(
         name="Terrain material", default=True,
         description="Ask for slope, flow and surface masks (rock, scree, soil, grass, sand, snow) as ws_* vertex "
@@ -243,7 +243,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
 
     def world_create_params(self) -> dict[str, Any]:
         """The `world_tiles` job's `create` settings: the style panel's, used only by a new world."""
-        keys = ("seed", "style_weights", "sliders", "guidance", "height_m", "quality", "steps")
+        keys = ("seed", "style_weights", "sliders", "guidance", "height_m", "quality", "steps", "erosion_stage")
         return {key: value for key, value in self.generate_params().items() if key in keys}
 
     def style_mix(self) -> dict[str, float]:

@@ -32,6 +32,14 @@ def test_stage_drains_pits_keeps_the_border_and_is_deterministic():
     assert pit_density(z) > 0.05 and pit_density(a) < pit_density(z) / 5
 
 
+def test_reused_engines_carry_nothing_from_one_map_to_the_next():
+    """The grid, graphs and eroders are kept per shape: a map erodes the same before and after others."""
+    first = erode(lumpy_slope(80, seed=2), 30.0, EROSION_STAGES["light"])
+    erode(lumpy_slope(80, seed=3), 30.0, EROSION_STAGES["mature"])
+    erode(lumpy_slope(80, seed=4) * 2.0, 30.0, EROSION_STAGES["light"])
+    np.testing.assert_array_equal(erode(lumpy_slope(80, seed=2), 30.0, EROSION_STAGES["light"]), first)
+
+
 def test_stage_is_linear_in_the_heights():
     """n = 1: a map in metres and the same map scaled erode alike (the relief only scales the result)."""
     z = lumpy_slope(64, seed=1)

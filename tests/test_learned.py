@@ -155,3 +155,28 @@ def test_the_style_not_the_seed_decides_the_large_form(shipped):
     assert abs(np.corrcoef(alpine, glacial)[0, 1]) < 0.5
     assert min(np.corrcoef(mix, alpine)[0, 1], np.corrcoef(mix, glacial)[0, 1]) > 0.3
     assert np.corrcoef(mostly_alpine, alpine)[0, 1] > max(0.8, np.corrcoef(mix, alpine)[0, 1])
+
+
+def test_wide_canvases_are_super_resolved_in_windows_that_keep_the_whole_canvas_result(tiny_models, monkeypatch):
+    """On a CPU a canvas wider than one model map is super-resolved in ~192² MultiDiffusion windows (the U-Net's
+    activations stay in the cache); the detail is the one the whole canvas gets, without window seams."""
+    import torch
+
+    import backend.generators.learned as learned
+
+    generator = DiffusionGenerator("cpu", tiny_models)
+    model = generator.superres
+    cond = model.conditioning({"alpine": 1.0}, {})
+    settings = generator.settings(request())
+    coarse = torch.nn.functional.avg_pool2d(learned.style_noise(1, {"alpine": 1.0}, 0, 384), 4)
+    noise = learned.style_noise(1, {"alpine": 1.0}, 1, 384)
+    with torch.no_grad():
+        windowed = learned.super_resolve(model, coarse, cond, settings, noise)
+        monkeypatch.setattr(learned, "SUPERRES_WINDOWS", {})
+        whole = learned.super_resolve(model, coarse, cond, settings, noise)
+    up = learned.upsample(coarse, model.meta["factor"])
+    detail = (whole - up).abs().mean()
+    assert torch.isfinite(windowed).all() and (windowed - whole).abs().mean() < 0.3 * detail
+    steps = (windowed - up)[0, 0].diff(dim=1).abs().mean(dim=0)  # by column: no window edge stands out
+    whole_steps = (whole - up)[0, 0].diff(dim=1).abs().mean(dim=0)
+    assert steps.max() < 1.2 * whole_steps.max()

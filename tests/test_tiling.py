@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from backend.diffusion import ClassifierFreeGuidance, Conditioning, Denoiser, karras_sigmas, sample_dpmpp_2m
-from backend.diffusion.tiling import MultiDiffusion, ramp, window_starts
+from backend.diffusion.tiling import MultiDiffusion, even_windows, ramp, window_starts
 from backend.networks import build_unet
 
 torch.set_num_threads(1)  # 2 shared cores
@@ -32,6 +32,16 @@ def test_window_starts_cover_the_canvas_on_the_anchored_grid(length, window, str
     assert covered.all() and starts == sorted(set(starts)) and starts[0] == 0
     inner = [s for s in starts if 0 < s and s + window < length]
     assert all((s + offset) % stride == 0 for s in inner)
+
+
+@pytest.mark.parametrize("length", [256, 320, 512, 768, 1024, 2048])
+def test_even_windows_cover_with_the_overlap_and_no_thin_last_window(length) -> None:
+    window, stride = even_windows(length, 192, 32)
+    starts = window_starts(length, window, stride)
+    assert window % 16 == 0 and stride % 16 == 0 and window <= 192 + 16
+    assert starts[-1] + window == length and all(b - a <= window - 32 for a, b in zip(starts, starts[1:]))
+    assert len(starts) == -(-(length - 32) // (192 - 32))  # as few as windows of 192 with overlap 32 need
+    assert even_windows(128, 192, 32) == (128, 128)  # a short canvas is one window
 
 
 def test_windows_of_overlapping_canvases_agree_in_world_cells() -> None:

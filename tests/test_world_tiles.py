@@ -4,6 +4,8 @@ for bad params, and the world_tiles job over real ZeroMQ sockets."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,8 @@ from backend.server.world_job import MAX_TILES, WorldTilesRequest
 from backend.terrain import Heightfield
 from backend.world.region import world_noise
 from backend.world.store import TileMeta
-from backend.world.tiles import TileWorld, WorldSettings, create_world
+from backend.metrics.realism import pit_density
+from backend.world.tiles import GENERATION_FILE, TileWorld, WorldSettings, create_world, seam_ratio, stitch
 from protocol.client import BackendError, Client
 
 torch.set_num_threads(1)  # 2 shared cores
@@ -105,6 +108,37 @@ def test_edit_is_respected_by_neighbours_generated_later(models, tmp_path) -> No
     assert np.array_equal(world.tile((0, 0)), edited)  # never regenerated over
 
 
+def test_eroded_tiles_are_deterministic_finite_and_seamless(models, tmp_path) -> None:
+    """The erosion stage in an infinite world: a tile is the centre of the erosion of the uneroded world around
+    it, so it stays a pure function of (seed, coords) and its borders read like interior lines."""
+    light = replace(SETTINGS, erosion_stage="light")
+    world = new_world(tmp_path / "eroded", models, settings=light)
+    grid = {(x, y): world.tile((x, y)) for y in range(2) for x in range(2)}
+    assert np.array_equal(new_world(tmp_path / "again", models, settings=light).tile((1, 1)), grid[(1, 1)])
+    assert all(np.isfinite(t).all() for t in grid.values())
+    plain = {c: world._sampled(c, world.levels, None) for c in grid}  # the uneroded world (cached)
+    assert np.array_equal(plain[(0, 0)], new_world(tmp_path / "plain", models).tile((0, 0)))
+    assert sum(map(pit_density, grid.values())) < sum(map(pit_density, plain.values())) / 2  # it did erode
+    n = world.store.tile_size - 1
+    # Border steps over interior ones, eroded and not: the erosion stage adds no seam to the world's own (tile
+    # borders on the base level's window grid read ~0.9 in a 2x2: reports/world_tiling measures bigger grids).
+    eroded, uneroded = (seam_ratio(stitch(t, range(2), range(2)), n, world.factor) for t in (grid, plain))
+    assert abs(eroded / uneroded - 1) < 0.1, (eroded, uneroded)
+    assert np.array_equal(world.tile((1, 1), lod=1), grid[(1, 1)][::world.factor, ::world.factor])
+
+
+def test_worlds_made_before_the_erosion_stage_open_without_it(models, tmp_path) -> None:
+    world = new_world(tmp_path / "old", models)
+    doc = (world.store.root / GENERATION_FILE)
+    doc.write_text(doc.read_text().replace('"erosion_stage": "off",', ""))
+    assert "erosion_stage" not in doc.read_text()
+    reopened = TileWorld(tmp_path / "old", *models)
+    assert reopened.settings.erosion_stage == "off" and reopened.erosion is None
+    assert np.array_equal(reopened.tile((0, 0)), new_world(tmp_path / "new", models).tile((0, 0)))
+    with pytest.raises(ValueError, match="erosion_stage"):
+        WorldSettings({"alpine": 1.0}, erosion_stage="heavy")
+
+
 @pytest.mark.parametrize("params,match", [
     ({"world": "nonexistent/w", "tiles": [[0, 0]]}, "no world at"),
     ({"world": "", "tiles": [[0, 0]]}, "world must be"),
@@ -116,6 +150,7 @@ def test_edit_is_respected_by_neighbours_generated_later(models, tmp_path) -> No
     ({"world": "x", "tiles": [[0, 0]], "lod": -1, "create": {}}, "lod"),
     ({"world": "x", "tiles": [[0, 0]], "create": {"steps": 0}}, "steps"),
     ({"world": "x", "tiles": [[0, 0]], "create": {"colour": 1}}, "unknown create"),
+    ({"world": "x", "tiles": [[0, 0]], "create": {"erosion_stage": "heavy"}}, "erosion_stage"),
     ({"world": "x", "tiles": [[0, 0]], "size": 3}, "unknown world_tiles"),
 ])
 def test_bad_params_are_refused_naming_the_field(params, match, tmp_path) -> None:
@@ -130,8 +165,6 @@ def test_lod_beyond_the_worlds_levels_is_refused(models, tmp_path) -> None:
 
 
 def test_a_world_refuses_new_tiles_from_other_weights_but_keeps_its_stored_ones(models, tmp_path) -> None:
-    from dataclasses import replace
-
     world = new_world(tmp_path / "w", models)
     kept = world.tile((0, 0))
     retrained = replace(models[0], sha256="0" * 64)  # what a model update looks like to the world
@@ -149,7 +182,7 @@ def test_world_tiles_job_over_sockets(learned_backend, models, tmp_path) -> None
         with pytest.raises(BackendError, match="no world at"):
             client.wait_result(client.submit("world_tiles", {"world": str(tmp_path / "none"), "tiles": [[0, 0]]}),
                                timeout=30)
-        create = {"seed": 11, "style": "alpine", "height_m": 800.0, "steps": 2}
+        create = {"seed": 11, "style": "alpine", "height_m": 800.0, "steps": 2, "erosion_stage": "light"}
         params = {"world": str(tmp_path / "w"), "tiles": [[0, 0], [1, 0]], "create": create}
         result = client.wait_result(client.submit("world_tiles", params, target="explore"), timeout=300)
         far = client.wait_result(client.submit("world_tiles", {**params, "tiles": [[4, 4]], "lod": 1}), timeout=300)
@@ -157,7 +190,7 @@ def test_world_tiles_job_over_sockets(learned_backend, models, tmp_path) -> None
         client.close()
     heights, meta = result.arrays["heights"], result.content["meta"]
     assert heights.shape == (2, meta["samples"], meta["samples"]) and meta["tiles"] == [[0, 0], [1, 0]]
-    local = new_world(tmp_path / "local", models)
+    local = new_world(tmp_path / "local", models, settings=replace(SETTINGS, erosion_stage="light"))
     assert np.array_equal(heights[0], local.tile((0, 0)))  # the same world whoever computes it
     assert TileWorld(tmp_path / "w", *models).store.tiles() == [(0, 0), (1, 0)]
     assert far.arrays["heights"].shape[1] == (meta["samples"] - 1) // local.factor + 1

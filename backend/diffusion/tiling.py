@@ -42,6 +42,17 @@ def window_starts(length: int, window: int, stride: int, offset: int = 0) -> lis
     return starts
 
 
+def even_windows(length: int, target: int, overlap: int, align: int = 16) -> tuple[int, int]:
+    """(window, stride) of the fewest windows of about ``target`` cells that cover ``length`` with at least
+    ``overlap`` cells shared between neighbours, spread evenly (no thin last one); window and stride are
+    multiples of ``align`` (``window_starts`` puts the last window flush with the end)."""
+    if length <= target:
+        return length, length
+    count = math.ceil((length - overlap) / (target - overlap))
+    window = math.ceil(math.ceil((length + (count - 1) * overlap) / count) / align) * align
+    return window, math.ceil((length - window) / (count - 1) / align) * align
+
+
 def ramp(n: int, overlap: int, rise: bool = True, fall: bool = True) -> Tensor:
     """1-D weights of a window of n cells: a raised cosine up over `overlap` cells at the start (if
     `rise`) and down at the end (if `fall`), 1 elsewhere.

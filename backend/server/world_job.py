@@ -26,7 +26,8 @@ MAX_TILES = 64  # per job: the result is one frame of MAX_TILES * tile_size² fl
 MAX_COORD = 2**31  # |tx|, |ty|: cell indices and seeds stay far inside int64
 MAX_LOD = 8  # before a world exists its level count is unknown: lod is bounded (factor**lod stays small)
 _KEYS = {"world", "tiles", "lod", "create", "commit"}
-_CREATE_KEYS = {"seed", "style", "style_weights", "sliders", "guidance", "height_m", "quality", "steps", "memory"}
+_CREATE_KEYS = {"seed", "style", "style_weights", "sliders", "guidance", "height_m", "quality", "steps", "erosion_stage",
+                "memory"}
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,11 @@ def _create(create: Any) -> WorldCreate | None:
     memory = create.get("memory", False)
     if not isinstance(memory, bool):
         raise ValueError(f"create.memory must be true or false, got {memory!r:.40}")
-    r = GenerateRequest.from_params({k: v for k, v in create.items() if k != "memory"}, "diffusion")
-    return WorldCreate(r.seed, WorldSettings(r.style_weights, r.sliders, r.guidance, r.height_m, r.quality, r.steps),
-                       memory)
+    # unsent, the erosion stage is off, as in worlds made before it existed (the add-on sends its panel's)
+    given = {"erosion_stage": WorldSettings.erosion_stage, **{k: v for k, v in create.items() if k != "memory"}}
+    r = GenerateRequest.from_params(given, "diffusion")
+    return WorldCreate(r.seed, WorldSettings(r.style_weights, r.sliders, r.guidance, r.height_m, r.quality, r.steps,
+                                             r.erosion_stage), memory)
 
 
 def check_available(request: WorldTilesRequest) -> None:
