@@ -9,7 +9,6 @@ Params are checked at submit time; sizes are bounded so a request cannot ask for
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from dataclasses import dataclass
@@ -90,8 +89,6 @@ class VoxelRequest:
         mesh = params.get("mesh", "smooth")
         if mesh not in MESH_STYLES:
             raise ValueError(f"mesh must be one of {MESH_STYLES}, got {mesh!r:.40}")
-        if mesh == "smooth" and importlib.util.find_spec("mcubes") is None:
-            raise ValueError("smooth voxel meshes need PyMCubes (pip install 'worldsculpt[voxels]'); blocky works without")
         source = params.get("source", DEFAULT_SOURCE)
         if source not in CHUNK_SOURCES:
             raise ValueError(f"unknown chunk source {source!r:.40}; available: {sorted(CHUNK_SOURCES)}")
