@@ -258,6 +258,13 @@ def ground_figures(maps: list[Heightfield], real: list[dict[str, dict[str, float
                          float(np.nanmean([f["drainage"]["area_exponent"] for f in feats])))
 
 
+def ground_row(style: str, name: str, g: GroundFigures, real_pits: float, real_tau: float) -> str:
+    """One table row of a set against real ground: distances per family, pits and exponent beside the real's."""
+    return (f"| {style} | {name} | " + " | ".join(fmt(g.distance[f]) for f in FAMILIES)
+            + f" | {fmt(g.distance['total'])} | {100 * g.pits:.2f} ({g.pits / real_pits:.2f}x) "
+            f"| {g.area_exponent:.3f} ({g.area_exponent - real_tau:+.3f}) |")
+
+
 def real_ground_lines(c: Comparison, qualities: list[str]) -> list[str]:
     """Every set of every style against the real elevation samples at 120 m: the realism issue's checks."""
     real = real_samples(REAL_CELL_M, REAL_SIDE)
@@ -274,10 +281,7 @@ def real_ground_lines(c: Comparison, qualities: list[str]) -> list[str]:
     checks = {"pits <= 1.5x real": [], "area exponent within 0.05": [], "full at least as close as interactive": []}
     for st, sets in c.at_real_scale.items():
         figures = {name: ground_figures(maps, real_feats) for name, maps in sets.items()}
-        for name, g in figures.items():
-            lines.append(f"| {st} | {name} | " + " | ".join(fmt(g.distance[f]) for f in FAMILIES)
-                         + f" | {fmt(g.distance['total'])} | {100 * g.pits:.2f} ({g.pits / real_pits:.2f}x) "
-                         f"| {g.area_exponent:.3f} ({g.area_exponent - real_tau:+.3f}) |")
+        lines += [ground_row(st, name, g, real_pits, real_tau) for name, g in figures.items()]
         for q in qualities:
             checks["pits <= 1.5x real"].append(figures[q].pits <= 1.5 * real_pits)
             checks["area exponent within 0.05"].append(abs(figures[q].area_exponent - real_tau) <= 0.05)
@@ -311,10 +315,7 @@ def mountain_lines(gen: DiffusionGenerator, held: MapSet, qualities: list[str], 
             maps = [averaged_down(generate(gen, style, sliders, float(np.ptp(crop.heights)), 2000 + k, q,
                                            held.cell_size, args.guidance, args.erosion, size)[0], MOUNTAIN_SIDE)
                     for k, crop in enumerate(matched)]
-            g = ground_figures(maps, real_feats)
-            lines.append(f"| {style} | {q} | " + " | ".join(fmt(g.distance[f]) for f in FAMILIES)
-                         + f" | {fmt(g.distance['total'])} | {100 * g.pits:.2f} ({g.pits / real_pits:.2f}x) "
-                         f"| {g.area_exponent:.3f} ({g.area_exponent - real_tau:+.3f}) |")
+            lines.append(ground_row(style, q, ground_figures(maps, real_feats), real_pits, real_tau))
     return lines
 
 
