@@ -258,6 +258,21 @@ def ground_figures(maps: list[Heightfield], real: list[dict[str, dict[str, float
                          float(np.nanmean([f["drainage"]["area_exponent"] for f in feats])))
 
 
+GROUND_HEADER = ("| style | set | " + " | ".join(FAMILIES) + " | total | pits % (x real) | area exponent (- real) |",
+                 "|---|---|" + "---|" * (len(FAMILIES) + 3))
+
+
+def real_reference(cell_m: float, side: int, names: tuple[str, ...] | None = None
+                   ) -> tuple[list[Heightfield], list[dict[str, dict[str, float]]], float, float, str]:
+    """Real crops at ``cell_m``: the maps, their features, mean pit density, mean area exponent, the sources."""
+    real = real_samples(cell_m, side, names)
+    feats = [terrain_features(hf) for hf in real]
+    pits = float(np.mean([pit_density(hf.heights) for hf in real]))
+    tau = float(np.nanmean([f["drainage"]["area_exponent"] for f in feats]))
+    sources = ", ".join(f"{n} {k}" for n, k in sorted(Counter(hf.style for hf in real).items()))
+    return real, feats, pits, tau, sources
+
+
 def ground_row(style: str, name: str, g: GroundFigures, real_pits: float, real_tau: float) -> str:
     """One table row of a set against real ground: distances per family, pits and exponent beside the real's."""
     return (f"| {style} | {name} | " + " | ".join(fmt(g.distance[f]) for f in FAMILIES)
@@ -267,17 +282,12 @@ def ground_row(style: str, name: str, g: GroundFigures, real_pits: float, real_t
 
 def real_ground_lines(c: Comparison, qualities: list[str]) -> list[str]:
     """Every set of every style against the real elevation samples at 120 m: the realism issue's checks."""
-    real = real_samples(REAL_CELL_M, REAL_SIDE)
-    real_feats = [terrain_features(hf) for hf in real]
-    real_pits = float(np.mean([pit_density(hf.heights) for hf in real]))
-    real_tau = float(np.nanmean([f["drainage"]["area_exponent"] for f in real_feats]))
-    sources = ", ".join(f"{n} {k}" for n, k in sorted(Counter(hf.style for hf in real).items()))
+    real, real_feats, real_pits, real_tau, sources = real_reference(REAL_CELL_M, REAL_SIDE)
     lines = ["", f"## Against real ground ({REAL_CELL_M:g} m cells, {REAL_SIDE}² maps)", "",
              f"Real samples: {len(real)} crops of SRTM / USGS DEMs ({sources}; `data/real_dems/`): pit density "
              f"{100 * real_pits:.2f} %, drainage-area exponent {real_tau:.3f}. Every other set is area-averaged from "
              f"its {SIZE}² maps to the same cells. Distances as above, to the real samples' mean features.", "",
-             "| style | set | " + " | ".join(FAMILIES) + " | total | pits % (x real) | area exponent (- real) |",
-             "|---|---|" + "---|" * (len(FAMILIES) + 3)]
+             *GROUND_HEADER]
     checks = {"pits <= 1.5x real": [], "area exponent within 0.05": [], "full at least as close as interactive": []}
     for st, sets in c.at_real_scale.items():
         figures = {name: ground_figures(maps, real_feats) for name, maps in sets.items()}
@@ -295,18 +305,13 @@ def real_ground_lines(c: Comparison, qualities: list[str]) -> list[str]:
 
 def mountain_lines(gen: DiffusionGenerator, held: MapSet, qualities: list[str], args: argparse.Namespace) -> list[str]:
     """Mountain styles against mountain DEMs at 240 m, each generated map's relief matched to one real crop's."""
-    real = real_samples(MOUNTAIN_CELL_M, MOUNTAIN_SIDE, MOUNTAIN_DEMS)
-    real_feats = [terrain_features(hf) for hf in real]
-    real_pits = float(np.mean([pit_density(hf.heights) for hf in real]))
-    real_tau = float(np.nanmean([f["drainage"]["area_exponent"] for f in real_feats]))
+    real, real_feats, real_pits, real_tau, sources = real_reference(MOUNTAIN_CELL_M, MOUNTAIN_SIDE, MOUNTAIN_DEMS)
     size = MOUNTAIN_SIDE * round(MOUNTAIN_CELL_M / held.cell_size)
-    sources = ", ".join(f"{n} {k}" for n, k in sorted(Counter(hf.style for hf in real).items()))
     lines = ["", f"## Mountain styles against mountain ground ({MOUNTAIN_CELL_M:g} m cells, {MOUNTAIN_SIDE}² maps)", "",
              f"Real samples: {len(real)} crops ({sources}): pit density {100 * real_pits:.2f} %, drainage-area "
              f"exponent {real_tau:.3f}. Generated: {size}² maps at {held.cell_size:g} m averaged to the same cells, "
              f"the relief of each matched to one real crop's; sliders of the style's first held-out map.", "",
-             "| style | set | " + " | ".join(FAMILIES) + " | total | pits % (x real) | area exponent (- real) |",
-             "|---|---|" + "---|" * (len(FAMILIES) + 3)]
+             *GROUND_HEADER]
     for style in MOUNTAIN_STYLES:
         first = int(np.flatnonzero(held.style == held.style_names.index(style))[0])
         sliders = {n: float(v) for n, v in zip(held.slider_names, held.sliders[first])}
