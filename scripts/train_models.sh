@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Rebuild the shipped terrain models from scratch: the corpus, then the base and super-resolution
-# models, then the curve guides' profile model. Each step is one command; the two halves of the corpus
-# and the two terrain models run side by side (one core each). On a GPU machine set "threads": 0 in the
-# configs and drop OMP_NUM_THREADS.
+# Rebuild the shipped terrain models: the corpus, then the base and super-resolution models, then the
+# curve guides' profile model. Each step is one command; the corpus parts and the two terrain models run
+# side by side (one core each). The terrain models are fine-tuned from the weights shipped at revision
+# fb1035b (trained on the earlier corpus; configs name their sha256), taken from git history here.
+# On a GPU machine set "threads": 0 in the configs and drop OMP_NUM_THREADS.
 source "$(dirname "$0")/env.sh"
 export OMP_NUM_THREADS=1
-python -m backend.data.corpus --out corpus/a --seed 0 --maps-per-style 48 \
-  --styles alpine,rolling_hills,desert_dunes,canyon_mesa &
-python -m backend.data.corpus --out corpus/b --seed 0 --maps-per-style 48 \
+python -m backend.data.corpus --out corpus/v2a --seed 0 --maps-per-style 48 \
+  --styles alpine,rolling_hills,desert_dunes &
+python -m backend.data.corpus --out corpus/v2b --seed 0 --maps-per-style 48 \
   --styles archipelago,volcanic,glacial_valleys &
+python -m backend.data.corpus --out corpus/v2c --seed 0 --maps-per-style 48 --styles canyon_mesa &
 wait
+mkdir -p runs/init
+for kind in base superres; do
+  git show "fb1035b:models/terrain_$kind.safetensors" > "runs/init/terrain_$kind.safetensors"
+done
 python -m backend.training.train_terrain configs/terrain_base.json &
 python -m backend.training.train_terrain configs/terrain_superres.json &
 wait

@@ -9,9 +9,10 @@ import torch
 
 from backend.diffusion import Denoiser, EDMLoss
 from backend.diffusion.distillation import progressive_distillation
-from backend.models.inference import load_inference, read_metadata, save_inference
+from backend.models.inference import file_sha256, load_inference, read_metadata, save_inference
 from backend.networks import build_unet
 from backend.training.loop import Trainer, TrainConfig
+from backend.training.train_terrain import start_from_weights
 
 torch.set_num_threads(1)  # 2 shared cores: more threads oversubscribe and crawl
 
@@ -105,6 +106,28 @@ def test_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
             assert torch.equal(v, b.state_dict()[k]), k
     assert straight.losses[4:] == resumed.losses
     assert not torch.equal(straight.denoiser.net.conv_out.weight, fresh().net.conv_out.weight)  # it did train
+
+
+def test_fine_tuning_starts_from_the_named_weights_only(trained, tmp_path: Path) -> None:
+    """A fresh run takes the file's weights when its hash matches; a wrong hash refuses; a resumed run keeps its
+    own checkpoint (the shipped file it started from may since have been overwritten by the run itself)."""
+    trainer, _, _ = trained
+    path = tmp_path / "start.safetensors"
+    save_inference(path, trainer.ema)
+    named = {"file": str(path), "sha256": file_sha256(path)}
+    fresh = Denoiser(build_unet("tiny"))
+    start_from_weights(fresh, named, str(tmp_path / "new_run"))
+    for k, v in trainer.ema.state_dict().items():
+        assert torch.equal(v, fresh.state_dict()[k]), k
+    with pytest.raises(ValueError, match="sha256"):
+        start_from_weights(Denoiser(build_unet("tiny")), {**named, "sha256": "0" * 64}, None)
+    resumed_dir = tmp_path / "resumed_run"
+    resumed_dir.mkdir()
+    (resumed_dir / "resume.json").write_text("{}")
+    untouched = Denoiser(build_unet("tiny"))
+    before = untouched.net.conv_out.weight.clone()
+    start_from_weights(untouched, {**named, "sha256": "0" * 64}, str(resumed_dir))
+    assert torch.equal(untouched.net.conv_out.weight, before)
 
 
 def test_progressive_distillation_halves_steps(trained) -> None:

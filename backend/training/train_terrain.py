@@ -33,7 +33,7 @@ from backend.data import elevation_profiles as profiles
 from backend.data.datasets import BaseDataset, MapSet, SuperResDataset, load_maps
 from backend.diffusion.loss import EDMLoss
 from backend.diffusion.preconditioning import Denoiser
-from backend.models.inference import save_inference
+from backend.models.inference import file_sha256, load_inference, save_inference
 from backend.networks.unet import UNet, UNetConfig, count_params
 from backend.training.loop import TrainConfig, Trainer
 
@@ -53,6 +53,7 @@ class TerrainRunConfig:
     profile: dict[str, Any] = field(default_factory=dict)  # ProfileSettings fields (kind "profile")
     cond_dropout: dict[str, float] = field(default_factory=lambda: {"style_weights": 0.1, "sliders": 0.2})
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    init_from: dict[str, str] = field(default_factory=dict)  # {"file", "sha256"}: weights a fresh run starts from
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -139,6 +140,17 @@ def run_facts(cfg: TrainConfig, trainer: Trainer, config_path: str, corpus: list
     }
 
 
+def start_from_weights(denoiser: Denoiser, init_from: dict[str, str], out_dir: str | None) -> None:
+    """Fine-tuning: a fresh run starts from an inference file's weights, checked by hash (the file is often
+    the one the run ships to, so a resumed run, whose checkpoint holds its own weights, skips it)."""
+    if out_dir and (Path(out_dir) / "resume.json").exists():
+        return
+    found = file_sha256(init_from["file"])
+    if found != init_from["sha256"]:
+        raise ValueError(f"{init_from['file']} has sha256 {found}, not the {init_from['sha256']} the config names")
+    denoiser.load_state_dict(load_inference(init_from["file"]).state_dict(), strict=True)
+
+
 def run_training(run: TerrainRunConfig, config_path: str = "", ship_now: bool = False) -> Path:
     """Train (or resume) to the configured steps and ship the EMA weights.
 
@@ -149,6 +161,9 @@ def run_training(run: TerrainRunConfig, config_path: str = "", ship_now: bool = 
     maps = load_maps(run.corpus, "train")
     denoiser, dataset, meta = build(run, maps)
     cfg = TrainConfig(**run.train)
+    if run.init_from:
+        start_from_weights(denoiser, run.init_from, cfg.out_dir)
+        meta["fine_tuned_from"] = run.init_from
     trainer = Trainer(denoiser, dataset, EDMLoss(cond_dropout=run.cond_dropout), cfg)
     return train_and_ship(trainer, run, meta, config_path, len(maps), ship_now)
 
