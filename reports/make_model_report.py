@@ -28,7 +28,6 @@ import json
 import platform
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +100,7 @@ def model_card(path: Path, title: str, meta: dict, figures: list[str]) -> None:
              f"(train split), {run['train_items']:,} items with flips/rotations |",
              f"| styles | {', '.join(meta['style_names'])} |",
              f"| sliders | {', '.join(meta['slider_names'])} |",
+             *started_from_row(meta),
              f"| training | {run['steps_done']} steps, batch {run['batch_size']}, "
              f"config `{run['config_file']}` |",
              f"| time | {run.get('train_seconds_total', float('nan')) / 60:.0f} min |",
@@ -109,6 +109,16 @@ def model_card(path: Path, title: str, meta: dict, figures: list[str]) -> None:
              "", "Reproduce: `bash scripts/train_models.sh` (or the one line for this model inside it).", "",
              "## Measured (reports/terrain_models/README.md)", "", *figures, ""]
     path.with_suffix(".md").write_text("\n".join(lines))
+
+
+def started_from_row(meta: dict) -> list[str]:
+    """The weights a fine-tuned model started from (its config names them by hash), or nothing."""
+    start = meta.get("fine_tuned_from")
+    if not start:
+        return []
+    return [f"| started from | `{start['file']}` sha256 {start['sha256'][:16]}... (the weights shipped at revision "
+            f"{start.get('revision', '?')}, trained on the earlier corpus; `scripts/train_models.sh` takes them from git "
+            "history) |"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -269,7 +279,10 @@ def real_reference(cell_m: float, side: int, names: tuple[str, ...] | None = Non
     feats = [terrain_features(hf) for hf in real]
     pits = float(np.mean([pit_density(hf.heights) for hf in real]))
     tau = float(np.nanmean([f["drainage"]["area_exponent"] for f in feats]))
-    sources = ", ".join(f"{n} {k}" for n, k in sorted(Counter(hf.style for hf in real).items()))
+    by_source: dict[str, list[float]] = {}
+    for hf, f in zip(real, feats):
+        by_source.setdefault(hf.style, []).append(f["drainage"]["area_exponent"])
+    sources = ", ".join(f"{n} {len(v)}, exponent {np.nanmean(v):.3f}" for n, v in sorted(by_source.items()))
     return real, feats, pits, tau, sources
 
 

@@ -53,7 +53,7 @@ class TerrainRunConfig:
     profile: dict[str, Any] = field(default_factory=dict)  # ProfileSettings fields (kind "profile")
     cond_dropout: dict[str, float] = field(default_factory=lambda: {"style_weights": 0.1, "sliders": 0.2})
     threads: int = 0  # torch CPU threads; 0 = torch's default
-    init_from: dict[str, str] = field(default_factory=dict)  # {"file", "sha256"}: weights a fresh run starts from
+    init_from: dict[str, str] = field(default_factory=dict)  # {"file", "sha256", "revision"}: a fresh run's start
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
