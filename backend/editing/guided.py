@@ -32,11 +32,13 @@ from backend.models.terrain import TerrainModel
 from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
 from backend.simulation.style_specs import STYLES
 
-from .brushes import RegionStroke, Stroke, burn_stream, footprint, target
+from .brushes import RegionStroke, Stroke, burn_stream, drained, footprint, target
 from .scale import ModelGrid, mesh_margin
 
 # on_step(step, total, window (row0, col0, row1, col1), its heights in metres so far); may raise Cancelled
 EditCallback = Callable[[int, int, tuple[int, int, int, int], np.ndarray], None]
+# drain(window at the models' cells [hm, wm] network units, its grid, the weight there) -> the window drained
+Drain = Callable[[Tensor, ModelGrid, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Recipe:
 
 COARSE_REACH = 4.0  # base cells: a re-sampled coarse map leans into the known one over this far (no step)
 EROSION_SMOOTH_CELLS = 6.0  # model cells: the erosion stage's change smoother than this is a window artefact
-STREAM_CELLS = 3.0  # model cells: a valley's stream is cut into the ground this far either side of its path
+STREAM_CELLS = 3.0  # model cells: a valley's stream is cut into its target this far either side of its path
 MIN_FALL = 0.005  # a carved valley's floor falls at least this much per metre along it (0.5 %)
 LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the land: gullies, spurs, side valleys
 RECIPES: dict[str, Recipe] = {
@@ -120,13 +122,15 @@ def network_units(heights: np.ndarray) -> tuple[float, float]:
 def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, window: tuple[int, int, int, int],
                 weight: Tensor, t: Tensor, recipe: Recipe, style_weights: dict[str, float], sliders: dict[str, float],
                 guidance: float, seed: int, cell_size: float, settings: EditSettings = EditSettings(),
-                on_step: EditCallback | None = None, pinned: Tensor | None = None, strength: float = 1.0) -> Edit:
+                on_step: EditCallback | None = None, pinned: Tensor | None = None, strength: float = 1.0,
+                drain: Drain | None = None) -> Edit:
     """The masked guided edit of one window of ``heights`` (H, W float32 metres, ``cell_size`` m cells) toward
     the target ``t``, sampled at the models' own cells and resampled into the mesh (``scale.ModelGrid``).
 
     weight: [h, w] float64 in [0, 1], 0 = untouched (bit for bit); t: [h, w] the target in network units
     (see ``network_units``); pinned: optional [h, w] bool cells that end exactly on the target (a river's
-    bed); strength: how much of the new detail a ``mixed`` recipe keeps. Pure function of its inputs and seed.
+    bed); strength: how much of the new detail a ``mixed`` recipe keeps; drain: run on the result at the models'
+    cells (a valley's stream). Pure function of its inputs and seed.
     """
     r0, c0, r1, c1 = window
     original = heights[r0:r1, c0:c1]
@@ -158,17 +162,18 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     if stage is not None:  # faded in by the stroke's weight: seamless at its rim
         share = weight_model if fixed is None else torch.where(fixed, 0.0, weight_model)
         result = result.double() + share * erosion_detail(result.double(), stage, model_cell, to_net)
-    heights_out = to_metres(on_mesh(result))
-    if grid.model != grid.mesh:  # resampled: fill the single-cell pits resampling left (not a dune's hollows)
-        heights_out = fill_pits(heights_out, weight.numpy() > 0)
-    return Edit(window, heights_out, weight.numpy().astype(np.float32))
+    if drain is not None:
+        result = drain(result.double(), grid, weight_model)
+    # resampled into the mesh as generation resamples its maps: the same texture, single-cell pits included
+    return Edit(window, to_metres(on_mesh(result)), weight.numpy().astype(np.float32))
 
 
 def fill_pits(heights: np.ndarray, where: np.ndarray) -> np.ndarray:
     """``heights`` with each cell of ``where`` lower than all 8 neighbours raised to its lowest neighbour.
 
-    The erosion stage routes every model cell to an outlet; resampling its channels into a finer mesh (bicubic
-    overshoot along a one-cell channel) leaves single-cell pits behind, which this fills as DEM pipelines do.
+    A stream burnt into the mesh leaves single-cell pits beside its channel, which this fills as DEM pipelines
+    do. (Elsewhere an edit keeps the pits that resampling into the mesh leaves, as generation does: filling
+    them all made an edit's ground pit-free, a tell beside the land around.)
     """
     ring = np.ones((3, 3), dtype=bool)
     ring[1, 1] = False
@@ -273,17 +278,40 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     fp = footprint(stroke, window)
     level = (_flatten_level(stroke, heights) - lo) * to_net - 1 if stroke.kind == "flatten" else 0.0
     t = target(stroke, x, fp, level)
+    model_cells = max(1.0, superres.meta["cell_size_m"] / cell_size)  # mesh cells per model cell
+    if stroke.kind == "valley":  # the models draw the valley around a stream that drains it
+        t_m = ((t + 1) / to_net + lo).numpy()
+        t = torch.from_numpy(burn_stream(stroke, t_m, window, fp.weight.numpy(), MIN_FALL * cell_size,
+                                         STREAM_CELLS * model_cells) - lo) * to_net - 1
     recipe = RECIPES[stroke.kind]
     if stroke.kind == "erode":  # strength 1: the mature stage's steps
         steps = max(1, round(stroke.strength * recipe.erosion.steps))
         recipe = replace(recipe, erosion=replace(recipe.erosion, steps=steps))
+    drain = stream_drain(stroke, window, lo, to_net, superres.meta["cell_size_m"]) if stroke.kind == "valley" else None
     edit = edit_window(base, superres, heights, window, fp.weight, t, recipe, style_weights, sliders,
-                       guidance, seed, cell_size, settings, on_step, strength=stroke.strength)
+                       guidance, seed, cell_size, settings, on_step, strength=stroke.strength, drain=drain)
     if stroke.kind != "valley":
         return edit
-    reach = STREAM_CELLS * max(1.0, superres.meta["cell_size_m"] / cell_size)  # in mesh cells
-    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, reach)
-    return replace(edit, heights=fill_pits(burnt, edit.weight > 0))
+    # the stream kept draining in the mesh: its path's cells on the nearest falling line, a cell either side eased
+    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, 1.0, drained)
+    moved = ndi.binary_dilation(burnt != edit.heights) & (edit.weight > 0)
+    return replace(edit, heights=fill_pits(burnt, moved))
+
+
+def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], lo: float, to_net: float, model_cell: float) -> Drain:
+    """A valley's stream drained at the models' cells, after the erosion stage: its path's heights fitted to the
+    nearest line falling downhill (``drained``), a model cell either side eased onto it. At that scale the
+    channel survives the resampling into the mesh, so the mesh's own burn afterwards moves the floor little."""
+
+    def drain(net: Tensor, grid: ModelGrid, weight: Tensor) -> Tensor:
+        scale = np.array([(m - 1) / max(n - 1, 1) for m, n in zip(grid.model, grid.mesh)])
+        points = np.c_[(stroke.points[:, :2] - window[:2]) * scale, stroke.points[:, 2]]
+        metres = (net.numpy() + 1) / to_net + lo
+        burnt = burn_stream(replace(stroke, points=points), metres, (0, 0, *grid.model), weight.numpy(),
+                            MIN_FALL * model_cell, 1.0, drained)
+        return torch.from_numpy(burnt - lo) * to_net - 1
+
+    return drain
 
 
 def seam_ratio(after: np.ndarray, weight: np.ndarray) -> float:
