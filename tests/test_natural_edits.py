@@ -1,7 +1,7 @@
 """Brushes and curve guides that read as the land around them, driven as an artist would: the add-on's operators
 in real Blender on learned terrain (the shipped models) at 512² over 4 km, against a real backend.
 
-One Blender session (tests/blender_scenarios/natural.py) makes every edit, each followed by undo; the tests here
+One Blender session (tests/blender_scenarios/natural.py) in the oldest and one in the newest Blender makes every edit, each followed by undo; the tests here
 read what it saved. Besides exactness (outside the stroke nothing changes) and undo, they check that the edited
 ground has the pit density and roughness (std of the Laplacian) of the ground around it, within 1.3x either way
 (fewer pits allowed only for smoothing kinds and where the edit left steeper ground than around), and that a
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ import pytest
 from backend.editing.brushes import nearest_on_path
 from backend.editing.curves import RIVER_DEPTH
 
-from test_addon import SCENARIOS, _blender_env, _results, addon_zip  # noqa: F401  (fixture)
+from test_addon import BLENDERS, SCENARIOS, _blender_env, _results, addon_zip  # noqa: F401  (fixture)
 
 N, SIZE_M = 512, 4000.0
 PLAN = {
@@ -38,13 +39,19 @@ FLAT_M = 1e-3  # a step under a millimetre between neighbours is dead flat
 MAX_FLAT_RUN = 3  # cells
 
 
-@pytest.fixture(scope="module")
-def session(addon_zip, backend, tmp_path_factory):  # noqa: F811
-    out = tmp_path_factory.mktemp("natural")
-    run = subprocess.run([sys.executable, str(SCENARIOS / "natural.py"), str(addon_zip), backend.address, str(out),
+@pytest.fixture(scope="module", params=list(BLENDERS))
+def session(request, addon_zip, backend, tmp_path_factory):  # noqa: F811
+    """The artist's session in the oldest and in the newest Blender: (its output folder, its results)."""
+    version, python = BLENDERS[request.param]
+    if not Path(python).exists():
+        pytest.fail(f"no Python for Blender {version}: {python} is missing (scripts/test.sh makes it)")
+    out = tmp_path_factory.mktemp(f"natural-{request.param}")
+    run = subprocess.run([python, str(SCENARIOS / "natural.py"), str(addon_zip), backend.address, str(out),
                           json.dumps(PLAN)], env=_blender_env(out), capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return out, _results(run.stdout)
+    results = _results(run.stdout)
+    assert tuple(results["blender_version"][:2]) == version, f"ran in Blender {results['blender_version']}"
+    return out, results
 
 
 def load(out, name: str) -> np.ndarray:
