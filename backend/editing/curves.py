@@ -11,8 +11,8 @@ Cross-sections, with t = distance to the curve / half the width and u the positi
 * ridge: the crest is the profile: the ground along the curve, Gaussian-smoothed over an eighth of
   the curve (so it bridges small dips and passes over small bumps), raised by the offset plus the
   profile's deviation (its peaks and saddles); every cell is lifted by the crest's height over the
-  ground on the curve times (1 - t)^2: a sharp crest and soft feet, the cross-slope's texture kept, with t
-  stretched where the land runs against a ridge (``brushes.land_reach``): spurs along its own spurs;
+  ground on the curve times (1 - t)^2: a sharp crest and soft feet, the cross-slope's texture kept, with the
+  feet's t stretched where the land runs against a ridge (``brushes.land_reach``): spurs along its own spurs;
 * river: the ends sit on the ground where the curve ends; the bed is the profile, kept at least
   ``RIVER_DEPTH`` times the width (times strength) under the ground along the curve (tapering to 0 at the
   ends), made to fall all the way from the higher end to the lower one (``brushes.descending``: it cuts
@@ -146,10 +146,11 @@ def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.n
     p = at(profile)
     weight = falloff(t, "smooth")  # 1 on the curve, 0 from the band's edge on, no crease there
     pinned = np.zeros(window_m.shape, dtype=bool)
-    if curve.kind == "ridge":  # lift every cell by the crest's height over the ground on the curve, spurs
-        lo, to_net = network_units(window_m)  # where the land has them (``land_reach``)
+    if curve.kind == "ridge":  # lift every cell by the crest's height over the ground on the curve; its feet
+        lo, to_net = network_units(window_m)  # reach as far as the land's spurs (``land_reach``), the crest kept
         share = land_reach(torch.from_numpy((window_m - lo) * to_net), curve.reach, 1.0).numpy()
-        target = window_m + np.clip(1 - t / share, 0, 1) ** 2 * (p - at(ground))
+        feet = t * (1 + (1 / share - 1) * t)  # t on the crest, t / share at the band's edge
+        target = window_m + np.clip(1 - feet, 0, 1) ** 2 * (p - at(ground))
     elif curve.kind == "river":
         bank = falloff((t - BED_FRACTION) / (1 - BED_FRACTION), "smooth")  # 1 on the bed
         pinned = t <= BED_FRACTION
