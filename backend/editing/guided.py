@@ -79,10 +79,12 @@ class EditSettings:
     sampler: str = "dpmpp_2m"
 
 
-# While the pen moves, each update is replaced by the next within a fraction of a second: a third fewer steps
-# (benchmarks/results/brush_steps_cpu.txt: 30-40 % less time, 3-5 % instead of 1.5-2 % of the change off
-# the converged edit, a little smoother). The stroke's final, committed job uses the full EditSettings.
-LIVE_SETTINGS = EditSettings(detail_steps=2, coarse_steps=4)
+# While the pen moves, each update is replaced by the next within a fraction of a second: one detail step and
+# three coarse ones (128² windows at 512² over 4 km, in one run: 0.54-0.66x the time of two and four;
+# benchmarks/results/brush_steps_cpu.txt: 5-9 % instead of 1.5-2 % of the change off the converged edit, the
+# painted style weaker). Two coarse steps would be one jump from the top noise level: a blurred guess. The
+# stroke's final, committed job uses the full EditSettings.
+LIVE_SETTINGS = EditSettings(detail_steps=1, coarse_steps=3)
 
 
 @dataclass(frozen=True)
