@@ -130,7 +130,8 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     the target ``t``, sampled at the models' own cells and resampled into the mesh (``scale.ModelGrid``).
 
     weight: [h, w] float64 in [0, 1], 0 = untouched (bit for bit); t: [h, w] the target in network units
-    (see ``network_units``); pinned: optional [h, w] bool cells that end exactly on the target (a river's
+    (see ``network_units``); pinned: optional [h, w] in [0, 1], how much of each cell ends on the target (1:
+    exactly, a river's
     bed); strength: how much of the new detail a ``mixed`` recipe keeps; drain: run on the result at the models'
     cells (a valley's stream). Pure function of its inputs and seed.
     """
@@ -142,7 +143,7 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     grid = ModelGrid.of(x.shape, cell_size, model_cell)
     blend = torch.clamp(weight * settings.feather, 0, 1)
     x_model, weight_model = grid.to_model(x), grid.to_model(weight)
-    fixed = None if pinned is None else grid.to_model(pinned.double()) > 0.5
+    fixed = None if pinned is None else grid.to_model(pinned.double()).clamp(0, 1)
 
     def to_metres(net: Tensor) -> np.ndarray:
         out = ((net.double().cpu() + 1) / to_net + lo).numpy().astype(np.float32)
@@ -153,7 +154,7 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     def on_mesh(net_model: Tensor) -> Tensor:
         """The mesh window with the stroke's ground remade at the models' scale, faded out at its rim."""
         out = x + blend * (grid.to_mesh(net_model.double().cpu()) + recipe.fine_kept * fine - x)
-        return out if pinned is None else torch.where(pinned, t, out)  # a pinned cell exactly its target
+        return out if pinned is None else torch.where(pinned >= 1, t, torch.lerp(out, t, pinned))  # 1: exactly
 
     show = None if on_step is None else \
         lambda step, total, net: on_step(step, total, window, to_metres(on_mesh(net)))  # noqa: E731
@@ -162,7 +163,7 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     drainage = sum(w * STYLES[name].drainage for name, w in style_weights.items() if name in STYLES)
     stage = scaled(recipe.erosion, drainage)  # as generation: the style's share of the stage (none for dunes)
     if stage is not None:  # faded in by the stroke's weight: seamless at its rim
-        share = weight_model if fixed is None else torch.where(fixed, 0.0, weight_model)
+        share = weight_model if fixed is None else weight_model * (1 - fixed)
         result = result.double() + share * erosion_detail(result.double(), stage, model_cell, to_net)
     if drain is not None:
         result = drain(result.double(), grid, weight_model)
@@ -204,7 +205,8 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
             settings: EditSettings, show: Callable[[int, int, Tensor], None] | None, strength: float) -> Tensor:
     """The few-step SDEdit of ``recipe`` on a window at the models' cells: [h, w] network units in and out.
 
-    x: the window, t: its target, weight: the stroke's, fixed: cells kept exactly on the target (or None);
+    x: the window, t: its target, weight: the stroke's, fixed: how much of each cell is kept on the target (1:
+    exactly; or None);
     ``show(step, total, estimate)`` streams each step's estimate.
     """
     factor = superres.meta["factor"]
@@ -217,7 +219,7 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
     multiple = _size_multiple(base, superres)
     pad = lambda a: _pad(a.float()[None, None].to(device), multiple)  # noqa: E731
     xp, tp, known = pad(x), pad(t), 1 - pad(torch.clamp(weight * settings.feather, 0, 1))
-    fixed = None if fixed is None else pad(fixed.double()) > 0.5
+    fixed = None if fixed is None else pad(fixed)
     cond = base.conditioning(style_weights, sliders)
     cond_fine = superres.conditioning(style_weights, sliders)
     coarse = downsample(tp, factor)
@@ -247,7 +249,7 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
         if recipe.detail_sigma > 0:
             scale = superres.meta["residual_scale"]
             denoiser = ClassifierFreeGuidance(superres.denoiser, guidance) if recipe.guided else superres.denoiser
-            kept, keep = (xp, known) if fixed is None else (torch.where(fixed, tp, xp), torch.where(fixed, 1.0, known))
+            kept, keep = (xp, known) if fixed is None else (torch.lerp(xp, tp, fixed), torch.maximum(known, fixed))
             model = Inpainting(denoiser, (kept - up) / scale, keep)
             residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma, settings.detail_steps,
                                               cond_fine.replace(spatial=up), rng, settings.sampler,
@@ -256,7 +258,7 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
                 residual = torch.lerp((kept - up) / scale, residual, strength)
             fine = up + scale * residual
             if fixed is not None:
-                fine = torch.where(fixed, tp, fine)  # exact, not up + scale * (tp - up) / scale
+                fine = torch.where(fixed >= 1, tp, torch.lerp(fine, tp, fixed))  # exact, not up + scale * (tp - up) / scale
     return fine[0, 0, :h, :w].cpu()
 
 
