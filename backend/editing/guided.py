@@ -57,6 +57,7 @@ class Recipe:
 COARSE_REACH = 4.0  # base cells: a re-sampled coarse map leans into the known one over this far (no step)
 EROSION_SMOOTH_CELLS = 6.0  # model cells: the erosion stage's change smoother than this is a window artefact
 STREAM_CELLS = 3.0  # model cells: a valley's stream is cut into its target this far either side of its path
+CHANNEL_CELLS = 2.0  # mesh cells: a valley's stream channel eased onto its line this far either side of its path
 MIN_FALL = 0.005  # a carved valley's floor falls at least this much per metre along it (0.5 %)
 LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the land: gullies, spurs, side valleys
 RECIPES: dict[str, Recipe] = {
@@ -296,8 +297,8 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
                        guidance, seed, cell_size, settings, on_step, strength=stroke.strength, drain=drain)
     if stroke.kind != "valley":
         return edit
-    # the stream kept draining in the mesh: its path's cells on the nearest falling line, a cell either side eased
-    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, 1.0, drained)
+    # the stream kept draining in the mesh: its path's cells on the nearest falling line, a channel eased around it
+    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, CHANNEL_CELLS, drained)
     moved = ndi.binary_dilation(burnt != edit.heights) & (edit.weight > 0)
     return replace(edit, heights=fill_pits(burnt, moved))
 
