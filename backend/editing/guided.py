@@ -83,7 +83,7 @@ class EditSettings:
 # While the pen moves, each update is replaced by the next within a fraction of a second: one detail step and
 # three coarse ones (128² windows at 512² over 4 km, in one run: 0.54-0.66x the time of two and four).
 # benchmarks/results/brush_steps_cpu.txt: the shaping kinds end 4-12 % of their change off the converged edit
-# (1-9 % committed); regenerate draws other ground (its preview is no smoother than the land around) and style
+# (1-9 % committed); regenerate draws other ground (1.1-1.25x as rough as the land around it) and style
 # paint's style is weaker (dunes distance 1.51, committed 0.85, 5.86 before). Two coarse steps would be one jump
 # from the top noise level: a blurred guess. The stroke's final, committed job uses the full EditSettings.
 LIVE_SETTINGS = EditSettings(detail_steps=1, coarse_steps=3)
