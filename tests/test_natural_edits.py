@@ -1,11 +1,12 @@
 """Brushes and curve guides that read as the land around them, driven as an artist would: the add-on's operators
 in real Blender on learned terrain (the shipped models) at 512² over 4 km, against a real backend.
 
-One Blender session (tests/blender_scenarios/natural.py) in the oldest and one in the newest Blender makes every edit, each followed by undo; the tests here
-read what it saved. Besides exactness (outside the stroke nothing changes) and undo, they check that the edited
-ground has the pit density and roughness (std of the Laplacian) of the ground around it, within 1.3x either way
-(fewer pits allowed only for smoothing kinds and where the edit left steeper ground than around), and that a
-River curve's bed descends, lies below both banks and meets the ground where the curve ends.
+One Blender session (tests/blender_scenarios/natural.py) in the oldest and one in the newest Blender makes every
+edit, each followed by undo; the tests here read what it saved. Besides exactness (outside the stroke nothing
+changes) and undo, they check that the edited ground has the pit density and roughness (std of the Laplacian)
+of the ground around it, within 1.3x either way (fewer pits allowed only for smoothing kinds and where the edit
+left steeper ground than around), and that a River curve's bed descends, lies below both banks and meets the
+ground where the curve ends.
 """
 
 from __future__ import annotations

@@ -190,7 +190,8 @@ def burn_stream(stroke: Stroke, heights: np.ndarray, window: tuple[int, int, int
     """The window ``heights`` (metres) with a stream burnt along a valley stroke's path: the heights on the path
     made to fall by at least ``drop`` m per cell from its higher end to its lower one (``fit``: ``descending``
     or ``drained``), the cells within a cell of it set on that line and those up to ``reach`` cells further
-    moved toward it, only where ``weight`` > 0.
+    moved toward it, only where ``weight`` > 0: down only for ``descending`` (the valley is carved; ground below
+    its line beside the path stays), both ways for ``drained`` (the channel is evened out, not deepened).
 
     Hydrological conditioning, as DEM pipelines burn known streams: the valley drains along its length."""
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(stroke.points[:, :2], axis=0), axis=1))])

@@ -166,7 +166,8 @@ def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.n
         # its channel exactly, the rest of the bed eased into what the models draw beside it (no kerb at its edge)
         channel = channel_cells(curve.reach)
         pinned = falloff(np.maximum(d - channel, 0) / max(2 * BED_FRACTION * curve.reach - channel, 1), "smooth")
-        target = np.where(t <= BED_FRACTION, p, np.minimum(window_m, window_m + bank * (p - window_m)))  # banks: never up
+        banks = np.minimum(window_m, window_m + bank * (p - window_m))  # never up
+        target = np.where(t <= BED_FRACTION, p, banks)
     else:
         high = -side if curve.flip else side
         level = p - offset * falloff((high * d + CLIFF_FACE_CELLS) / (2 * CLIFF_FACE_CELLS), "smooth")

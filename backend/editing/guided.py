@@ -133,9 +133,8 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
 
     weight: [h, w] float64 in [0, 1], 0 = untouched (bit for bit); t: [h, w] the target in network units
     (see ``network_units``); pinned: optional [h, w] in [0, 1], how much of each cell ends on the target (1:
-    exactly, a river's
-    bed); strength: how much of the new detail a ``mixed`` recipe keeps; drain: run on the result at the models'
-    cells (a valley's stream). Pure function of its inputs and seed.
+    exactly; a river's channel); strength: how much of the new detail a ``mixed`` recipe keeps; drain: run on
+    the result at the models' cells (a valley's stream). Pure function of its inputs and seed.
     """
     r0, c0, r1, c1 = window
     original = heights[r0:r1, c0:c1]
@@ -260,7 +259,8 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
                 residual = torch.lerp((kept - up) / scale, residual, strength)
             fine = up + scale * residual
             if fixed is not None:
-                fine = torch.where(fixed >= 1, tp, torch.lerp(fine, tp, fixed))  # exact, not up + scale * (tp - up) / scale
+                # a fully fixed cell exactly tp, not up + scale * (tp - up) / scale
+                fine = torch.where(fixed >= 1, tp, torch.lerp(fine, tp, fixed))
     return fine[0, 0, :h, :w].cpu()
 
 
@@ -304,7 +304,8 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     return replace(edit, heights=fill_pits(burnt, moved))
 
 
-def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], lo: float, to_net: float, model_cell: float) -> Drain:
+def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], lo: float, to_net: float,
+                 model_cell: float) -> Drain:
     """A valley's stream drained at the models' cells, after the erosion stage: its path's heights fitted to the
     nearest line falling downhill (``drained``), a model cell either side eased onto it. At that scale the
     channel survives the resampling into the mesh, so the mesh's own burn afterwards moves the floor little."""
