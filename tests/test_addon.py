@@ -278,7 +278,7 @@ def test_curve_to_terrain_ridge_river_cliff_with_undo(addon_zip, learned_backend
     from test_curves import CURVE, WIDTH
 
     from backend.editing.brushes import nearest_on_path
-    from backend.editing.curves import BED_FRACTION, RIVER_DEPTH
+    from backend.editing.curves import RIVER_DEPTH, channel_cells
 
     results = _scenario("curve.py", addon_zip, learned_backend.address, tmp_path, json.dumps(CURVE), str(WIDTH))
     assert set(results["undo"]) == {"{'FINISHED'}"}
@@ -299,7 +299,7 @@ def test_curve_to_terrain_ridge_river_cliff_with_undo(addon_zip, learned_backend
             # lowered by a fifth of its depth or more (m): the tiny test models' erosion stage refills some of the
             # bed (the models and the shapes they learn come from the test's two-map corpus)
             assert rise < -0.2 * 0.8 * RIVER_DEPTH * WIDTH * 2000.0 / 127, rise
-            bed = d < 0.8 * BED_FRACTION * WIDTH / 2
+            bed = d < channel_cells(WIDTH / 2)
             heights = after[bed][np.argsort(u[bed], kind="stable")]
             steps = np.diff(heights) * (1 if heights[0] >= heights[-1] else -1)
             assert (steps <= 0).all()  # the bed runs downhill along the curve

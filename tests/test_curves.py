@@ -16,7 +16,7 @@ from backend.data.elevation_profiles import KINDS, ProfileDataset, ProfileSettin
 from backend.diffusion.guidance import nonincreasing
 from backend.editing import seam_ratio
 from backend.editing.brushes import RELIEF_PER_STRENGTH, nearest_on_path
-from backend.editing.curves import BED_FRACTION, RIVER_DEPTH
+from backend.editing.curves import RIVER_DEPTH, channel_cells
 from backend.generators.curve_profiles import sample_profiles
 from backend.models.inference import read_metadata
 from backend.models.profile import ProfileModel
@@ -164,7 +164,7 @@ def test_curve_shapes_its_band_and_nothing_else(brush_client, terrain, kind):
         high = on & (before > profile.max() + depth)
         assert not high.any() or after[high].mean() < before[high].mean() - depth
         assert after[on].max() < profile.max() + 0.1 * depth  # never a causeway above its higher end
-        bed = d < 0.8 * BED_FRACTION * WIDTH / 2  # pinned cells: the bed is exactly the profile there
+        bed = d < channel_cells(WIDTH / 2)  # the channel: exactly the profile there
         order = np.argsort(u[bed], kind="stable")
         downstream = after[bed][order] * (1 if profile[0] >= profile[-1] else -1)
         assert (np.diff(downstream) <= 0).all()  # the bed runs downhill along the curve

@@ -9,11 +9,15 @@ pen pressure, so it reaches 0 smoothly at the radius and nothing outside the rad
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import scipy.ndimage as ndi
+from scipy.optimize import isotonic_regression
 import torch
+import torch.nn.functional as F
 
 from backend.diffusion.guidance import gaussian_blur
 
@@ -22,6 +26,11 @@ KINDS = ("raise", "lower", "smooth", "flatten", "ridge", "valley", "regenerate",
 REGION_KINDS = ("regenerate", "style_paint", "erode")  # need no path: they re-sample (or wear) what they cover
 FALLOFFS = ("smooth", "sphere", "linear", "constant")
 RELIEF_PER_STRENGTH = 0.25  # raise/lower/ridge/valley at strength 1: a quarter of the terrain's relief
+LAND_SCALE = 0.5  # a shaped footprint reads the land's highs and lows at this share of the radius
+LAND_GAIN = 2.0  # how sharply: a high one spread (std) above the land around agrees 88 % with a raise
+SPUR_PULL = 0.5  # where the land runs against the edit its footprint reaches this much less far
+MIN_SPREAD = 1e-3  # network units: flat land has no highs or lows to follow
+BLUR_CELLS = 4.0  # a wide blur runs on a grid where its sigma spans this many cells
 
 
 @dataclass(frozen=True)
@@ -165,12 +174,24 @@ def descending(floor: np.ndarray, drop: float) -> np.ndarray:
     return out[::-1] if flip else out
 
 
+def drained(floor: np.ndarray, drop: float) -> np.ndarray:
+    """(L,) heights along a line -> the line nearest them (least squares) that falls by at least ``drop`` per
+    sample from the higher end to the lower one: a bump on the way is cut and the hollow before it filled
+    half each, where ``descending`` cuts the whole line down to its lowest point (a deep ribbon downstream)."""
+    flip = floor[0] < floor[-1]
+    f = floor[::-1] if flip else floor
+    fall = drop * np.arange(len(f))
+    out = isotonic_regression(f + fall, increasing=False).x - fall
+    return out[::-1] if flip else out
+
+
 def burn_stream(stroke: Stroke, heights: np.ndarray, window: tuple[int, int, int, int], weight: np.ndarray,
-                drop: float, reach: float) -> np.ndarray:
+                drop: float, reach: float, fit: Callable[[np.ndarray, float], np.ndarray] = descending) -> np.ndarray:
     """The window ``heights`` (metres) with a stream burnt along a valley stroke's path: the heights on the path
-    made to fall by at least ``drop`` m per cell from its higher end to its lower one (``descending``), the
-    cells within a cell of it set on that line and those up to ``reach`` cells further lowered toward it, only
-    where ``weight`` > 0.
+    made to fall by at least ``drop`` m per cell from its higher end to its lower one (``fit``: ``descending``
+    or ``drained``), the cells within a cell of it set on that line and those up to ``reach`` cells further
+    moved toward it, only where ``weight`` > 0: down only for ``descending`` (the valley is carved; ground below
+    its line beside the path stays), both ways for ``drained`` (the channel is evened out, not deepened).
 
     Hydrological conditioning, as DEM pipelines burn known streams: the valley drains along its length."""
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(stroke.points[:, :2], axis=0), axis=1))])
@@ -178,11 +199,36 @@ def burn_stream(stroke: Stroke, heights: np.ndarray, window: tuple[int, int, int
         return heights
     along = np.linspace(0.0, arc[-1], int(np.ceil(arc[-1])) + 1)
     rows, cols = (np.interp(along, arc, stroke.points[:, k]) - window[k] for k in (0, 1))
-    bed = descending(ndi.map_coordinates(heights.astype(np.float64), [rows, cols], order=1, mode="nearest"), drop)
+    bed = fit(ndi.map_coordinates(heights.astype(np.float64), [rows, cols], order=1, mode="nearest"), drop)
     d, at, _ = nearest_on_path(np.c_[stroke.points[:, :2], arc], window)
     line = np.interp(at, along, bed)
-    burnt = np.where(d < 1, line, heights - np.clip(heights - line, 0, None) * falloff((d - 1) / reach, "smooth"))
+    gap = line - heights if fit is drained else np.minimum(line - heights, 0)  # descending only cuts
+    burnt = np.where(d < 1, line, heights + gap * falloff((d - 1) / reach, "smooth"))
     return np.where(weight > 0, burnt, heights).astype(heights.dtype)
+
+
+def wide_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``gaussian_blur`` of [h, w] for a wide ``sigma`` (cells), run on a grid shrunk (area) until sigma spans
+    about BLUR_CELLS of its cells and grown back bicubically: at full size a 256² window's kernel of 290 taps
+    cost 0.4 s; what it leaves is smooth at that scale anyway."""
+    shrink = max(1, int(sigma / BLUR_CELLS))
+    if shrink == 1 or min(x.shape) < 2 * shrink:
+        return gaussian_blur(x, sigma)
+    small = F.adaptive_avg_pool2d(x[None, None], [math.ceil(n / shrink) for n in x.shape])
+    return F.interpolate(gaussian_blur(small, sigma / shrink), size=x.shape, mode="bicubic", align_corners=False)[0, 0]
+
+
+def land_reach(x: torch.Tensor, radius: float, sign: float) -> torch.Tensor:
+    """Per cell of the window ``x``, the share of the radius a displacing edit reaches there, in
+    (1 - SPUR_PULL, 1]: all of it along the land's own highs (``sign`` +1: raise, ridge) or lows (-1: lower,
+    valley), up to ``SPUR_PULL`` less where the land runs against the edit. Its footprint (distance / share)
+    and its height (times the share) follow the land: a raised ridge grows spurs along the spurs already
+    there, with gullies and saddles between them; a carved valley reaches up the side valleys. No outline of a
+    stamp, and never further than the radius: nothing beyond it is touched."""
+    relief = x - wide_blur(x, max(1.0, LAND_SCALE * radius))  # above (+) or below (-) the land around
+    spread = relief.std().clamp_min(MIN_SPREAD) if relief.numel() > 1 else torch.tensor(MIN_SPREAD)
+    agree = torch.sigmoid(LAND_GAIN * sign * relief / spread)
+    return 1 - SPUR_PULL * (1 - agree)
 
 
 def target(stroke: Stroke, x: torch.Tensor, fp: Footprint, flat_level: float) -> torch.Tensor:
@@ -193,13 +239,16 @@ def target(stroke: Stroke, x: torch.Tensor, fp: Footprint, flat_level: float) ->
     """
     kind, w = stroke.kind, fp.weight
     amplitude = 2 * RELIEF_PER_STRENGTH * stroke.strength  # the network range is 2 wide
-    if kind in ("raise", "lower"):
-        return x + DISPLACE[kind] * amplitude * w
-    if kind in ("ridge", "valley"):  # a crest (or trough) line along the path: triangular cross-section
-        shape = torch.clamp(1 - fp.distance / stroke.radius, min=0)
-        return x + DISPLACE[kind] * amplitude * shape * fp.pressure
+    if kind in DISPLACE:
+        share = land_reach(x, stroke.radius, DISPLACE[kind])
+        t = fp.distance / (share * stroke.radius)
+        if kind in ("raise", "lower"):
+            shape = torch.from_numpy(falloff(t.numpy(), stroke.falloff))
+        else:  # a crest (or trough) line along the path: sharp on it, soft feet, no crease at the rim
+            shape = torch.clamp(1 - t, min=0) ** 2
+        return x + DISPLACE[kind] * amplitude * share * shape * fp.pressure
     if kind == "smooth":
-        return x + stroke.strength * w * (gaussian_blur(x, max(1.0, stroke.radius / 3)) - x)
+        return x + stroke.strength * w * (wide_blur(x, max(1.0, stroke.radius / 3)) - x)
     if kind == "flatten":
         return x + stroke.strength * w * (flat_level - x)
     return x

@@ -11,19 +11,23 @@ Cross-sections, with t = distance to the curve / half the width and u the positi
 * ridge: the crest is the profile: the ground along the curve, Gaussian-smoothed over an eighth of
   the curve (so it bridges small dips and passes over small bumps), raised by the offset plus the
   profile's deviation (its peaks and saddles); every cell is lifted by the crest's height over the
-  ground on the curve times (1 - t)^2: a sharp crest and soft feet, the cross-slope's texture kept;
+  ground on the curve times (1 - t)^2: a sharp crest and soft feet, the cross-slope's texture kept, with the
+  feet's t stretched where the land runs against a ridge (``brushes.land_reach``): spurs along its own spurs;
 * river: the ends sit on the ground where the curve ends; the bed is the profile, kept at least
   ``RIVER_DEPTH`` times the width (times strength) under the ground along the curve (tapering to 0 at the
   ends), made to fall all the way from the higher end to the lower one (``brushes.descending``: it cuts
   through bumps, with no flat stretch; only a dip deeper than its mouth is crossed at the mouth's level);
-  it is pinned exactly over the middle ``BED_FRACTION`` of the band and the banks ease back to the ground,
-  never above it;
+  the target is that bed over the middle ``BED_FRACTION`` of the band and banks easing back to the ground,
+  never above it; the channel (``CHANNEL_FRACTION`` of the band, at least a cell either side) ends exactly
+  on the bed, and the pull onto the target fades out over twice the bed's width, so the models' ground meets
+  it without a kerb;
 * cliff: the profile is the cliff top, following the ground like a ridge; the side left of the
   drawing direction (right when flipped) is levelled toward it, the other toward one step (the offset)
   lower, with a face ``CLIFF_FACE_CELLS`` either side of the curve.
 
 The ridge's offset (and the cliff's step) is ``strength`` times a quarter of the terrain's relief, as for
-brushes. After the guided edit the erosion stage wears the band (not a river's pinned bed), as for brushes.
+brushes. After the guided edit the erosion stage wears the band (a river's bed as far as it is not pinned), as
+for brushes.
 """
 
 from __future__ import annotations
@@ -40,11 +44,12 @@ from backend.models.profile import ProfileModel
 from backend.models.terrain import TerrainModel
 from backend.simulation.landscape import scaled
 
-from .brushes import RELIEF_PER_STRENGTH, descending, falloff, nearest_on_path, window_around
+from .brushes import RELIEF_PER_STRENGTH, descending, falloff, land_reach, nearest_on_path, window_around
 from .guided import LIGHT, MIN_FALL, Edit, EditCallback, EditSettings, Recipe, edit_window, network_units
 from .scale import mesh_margin
 
-BED_FRACTION = 0.3  # river: share of the band that is flat bed (the rest is banks)
+BED_FRACTION = 0.3  # river: share of the band that is flat bed in its target (the rest is banks)
+CHANNEL_FRACTION = 0.1  # river: share of the band either side of the curve that ends exactly on the bed
 CLIFF_FACE_CELLS = 1.0  # cliff: the face spans this many cells either side of the curve
 FOLLOW_SIGMA = 1 / 8  # ridge / cliff: ground smoothing along the curve, as a share of its samples
 MIN_RELIEF_M = 1.0  # a flat terrain still gets a (small) offset unit
@@ -134,9 +139,15 @@ def river_bed(profile: np.ndarray, ground: np.ndarray, curve: Curve, cell_size: 
     return np.maximum(bed, ground[low] + fall * to_end)
 
 
+def channel_cells(reach: float) -> float:
+    """A river's channel, the cells within this distance of its curve (at least one): exactly on its bed."""
+    return max(1.0, CHANNEL_FRACTION * reach)
+
+
 def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.ndarray, profile: np.ndarray,
                  ground: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(target metres, weight in [0, 1], pinned cells) over the window, all (h, w)."""
+    """(target metres, weight in [0, 1], pinned: how much of each cell ends on the target) over the window, all
+    (h, w)."""
     s = curve.arc()
     along = np.c_[curve.points, s / s[-1]]
     d, u, side = nearest_on_path(along, window)
@@ -144,13 +155,19 @@ def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.n
     at = lambda values: np.interp(u, np.linspace(0.0, 1.0, len(values)), values)  # noqa: E731
     p = at(profile)
     weight = falloff(t, "smooth")  # 1 on the curve, 0 from the band's edge on, no crease there
-    pinned = np.zeros(window_m.shape, dtype=bool)
-    if curve.kind == "ridge":  # lift every cell by the crest's height over the ground on the curve
-        target = window_m + np.clip(1 - t, 0, 1) ** 2 * (p - at(ground))
+    pinned = np.zeros(window_m.shape)
+    if curve.kind == "ridge":  # lift every cell by the crest's height over the ground on the curve; its feet
+        lo, to_net = network_units(window_m)  # reach as far as the land's spurs (``land_reach``), the crest kept
+        share = land_reach(torch.from_numpy((window_m - lo) * to_net), curve.reach, 1.0).numpy()
+        feet = t * (1 + (1 / share - 1) * t * t)  # t on the crest and its shoulders, t / share at the band's edge
+        target = window_m + np.clip(1 - feet, 0, 1) ** 2 * (p - at(ground))
     elif curve.kind == "river":
         bank = falloff((t - BED_FRACTION) / (1 - BED_FRACTION), "smooth")  # 1 on the bed
-        pinned = t <= BED_FRACTION
-        target = np.where(pinned, p, np.minimum(window_m, window_m + bank * (p - window_m)))  # banks: never up
+        # its channel exactly, the rest of the bed eased into what the models draw beside it (no kerb at its edge)
+        channel = channel_cells(curve.reach)
+        pinned = falloff(np.maximum(d - channel, 0) / max(2 * BED_FRACTION * curve.reach - channel, 1), "smooth")
+        banks = np.minimum(window_m, window_m + bank * (p - window_m))  # never up
+        target = np.where(t <= BED_FRACTION, p, banks)
     else:
         high = -side if curve.flip else side
         level = p - offset * falloff((high * d + CLIFF_FACE_CELLS) / (2 * CLIFF_FACE_CELLS), "smooth")
@@ -173,5 +190,5 @@ def apply_curve(base: TerrainModel, superres: TerrainModel, profile_model: Profi
     t = torch.from_numpy((target_m - lo) * to_net - 1)
     edit = edit_window(base, superres, heights, window, torch.from_numpy(weight), t, RECIPES[curve.kind],
                        style_weights, sliders, guidance, seed, cell_size, settings, on_step,
-                       torch.from_numpy(pinned & (weight > 0)))
+                       torch.from_numpy(pinned * (weight > 0)))
     return edit, profile

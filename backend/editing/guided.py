@@ -32,11 +32,13 @@ from backend.models.terrain import TerrainModel
 from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
 from backend.simulation.style_specs import STYLES
 
-from .brushes import RegionStroke, Stroke, burn_stream, footprint, target
+from .brushes import RegionStroke, Stroke, burn_stream, drained, footprint, target
 from .scale import ModelGrid, mesh_margin
 
 # on_step(step, total, window (row0, col0, row1, col1), its heights in metres so far); may raise Cancelled
 EditCallback = Callable[[int, int, tuple[int, int, int, int], np.ndarray], None]
+# drain(window at the models' cells [hm, wm] network units, its grid, the weight there) -> the window drained
+Drain = Callable[[Tensor, ModelGrid, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class Recipe:
 
 COARSE_REACH = 4.0  # base cells: a re-sampled coarse map leans into the known one over this far (no step)
 EROSION_SMOOTH_CELLS = 6.0  # model cells: the erosion stage's change smoother than this is a window artefact
-STREAM_CELLS = 3.0  # model cells: a valley's stream is cut into the ground this far either side of its path
+STREAM_CELLS = 3.0  # model cells: a valley's stream is cut into its target this far either side of its path
+CHANNEL_CELLS = 2.0  # mesh cells: a valley's stream channel eased onto its line this far either side of its path
 MIN_FALL = 0.005  # a carved valley's floor falls at least this much per metre along it (0.5 %)
 LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the land: gullies, spurs, side valleys
 RECIPES: dict[str, Recipe] = {
@@ -77,10 +80,13 @@ class EditSettings:
     sampler: str = "dpmpp_2m"
 
 
-# While the pen moves, each update is replaced by the next within a fraction of a second: a third fewer steps
-# (benchmarks/results/brush_steps_cpu.txt: 30-40 % less time, 3-5 % instead of 1.5-2 % of the change off
-# the converged edit, a little smoother). The stroke's final, committed job uses the full EditSettings.
-LIVE_SETTINGS = EditSettings(detail_steps=2, coarse_steps=4)
+# While the pen moves, each update is replaced by the next within a fraction of a second: one detail step and
+# three coarse ones (128² windows at 512² over 4 km, in one run: 0.54-0.66x the time of two and four).
+# benchmarks/results/brush_steps_cpu.txt: the shaping kinds end 4-12 % of their change off the converged edit
+# (1-9 % committed); regenerate draws other ground (1.1-1.25x as rough as the land around it) and style
+# paint's style is weaker (dunes distance 1.51, committed 0.85, 5.86 before). Two coarse steps would be one jump
+# from the top noise level: a blurred guess. The stroke's final, committed job uses the full EditSettings.
+LIVE_SETTINGS = EditSettings(detail_steps=1, coarse_steps=3)
 
 
 @dataclass(frozen=True)
@@ -120,13 +126,15 @@ def network_units(heights: np.ndarray) -> tuple[float, float]:
 def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, window: tuple[int, int, int, int],
                 weight: Tensor, t: Tensor, recipe: Recipe, style_weights: dict[str, float], sliders: dict[str, float],
                 guidance: float, seed: int, cell_size: float, settings: EditSettings = EditSettings(),
-                on_step: EditCallback | None = None, pinned: Tensor | None = None, strength: float = 1.0) -> Edit:
+                on_step: EditCallback | None = None, pinned: Tensor | None = None, strength: float = 1.0,
+                drain: Drain | None = None) -> Edit:
     """The masked guided edit of one window of ``heights`` (H, W float32 metres, ``cell_size`` m cells) toward
     the target ``t``, sampled at the models' own cells and resampled into the mesh (``scale.ModelGrid``).
 
     weight: [h, w] float64 in [0, 1], 0 = untouched (bit for bit); t: [h, w] the target in network units
-    (see ``network_units``); pinned: optional [h, w] bool cells that end exactly on the target (a river's
-    bed); strength: how much of the new detail a ``mixed`` recipe keeps. Pure function of its inputs and seed.
+    (see ``network_units``); pinned: optional [h, w] in [0, 1], how much of each cell ends on the target (1:
+    exactly; a river's channel); strength: how much of the new detail a ``mixed`` recipe keeps; drain: run on
+    the result at the models' cells (a valley's stream). Pure function of its inputs and seed.
     """
     r0, c0, r1, c1 = window
     original = heights[r0:r1, c0:c1]
@@ -136,7 +144,7 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     grid = ModelGrid.of(x.shape, cell_size, model_cell)
     blend = torch.clamp(weight * settings.feather, 0, 1)
     x_model, weight_model = grid.to_model(x), grid.to_model(weight)
-    fixed = None if pinned is None else grid.to_model(pinned.double()) > 0.5
+    fixed = None if pinned is None else grid.to_model(pinned.double()).clamp(0, 1)
 
     def to_metres(net: Tensor) -> np.ndarray:
         out = ((net.double().cpu() + 1) / to_net + lo).numpy().astype(np.float32)
@@ -147,7 +155,7 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     def on_mesh(net_model: Tensor) -> Tensor:
         """The mesh window with the stroke's ground remade at the models' scale, faded out at its rim."""
         out = x + blend * (grid.to_mesh(net_model.double().cpu()) + recipe.fine_kept * fine - x)
-        return out if pinned is None else torch.where(pinned, t, out)  # a pinned cell exactly its target
+        return out if pinned is None else torch.where(pinned >= 1, t, torch.lerp(out, t, pinned))  # 1: exactly
 
     show = None if on_step is None else \
         lambda step, total, net: on_step(step, total, window, to_metres(on_mesh(net)))  # noqa: E731
@@ -156,19 +164,20 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     drainage = sum(w * STYLES[name].drainage for name, w in style_weights.items() if name in STYLES)
     stage = scaled(recipe.erosion, drainage)  # as generation: the style's share of the stage (none for dunes)
     if stage is not None:  # faded in by the stroke's weight: seamless at its rim
-        share = weight_model if fixed is None else torch.where(fixed, 0.0, weight_model)
+        share = weight_model if fixed is None else weight_model * (1 - fixed)
         result = result.double() + share * erosion_detail(result.double(), stage, model_cell, to_net)
-    heights_out = to_metres(on_mesh(result))
-    if grid.model != grid.mesh:  # resampled: fill the single-cell pits resampling left (not a dune's hollows)
-        heights_out = fill_pits(heights_out, weight.numpy() > 0)
-    return Edit(window, heights_out, weight.numpy().astype(np.float32))
+    if drain is not None:
+        result = drain(result.double(), grid, weight_model)
+    # resampled into the mesh as generation resamples its maps: the same texture, single-cell pits included
+    return Edit(window, to_metres(on_mesh(result)), weight.numpy().astype(np.float32))
 
 
 def fill_pits(heights: np.ndarray, where: np.ndarray) -> np.ndarray:
     """``heights`` with each cell of ``where`` lower than all 8 neighbours raised to its lowest neighbour.
 
-    The erosion stage routes every model cell to an outlet; resampling its channels into a finer mesh (bicubic
-    overshoot along a one-cell channel) leaves single-cell pits behind, which this fills as DEM pipelines do.
+    A stream burnt into the mesh leaves single-cell pits beside its channel, which this fills as DEM pipelines
+    do. (Elsewhere an edit keeps the pits that resampling into the mesh leaves, as generation does: filling
+    them all made an edit's ground pit-free, a tell beside the land around.)
     """
     ring = np.ones((3, 3), dtype=bool)
     ring[1, 1] = False
@@ -197,7 +206,8 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
             settings: EditSettings, show: Callable[[int, int, Tensor], None] | None, strength: float) -> Tensor:
     """The few-step SDEdit of ``recipe`` on a window at the models' cells: [h, w] network units in and out.
 
-    x: the window, t: its target, weight: the stroke's, fixed: cells kept exactly on the target (or None);
+    x: the window, t: its target, weight: the stroke's, fixed: how much of each cell is kept on the target (1:
+    exactly; or None);
     ``show(step, total, estimate)`` streams each step's estimate.
     """
     factor = superres.meta["factor"]
@@ -210,7 +220,7 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
     multiple = _size_multiple(base, superres)
     pad = lambda a: _pad(a.float()[None, None].to(device), multiple)  # noqa: E731
     xp, tp, known = pad(x), pad(t), 1 - pad(torch.clamp(weight * settings.feather, 0, 1))
-    fixed = None if fixed is None else pad(fixed.double()) > 0.5
+    fixed = None if fixed is None else pad(fixed)
     cond = base.conditioning(style_weights, sliders)
     cond_fine = superres.conditioning(style_weights, sliders)
     coarse = downsample(tp, factor)
@@ -240,7 +250,7 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
         if recipe.detail_sigma > 0:
             scale = superres.meta["residual_scale"]
             denoiser = ClassifierFreeGuidance(superres.denoiser, guidance) if recipe.guided else superres.denoiser
-            kept, keep = (xp, known) if fixed is None else (torch.where(fixed, tp, xp), torch.where(fixed, 1.0, known))
+            kept, keep = (xp, known) if fixed is None else (torch.lerp(xp, tp, fixed), torch.maximum(known, fixed))
             model = Inpainting(denoiser, (kept - up) / scale, keep)
             residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma, settings.detail_steps,
                                               cond_fine.replace(spatial=up), rng, settings.sampler,
@@ -249,7 +259,8 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
                 residual = torch.lerp((kept - up) / scale, residual, strength)
             fine = up + scale * residual
             if fixed is not None:
-                fine = torch.where(fixed, tp, fine)  # exact, not up + scale * (tp - up) / scale
+                # a fully fixed cell exactly tp, not up + scale * (tp - up) / scale
+                fine = torch.where(fixed >= 1, tp, torch.lerp(fine, tp, fixed))
     return fine[0, 0, :h, :w].cpu()
 
 
@@ -273,17 +284,41 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     fp = footprint(stroke, window)
     level = (_flatten_level(stroke, heights) - lo) * to_net - 1 if stroke.kind == "flatten" else 0.0
     t = target(stroke, x, fp, level)
+    model_cells = max(1.0, superres.meta["cell_size_m"] / cell_size)  # mesh cells per model cell
+    if stroke.kind == "valley":  # the models draw the valley around a stream that drains it
+        t_m = ((t + 1) / to_net + lo).numpy()
+        t = torch.from_numpy(burn_stream(stroke, t_m, window, fp.weight.numpy(), MIN_FALL * cell_size,
+                                         STREAM_CELLS * model_cells) - lo) * to_net - 1
     recipe = RECIPES[stroke.kind]
     if stroke.kind == "erode":  # strength 1: the mature stage's steps
         steps = max(1, round(stroke.strength * recipe.erosion.steps))
         recipe = replace(recipe, erosion=replace(recipe.erosion, steps=steps))
+    drain = stream_drain(stroke, window, lo, to_net, superres.meta["cell_size_m"]) if stroke.kind == "valley" else None
     edit = edit_window(base, superres, heights, window, fp.weight, t, recipe, style_weights, sliders,
-                       guidance, seed, cell_size, settings, on_step, strength=stroke.strength)
+                       guidance, seed, cell_size, settings, on_step, strength=stroke.strength, drain=drain)
     if stroke.kind != "valley":
         return edit
-    reach = STREAM_CELLS * max(1.0, superres.meta["cell_size_m"] / cell_size)  # in mesh cells
-    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, reach)
-    return replace(edit, heights=fill_pits(burnt, edit.weight > 0))
+    # the stream kept draining in the mesh: its path's cells on the nearest falling line, a channel eased around it
+    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, CHANNEL_CELLS, drained)
+    moved = ndi.binary_dilation(burnt != edit.heights) & (edit.weight > 0)
+    return replace(edit, heights=fill_pits(burnt, moved))
+
+
+def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], lo: float, to_net: float,
+                 model_cell: float) -> Drain:
+    """A valley's stream drained at the models' cells, after the erosion stage: its path's heights fitted to the
+    nearest line falling downhill (``drained``), a model cell either side eased onto it. At that scale the
+    channel survives the resampling into the mesh, so the mesh's own burn afterwards moves the floor little."""
+
+    def drain(net: Tensor, grid: ModelGrid, weight: Tensor) -> Tensor:
+        scale = np.array([(m - 1) / max(n - 1, 1) for m, n in zip(grid.model, grid.mesh)])
+        points = np.c_[(stroke.points[:, :2] - window[:2]) * scale, stroke.points[:, 2]]
+        metres = (net.numpy() + 1) / to_net + lo
+        burnt = burn_stream(replace(stroke, points=points), metres, (0, 0, *grid.model), weight.numpy(),
+                            MIN_FALL * model_cell, 1.0, drained)
+        return torch.from_numpy(burnt - lo) * to_net - 1
+
+    return drain
 
 
 def seam_ratio(after: np.ndarray, weight: np.ndarray) -> float:

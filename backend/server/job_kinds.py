@@ -137,7 +137,13 @@ def _run_edit(services: Services, job: Job) -> Outcome:
         _progress(services, job, step, total, stage)
         services.send(job, "preview", {"step": step, "meta": {"window": list(window)}}, {"heights": heights})
 
-    edit, extra = request.run(services.generator("diffusion"), on_step)
+    def on_live_step(step: int, total: int, window: tuple[int, int, int, int], heights: np.ndarray) -> None:
+        """A live update is itself a preview, its result due within a few tens of ms: its steps are not
+        streamed (each one Blender would write into the mesh, on the same CPU, only to overwrite it)."""
+        _check_cancel(job, step, total)
+        _progress(services, job, step, total, stage)
+
+    edit, extra = request.run(services.generator("diffusion"), on_step if request.edit.commit else on_live_step)
     seq = request.record(edit) if request.edit.commit and request.edit.world is not None else None
     meta = {"window": list(edit.window), "kind": request.kind, "commit": request.edit.commit, "edit_seq": seq}
     return meta, {"heights": edit.heights, "weight": edit.weight, **extra}
