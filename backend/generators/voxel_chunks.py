@@ -4,7 +4,8 @@
 ``backend.models.voxel.load_voxel_model``). One chunk is sampled on a canvas of the chunk plus ``margin``
 cells of its neighbours each side: the neighbours already generated are known cells there (outpainting),
 artist-locked cells are known inside the chunk (inpainting), and at every step the denoiser's estimate
-takes the known values where they are. The initial noise comes from (world seed, chunk key, voxel size)
+takes the known values where they are, and is pulled toward them a few cells beyond (``feathered``), so
+features crossing a chunk face continue. The initial noise comes from (world seed, chunk key, voxel size)
 only, so a chunk regenerates bit for bit. After decoding (``backend.voxels.channels``), the refinement
 (``backend.voxels.refine``) deletes floating rock, optionally redraws the violating cells with the model,
 and anneals the rest; locked cells are pasted back bit for bit at the end.
@@ -144,9 +145,28 @@ def known_cells(request: VoxelChunkRequest, depth: np.ndarray, margin: int) -> t
     return known, values
 
 
+# Cells next to known ones are drawn toward the nearest known cell's channels, with a weight falling from 1 at
+# the known cells to 0 this many cells past them. With plain replacement (weight 1 on known cells, 0 beside
+# them) the model, whose known-cell conditioning is weak after its short training, ended a tunnel that met a
+# chunk face in a flat wall right there (0-24 % of a tunnel's section open in the next plane). Feathered, a
+# feature crossing the face continues and closes within these cells, so the face is no sharper than a plane
+# inside a chunk; wider bands thinned the new chunk's own features next to the face.
+FEATHER_CELLS = 2
+
+
+def feathered(known: np.ndarray, values: np.ndarray, band: int = FEATHER_CELLS) -> tuple[np.ndarray, np.ndarray]:
+    """(weight, target) of the denoiser's estimate: 1 and the known channels on known cells; within ``band``
+    cells of them the nearest known cell's channels, at weight 1 - distance / (band + 1); 0 farther away."""
+    if not known.any():
+        return np.zeros(known.shape, np.float32), values
+    distance, nearest = ndimage.distance_transform_edt(~known, return_indices=True)
+    weight = np.clip(1.0 - distance / (band + 1), 0.0, 1.0).astype(np.float32)
+    return weight, values[:, nearest[0], nearest[1], nearest[2]]
+
+
 def sample_canvas(model: VoxelModel, cond: Conditioning, known: Tensor, values: Tensor, noise: Tensor,
                   settings: VoxelSampling, start: Tensor | None = None) -> Tensor:
-    """Folded channels sampled with the known cells replacing the estimate at every step.
+    """Folded channels sampled with the estimate pulled to ``values`` by weight ``known`` (1 replaces) at every step.
 
     start: SDEdit from this folded state at sigma_max (redraws) instead of pure noise.
     """
@@ -257,8 +277,9 @@ def generate_chunk_with_stats(model: VoxelModel, request: VoxelChunkRequest) -> 
     known, values = known_cells(request, depth, margin)
     spatial = np.concatenate([ch.tsdf(depth, vs)[None], known[None].astype(np.float32), values * known[None]])
     cond = model.conditioning(request.style_weights, request.sliders).replace(spatial=_fold(spatial, device))
-    known_t = _fold(np.broadcast_to(known, values.shape), device)
-    values_t = _fold(values, device)
+    weight, target = feathered(known, values)
+    known_t = _fold(np.broadcast_to(weight, values.shape), device)
+    values_t = _fold(target, device)
     noise = chunk_noise(model, request, margin).to(device)
     settings = VOXEL_QUALITY[request.quality]
     folded = sample_canvas(model, cond, known_t, values_t, noise, settings)
