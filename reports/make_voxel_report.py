@@ -314,8 +314,8 @@ Made by `python reports/make_voxel_report.py` (settings {settings}); the model i
 `models/voxel_chunks.safetensors` ({params} parameters, {steps} training steps, see
 `models/voxel_chunks.md`). Chunks of 32³ cells at 2 m under held-out corpus maps (shrunk to 8 m cells,
 slopes kept, as the voxel corpus is), at the chunk level holding the terrain surface, interactive setting
-(4 DPM-Solver++ steps on the chunk's 32³ cells, 40³ with 4 cells of known neighbours, folded 2³ into
-channels). Figures in brackets: the same
+(4 DPM-Solver++ steps on the chunk and 4 cells around it, 40³ cells folded 2³ into channels; known
+neighbour cells feather 2 cells into the chunk). Figures in brackets: the same
 measure on the voxel corpus's surface chunks of the style (the simulation the model learned from).
 
 ## Per style (annealed output)
