@@ -72,7 +72,7 @@ def blender_run(address: str, folder: str) -> dict:
 def in_process(heights: np.ndarray, keys: list[ChunkKey], ground: float, repeats: int) -> list[str]:
     """Per-chunk costs and the two baselines on the region the Blender run showed, with the same tunnel."""
     settings = ChunkSettings(heights, SIZE_M / (N - 1), VOXEL)
-    source = CHUNK_SOURCES["featureless"]
+    source = CHUNK_SOURCES["featureless"](None)
     region = VoxelRegion(settings, source)
     stroke = VoxelStroke("carve", np.array([[x, y, z + ground] for x, y, z in TUNNEL["points"]]), TUNNEL["radius"])
     edit_ms = median_ms(lambda: [apply_stroke(region.chunk(k), stroke) for k in stroke.chunks(VOXEL)], repeats)

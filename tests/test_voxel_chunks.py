@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from backend.generators.voxel_chunks import VoxelChunkRequest, canvas_axes, generate_chunk, terrain_depth
-from backend.models.voxel import VOXEL_FILE, VoxelModel, load_voxel_model
+from backend.models.shipped import load_voxel_model
+from backend.models.voxel import VOXEL_FILE, VoxelModel
 from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, voxelise_terrain
 

@@ -171,7 +171,8 @@ def test_a_kept_source_makes_only_the_region_and_closes_seams_later(tmp_path, mo
         chunk.density[np.broadcast_to(hole, chunk.density.shape)] = -1.0
         return type(chunk)(key, chunk.voxel_size, chunk.density + 0.01 * len(neighbours), chunk.material)
 
-    monkeypatch.setitem(voxel_region.CHUNK_SOURCES, "outpainting", voxel_region.ChunkSourceSpec(outpainting, keep=True))
+    monkeypatch.setitem(voxel_region.CHUNK_SOURCES, "outpainting",
+                        lambda model: voxel_region.ChunkSourceSpec(outpainting, keep=True))
     heights = np.full((65, 65), 40.0, np.float32)
     roots = Roots([tmp_path])
     meshes = {}
@@ -189,3 +190,25 @@ def test_a_kept_source_makes_only_the_region_and_closes_seams_later(tmp_path, mo
     open_edges = _open_edges(list(meshes.values()))
     inner_seams = np.isin(open_edges[:, :, 0], [32.5, 64.5]).all(1)
     assert len(open_edges) and not inner_seams.any()
+
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.mark.skipif(not (MODELS / "terrain_base.safetensors").is_file(), reason="needs the shipped terrain models")
+def test_the_learned_source_is_refused_without_the_voxel_model(private_backend, tmp_path):
+    """The voxel model is one of the learned models the server holds: from a models folder without it, the
+    learned source is refused at submit, naming its weights, while the featureless one still runs."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("terrain_base.safetensors", "terrain_superres.safetensors"):
+        (models / name).symlink_to(MODELS / name)
+    client = Client(private_backend("--models-dir", str(models)).address)
+    try:
+        with pytest.raises(BackendError) as info:
+            client.submit("voxels", _params(source="learned"), "", timeout=10, arrays={"heights": _heights()})
+        assert info.value.code == ErrorCode.BAD_PARAMS.value and "voxel_chunks weights" in str(info.value)
+        meta, previews = _run(client, "voxels", _params(chunk_count=[1, 1, 1]))
+        assert meta["source"] == "featureless" and len(previews) == 1
+    finally:
+        client.close()

@@ -25,7 +25,7 @@ def _terrain(relief: float = 120.0, size: int = 65, seed: int = 1) -> np.ndarray
 
 
 def _region(heights: np.ndarray, cell_size: float, voxel_size: float, store: VoxelStore | None = None) -> VoxelRegion:
-    return VoxelRegion(ChunkSettings(heights, cell_size, voxel_size), CHUNK_SOURCES["featureless"], store)
+    return VoxelRegion(ChunkSettings(heights, cell_size, voxel_size), CHUNK_SOURCES["featureless"](None), store)
 
 
 def _tunnels(region: VoxelRegion, keys: list[ChunkKey], voxel: float, top: float) -> None:
@@ -227,7 +227,7 @@ def test_a_source_that_outpaints_is_kept_as_made(tmp_path):
     """Chunks of a keep-source depend on their neighbours (here: how many the region held when each was made),
     so the order of requests would change the world; they are stored as made and read back in any order."""
     def outpainting(key, settings, variant, neighbours):
-        chunk = CHUNK_SOURCES["featureless"].make(key, settings, variant, neighbours)
+        chunk = CHUNK_SOURCES["featureless"](None).make(key, settings, variant, neighbours)
         return type(chunk)(key, chunk.voxel_size, chunk.density + 0.01 * len(neighbours), chunk.material)
 
     heights = np.full((33, 33), 50.0, np.float32)

@@ -1,7 +1,7 @@
 """Voxel chunks under a heightfield: the learned caves, overhangs and arches of one chunk, made plausible.
 
-``generate_chunk(model, request) -> VoxelChunk`` is what a server job calls (the model is loaded once with
-``backend.models.voxel.load_voxel_model``). One chunk is sampled on a canvas of the chunk plus ``margin``
+``generate_chunk(model, request) -> VoxelChunk`` is what a server job calls (with the voxel model the server
+holds in ``ShippedModels.voxel``). One chunk is sampled on a canvas of the chunk plus ``margin``
 cells of its neighbours each side: the neighbours already generated are known cells there (outpainting),
 artist-locked cells are known inside the chunk (inpainting), and at every step the denoiser's estimate
 takes the known values where they are, and is pulled toward them a few cells beyond (``feathered``), so

@@ -4,9 +4,10 @@ A chunk source is a function ``(key, settings, variant, neighbours) -> VoxelChun
 arguments: ``neighbours`` maps offsets (di, dj, dk), each -1..1, to the chunks around ``key`` that the region
 already holds (made or stored), for a generator that outpaints from them. ``variant`` is 0 for a chunk's first
 version and grows by one each time the artist regenerates part of it, so a source can draw another sample.
-``CHUNK_SOURCES`` names the sources (``ChunkSourceSpec``); the featureless one (``voxelise_terrain``: the ground
-under the heightfield, no caves) and the learned one (``voxel_chunks.generate_chunk``: caves, overhangs and
-arches drawn by the voxel diffusion model, the default). A source whose chunks depend on their neighbours, and so on the order they are made
+``CHUNK_SOURCES`` names the sources, each a ``ChunkSourceSpec`` made from the voxel model the server holds
+(``ShippedModels.voxel``, None when it is absent): the featureless one (``voxelise_terrain``: the ground under
+the heightfield, no caves) and the learned one (``voxel_chunks.generate_chunk``: caves, overhangs and arches
+drawn by the voxel diffusion model, the default; it refuses to be made without the model). A source whose chunks depend on their neighbours, and so on the order they are made
 in, is registered with ``keep=True``: each chunk it makes is stored in the world at once, so the world shows the
 same chunk every time.
 
@@ -21,7 +22,6 @@ not the n plus its rim; the chunks a kept source made earlier beside the region 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import product
 from typing import Callable, Collection, Literal
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from backend.generators.voxel_chunks import VoxelChunkRequest, generate_chunk
 from backend.meshing.voxels import Mesh, blocky_surface, smooth_surface
-from backend.models.voxel import VoxelModel, load_voxel_model
+from backend.models.voxel import VoxelModel
 from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, terrain_heights_at, voxelise_terrain
 from backend.world.voxel_store import VoxelStore
 
@@ -78,27 +78,31 @@ def featureless_chunk(key: ChunkKey, settings: ChunkSettings, variant: int,
 VARIANT_SEED_STRIDE = 1_000_003  # a regenerated chunk's variant draws from another world seed
 
 
-@lru_cache(maxsize=1)
-def shipped_voxel_model() -> VoxelModel:
-    """The shipped voxel model, loaded once, on first use (on the worker thread that serves voxel jobs)."""
-    return load_voxel_model()
+def learned_source(model: VoxelModel | None) -> ChunkSourceSpec:
+    """Caves, overhangs and arches drawn by ``model``, outpainting from the chunks around (kept as made: its
+    chunks depend on their neighbours)."""
+    if model is None:
+        raise ValueError("the learned chunk source needs the voxel model (voxel_chunks.safetensors) beside the "
+                         "terrain models; ask for source 'featureless' or add the model")
+
+    def make(key: ChunkKey, settings: ChunkSettings, variant: int,
+             neighbours: dict[Offset, VoxelChunk]) -> VoxelChunk:
+        request = VoxelChunkRequest(settings.heights, settings.cell_size, settings.grid_origin, key,
+                                    settings.voxel_size, world_seed=settings.seed + VARIANT_SEED_STRIDE * variant,
+                                    style_weights=dict(settings.style_weights) or {"alpine": 1.0},
+                                    sliders={"cave_density": settings.cave_density, "overhang": settings.overhang},
+                                    neighbours=neighbours)
+        return generate_chunk(model, request)
+
+    return ChunkSourceSpec(make, keep=True)
 
 
-def learned_chunk(key: ChunkKey, settings: ChunkSettings, variant: int,
-                  neighbours: dict[Offset, VoxelChunk]) -> VoxelChunk:
-    """Caves, overhangs and arches drawn by the voxel diffusion model, outpainting from the chunks around."""
-    request = VoxelChunkRequest(settings.heights, settings.cell_size, settings.grid_origin, key, settings.voxel_size,
-                                world_seed=settings.seed + VARIANT_SEED_STRIDE * variant,
-                                style_weights=dict(settings.style_weights) or {"alpine": 1.0},
-                                sliders={"cave_density": settings.cave_density, "overhang": settings.overhang},
-                                neighbours=neighbours)
-    return generate_chunk(shipped_voxel_model(), request)
-
-
-CHUNK_SOURCES: dict[str, ChunkSourceSpec] = {
-    "learned": ChunkSourceSpec(learned_chunk, keep=True),  # its chunks depend on their neighbours
-    "featureless": ChunkSourceSpec(featureless_chunk),
+# A source by name, made from the voxel model the server holds (None when it has none).
+CHUNK_SOURCES: dict[str, Callable[[VoxelModel | None], ChunkSourceSpec]] = {
+    "learned": learned_source,
+    "featureless": lambda model: ChunkSourceSpec(featureless_chunk),
 }
+MODEL_SOURCES = frozenset({"learned"})  # the sources that need the voxel model
 DEFAULT_SOURCE = "learned"
 
 

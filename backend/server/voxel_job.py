@@ -22,6 +22,7 @@ from backend.export.voxels import VOX_FORMATS, export_voxel_region
 from backend.generators.voxel_region import (CHUNK_SOURCES, DEFAULT_SOURCE, MESH_STYLES, ChunkSettings,
                                              VoxelRegion)
 from backend.meshing.voxels import Mesh
+from backend.models.voxel import VoxelModel
 from backend.voxels.chunk import CHUNK, MATERIAL, VOXEL_SIZES_M, ChunkKey
 from backend.world.voxel_store import VoxelStore
 
@@ -148,11 +149,13 @@ def _edit_keys(stroke: VoxelStroke, voxel_size: float) -> tuple[ChunkKey, ...]:
     return tuple(sorted(remesh, key=lambda c: (-c.k, c.j, c.i)))
 
 
-def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callable[[int, int], None]) -> dict[str, Any]:
+def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callable[[int, int], None],
+               voxel_model: VoxelModel | None = None) -> dict[str, Any]:
     """Apply the stroke (if any, stored before meshing), mesh the chunks it or the region asks for and the kept
-    chunks beside them whose meshes read theirs, export; the result's meta."""
+    chunks beside them whose meshes read theirs, export; the result's meta. ``voxel_model``: the shipped voxel
+    model the learned source draws with (the server's ``ShippedModels.voxel``)."""
     store = VoxelStore(request.world, request.settings.voxel_size) if request.world is not None else None
-    spec = CHUNK_SOURCES[request.source]
+    spec = CHUNK_SOURCES[request.source](voxel_model)
     touched = request.stroke.chunks(request.settings.voxel_size) if request.stroke is not None else []
     makes = touched if request.stroke is not None and spec.keep else request.keys
     region = VoxelRegion(request.settings, spec, store, makes)
