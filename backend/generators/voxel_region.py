@@ -16,7 +16,9 @@ the others come from the source. A region is told which chunks it may make (``ma
 that the world does not keep is read as the featureless ground, so a region of n chunks costs n source calls,
 not the n plus its rim; the chunks a kept source made earlier beside the region are remeshed with it
 (``border_chunks``), so the seam between two regions closes once both exist. Each chunk is meshed with the first layer of its +i, +j and +k neighbours
-(``meshing.voxels``), so neighbouring chunks' meshes meet without cracks.
+(``meshing.voxels``), so neighbouring chunks' meshes meet without cracks. Blocky meshes read every chunk at its
+level of detail (``lod``: ``voxels.lod.LodRings``, coarser away from a focus chunk), the neighbours' layers
+included, so a coarse chunk meets a fine one without a gap too; smooth meshes are all at full detail.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from backend.generators.voxel_chunks import VoxelChunkRequest, generate_chunk
 from backend.meshing.voxels import Mesh, blocky_surface, smooth_surface
 from backend.models.voxel import VoxelModel
 from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, terrain_heights_at, voxelise_terrain
+from backend.voxels.lod import LodRings, coarse_cells
 from backend.world.voxel_store import VoxelStore
 
 MeshStyle = Literal["smooth", "blocky"]
@@ -104,18 +107,20 @@ CHUNK_SOURCES: dict[str, Callable[[VoxelModel | None], ChunkSourceSpec]] = {
 }
 MODEL_SOURCES = frozenset({"learned"})  # the sources that need the voxel model
 DEFAULT_SOURCE = "learned"
+FINE = LodRings(ChunkKey(0, 0, 0), 2**40)  # every chunk at full detail
 
 
 class VoxelRegion:
     """Chunks asked for by key, each made once (stored edit, else the source) and kept while the job runs."""
 
     def __init__(self, settings: ChunkSettings, source: ChunkSourceSpec, store: VoxelStore | None = None,
-                 makes: Collection[ChunkKey] | None = None):
-        self.settings, self.source, self.store = settings, source, store
+                 makes: Collection[ChunkKey] | None = None, lod: LodRings = FINE):
+        self.settings, self.source, self.store, self.lod = settings, source, store, lod
         self.makes = None if makes is None else frozenset(makes)  # None: any chunk asked for
         self._chunks: dict[ChunkKey, tuple[VoxelChunk, int]] = {}
         self._absent: set[ChunkKey] = set()  # not in the store
         self._ground: dict[ChunkKey, VoxelChunk] = {}  # featureless stand-ins for neighbours not made here
+        self._shown: dict[ChunkKey, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # blocky cells at their level
 
     def held(self, key: ChunkKey) -> tuple[VoxelChunk, int] | None:
         """(chunk, variant) if the region holds it or the world keeps it; the source is not asked."""
@@ -175,26 +180,40 @@ class VoxelRegion:
         if self.store is not None:
             self.store.put(chunk, variant)
         self._chunks[chunk.key] = (chunk, variant)
+        self._shown.pop(chunk.key, None)
 
     def padded(self, key: ChunkKey) -> tuple[np.ndarray, np.ndarray]:
         """(CHUNK + 1)³ density and material: the chunk and the first layer of its + neighbours."""
-        n = CHUNK
-        density = np.empty((n + 1,) * 3, np.float32)
-        material = np.empty((n + 1,) * 3, np.uint8)
-        for dk, dj, di in product((0, 1), repeat=3):
-            neighbour = self.neighbour(ChunkKey(key.i + di, key.j + dj, key.k + dk))
-            target = (slice(dk * n, n + dk), slice(dj * n, n + dj), slice(di * n, n + di))
-            source = (slice(0, 1 if dk else n), slice(0, 1 if dj else n), slice(0, 1 if di else n))
-            density[target] = neighbour.density[source]
-            material[target] = neighbour.material[source]
+        density, material = self.padded_cells(key, lambda c: (self.neighbour(c).density, self.neighbour(c).material))
         return density, material
 
+    def padded_cells(self, key: ChunkKey, cells: Callable[[ChunkKey], tuple[np.ndarray, ...]]) -> list[np.ndarray]:
+        """(CHUNK + 1)³ arrays: ``cells`` of the chunk and of the first layer of its + neighbours."""
+        n = CHUNK
+        out: list[np.ndarray] = []
+        for dk, dj, di in product((0, 1), repeat=3):
+            parts = cells(ChunkKey(key.i + di, key.j + dj, key.k + dk))
+            out = out or [np.empty((n + 1,) * 3, a.dtype) for a in parts]
+            target = (slice(dk * n, n + dk), slice(dj * n, n + dj), slice(di * n, n + di))
+            source = (slice(0, 1 if dk else n), slice(0, 1 if dj else n), slice(0, 1 if di else n))
+            for whole, part in zip(out, parts):
+                whole[target] = part[source]
+        return out
+
+    def shown(self, key: ChunkKey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(solid, material, ground) of the chunk's cells at its level of detail, on its own grid (cached)."""
+        if key not in self._shown:
+            chunk = self.neighbour(key)
+            ground = self._ground_samples(key, chunk.density)
+            self._shown[key] = coarse_cells(chunk.solid, chunk.material, ground, self.lod.level(key))
+        return self._shown[key]
+
     def _ground_samples(self, key: ChunkKey, density: np.ndarray) -> np.ndarray:
-        """(CHUNK + 1)³ bool: samples as the featureless chunk has them (density = terrain height - z), i.e.
-        ground the features and the artist left alone."""
+        """Bool of a cube of samples from the chunk's first (CHUNK or CHUNK + 1 a side): those as the featureless
+        chunk has them (density = terrain height - z), i.e. ground the features and the artist left alone."""
         s = self.settings
         x0, y0, z0 = key.origin(s.voxel_size)
-        steps = np.arange(CHUNK + 1) * s.voxel_size
+        steps = np.arange(len(density)) * s.voxel_size
         ground = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, x0 + steps, y0 - steps)  # (rows, cols)
         return np.abs(density - (ground[None] - (z0 + steps)[:, None, None])) < 1e-4
 
@@ -230,21 +249,24 @@ class VoxelRegion:
         return out, on_ground
 
     def mesh(self, key: ChunkKey, style: MeshStyle) -> Mesh:
-        """The chunk's surface in world metres: smooth (per-vertex material) or blocky (per-quad material).
+        """The chunk's surface in world metres: smooth (per-vertex material) or blocky (per-quad material), the
+        blocky one at the chunk's level of detail.
 
         The ground's surface shows the cover: a cover layer thinner than a voxel (1 m of grass under 2 m voxels)
         is missed by some samples, which would paint contour stripes of cover and subsoil."""
-        density, material = self.padded(key)
         origin, cover = key.origin(self.settings.voxel_size), MATERIAL[self.settings.cover]
-        ground = self._ground_samples(key, density)
         if style == "smooth":
+            if self.lod != FINE:
+                raise ValueError("smooth meshes have no coarser level of detail; ask for blocky ones")
+            density, material = self.padded(key)
+            ground = self._ground_samples(key, density)
             vertices, faces, vertex_material = smooth_surface(density, material, self.settings.voxel_size, origin)
             vertices, on_ground = self._onto_ground(key, ground, vertices)
             vertex_material[on_ground] = cover
             return vertices, faces, vertex_material
         if style != "blocky":
             raise ValueError(f"mesh style must be one of {MESH_STYLES}, got {style!r}")
-        solid = density > 0
+        solid, material, ground = self.padded_cells(key, self.shown)
         top = solid & ground & np.concatenate([~solid[1:], np.zeros_like(solid[:1])])  # ground under open sky
         material = np.where(top, cover, np.where(solid & (material == 0), MATERIAL["rock"], material))
         return blocky_surface(solid, material.astype(np.uint8), self.settings.voxel_size, origin)

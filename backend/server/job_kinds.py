@@ -207,7 +207,8 @@ def _run_voxels(services: Services, job: Job) -> Outcome:
     def on_mesh(done: int, total: int, key: Any, mesh: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         _progress(services, job, done, total, stage)
         vertices, faces, material = mesh
-        meta = {"chunk": [key.i, key.j, key.k], "mesh": request.mesh, "palette": [list(rgb) for _, rgb in PALETTE],
+        meta = {"chunk": [key.i, key.j, key.k], "mesh": request.mesh, "lod": request.lod.level(key),
+                "palette": [list(rgb) for _, rgb in PALETTE],
                 "material_domain": "POINT" if request.mesh == "smooth" else "FACE"}
         services.send(job, "preview", {"step": done, "meta": meta},
                       {"vertices": vertices, "faces": faces, "material": material})

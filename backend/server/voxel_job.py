@@ -19,11 +19,12 @@ import numpy as np
 
 from backend.editing.voxel_brushes import VoxelStroke, apply_stroke
 from backend.export.voxels import VOX_FORMATS, export_voxel_region
-from backend.generators.voxel_region import (CHUNK_SOURCES, DEFAULT_SOURCE, MESH_STYLES, ChunkSettings,
+from backend.generators.voxel_region import (CHUNK_SOURCES, DEFAULT_SOURCE, FINE, MESH_STYLES, ChunkSettings,
                                              VoxelRegion)
 from backend.meshing.voxels import Mesh
 from backend.models.voxel import VoxelModel
 from backend.voxels.chunk import CHUNK, MATERIAL, VOXEL_SIZES_M, ChunkKey
+from backend.voxels.lod import LodRings
 from backend.world.voxel_store import VoxelStore
 
 from .export_job import check_heights
@@ -37,7 +38,7 @@ MAX_TERRAIN_SIDE = 4097
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _FRAME_KEYS = {"voxel_size", "mesh", "cell_size", "world", "seed", "cave_density", "overhang", "cover", "source",
                "style_weights"}
-_KEYS = {"voxels": _FRAME_KEYS | {"chunk_min", "chunk_count", "export"},
+_KEYS = {"voxels": _FRAME_KEYS | {"chunk_min", "chunk_count", "export", "lod"},
          "voxel_edit": _FRAME_KEYS | {"edit"}}
 
 MeshSender = Callable[[int, int, ChunkKey, Mesh], None]  # (done, total, key, mesh) after each chunk
@@ -81,6 +82,7 @@ class VoxelRequest:
     keys: tuple[ChunkKey, ...]  # chunks to mesh, in streaming order
     stroke: VoxelStroke | None = None  # voxel_edit only
     export: tuple[str, str, tuple[str, ...]] | None = None  # (out_dir, name, formats)
+    lod: LodRings = FINE  # the blocky meshes' levels of detail
 
     @classmethod
     def from_params(cls, job: str, params: Any, arrays: dict[str, np.ndarray], roots: Roots) -> VoxelRequest:
@@ -99,7 +101,8 @@ class VoxelRequest:
                 raise ValueError("voxel_edit needs a world folder to keep the edit in")
             stroke = VoxelStroke.from_params(params.get("edit"))
             return cls(settings, mesh, source, world, _edit_keys(stroke, settings.voxel_size), stroke)
-        return cls(settings, mesh, source, world, _region_keys(params), None, _export(params.get("export"), roots))
+        return cls(settings, mesh, source, world, _region_keys(params), None, _export(params.get("export"), roots),
+                   _lod(params.get("lod"), mesh))
 
 
 def _settings(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ChunkSettings:
@@ -127,6 +130,21 @@ def _style_weights(value: Any) -> tuple[tuple[str, float], ...]:
             and math.isfinite(w) and w >= 0 for k, w in value.items()):
         raise ValueError(f"style_weights must map up to 16 style names to weights >= 0, got {value!r:.100}")
     return tuple(sorted((k, float(w)) for k, w in value.items()))
+
+
+def _lod(value: Any, mesh: str) -> LodRings:
+    """{"focus": [i, j, k], "radius": chunks}: blocky chunks farther than radius from focus one level coarser per
+    ring (``voxels.lod``); absent: all at full detail."""
+    if value is None:
+        return FINE
+    check_keys("voxels.lod", value, {"focus", "radius"})
+    if mesh != "blocky":
+        raise ValueError("lod is for blocky meshes: smooth meshes have no coarser level of detail")
+    focus = ChunkKey(*_key(value.get("focus"), "lod.focus", -MAX_KEY, MAX_KEY))
+    radius = value.get("radius")
+    if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= MAX_AXIS_CHUNKS:
+        raise ValueError(f"lod.radius must be an integer in [0, {MAX_AXIS_CHUNKS}] chunks, got {radius!r:.40}")
+    return LodRings(focus, radius)
 
 
 def _region_keys(params: dict[str, Any]) -> tuple[ChunkKey, ...]:
@@ -158,7 +176,7 @@ def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callabl
     spec = CHUNK_SOURCES[request.source](voxel_model)
     touched = request.stroke.chunks(request.settings.voxel_size) if request.stroke is not None else []
     makes = touched if request.stroke is not None and spec.keep else request.keys
-    region = VoxelRegion(request.settings, spec, store, makes)
+    region = VoxelRegion(request.settings, spec, store, makes, request.lod)
     edited = []
     for key in touched:
         check_cancel(0, len(request.keys))
@@ -182,6 +200,6 @@ def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callabl
         out_dir, name, formats = request.export
         files = [str(p) for p in export_voxel_region([region.chunk(k) for k in request.keys],
                                                      meshes[:len(request.keys)], out_dir, name, formats)]
-    return {"chunks": [[k.i, k.j, k.k] for k in keys], "edited": edited, "faces": faces,
-            "mesh": request.mesh, "voxel_size": request.settings.voxel_size, "chunk_size_m":
-            CHUNK * request.settings.voxel_size, "source": request.source, "files": files}
+    return {"chunks": [[k.i, k.j, k.k] for k in keys], "levels": [request.lod.level(k) for k in keys],
+            "edited": edited, "faces": faces, "mesh": request.mesh, "voxel_size": request.settings.voxel_size,
+            "chunk_size_m": CHUNK * request.settings.voxel_size, "source": request.source, "files": files}
