@@ -76,7 +76,7 @@ def test_carve_is_stored_and_reopened(client, tmp_path):
     stroke = {"op": "carve", "points": [[-40.0, 20.0, 50.0], [30.0, -10.0, 40.0]], "radius": 5.0}
     meta, previews = _run(client, "voxel_edit", _params(world=str(world), edit=stroke))
     assert meta["edited"] and {tuple(c) for c in meta["edited"]} <= {tuple(c) for c in meta["chunks"]}
-    stored = sorted(p.name for p in (world / "voxels" / "2m").iterdir())
+    stored = sorted(p.name for p in (world / "voxels" / "2m").glob("*.safetensors"))
     assert len(stored) == len(meta["edited"])
     chunk, variant = VoxelStore(world, 2.0).get(_key(meta["edited"][0]))
     assert variant == 0 and (chunk.material == MATERIAL["air"]).sum() > 0
@@ -94,6 +94,41 @@ def test_carve_is_stored_and_reopened(client, tmp_path):
     assert healed["faces"] == base["faces"]
     for p, q in zip(before, last):
         np.testing.assert_allclose(p.arrays["vertices"], q.arrays["vertices"], atol=1e-4)
+
+
+def test_voxel_edits_are_undone_and_redone(client, tmp_path):
+    """Two stored edits; undoing the newest puts its chunks back as the older edit left them, undoing both
+    leaves the world without stored chunks (as before them) and shows the first region again, redoing both
+    shows the carved and filled caves again; repeated requests change nothing; unknown edits are refused."""
+    world = str(tmp_path / "w")
+    base, first = _run(client, "voxels", _params(world=world))
+    carve = {"op": "carve", "points": [[-40.0, 20.0, 50.0], [30.0, -10.0, 40.0]], "radius": 5.0}
+    carved, _ = _run(client, "voxel_edit", _params(world=world, edit=carve))
+    store = VoxelStore(tmp_path / "w", 2.0)
+    after_carve = {tuple(c): store.get(_key(c))[0] for c in carved["edited"]}
+    fill = {"op": "fill", "points": [[0.0, 5.0, 45.0]], "radius": 3.0, "material": "ore_gold"}
+    filled, _ = _run(client, "voxel_edit", _params(world=world, edit=fill))
+    assert (carved["edit_seq"], filled["edit_seq"]) == (1, 2)
+    assert any((store.get(_key(c))[0].material != chunk.material).any() for c, chunk in after_carve.items())
+    undo = {k: v for k, v in _params(world=world).items() if k not in ("chunk_min", "chunk_count")}
+    meta, previews = _run(client, "voxel_undo", {**undo, "undo": [2]})
+    assert meta["undone"] == [2] and meta["redone"] == [] and len(previews) == len(meta["chunks"]) > 0
+    for c, chunk in after_carve.items():
+        np.testing.assert_array_equal(store.get(_key(c))[0].material, chunk.material)
+    meta, _ = _run(client, "voxel_undo", {**undo, "undo": [2, 1]})
+    assert meta["undone"] == [1] and not list((tmp_path / "w" / "voxels" / "2m").glob("*.safetensors"))
+    again, shown = _run(client, "voxels", _params(world=world))
+    assert again["faces"] == base["faces"]
+    for p, q in zip(first, shown):
+        np.testing.assert_array_equal(p.arrays["vertices"], q.arrays["vertices"])
+    meta, _ = _run(client, "voxel_undo", {**undo, "redo": [1, 2]})
+    assert meta["redone"] == [1, 2]
+    assert (store.get(_key(filled["edited"][0]))[0].material == MATERIAL["ore_gold"]).any()
+    meta, _ = _run(client, "voxel_undo", {**undo, "redo": [2]})
+    assert meta["redone"] == []
+    with pytest.raises(BackendError) as info:
+        client.submit("voxel_undo", {**undo, "undo": [7]}, "", timeout=10, arrays={"heights": _heights()})
+    assert info.value.code == ErrorCode.BAD_PARAMS.value and "no voxel edits [7]" in str(info.value)
 
 
 def _key(c):

@@ -201,7 +201,7 @@ def _voxel_parser(job: str) -> Callable[[dict[str, Any], Arrays, Roots], VoxelRe
 def _run_voxels(services: Services, job: Job) -> Outcome:
     """Each chunk's mesh goes out as a preview the moment it is ready; the result sums them up."""
     request: VoxelRequest = job.request
-    stage = "meshing" if request.stroke is None else request.stroke.op
+    stage = request.stroke.op if request.stroke is not None else "undo" if request.history else "meshing"
     services.send(job, "progress", {"step": 0, "total": len(request.keys), "stage": stage})
 
     def on_mesh(done: int, total: int, key: Any, mesh: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
@@ -227,6 +227,7 @@ JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in (
             _run_style_from),
     JobKind("voxels", _voxel_parser("voxels"), _run_voxels),
     JobKind("voxel_edit", _voxel_parser("voxel_edit"), _run_voxels),
+    JobKind("voxel_undo", _voxel_parser("voxel_undo"), _run_voxels),
     JobKind("simulate", lambda params, arrays, roots: SimulateRequest.from_params(params, arrays), _run_simulate),
     JobKind("edit_log", lambda params, arrays, roots: EditLogRequest.from_params(params, roots),
             lambda services, job: (job.request.run(), {})),
