@@ -48,3 +48,13 @@ def test_bad_meshes_are_refused_before_blender_is_touched():
                  (v, f, np.zeros(2, np.uint8))):
         with pytest.raises(ValueError):
             plan.check_mesh(*args)
+
+
+def test_voxel_history_keys_name_the_world_and_voxel_size():
+    """Each world folder at each voxel size is one history; its property name fits Blender's 63 characters
+    whatever the folder's path (the path itself is kept as a value)."""
+    world = "/home/artist/" + "deep/" * 40 + "scene.world|odd"
+    key = plan.history_key(world, 2.0)
+    assert plan.split_history_key(key) == (world, 2.0)
+    assert plan.history_key(world, 4.0) != key and plan.history_key(world + "x", 2.0) != key
+    assert len(plan.history_name(key)) <= 63 and plan.history_name(key) != plan.history_name(plan.history_key(world, 1))
