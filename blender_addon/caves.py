@@ -276,7 +276,10 @@ class WSC_OT_caves_generate(_CavesOperator, bpy.types.Operator):
         heights, cell_size = terrain_mesh.read_heights(terrain)
         x, y, _ = terrain.matrix_world.inverted() @ context.scene.cursor.location
         region = plan.region_at(x, y, heights, cell_size, float(s.voxel_size), s.size, s.depth)
-        return "voxels", {"chunk_min": list(region.chunk_min), "chunk_count": list(region.chunk_count)}
+        params: dict[str, Any] = {"chunk_min": list(region.chunk_min), "chunk_count": list(region.chunk_count)}
+        if s.coarse_far and s.mesh_style == "BLOCKY":  # smooth meshes have no coarser level
+            params["lod"] = plan.lod_rings(x, y, region, float(s.voxel_size), s.lod_radius)
+        return "voxels", params
 
 
 class WSC_OT_caves_export(_CavesOperator, bpy.types.Operator):
@@ -360,6 +363,10 @@ class WSC_PT_caves(bpy.types.Panel):
         col = layout.column()
         for name in ("source", "size", "depth", "voxel_size", "mesh_style", "cave_density", "overhang", "seed", "cover"):
             col.prop(s, name)
+        if s.mesh_style == "BLOCKY":
+            col.prop(s, "coarse_far")
+            if s.coarse_far:
+                col.prop(s, "lod_radius")
         layout.label(text="Region: around the 3D cursor, on the Generate target")
         row = layout.row()
         row.operator("worldsculpt.caves_generate", icon="MESH_ICOSPHERE")

@@ -54,6 +54,14 @@ class Region:
         return self.chunk_count[0] * self.chunk_count[1] * self.chunk_count[2]
 
 
+def lod_rings(x: float, y: float, region: Region, voxel_size: float, radius: int) -> dict[str, Any]:
+    """The ``voxels`` job's ``lod``: full detail within ``radius`` chunks of the chunk under terrain-local
+    (x, y) at the region's top layer (where the ground is), a level coarser per ring farther out."""
+    side = CHUNK * voxel_size
+    top = region.chunk_min[2] + region.chunk_count[2] - 1
+    return {"focus": [math.floor(x / side), math.floor(-y / side), top], "radius": int(radius)}
+
+
 def chunk_name(key: list[int] | tuple[int, ...]) -> str:
     return f"Cave {key[0]},{key[1]},{key[2]}"
 

@@ -132,6 +132,11 @@ blocky = next(o for o in chunk_objects().values() if len(o.data.polygons))
 h.check(all(len(p.vertices) == 4 for p in blocky.data.polygons), "blocky chunks are not quads")
 h.check(blocky.data.attributes[plan.MATERIAL_ATTRIBUTE].domain == "FACE", "blocky materials are not per face")
 h.check(blocky.data.attributes[plan.COLOR_ATTRIBUTE].domain == "CORNER", "blocky colours are not per face corner")
+h.results["faces_blocky"] = faces(chunks)
+c.coarse_far, c.lod_radius = True, 0  # every chunk but the cursor's a level coarser
+h.results["blocky_lod"] = run(bpy.ops.worldsculpt.caves_generate, "blocky region, coarser far chunks")
+h.results["faces_blocky_lod"] = faces(chunks)
+c.coarse_far = False
 
 s.export_dir, s.export_name = str(out / "export"), "scene"
 h.results["export"] = run(bpy.ops.worldsculpt.caves_export, "export")
