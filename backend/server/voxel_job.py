@@ -234,7 +234,7 @@ def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callabl
     if request.history is not None and store is not None:
         done_meta.update(_apply_history(store, *request.history))
     keys = [k for k in request.keys if k in region.makes or region.held(k) is not None]
-    if request.stroke is None:  # an edit's keys hold its chunks' neighbours below already
+    if request.stroke is None and request.history is None:  # an edit's keys hold its chunks' neighbours below
         keys += region.border_chunks(keys)
     meshes, faces = [], 0
     for done, key in enumerate(keys):
