@@ -158,7 +158,8 @@ def _history(params: dict[str, Any], world: str | None,
     """(undo, redo) edit numbers, checked against the world's voxel history, and the chunks to remesh."""
     if world is None:
         raise ValueError("voxel_undo needs the world folder the edits are kept in")
-    recorded = VoxelStore(world, voxel_size).log()["edits"]
+    store = VoxelStore(world, voxel_size)
+    recorded = store.log()["edits"]
     seqs = {}
     for name in ("undo", "redo"):
         value = params.get(name, [])
@@ -169,8 +170,8 @@ def _history(params: dict[str, Any], world: str | None,
         if missing:
             raise ValueError(f"{name}: the world keeps no voxel edits {missing[:10]} at {voxel_size:g} m")
         seqs[name] = tuple(value)
-    touched = {ChunkKey(*c) for name in ("undo", "redo") for seq in seqs[name] for c in recorded[str(seq)]}
-    return (seqs["undo"], seqs["redo"]), _remesh_keys(touched)
+    history = (seqs["undo"], seqs["redo"])
+    return history, _remesh_keys(_edit_chunks(store, *history))
 
 
 def _region_keys(params: dict[str, Any]) -> tuple[ChunkKey, ...]:
@@ -212,6 +213,12 @@ def _apply_stroke(region: VoxelRegion, stroke: VoxelStroke, touched: list[ChunkK
     return region.store.record_edit(stroke.op, before, after) if region.store is not None else None
 
 
+def _edit_chunks(store: VoxelStore, undo: tuple[int, ...], redo: tuple[int, ...]) -> list[ChunkKey]:
+    """The chunks the edits numbered changed."""
+    recorded = store.log()["edits"]
+    return sorted({ChunkKey(*c) for seq in undo + redo for c in recorded[str(seq)]}, key=lambda c: (c.i, c.j, c.k))
+
+
 def _apply_history(store: VoxelStore, undo: tuple[int, ...], redo: tuple[int, ...]) -> dict[str, list[int]]:
     """Undo (newest first), then redo (oldest first), each edit not already as asked."""
     undone = [seq for seq in sorted(undo, reverse=True) if store.set_edit(seq, active=False)]
@@ -225,8 +232,10 @@ def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callabl
     model the learned source draws with (the server's ``ShippedModels.voxel``)."""
     store = VoxelStore(request.world, request.settings.voxel_size) if request.world is not None else None
     spec = CHUNK_SOURCES[request.source](voxel_model)
-    touched = request.stroke.chunks(request.settings.voxel_size) if request.stroke is not None else []
-    makes = touched if request.stroke is not None and spec.keep else request.keys
+    touched = (request.stroke.chunks(request.settings.voxel_size) if request.stroke is not None
+               else _edit_chunks(store, *request.history) if request.history is not None and store is not None else [])
+    edit = request.stroke is not None or request.history is not None
+    makes = touched if edit and spec.keep else request.keys  # an edit of a kept source's chunks makes no others
     region = VoxelRegion(request.settings, spec, store, makes, request.lod)
     done_meta: dict[str, Any] = {"edited": [[k.i, k.j, k.k] for k in touched]}
     if request.stroke is not None:
