@@ -57,6 +57,7 @@ from backend.voxels.chunk import MATERIAL  # noqa: E402
 from backend.voxels.measures import chunk_measures  # noqa: E402
 
 OUT = ROOT / "reports" / "voxels"
+Tensor = torch.Tensor
 MARGIN, SIDE = 4, 16
 WINDOW = SIDE + 2 * MARGIN
 N_CLASSES = 5  # air, rock, rock with ore, water, lava
@@ -139,9 +140,6 @@ def discrete_loss(net: torch.nn.Module, ws: list[dict], cond: Conditioning, rng:
 def _one_hot_in(classes: Tensor, masked: Tensor) -> Tensor:
     shown = torch.where(masked, torch.full_like(classes, MASK), classes)
     return ch.fold(F.one_hot(shown, N_CLASSES + 1).permute(0, 4, 1, 2, 3).float())
-
-
-Tensor = torch.Tensor
 
 
 def train(kind: str, regions: VoxelRegions, train_ids: list[int], budget_s: float, out: Path) -> dict:
