@@ -277,7 +277,7 @@ class WSC_OT_caves_generate(_CavesOperator, bpy.types.Operator):
         x, y, _ = terrain.matrix_world.inverted() @ context.scene.cursor.location
         region = plan.region_at(x, y, heights, cell_size, float(s.voxel_size), s.size, s.depth)
         params: dict[str, Any] = {"chunk_min": list(region.chunk_min), "chunk_count": list(region.chunk_count)}
-        if s.coarse_far and s.mesh_style == "BLOCKY":  # smooth meshes have no coarser level
+        if s.coarse_far:
             params["lod"] = plan.lod_rings(x, y, region, float(s.voxel_size), s.lod_radius)
         return "voxels", params
 
@@ -363,10 +363,9 @@ class WSC_PT_caves(bpy.types.Panel):
         col = layout.column()
         for name in ("source", "size", "depth", "voxel_size", "mesh_style", "cave_density", "overhang", "seed", "cover"):
             col.prop(s, name)
-        if s.mesh_style == "BLOCKY":
-            col.prop(s, "coarse_far")
-            if s.coarse_far:
-                col.prop(s, "lod_radius")
+        col.prop(s, "coarse_far")
+        if s.coarse_far:
+            col.prop(s, "lod_radius")
         layout.label(text="Region: around the 3D cursor, on the Generate target")
         row = layout.row()
         row.operator("worldsculpt.caves_generate", icon="MESH_ICOSPHERE")

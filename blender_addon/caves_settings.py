@@ -29,8 +29,8 @@ class WSC_CaveSettings(bpy.types.PropertyGroup):
     voxel_size: bpy.props.EnumProperty(name="Voxel size", items=VOXEL_SIZE_ITEMS, default="2")
     mesh_style: bpy.props.EnumProperty(name="Mesh", items=MESH_ITEMS, default="SMOOTH")
     coarse_far: bpy.props.BoolProperty(name="Coarser far chunks", default=False,
-                                       description="Blocky chunks away from the 3D cursor show merged blocks of "
-                                                   "voxels, a level coarser per ring of chunks (fewer faces)")
+                                       description="Chunks away from the 3D cursor are meshed a level coarser "
+                                                   "per ring of chunks (fewer faces)")
     lod_radius: bpy.props.IntProperty(name="Full detail within", default=1, min=0, max=8,
                                       description="Chunks this many chunks around the cursor's stay at full "
                                                   "detail")

@@ -448,6 +448,7 @@ def test_caves_stream_carve_fill_regenerate_in_blender(addon_zip, backend, tmp_p
     assert results["stored_after_redo"] == results["stored_after_carve"]
     assert results["faces_after_redo"] == results["faces_carved"]
     assert 0 < results["faces_blocky_lod"] < results["faces_blocky"]  # far chunks a level coarser
+    assert 0 < results["faces_smooth_lod"] < results["faces_smooth"]
     assert results["status_after_redo"] == "Voxel edits: 0 undone, 1 redone"
     stored = sorted((tmp_path / "scene.world" / "voxels" / "2m").glob("*.safetensors"))
     assert stored, "the edits were not stored in the world folder"

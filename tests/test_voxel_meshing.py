@@ -175,8 +175,23 @@ def test_coarse_levels_of_detail_meet_fine_chunks_without_a_gap():
         assert abs(solid.mean() - fine.chunk(key).solid.mean()) < 0.05
     quads = [sum(len(region.mesh(k, "blocky")[1]) for k in far) for region in (fine, coarse)]
     assert quads[1] * 2 <= quads[0], quads
-    with pytest.raises(ValueError, match="smooth meshes have no coarser level"):
-        coarse.mesh(far[0], "smooth")
+
+
+def test_smooth_levels_of_detail_meet_without_a_gap():
+    """Smooth meshes of the same box, one chunk fine and seven coarser: merged, their only open edges lie on the
+    box's outer walls (each side closes its surface in the plane where the levels meet), and the coarse chunks
+    have far fewer triangles than at full detail."""
+    fine, keys = _cave_box()
+    coarse = VoxelRegion(fine.settings, fine.source, makes=keys, lod=LodRings(ChunkKey(-1, -1, 0), 0))
+    for key in keys:
+        coarse.replace(fine.chunk(key), 0)
+    open_edges = _open_edges([coarse.mesh(k, "smooth") for k in keys])
+    on_wall = (np.isin(open_edges[:, :, 0], [-31.5, 32.5]).all(1) | np.isin(open_edges[:, :, 1], [31.5, -32.5]).all(1)
+               | np.isin(open_edges[:, :, 2], [0.5, 64.5]).all(1))
+    assert len(open_edges) > 0 and on_wall.all(), open_edges[~on_wall][:5]
+    far = [k for k in keys if coarse.lod.level(k) == 1]
+    triangles = [sum(len(region.mesh(k, "smooth")[1]) for k in far) for region in (fine, coarse)]
+    assert triangles[1] * 2 <= triangles[0], triangles
 
 
 def test_blocky_faces_are_outward_and_cover_every_culled_face():

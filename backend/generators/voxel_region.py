@@ -18,7 +18,8 @@ not the n plus its rim; the chunks a kept source made earlier beside the region 
 (``border_chunks``), so the seam between two regions closes once both exist. Each chunk is meshed with the first layer of its +i, +j and +k neighbours
 (``meshing.voxels``), so neighbouring chunks' meshes meet without cracks. Blocky meshes read every chunk at its
 level of detail (``lod``: ``voxels.lod.LodRings``, coarser away from a focus chunk), the neighbours' layers
-included, so a coarse chunk meets a fine one without a gap too; smooth meshes are all at full detail.
+included, so a coarse chunk meets a fine one without a gap too; smooth meshes sample every 2^level-th sample
+and close their surface on a face toward another level (``_smooth_grid``).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ CHUNK_SOURCES: dict[str, Callable[[VoxelModel | None], ChunkSourceSpec]] = {
 MODEL_SOURCES = frozenset({"learned"})  # the sources that need the voxel model
 DEFAULT_SOURCE = "learned"
 FINE = LodRings(ChunkKey(0, 0, 0), 2**40)  # every chunk at full detail
+AIR_DENSITY = 1e30  # metres of air beyond a face closed at a level border: the cap lies in the face's plane
 
 
 class VoxelRegion:
@@ -248,19 +250,44 @@ class VoxelRegion:
                 out[pick, 2] = z[np.arange(len(pick)), cells[:, 2]]
         return out, on_ground
 
+    def _smooth_grid(self, key: ChunkKey, density: np.ndarray, material: np.ndarray, origin: tuple[float, float, float]
+                     ) -> tuple[np.ndarray, np.ndarray, float, tuple[float, float, float]]:
+        """(density, material, spacing, origin) of the samples a smooth mesh reads at the chunk's level: every
+        2^level-th sample, and a layer of air beyond each face whose neighbour (meshed with the region) is at
+        another level. Marching cubes then closes the surface on that face (a cap in the face's plane, its rim the
+        surface's own crossing), so the coarse and the fine side each end in the shared plane and no gap opens
+        between their crossings; where both sides are solid the two caps lie inside the ground."""
+        level = self.lod.level(key)
+        step = 2**level
+        density, material = density[::step, ::step, ::step], material[::step, ::step, ::step]
+        spacing = self.settings.voxel_size * step
+        shift = np.zeros(3)  # grid (z, row, col) cells added before sample 0
+        for axis, side in product(range(3), (-1, 1)):
+            offset = [0, 0, 0]
+            offset[axis] = side
+            beside = ChunkKey(key.i + offset[2], key.j + offset[1], key.k + offset[0])
+            if self.lod.level(beside) == level or (self.makes is not None and beside not in self.makes):
+                continue  # the same level (meshes meet), or not meshed with this region (its face stays open)
+            shape = list(density.shape)
+            shape[axis] = 1
+            air = np.full(shape, -AIR_DENSITY, np.float32), np.zeros(shape, np.uint8)
+            density = np.concatenate([air[0], density] if side < 0 else [density, air[0]], axis)
+            material = np.concatenate([air[1], material] if side < 0 else [material, air[1]], axis)
+            shift[axis] += side < 0
+        corner = (origin[0] - shift[2] * spacing, origin[1] + shift[1] * spacing, origin[2] - shift[0] * spacing)
+        return density, material, spacing, corner
+
     def mesh(self, key: ChunkKey, style: MeshStyle) -> Mesh:
-        """The chunk's surface in world metres: smooth (per-vertex material) or blocky (per-quad material), the
-        blocky one at the chunk's level of detail.
+        """The chunk's surface in world metres, at the chunk's level of detail: smooth (per-vertex material) or
+        blocky (per-quad material).
 
         The ground's surface shows the cover: a cover layer thinner than a voxel (1 m of grass under 2 m voxels)
         is missed by some samples, which would paint contour stripes of cover and subsoil."""
         origin, cover = key.origin(self.settings.voxel_size), MATERIAL[self.settings.cover]
         if style == "smooth":
-            if self.lod != FINE:
-                raise ValueError("smooth meshes have no coarser level of detail; ask for blocky ones")
             density, material = self.padded(key)
             ground = self._ground_samples(key, density)
-            vertices, faces, vertex_material = smooth_surface(density, material, self.settings.voxel_size, origin)
+            vertices, faces, vertex_material = smooth_surface(*self._smooth_grid(key, density, material, origin))
             vertices, on_ground = self._onto_ground(key, ground, vertices)
             vertex_material[on_ground] = cover
             return vertices, faces, vertex_material

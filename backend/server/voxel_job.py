@@ -84,7 +84,7 @@ class VoxelRequest:
     keys: tuple[ChunkKey, ...]  # chunks to mesh, in streaming order
     stroke: VoxelStroke | None = None  # voxel_edit only
     export: tuple[str, str, tuple[str, ...]] | None = None  # (out_dir, name, formats)
-    lod: LodRings = FINE  # the blocky meshes' levels of detail
+    lod: LodRings = FINE  # the meshes' levels of detail
     history: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # voxel_undo: (edits to undo, to redo)
 
     @classmethod
@@ -108,7 +108,7 @@ class VoxelRequest:
             stroke = VoxelStroke.from_params(params.get("edit"))
             return cls(settings, mesh, source, world, _edit_keys(stroke, settings.voxel_size), stroke)
         return cls(settings, mesh, source, world, _region_keys(params), None, _export(params.get("export"), roots),
-                   _lod(params.get("lod"), mesh))
+                   _lod(params.get("lod")))
 
 
 def _settings(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ChunkSettings:
@@ -138,14 +138,12 @@ def _style_weights(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple(sorted((k, float(w)) for k, w in value.items()))
 
 
-def _lod(value: Any, mesh: str) -> LodRings:
-    """{"focus": [i, j, k], "radius": chunks}: blocky chunks farther than radius from focus one level coarser per
-    ring (``voxels.lod``); absent: all at full detail."""
+def _lod(value: Any) -> LodRings:
+    """{"focus": [i, j, k], "radius": chunks}: chunks farther than radius from focus one level coarser per ring
+    (``voxels.lod``); absent: all at full detail."""
     if value is None:
         return FINE
     check_keys("voxels.lod", value, {"focus", "radius"})
-    if mesh != "blocky":
-        raise ValueError("lod is for blocky meshes: smooth meshes have no coarser level of detail")
     focus = ChunkKey(*_key(value.get("focus"), "lod.focus", -MAX_KEY, MAX_KEY))
     radius = value.get("radius")
     if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= MAX_AXIS_CHUNKS:

@@ -136,7 +136,13 @@ h.results["faces_blocky"] = faces(chunks)
 c.coarse_far, c.lod_radius = True, 0  # every chunk but the cursor's a level coarser
 h.results["blocky_lod"] = run(bpy.ops.worldsculpt.caves_generate, "blocky region, coarser far chunks")
 h.results["faces_blocky_lod"] = faces(chunks)
+c.mesh_style = "SMOOTH"
+h.results["smooth_lod"] = run(bpy.ops.worldsculpt.caves_generate, "smooth region, coarser far chunks")
+h.results["faces_smooth_lod"] = faces(chunks)
 c.coarse_far = False
+h.results["smooth_full"] = run(bpy.ops.worldsculpt.caves_generate, "smooth region at full detail")
+h.results["faces_smooth"] = faces(chunks)
+c.mesh_style = "BLOCKY"
 
 s.export_dir, s.export_name = str(out / "export"), "scene"
 h.results["export"] = run(bpy.ops.worldsculpt.caves_export, "export")
