@@ -40,7 +40,8 @@ from .hardware import header
 RESULTS = Path(__file__).resolve().parent / "results" / "voxels_cpu.txt"
 ROOT = Path(__file__).resolve().parents[1]
 N, SIZE_M, VOXEL = 129, 2000.0, 2.0
-CURSOR = (70.0, -778.0, 0.0)  # region i -1..2, j 11..14: 256 m a side at the terrain's southern edge
+SOURCE = "learned"  # the Caves panel's default: the voxel diffusion model draws the region's chunks
+CURSOR = (70.0, -778.0, 0.0)  # 4 x 4 chunks, 256 m a side, at the terrain's southern edge (layers: the ground's)
 TUNNEL = {"op": "carve", "radius": 9.0, "points": [[-60.0, -830.0, -40.0], [0.0, -800.0, -30.0], [60.0, -850.0, -46.0],
                                                    [120.0, -820.0, -34.0], [190.0, -860.0, -44.0]]}
 
@@ -61,7 +62,7 @@ def blender_run(address: str, folder: str) -> dict:
     config = {"save": folder, "generate": {"target": "Terrain", "resolution": N, "size_m": SIZE_M, "height_m": 400.0, "seed": 2,
                            "sea_level": 0.0, "style_preset": "alpine"},
               "world": world, "cursor": CURSOR, "strokes": [TUNNEL], "strokes_from_ground": True,
-              "caves": {"size": 4, "depth": 2, "voxel_size": str(int(VOXEL)), "mesh_style": "SMOOTH"}}
+              "caves": {"size": 4, "depth": 2, "voxel_size": str(int(VOXEL)), "mesh_style": "SMOOTH", "source": SOURCE}}
     run = subprocess.run([sys.executable, "-m", "backend.render.caves", address, json.dumps(config)], cwd=ROOT,
                          capture_output=True, text=True, timeout=1800)
     if run.returncode != 0:
@@ -72,7 +73,7 @@ def blender_run(address: str, folder: str) -> dict:
 def in_process(heights: np.ndarray, keys: list[ChunkKey], ground: float, repeats: int) -> list[str]:
     """Per-chunk costs and the two baselines on the region the Blender run showed, with the same tunnel."""
     settings = ChunkSettings(heights, SIZE_M / (N - 1), VOXEL)
-    source = CHUNK_SOURCES["featureless"]
+    source = CHUNK_SOURCES["featureless"](None)
     region = VoxelRegion(settings, source)
     stroke = VoxelStroke("carve", np.array([[x, y, z + ground] for x, y, z in TUNNEL["points"]]), TUNNEL["radius"])
     edit_ms = median_ms(lambda: [apply_stroke(region.chunk(k), stroke) for k in stroke.chunks(VOXEL)], repeats)
@@ -89,7 +90,8 @@ def in_process(heights: np.ndarray, keys: list[ChunkKey], ground: float, repeats
         smooth_ms.append(median_ms(lambda: region.mesh(key, "smooth"), repeats))
         blocky_ms.append(median_ms(lambda: region.mesh(key, "blocky"), repeats))
     lo = np.array([min(k.i for k in keys), min(k.j for k in keys), min(k.k for k in keys)])
-    whole = np.zeros((2 * CHUNK + 1, 4 * CHUNK + 1, 4 * CHUNK + 1), np.float32)  # (z, row, col) + 1 layer
+    span = [max(getattr(k, a) for k in keys) - low + 1 for a, low in zip("kji", lo[::-1])]  # chunks up, south, east
+    whole = np.zeros([n * CHUNK + 1 for n in span], np.float32)  # (z, row, col) + 1 layer
     for key in keys:
         density, _ = region.padded(key)
         i, j, k = (key.i - lo[0]) * CHUNK, (key.j - lo[1]) * CHUNK, (key.k - lo[2]) * CHUNK
@@ -134,7 +136,7 @@ def main() -> None:
              f"{CHUNK}³ ({CHUNK * VOXEL:.0f} m); region: the Caves panel's 4 x 4 chunks around the 3D cursor, depth 2",
              "",
              f"Blender (bpy, headless, the add-on's operators; the backend in its own process):",
-             f"region of {len(keys)} chunks ({shape}), smooth: operator returned in "
+             f"region of {len(keys)} chunks ({shape}), smooth, {SOURCE} chunk source: operator returned in "
              f"{1000 * region['operator_return_s']:.0f} ms, first chunk shown {region['first_chunk_s']:.2f} s, "
              f"all {region['chunks_shown']} shown {region['all_chunks_s']:.2f} s (target <= 30 s), longest timer tick "
              f"{1000 * region['longest_tick_s']:.0f} ms; {region['status']}",

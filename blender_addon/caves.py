@@ -4,8 +4,10 @@ A region job (``voxels``) asks for the chunks around the 3D cursor; the backend 
 as soon as it is made and this module, on the link's timer (``link.modes``, main thread, never waiting),
 writes it into the chunk's object with bulk ``foreach_set`` calls. Brush jobs (``voxel_edit``: carve a
 tunnel along a stroke, fill, regenerate) are stored in the world folder by the backend before it answers
-with the meshes that changed, so a reopened world shows them; Blender's undo does not take them back
-(fill or regenerate do). Chunk objects are children of the terrain, in its frame: the caves follow it.
+with the meshes that changed, so a reopened world shows them. Each stored edit's number is listed on the
+caves collection before the undo step is pushed, so Blender's undo and redo rewind the list with the meshes;
+after them, ``sync_voxel_history`` asks the backend (``voxel_undo``) to undo or redo in the world the edits
+the list lost or regained. Chunk objects are children of the terrain, in its frame: the caves follow it.
 The layout and the params are worked out in ``caves_plan`` (no bpy).
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 from mathutils import Vector
 
 from . import caves_plan as plan
+from . import edit_history
 from . import link as link_module
 from . import mesh as terrain_mesh
 from .explore import world_folder
@@ -32,8 +35,9 @@ from .protocol.client import BackendError, Client
 @dataclass
 class CaveJob:
     job_id: str
-    kind: str  # "voxels" or a brush op
+    kind: str  # "voxels", a brush op or "undo" (Blender's undo or redo followed in the world)
     client: Client
+    history: str = ""  # the voxel history (``plan.history_key``) the job's world and voxel size keep
     submitted: float = field(default_factory=time.monotonic)
     chunks: int = 0  # meshes received
 
@@ -68,8 +72,7 @@ class Caves:
             self._status(f"{c['stage'].title()}: {c['step']}/{c['total']} chunks")
         elif msg.kind == "preview" and scene is not None:
             try:
-                self._place(scene, msg.content["meta"], msg.arrays)
-                job.chunks += 1
+                job.chunks += self._place(scene, msg.content["meta"], msg.arrays, create=job.kind != "undo")
             except (ValueError, KeyError) as exc:  # a bad mesh: the chunk stays as it was
                 self._status(f"Chunk not shown: {exc}")
         elif msg.kind in ("result", "error"):
@@ -80,19 +83,28 @@ class Caves:
                 self._status("Cancelled" if cancelled else f"Failed: {msg.content['code']}: {msg.content['message']}")
                 return
             self.timings.append((job.kind, job.chunks, took))
-            push_undo(f"Worldsculpt: caves {job.kind}")
             meta = msg.content["meta"]
+            if job.kind == "undo":  # Blender's undo or redo: no undo step of its own (it would cut the redo)
+                self._status(f"Voxel edits: {len(meta['undone'])} undone, {len(meta['redone'])} redone")
+                return
+            if meta.get("edit_seq") is not None and scene is not None:
+                _remember_edit(scene, job.history, int(meta["edit_seq"]))
+            push_undo(f"Worldsculpt: caves {job.kind}")
             self._status(f"Done: {len(meta['chunks'])} chunks, {meta['faces']} faces in {took:.1f} s"
                          + (f", {len(meta['edited'])} edited" if meta["edited"] else "")
                          + (f", wrote {', '.join(Path(f).name for f in meta['files'])}" if meta["files"] else ""))
 
-    def _place(self, scene: bpy.types.Scene, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Write one chunk's mesh into its object (made on first use) in the caves collection."""
+    def _place(self, scene: bpy.types.Scene, meta: dict[str, Any], arrays: dict[str, np.ndarray],
+               create: bool = True) -> bool:
+        """Write one chunk's mesh into its object in the caves collection (made on first use when ``create``:
+        after Blender's undo, the objects it kept are the ones to show); whether it was written."""
         vertices, faces, material = arrays["vertices"], arrays["faces"], arrays["material"]
         plan.check_mesh(vertices, faces, material)
         colours = plan.element_colours(material, meta["palette"])
         name = plan.chunk_name(meta["chunk"])
         obj = bpy.data.objects.get(name)
+        if obj is None and not create:
+            return False
         if obj is None:
             obj = bpy.data.objects.new(name, bpy.data.meshes.new(name))
             _collection(scene).objects.link(obj)
@@ -104,6 +116,7 @@ class Caves:
         obj[plan.CHUNK_KEY] = list(meta["chunk"])
         write_chunk_mesh(obj.data, vertices, faces, material, colours, meta["material_domain"],
                          smooth=meta["mesh"] == "smooth")
+        return True
 
     def _status(self, text: str) -> None:
         scene = bpy.data.scenes.get(self.scene)
@@ -125,22 +138,50 @@ class Caves:
         terrain = _terrain(context)
         heights, cell_size = terrain_mesh.read_heights(terrain)
         caves = context.scene.worldsculpt.caves
-        params = {**plan.frame_params(caves, cell_size, world_folder(context)),
+        params = {**plan.frame_params(caves, cell_size, params.get("world") or world_folder(context)),
                   "style_weights": context.scene.worldsculpt.style_mix(), **params}
-        job = "voxels" if kind == "voxels" else "voxel_edit"
+        job = {"voxels": "voxels", "undo": "voxel_undo"}.get(kind, "voxel_edit")
         target = f"caves:{terrain.name}" if job == "voxels" else ""  # edits never supersede each other
         job_id = link.client.submit_nowait(job, params, target, {"heights": heights})
         self.scene, self.terrain = context.scene.name, terrain.name
         if job == "voxels":  # a newer region replaces the queued one on the backend: forget it here too
             self.jobs = {k: j for k, j in self.jobs.items() if j.kind != "voxels"}
             self.region = {"chunk_min": params["chunk_min"], "chunk_count": params["chunk_count"]}
-        self.jobs[job_id] = CaveJob(job_id, kind, link.client)
+        self.jobs[job_id] = CaveJob(job_id, kind, link.client, plan.history_key(params["world"], params["voxel_size"]))
         caves.progress = 0.0
         self._status("Generating caves..." if kind == "voxels" else f"{kind.title()}...")
         link_module.wake()
 
 
 caves = Caves()
+history = edit_history.History()  # voxel edits this session stored, per history key
+
+
+def _remember_edit(scene: bpy.types.Scene, key: str, seq: int) -> None:
+    """A stored voxel edit: listed on the caves collection (before the undo push, so undo rewinds the list)."""
+    collection = _collection(scene)
+    edits = {name: {"key": str(e["key"]), "seqs": list(e["seqs"])}
+             for name, e in collection.get(plan.EDITS_KEY, {}).items()}
+    name = plan.history_name(key)
+    edits[name] = {"key": key, "seqs": [*edits.get(name, {"seqs": []})["seqs"], seq]}
+    collection[plan.EDITS_KEY] = edits
+    history.commit(key, seq)
+
+
+@bpy.app.handlers.persistent
+def sync_voxel_history(*_: Any) -> None:
+    """After Blender's undo or redo: undo or redo in each world the voxel edits the caves collections stopped or
+    started listing (a ``voxel_undo`` job per world and voxel size, which remeshes the chunks it changes)."""
+    listed: dict[str, set[int]] = {}
+    for collection in bpy.data.collections:
+        for edits in collection.get(plan.EDITS_KEY, {}).values():
+            listed.setdefault(str(edits["key"]), set()).update(edits["seqs"])
+    for key, (undo, redo) in history.changes(listed).items():
+        world, voxel_size = plan.split_history_key(key)
+        try:
+            caves.submit(bpy.context, "undo", {"world": world, "voxel_size": voxel_size, "undo": undo, "redo": redo})
+        except (ValueError, BackendError) as exc:
+            caves._status(f"Voxel edits not undone: {exc}")
 
 
 def _terrain(context: bpy.types.Context) -> bpy.types.Object:
@@ -235,7 +276,10 @@ class WSC_OT_caves_generate(_CavesOperator, bpy.types.Operator):
         heights, cell_size = terrain_mesh.read_heights(terrain)
         x, y, _ = terrain.matrix_world.inverted() @ context.scene.cursor.location
         region = plan.region_at(x, y, heights, cell_size, float(s.voxel_size), s.size, s.depth)
-        return "voxels", {"chunk_min": list(region.chunk_min), "chunk_count": list(region.chunk_count)}
+        params: dict[str, Any] = {"chunk_min": list(region.chunk_min), "chunk_count": list(region.chunk_count)}
+        if s.coarse_far:
+            params["lod"] = plan.lod_rings(x, y, region, float(s.voxel_size), s.lod_radius)
+        return "voxels", params
 
 
 class WSC_OT_caves_export(_CavesOperator, bpy.types.Operator):
@@ -319,6 +363,9 @@ class WSC_PT_caves(bpy.types.Panel):
         col = layout.column()
         for name in ("source", "size", "depth", "voxel_size", "mesh_style", "cave_density", "overhang", "seed", "cover"):
             col.prop(s, name)
+        col.prop(s, "coarse_far")
+        if s.coarse_far:
+            col.prop(s, "lod_radius")
         layout.label(text="Region: around the 3D cursor, on the Generate target")
         row = layout.row()
         row.operator("worldsculpt.caves_generate", icon="MESH_ICOSPHERE")
@@ -347,11 +394,18 @@ def register() -> None:
     _register_classes()
     if caves.update not in link_module.modes:
         link_module.modes.append(caves.update)
+    for handlers in (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post):
+        if sync_voxel_history not in handlers:
+            handlers.append(sync_voxel_history)
 
 
 def unregister() -> None:
     if caves.update in link_module.modes:
         link_module.modes.remove(caves.update)
+    for handlers in (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post):
+        if sync_voxel_history in handlers:
+            handlers.remove(sync_voxel_history)
     caves.jobs.clear()
     caves.region.clear()
+    history.clear()
     _unregister_classes()

@@ -8,6 +8,7 @@ with S = 32 voxels. Chunk objects carry the terrain's transform, so the caves fo
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,25 @@ CHUNK_KEY = "worldsculpt_chunk"  # on each chunk object: [i, j, k]
 COLOR_ATTRIBUTE = "ws_voxel_color"  # linear RGBA, per vertex (smooth) or per face corner (blocky)
 MATERIAL_ATTRIBUTE = "ws_voxel_material"  # palette index, same domain
 MATERIAL_NAME = "Worldsculpt Voxels"
+# On the caves collection: {history_name(key): {"key": key, "seqs": [edit numbers]}} of the voxel edits stored
+# in each world at each voxel size, so Blender's undo rewinds the lists with the chunk meshes (``edit_history``
+# does the same for terrain). Property names are limited to 63 characters, so a world's path is a value.
+EDITS_KEY = "worldsculpt_voxel_edits"
+
+
+def history_name(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def history_key(world: str, voxel_size: float) -> str:
+    """One voxel history: a world folder's edits at one voxel size (each size has its own store)."""
+    return f"{float(voxel_size):g}|{world}"
+
+
+def split_history_key(key: str) -> tuple[str, float]:
+    """(world, voxel size) of a ``history_key``."""
+    size, _, world = key.partition("|")
+    return world, float(size)
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,14 @@ class Region:
     @property
     def chunks(self) -> int:
         return self.chunk_count[0] * self.chunk_count[1] * self.chunk_count[2]
+
+
+def lod_rings(x: float, y: float, region: Region, voxel_size: float, radius: int) -> dict[str, Any]:
+    """The ``voxels`` job's ``lod``: full detail within ``radius`` chunks of the chunk under terrain-local
+    (x, y) at the region's top layer (where the ground is), a level coarser per ring farther out."""
+    side = CHUNK * voxel_size
+    top = region.chunk_min[2] + region.chunk_count[2] - 1
+    return {"focus": [math.floor(x / side), math.floor(-y / side), top], "radius": int(radius)}
 
 
 def chunk_name(key: list[int] | tuple[int, ...]) -> str:

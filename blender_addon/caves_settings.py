@@ -28,6 +28,12 @@ class WSC_CaveSettings(bpy.types.PropertyGroup):
                                  description="Chunk layers below the lowest ground in the region")
     voxel_size: bpy.props.EnumProperty(name="Voxel size", items=VOXEL_SIZE_ITEMS, default="2")
     mesh_style: bpy.props.EnumProperty(name="Mesh", items=MESH_ITEMS, default="SMOOTH")
+    coarse_far: bpy.props.BoolProperty(name="Coarser far chunks", default=False,
+                                       description="Chunks away from the 3D cursor are meshed a level coarser "
+                                                   "per ring of chunks (fewer faces)")
+    lod_radius: bpy.props.IntProperty(name="Full detail within", default=1, min=0, max=8,
+                                      description="Chunks this many chunks around the cursor's stay at full "
+                                                  "detail")
     source: bpy.props.EnumProperty(name="Chunks", items=SOURCE_ITEMS, default="learned")
     cave_density: bpy.props.FloatProperty(name="Cave density", default=0.5, min=0.0, max=1.0,
                                           description="How much of the ground the cave generator hollows out")

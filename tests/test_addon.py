@@ -439,6 +439,17 @@ def test_caves_stream_carve_fill_regenerate_in_blender(addon_zip, backend, tmp_p
     assert results["chunks"] >= 4 and results["faces_region"] > 0
     assert results["region"]["operator_return_s"] < 0.5 and results["region"]["longest_tick_s"] < 0.5
     assert results["surface_gap_m"] < 1.0  # 2 m voxels under a 16 m grid: the top surface is the terrain's
+    # Blender's undo of the carve took it out of the world (its chunks were the plain ground before: not stored)
+    # and the meshes back to the region's; the redo put both back
+    assert results["undo"] == results["redo"] == "{'FINISHED'}"
+    assert results["stored_after_carve"] and results["stored_after_undo"] == []
+    assert results["faces_after_undo"] == results["faces_region"]
+    assert results["status_after_undo"] == "Voxel edits: 1 undone, 0 redone"
+    assert results["stored_after_redo"] == results["stored_after_carve"]
+    assert results["faces_after_redo"] == results["faces_carved"]
+    assert 0 < results["faces_blocky_lod"] < results["faces_blocky"]  # far chunks a level coarser
+    assert 0 < results["faces_smooth_lod"] < results["faces_smooth"]
+    assert results["status_after_redo"] == "Voxel edits: 0 undone, 1 redone"
     stored = sorted((tmp_path / "scene.world" / "voxels" / "2m").glob("*.safetensors"))
     assert stored, "the edits were not stored in the world folder"
     assert "at most 64" in results["too_big_status"]

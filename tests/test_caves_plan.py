@@ -48,3 +48,22 @@ def test_bad_meshes_are_refused_before_blender_is_touched():
                  (v, f, np.zeros(2, np.uint8))):
         with pytest.raises(ValueError):
             plan.check_mesh(*args)
+
+
+def test_voxel_history_keys_name_the_world_and_voxel_size():
+    """Each world folder at each voxel size is one history; its property name fits Blender's 63 characters
+    whatever the folder's path (the path itself is kept as a value)."""
+    world = "/home/artist/" + "deep/" * 40 + "scene.world|odd"
+    key = plan.history_key(world, 2.0)
+    assert plan.split_history_key(key) == (world, 2.0)
+    assert plan.history_key(world, 4.0) != key and plan.history_key(world + "x", 2.0) != key
+    assert len(plan.history_name(key)) <= 63 and plan.history_name(key) != plan.history_name(plan.history_key(world, 1))
+
+
+def test_lod_rings_centre_on_the_cursor_chunk_at_the_ground():
+    heights = np.full((65, 65), 100.0, np.float32)
+    region = plan.region_at(10.0, -10.0, heights, 16.0, 2.0, size=4, depth=2)
+    rings = plan.lod_rings(10.0, -10.0, region, 2.0, 1)
+    assert rings == {"focus": [0, 0, region.chunk_min[2] + region.chunk_count[2] - 1], "radius": 1}
+    assert rings["focus"][2] == int(100.0 // (CHUNK * 2.0))  # the layer holding the ground
+    assert plan.lod_rings(-70.0, 70.0, region, 2.0, 0)["focus"][:2] == [-2, -2]

@@ -107,6 +107,7 @@ def _submissions(path: str) -> dict[str, tuple[dict, dict]]:
                            "export": {"out_dir": path}}, HEIGHTS),
         "voxel_edit": ({"cell_size": 10.0, "world": path, "edit": {"op": "carve", "points": [[0, 0, 0]], "radius": 2}},
                        HEIGHTS),
+        "voxel_undo": ({"cell_size": 10.0, "world": path, "undo": [1]}, HEIGHTS),
     }
 
 

@@ -76,7 +76,7 @@ def test_carve_is_stored_and_reopened(client, tmp_path):
     stroke = {"op": "carve", "points": [[-40.0, 20.0, 50.0], [30.0, -10.0, 40.0]], "radius": 5.0}
     meta, previews = _run(client, "voxel_edit", _params(world=str(world), edit=stroke))
     assert meta["edited"] and {tuple(c) for c in meta["edited"]} <= {tuple(c) for c in meta["chunks"]}
-    stored = sorted(p.name for p in (world / "voxels" / "2m").iterdir())
+    stored = sorted(p.name for p in (world / "voxels" / "2m").glob("*.safetensors"))
     assert len(stored) == len(meta["edited"])
     chunk, variant = VoxelStore(world, 2.0).get(_key(meta["edited"][0]))
     assert variant == 0 and (chunk.material == MATERIAL["air"]).sum() > 0
@@ -94,6 +94,41 @@ def test_carve_is_stored_and_reopened(client, tmp_path):
     assert healed["faces"] == base["faces"]
     for p, q in zip(before, last):
         np.testing.assert_allclose(p.arrays["vertices"], q.arrays["vertices"], atol=1e-4)
+
+
+def test_voxel_edits_are_undone_and_redone(client, tmp_path):
+    """Two stored edits; undoing the newest puts its chunks back as the older edit left them, undoing both
+    leaves the world without stored chunks (as before them) and shows the first region again, redoing both
+    shows the carved and filled caves again; repeated requests change nothing; unknown edits are refused."""
+    world = str(tmp_path / "w")
+    base, first = _run(client, "voxels", _params(world=world))
+    carve = {"op": "carve", "points": [[-40.0, 20.0, 50.0], [30.0, -10.0, 40.0]], "radius": 5.0}
+    carved, _ = _run(client, "voxel_edit", _params(world=world, edit=carve))
+    store = VoxelStore(tmp_path / "w", 2.0)
+    after_carve = {tuple(c): store.get(_key(c))[0] for c in carved["edited"]}
+    fill = {"op": "fill", "points": [[0.0, 5.0, 45.0]], "radius": 3.0, "material": "ore_gold"}
+    filled, _ = _run(client, "voxel_edit", _params(world=world, edit=fill))
+    assert (carved["edit_seq"], filled["edit_seq"]) == (1, 2)
+    assert any((store.get(_key(c))[0].material != chunk.material).any() for c, chunk in after_carve.items())
+    undo = {k: v for k, v in _params(world=world).items() if k not in ("chunk_min", "chunk_count")}
+    meta, previews = _run(client, "voxel_undo", {**undo, "undo": [2]})
+    assert meta["undone"] == [2] and meta["redone"] == [] and len(previews) == len(meta["chunks"]) > 0
+    for c, chunk in after_carve.items():
+        np.testing.assert_array_equal(store.get(_key(c))[0].material, chunk.material)
+    meta, _ = _run(client, "voxel_undo", {**undo, "undo": [2, 1]})
+    assert meta["undone"] == [1] and not list((tmp_path / "w" / "voxels" / "2m").glob("*.safetensors"))
+    again, shown = _run(client, "voxels", _params(world=world))
+    assert again["faces"] == base["faces"]
+    for p, q in zip(first, shown):
+        np.testing.assert_array_equal(p.arrays["vertices"], q.arrays["vertices"])
+    meta, _ = _run(client, "voxel_undo", {**undo, "redo": [1, 2]})
+    assert meta["redone"] == [1, 2]
+    assert (store.get(_key(filled["edited"][0]))[0].material == MATERIAL["ore_gold"]).any()
+    meta, _ = _run(client, "voxel_undo", {**undo, "redo": [2]})
+    assert meta["redone"] == []
+    with pytest.raises(BackendError) as info:
+        client.submit("voxel_undo", {**undo, "undo": [7]}, "", timeout=10, arrays={"heights": _heights()})
+    assert info.value.code == ErrorCode.BAD_PARAMS.value and "no voxel edits [7]" in str(info.value)
 
 
 def _key(c):
@@ -171,7 +206,8 @@ def test_a_kept_source_makes_only_the_region_and_closes_seams_later(tmp_path, mo
         chunk.density[np.broadcast_to(hole, chunk.density.shape)] = -1.0
         return type(chunk)(key, chunk.voxel_size, chunk.density + 0.01 * len(neighbours), chunk.material)
 
-    monkeypatch.setitem(voxel_region.CHUNK_SOURCES, "outpainting", voxel_region.ChunkSourceSpec(outpainting, keep=True))
+    monkeypatch.setitem(voxel_region.CHUNK_SOURCES, "outpainting",
+                        lambda model: voxel_region.ChunkSourceSpec(outpainting, keep=True))
     heights = np.full((65, 65), 40.0, np.float32)
     roots = Roots([tmp_path])
     meshes = {}
@@ -189,3 +225,43 @@ def test_a_kept_source_makes_only_the_region_and_closes_seams_later(tmp_path, mo
     open_edges = _open_edges(list(meshes.values()))
     inner_seams = np.isin(open_edges[:, :, 0], [32.5, 64.5]).all(1)
     assert len(open_edges) and not inner_seams.any()
+
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.mark.skipif(not (MODELS / "terrain_base.safetensors").is_file(), reason="needs the shipped terrain models")
+def test_the_learned_source_is_refused_without_the_voxel_model(private_backend, tmp_path):
+    """The voxel model is one of the learned models the server holds: from a models folder without it, the
+    learned source is refused at submit, naming its weights, while the featureless one still runs."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("terrain_base.safetensors", "terrain_superres.safetensors"):
+        (models / name).symlink_to(MODELS / name)
+    client = Client(private_backend("--models-dir", str(models)).address)
+    try:
+        with pytest.raises(BackendError) as info:
+            client.submit("voxels", _params(source="learned"), "", timeout=10, arrays={"heights": _heights()})
+        assert info.value.code == ErrorCode.BAD_PARAMS.value and "voxel_chunks weights" in str(info.value)
+        meta, previews = _run(client, "voxels", _params(chunk_count=[1, 1, 1]))
+        assert meta["source"] == "featureless" and len(previews) == 1
+    finally:
+        client.close()
+
+
+def test_distant_chunks_stream_at_a_coarser_level_of_detail(client):
+    """With lod rings around a focus chunk, farther chunks come a level coarser per ring, blocky and smooth (fewer
+    faces than the same chunks at full detail); bad rings are refused."""
+    for mesh in ("blocky", "smooth"):
+        params = _params(mesh=mesh, chunk_min=[-2, -1, 1], chunk_count=[4, 1, 1])  # the level holding the surface
+        full, fine = _run(client, "voxels", params)
+        meta, coarse = _run(client, "voxels", {**params, "lod": {"focus": [-2, -1, 1], "radius": 1}})
+        assert meta["levels"] == [0, 0, 1, 2] and [p.content["meta"]["lod"] for p in coarse] == [0, 0, 1, 2]
+        faces = [(len(a.arrays["faces"]), len(b.arrays["faces"])) for a, b in zip(fine, coarse)]
+        assert faces[0][0] == faces[0][1] > 0  # its neighbours at full detail too: the same mesh
+        assert all(0 < f[1] < f[0] for f in faces[2:]), (mesh, faces)
+    for lod, words in (({"focus": [0, 0], "radius": 1}, "lod.focus"), ({"focus": [0, 0, 0], "radius": -1}, "lod.radius"),
+                       ({"far": 1}, "unknown")):
+        with pytest.raises(BackendError) as info:
+            client.submit("voxels", _params(lod=lod), "", timeout=10, arrays={"heights": _heights()})
+        assert info.value.code == ErrorCode.BAD_PARAMS.value and words in str(info.value)

@@ -16,6 +16,7 @@ from backend.generators.voxel_region import CHUNK_SOURCES, ChunkSettings, ChunkS
 from backend.meshing.voxels import blocky_surface, culled_face_count, smooth_surface
 from backend.simulation.spectral_noise import fbm
 from backend.voxels.chunk import CHUNK, MATERIAL, PALETTE, ChunkKey, terrain_heights_at
+from backend.voxels.lod import LodRings
 from backend.world.store import CorruptFileError
 from backend.world.voxel_store import VoxelStore
 
@@ -25,7 +26,7 @@ def _terrain(relief: float = 120.0, size: int = 65, seed: int = 1) -> np.ndarray
 
 
 def _region(heights: np.ndarray, cell_size: float, voxel_size: float, store: VoxelStore | None = None) -> VoxelRegion:
-    return VoxelRegion(ChunkSettings(heights, cell_size, voxel_size), CHUNK_SOURCES["featureless"], store)
+    return VoxelRegion(ChunkSettings(heights, cell_size, voxel_size), CHUNK_SOURCES["featureless"](None), store)
 
 
 def _tunnels(region: VoxelRegion, keys: list[ChunkKey], voxel: float, top: float) -> None:
@@ -119,16 +120,15 @@ def test_smooth_chunk_borders_have_no_cracks():
     assert len(open_edges) > 0 and on_wall.all(), open_edges[~on_wall][:5]
 
 
-def test_blocky_chunk_borders_have_no_cracks():
+def _assert_quads_cover_every_face(region: VoxelRegion, keys: list[ChunkKey]) -> None:
     """Greedy quads have T-junctions, so instead: rasterised back to cell faces, the quads of all chunks cover
-    every solid-air face of the box exactly once, looking towards the air."""
-    region, keys = _cave_box()
+    every solid-air face of the box's cells (as the chunks show them) exactly once, looking towards the air."""
     n = 2 * CHUNK
     solid = np.zeros((n + 1,) * 3, bool)  # the box's cells (z, row, col) and its + neighbours' first layer
     for key in keys:
-        density, _ = region.padded(key)
+        shown = region.padded_cells(key, region.shown)[0]
         k, j, i = key.k * CHUNK, (key.j + 1) * CHUNK, (key.i + 1) * CHUNK
-        solid[k:k + CHUNK + 1, j:j + CHUNK + 1, i:i + CHUNK + 1] = density > 0
+        solid[k:k + CHUNK + 1, j:j + CHUNK + 1, i:i + CHUNK + 1] = shown
     got = [np.zeros((n, n, n), np.int8) for _ in range(3)]  # per axis: +1 / -1 face after cell p along it
     for key in keys:
         vertices, quads, _ = region.mesh(key, "blocky")
@@ -149,6 +149,49 @@ def test_blocky_chunk_borders_have_no_cracks():
         above[axis] = slice(1, n + 1)
         want = solid[tuple(below)].astype(np.int8) - solid[tuple(above)]  # +1: solid below, face looks up the axis
         np.testing.assert_array_equal(got[axis], want)
+
+
+def test_blocky_chunk_borders_have_no_cracks():
+    region, keys = _cave_box()
+    _assert_quads_cover_every_face(region, keys)
+    for key in keys:  # at full detail the chunks show their own cells
+        np.testing.assert_array_equal(region.shown(key)[0], region.chunk(key).solid)
+
+
+def test_coarse_levels_of_detail_meet_fine_chunks_without_a_gap():
+    """One chunk of the box at full detail, the seven around it a level coarser (2³ cells a block): the quads
+    still cover every face between solid and air once, also on the planes where coarse chunks meet the fine
+    one, and the coarse chunks' meshes have far fewer quads than at full detail."""
+    fine, keys = _cave_box()
+    coarse = VoxelRegion(fine.settings, fine.source, lod=LodRings(ChunkKey(-1, -1, 0), 0))
+    for key in keys:
+        coarse.replace(fine.chunk(key), 0)
+    _assert_quads_cover_every_face(coarse, keys)
+    far = [k for k in keys if coarse.lod.level(k) == 1]
+    assert len(far) == 7
+    for key in far:
+        solid = coarse.shown(key)[0]
+        assert (solid == solid[::2, ::2, ::2].repeat(2, 0).repeat(2, 1).repeat(2, 2)).all()  # whole blocks
+        assert abs(solid.mean() - fine.chunk(key).solid.mean()) < 0.05
+    quads = [sum(len(region.mesh(k, "blocky")[1]) for k in far) for region in (fine, coarse)]
+    assert quads[1] * 2 <= quads[0], quads
+
+
+def test_smooth_levels_of_detail_meet_without_a_gap():
+    """Smooth meshes of the same box, one chunk fine and seven coarser: merged, their only open edges lie on the
+    box's outer walls (each side closes its surface in the plane where the levels meet), and the coarse chunks
+    have far fewer triangles than at full detail."""
+    fine, keys = _cave_box()
+    coarse = VoxelRegion(fine.settings, fine.source, makes=keys, lod=LodRings(ChunkKey(-1, -1, 0), 0))
+    for key in keys:
+        coarse.replace(fine.chunk(key), 0)
+    open_edges = _open_edges([coarse.mesh(k, "smooth") for k in keys])
+    on_wall = (np.isin(open_edges[:, :, 0], [-31.5, 32.5]).all(1) | np.isin(open_edges[:, :, 1], [31.5, -32.5]).all(1)
+               | np.isin(open_edges[:, :, 2], [0.5, 64.5]).all(1))
+    assert len(open_edges) > 0 and on_wall.all(), open_edges[~on_wall][:5]
+    far = [k for k in keys if coarse.lod.level(k) == 1]
+    triangles = [sum(len(region.mesh(k, "smooth")[1]) for k in far) for region in (fine, coarse)]
+    assert triangles[1] * 2 <= triangles[0], triangles
 
 
 def test_blocky_faces_are_outward_and_cover_every_culled_face():
@@ -227,7 +270,7 @@ def test_a_source_that_outpaints_is_kept_as_made(tmp_path):
     """Chunks of a keep-source depend on their neighbours (here: how many the region held when each was made),
     so the order of requests would change the world; they are stored as made and read back in any order."""
     def outpainting(key, settings, variant, neighbours):
-        chunk = CHUNK_SOURCES["featureless"].make(key, settings, variant, neighbours)
+        chunk = CHUNK_SOURCES["featureless"](None).make(key, settings, variant, neighbours)
         return type(chunk)(key, chunk.voxel_size, chunk.density + 0.01 * len(neighbours), chunk.material)
 
     heights = np.full((33, 33), 50.0, np.float32)

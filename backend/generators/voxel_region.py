@@ -4,9 +4,10 @@ A chunk source is a function ``(key, settings, variant, neighbours) -> VoxelChun
 arguments: ``neighbours`` maps offsets (di, dj, dk), each -1..1, to the chunks around ``key`` that the region
 already holds (made or stored), for a generator that outpaints from them. ``variant`` is 0 for a chunk's first
 version and grows by one each time the artist regenerates part of it, so a source can draw another sample.
-``CHUNK_SOURCES`` names the sources (``ChunkSourceSpec``); the featureless one (``voxelise_terrain``: the ground
-under the heightfield, no caves) and the learned one (``voxel_chunks.generate_chunk``: caves, overhangs and
-arches drawn by the voxel diffusion model, the default). A source whose chunks depend on their neighbours, and so on the order they are made
+``CHUNK_SOURCES`` names the sources, each a ``ChunkSourceSpec`` made from the voxel model the server holds
+(``ShippedModels.voxel``, None when it is absent): the featureless one (``voxelise_terrain``: the ground under
+the heightfield, no caves) and the learned one (``voxel_chunks.generate_chunk``: caves, overhangs and arches
+drawn by the voxel diffusion model, the default; it refuses to be made without the model). A source whose chunks depend on their neighbours, and so on the order they are made
 in, is registered with ``keep=True``: each chunk it makes is stored in the world at once, so the world shows the
 same chunk every time.
 
@@ -15,13 +16,15 @@ the others come from the source. A region is told which chunks it may make (``ma
 that the world does not keep is read as the featureless ground, so a region of n chunks costs n source calls,
 not the n plus its rim; the chunks a kept source made earlier beside the region are remeshed with it
 (``border_chunks``), so the seam between two regions closes once both exist. Each chunk is meshed with the first layer of its +i, +j and +k neighbours
-(``meshing.voxels``), so neighbouring chunks' meshes meet without cracks.
+(``meshing.voxels``), so neighbouring chunks' meshes meet without cracks. Blocky meshes read every chunk at its
+level of detail (``lod``: ``voxels.lod.LodRings``, coarser away from a focus chunk), the neighbours' layers
+included, so a coarse chunk meets a fine one without a gap too; smooth meshes sample every 2^level-th sample
+and close their surface on a face toward another level (``_smooth_grid``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import product
 from typing import Callable, Collection, Literal
 
@@ -29,8 +32,9 @@ import numpy as np
 
 from backend.generators.voxel_chunks import VoxelChunkRequest, generate_chunk
 from backend.meshing.voxels import Mesh, blocky_surface, smooth_surface
-from backend.models.voxel import VoxelModel, load_voxel_model
+from backend.models.voxel import VoxelModel
 from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, terrain_heights_at, voxelise_terrain
+from backend.voxels.lod import LodRings, coarse_cells
 from backend.world.voxel_store import VoxelStore
 
 MeshStyle = Literal["smooth", "blocky"]
@@ -78,40 +82,47 @@ def featureless_chunk(key: ChunkKey, settings: ChunkSettings, variant: int,
 VARIANT_SEED_STRIDE = 1_000_003  # a regenerated chunk's variant draws from another world seed
 
 
-@lru_cache(maxsize=1)
-def shipped_voxel_model() -> VoxelModel:
-    """The shipped voxel model, loaded once, on first use (on the worker thread that serves voxel jobs)."""
-    return load_voxel_model()
+def learned_source(model: VoxelModel | None) -> ChunkSourceSpec:
+    """Caves, overhangs and arches drawn by ``model``, outpainting from the chunks around (kept as made: its
+    chunks depend on their neighbours)."""
+    if model is None:
+        raise ValueError("the learned chunk source needs the voxel model (voxel_chunks.safetensors) beside the "
+                         "terrain models; ask for source 'featureless' or add the model")
+
+    def make(key: ChunkKey, settings: ChunkSettings, variant: int,
+             neighbours: dict[Offset, VoxelChunk]) -> VoxelChunk:
+        request = VoxelChunkRequest(settings.heights, settings.cell_size, settings.grid_origin, key,
+                                    settings.voxel_size, world_seed=settings.seed + VARIANT_SEED_STRIDE * variant,
+                                    style_weights=dict(settings.style_weights) or {"alpine": 1.0},
+                                    sliders={"cave_density": settings.cave_density, "overhang": settings.overhang},
+                                    neighbours=neighbours)
+        return generate_chunk(model, request)
+
+    return ChunkSourceSpec(make, keep=True)
 
 
-def learned_chunk(key: ChunkKey, settings: ChunkSettings, variant: int,
-                  neighbours: dict[Offset, VoxelChunk]) -> VoxelChunk:
-    """Caves, overhangs and arches drawn by the voxel diffusion model, outpainting from the chunks around."""
-    request = VoxelChunkRequest(settings.heights, settings.cell_size, settings.grid_origin, key, settings.voxel_size,
-                                world_seed=settings.seed + VARIANT_SEED_STRIDE * variant,
-                                style_weights=dict(settings.style_weights) or {"alpine": 1.0},
-                                sliders={"cave_density": settings.cave_density, "overhang": settings.overhang},
-                                neighbours=neighbours)
-    return generate_chunk(shipped_voxel_model(), request)
-
-
-CHUNK_SOURCES: dict[str, ChunkSourceSpec] = {
-    "learned": ChunkSourceSpec(learned_chunk, keep=True),  # its chunks depend on their neighbours
-    "featureless": ChunkSourceSpec(featureless_chunk),
+# A source by name, made from the voxel model the server holds (None when it has none).
+CHUNK_SOURCES: dict[str, Callable[[VoxelModel | None], ChunkSourceSpec]] = {
+    "learned": learned_source,
+    "featureless": lambda model: ChunkSourceSpec(featureless_chunk),
 }
+MODEL_SOURCES = frozenset({"learned"})  # the sources that need the voxel model
 DEFAULT_SOURCE = "learned"
+FINE = LodRings(ChunkKey(0, 0, 0), 2**40)  # every chunk at full detail
+AIR_DENSITY = 1e30  # metres of air beyond a face closed at a level border: the cap lies in the face's plane
 
 
 class VoxelRegion:
     """Chunks asked for by key, each made once (stored edit, else the source) and kept while the job runs."""
 
     def __init__(self, settings: ChunkSettings, source: ChunkSourceSpec, store: VoxelStore | None = None,
-                 makes: Collection[ChunkKey] | None = None):
-        self.settings, self.source, self.store = settings, source, store
+                 makes: Collection[ChunkKey] | None = None, lod: LodRings = FINE):
+        self.settings, self.source, self.store, self.lod = settings, source, store, lod
         self.makes = None if makes is None else frozenset(makes)  # None: any chunk asked for
         self._chunks: dict[ChunkKey, tuple[VoxelChunk, int]] = {}
         self._absent: set[ChunkKey] = set()  # not in the store
         self._ground: dict[ChunkKey, VoxelChunk] = {}  # featureless stand-ins for neighbours not made here
+        self._shown: dict[ChunkKey, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # blocky cells at their level
 
     def held(self, key: ChunkKey) -> tuple[VoxelChunk, int] | None:
         """(chunk, variant) if the region holds it or the world keeps it; the source is not asked."""
@@ -171,26 +182,40 @@ class VoxelRegion:
         if self.store is not None:
             self.store.put(chunk, variant)
         self._chunks[chunk.key] = (chunk, variant)
+        self._shown.pop(chunk.key, None)
 
     def padded(self, key: ChunkKey) -> tuple[np.ndarray, np.ndarray]:
         """(CHUNK + 1)³ density and material: the chunk and the first layer of its + neighbours."""
-        n = CHUNK
-        density = np.empty((n + 1,) * 3, np.float32)
-        material = np.empty((n + 1,) * 3, np.uint8)
-        for dk, dj, di in product((0, 1), repeat=3):
-            neighbour = self.neighbour(ChunkKey(key.i + di, key.j + dj, key.k + dk))
-            target = (slice(dk * n, n + dk), slice(dj * n, n + dj), slice(di * n, n + di))
-            source = (slice(0, 1 if dk else n), slice(0, 1 if dj else n), slice(0, 1 if di else n))
-            density[target] = neighbour.density[source]
-            material[target] = neighbour.material[source]
+        density, material = self.padded_cells(key, lambda c: (self.neighbour(c).density, self.neighbour(c).material))
         return density, material
 
+    def padded_cells(self, key: ChunkKey, cells: Callable[[ChunkKey], tuple[np.ndarray, ...]]) -> list[np.ndarray]:
+        """(CHUNK + 1)³ arrays: ``cells`` of the chunk and of the first layer of its + neighbours."""
+        n = CHUNK
+        out: list[np.ndarray] = []
+        for dk, dj, di in product((0, 1), repeat=3):
+            parts = cells(ChunkKey(key.i + di, key.j + dj, key.k + dk))
+            out = out or [np.empty((n + 1,) * 3, a.dtype) for a in parts]
+            target = (slice(dk * n, n + dk), slice(dj * n, n + dj), slice(di * n, n + di))
+            source = (slice(0, 1 if dk else n), slice(0, 1 if dj else n), slice(0, 1 if di else n))
+            for whole, part in zip(out, parts):
+                whole[target] = part[source]
+        return out
+
+    def shown(self, key: ChunkKey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(solid, material, ground) of the chunk's cells at its level of detail, on its own grid (cached)."""
+        if key not in self._shown:
+            chunk = self.neighbour(key)
+            ground = self._ground_samples(key, chunk.density)
+            self._shown[key] = coarse_cells(chunk.solid, chunk.material, ground, self.lod.level(key))
+        return self._shown[key]
+
     def _ground_samples(self, key: ChunkKey, density: np.ndarray) -> np.ndarray:
-        """(CHUNK + 1)³ bool: samples as the featureless chunk has them (density = terrain height - z), i.e.
-        ground the features and the artist left alone."""
+        """Bool of a cube of samples from the chunk's first (CHUNK or CHUNK + 1 a side): those as the featureless
+        chunk has them (density = terrain height - z), i.e. ground the features and the artist left alone."""
         s = self.settings
         x0, y0, z0 = key.origin(s.voxel_size)
-        steps = np.arange(CHUNK + 1) * s.voxel_size
+        steps = np.arange(len(density)) * s.voxel_size
         ground = terrain_heights_at(s.heights, s.cell_size, s.grid_origin, x0 + steps, y0 - steps)  # (rows, cols)
         return np.abs(density - (ground[None] - (z0 + steps)[:, None, None])) < 1e-4
 
@@ -225,22 +250,50 @@ class VoxelRegion:
                 out[pick, 2] = z[np.arange(len(pick)), cells[:, 2]]
         return out, on_ground
 
+    def _smooth_grid(self, key: ChunkKey, density: np.ndarray, material: np.ndarray, origin: tuple[float, float, float]
+                     ) -> tuple[np.ndarray, np.ndarray, float, tuple[float, float, float]]:
+        """(density, material, spacing, origin) of the samples a smooth mesh reads at the chunk's level: every
+        2^level-th sample, and a layer of air beyond each face whose neighbour (meshed with the region) is at
+        another level. Marching cubes then closes the surface on that face (a cap in the face's plane, its rim the
+        surface's own crossing), so the coarse and the fine side each end in the shared plane and no gap opens
+        between their crossings; where both sides are solid the two caps lie inside the ground."""
+        level = self.lod.level(key)
+        step = 2**level
+        density, material = density[::step, ::step, ::step], material[::step, ::step, ::step]
+        spacing = self.settings.voxel_size * step
+        shift = np.zeros(3)  # grid (z, row, col) cells added before sample 0
+        for axis, side in product(range(3), (-1, 1)):
+            offset = [0, 0, 0]
+            offset[axis] = side
+            beside = ChunkKey(key.i + offset[2], key.j + offset[1], key.k + offset[0])
+            if self.lod.level(beside) == level or (self.makes is not None and beside not in self.makes):
+                continue  # the same level (meshes meet), or not meshed with this region (its face stays open)
+            shape = list(density.shape)
+            shape[axis] = 1
+            air = np.full(shape, -AIR_DENSITY, np.float32), np.zeros(shape, np.uint8)
+            density = np.concatenate([air[0], density] if side < 0 else [density, air[0]], axis)
+            material = np.concatenate([air[1], material] if side < 0 else [material, air[1]], axis)
+            shift[axis] += side < 0
+        corner = (origin[0] - shift[2] * spacing, origin[1] + shift[1] * spacing, origin[2] - shift[0] * spacing)
+        return density, material, spacing, corner
+
     def mesh(self, key: ChunkKey, style: MeshStyle) -> Mesh:
-        """The chunk's surface in world metres: smooth (per-vertex material) or blocky (per-quad material).
+        """The chunk's surface in world metres, at the chunk's level of detail: smooth (per-vertex material) or
+        blocky (per-quad material).
 
         The ground's surface shows the cover: a cover layer thinner than a voxel (1 m of grass under 2 m voxels)
         is missed by some samples, which would paint contour stripes of cover and subsoil."""
-        density, material = self.padded(key)
         origin, cover = key.origin(self.settings.voxel_size), MATERIAL[self.settings.cover]
-        ground = self._ground_samples(key, density)
         if style == "smooth":
-            vertices, faces, vertex_material = smooth_surface(density, material, self.settings.voxel_size, origin)
+            density, material = self.padded(key)
+            ground = self._ground_samples(key, density)
+            vertices, faces, vertex_material = smooth_surface(*self._smooth_grid(key, density, material, origin))
             vertices, on_ground = self._onto_ground(key, ground, vertices)
             vertex_material[on_ground] = cover
             return vertices, faces, vertex_material
         if style != "blocky":
             raise ValueError(f"mesh style must be one of {MESH_STYLES}, got {style!r}")
-        solid = density > 0
+        solid, material, ground = self.padded_cells(key, self.shown)
         top = solid & ground & np.concatenate([~solid[1:], np.zeros_like(solid[:1])])  # ground under open sky
         material = np.where(top, cover, np.where(solid & (material == 0), MATERIAL["rock"], material))
         return blocky_surface(solid, material.astype(np.uint8), self.settings.voxel_size, origin)

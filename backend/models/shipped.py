@@ -19,6 +19,7 @@ from .erosion_surrogate import ErosionSurrogate
 from .inference import read_metadata
 from .profile import ProfileModel
 from .terrain import TerrainModel
+from .voxel import VOXEL_FILE, VoxelModel
 
 BASE_FILE, SUPERRES_FILE = "terrain_base.safetensors", "terrain_superres.safetensors"
 MEMORY_FILE = "terrain_memory.safetensors"  # optional: the memory-conditioned base model (backend.memory)
@@ -62,6 +63,7 @@ class ShippedModels:
     profile: ProfileModel | None  # for curve guides
     device: torch.device
     erosion: ErosionSurrogate | None = None  # for the erosion stage's surrogate and gated engines
+    voxel: VoxelModel | None = None  # for the learned voxel chunk source (caves, overhangs, arches)
 
     @classmethod
     def load(cls, models_dir: str | Path = MODELS_DIR, device: str | torch.device = "cpu") -> ShippedModels:
@@ -71,7 +73,8 @@ class ShippedModels:
                    superres=TerrainModel.load(folder / SUPERRES_FILE, device),
                    memory=TerrainModel.load(memory, device) if memory.is_file() else None,
                    profile=ProfileModel.load(profile, device) if profile.is_file() else None,
-                   device=device, erosion=ErosionSurrogate.load(erosion, device) if erosion.is_file() else None)
+                   device=device, erosion=ErosionSurrogate.load(erosion, device) if erosion.is_file() else None,
+                   voxel=VoxelModel.load(folder / VOXEL_FILE, device) if shipped_voxel_present(folder) else None)
 
 
 def shipped_models_present(models_dir: str | Path = MODELS_DIR) -> bool:
@@ -80,6 +83,20 @@ def shipped_models_present(models_dir: str | Path = MODELS_DIR) -> bool:
 
 def shipped_profile_present(models_dir: str | Path = MODELS_DIR) -> bool:
     return (Path(models_dir) / PROFILE_FILE).is_file()
+
+
+def shipped_voxel_present(models_dir: str | Path = MODELS_DIR) -> bool:
+    return (Path(models_dir) / VOXEL_FILE).is_file()
+
+
+def load_voxel_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> VoxelModel:
+    """The voxel model of ``folder`` (default ``models_dir()``) alone, for reports and tests; serving holds it in
+    ``ShippedModels``. A clear error when it is missing."""
+    path = Path(folder if folder is not None else models_dir()) / VOXEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no voxel model at {path}: train it with "
+                                f"python -m backend.training.train_voxels configs/voxel_chunks.json")
+    return VoxelModel.load(path, device)
 
 
 def shipped_styles(models_dir: str | Path = MODELS_DIR) -> tuple[str, ...]:

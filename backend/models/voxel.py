@@ -2,7 +2,7 @@
 
 Training (``backend.training.train_voxels``) writes ``models/voxel_chunks.safetensors`` with everything
 serving needs in its metadata: the style and slider names, the voxel size and window it was trained on, the
-fold of cells into channels and each style's cover material.
+fold of cells into channels and each style's cover material. Serving holds it in ``shipped.ShippedModels``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import torch
 from backend.diffusion.preconditioning import Conditioning
 
 from .inference import LoadedModel, file_sha256, load_inference, read_metadata
-from .shipped import models_dir
 
 VOXEL_FILE = "voxel_chunks.safetensors"
 
@@ -58,11 +57,3 @@ class VoxelModel(LoadedModel):
         heaviest = max(style_weights, key=lambda s: style_weights[s])
         return self.meta["covers"][heaviest]
 
-
-def load_voxel_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> VoxelModel:
-    """The shipped voxel model of ``folder`` (default ``models_dir()``); a clear error when it is missing."""
-    path = Path(folder if folder is not None else models_dir()) / VOXEL_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no voxel model at {path}: train it with "
-                                f"python -m backend.training.train_voxels configs/voxel_chunks.json")
-    return VoxelModel.load(path, device)

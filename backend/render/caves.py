@@ -39,9 +39,10 @@ def timed_job(operator: Any, **kwargs: Any) -> dict[str, Any]:
     caves, shown = caves_module.caves, []
     place = caves._place
 
-    def timed_place(*args: Any) -> None:
-        place(*args)
+    def timed_place(*args: Any, **kwargs: Any) -> bool:
+        placed = place(*args, **kwargs)
         shown.append(time.perf_counter())
+        return placed
 
     caves._place = timed_place
     start = time.perf_counter()

@@ -17,6 +17,7 @@ import numpy as np
 
 from backend.diffusion.samplers import cancel_on
 from backend.generators import Cancelled, GenerateRequest, Generator, registry
+from backend.generators.voxel_region import MODEL_SOURCES
 from backend.metrics.style_classifier import StyleClassifier
 from backend.simulation.material import material_masks
 from backend.voxels.chunk import PALETTE
@@ -107,6 +108,9 @@ def _run_export(services: Services, job: Job) -> Outcome:
 
 
 # -- brush and curve (edits of a terrain the client sends) -----------------------------------
+_EXTRA_WEIGHTS = {"profile": "profile_1d", "voxel": "voxel_chunks"}  # an optional model's weights file
+
+
 def _learned_styles(job: str, extra: str | None = None) -> tuple[str, ...]:
     """The learned models' styles; ValueError when they (or the ``extra`` model) are not loaded."""
     if "diffusion" not in registry.available():
@@ -114,7 +118,7 @@ def _learned_styles(job: str, extra: str | None = None) -> tuple[str, ...]:
     spec = registry.get("diffusion")
     if extra is not None and extra not in spec.extras:
         raise ValueError(f"{job} needs the learned models and the {extra} model "
-                         "(terrain_base, terrain_superres and profile_1d weights)")
+                         f"(terrain_base, terrain_superres and {_EXTRA_WEIGHTS[extra]} weights)")
     return spec.styles
 
 
@@ -190,21 +194,33 @@ def _run_world_tiles(services: Services, job: Job) -> Outcome:
 
 
 # -- voxels and voxel_edit ----------------------------------------------------------------------
+def _voxel_parser(job: str) -> Callable[[dict[str, Any], Arrays, Roots], VoxelRequest]:
+    """The job's params checked; a source drawn by the voxel model needs it loaded with the learned models."""
+    def parse(params: dict[str, Any], arrays: Arrays, roots: Roots) -> VoxelRequest:
+        request = VoxelRequest.from_params(job, params, arrays, roots)
+        if request.source in MODEL_SOURCES:
+            _learned_styles(f"the {request.source!r} chunk source", "voxel")
+        return request
+    return parse
+
+
 def _run_voxels(services: Services, job: Job) -> Outcome:
     """Each chunk's mesh goes out as a preview the moment it is ready; the result sums them up."""
     request: VoxelRequest = job.request
-    stage = "meshing" if request.stroke is None else request.stroke.op
+    stage = request.stroke.op if request.stroke is not None else "undo" if request.history else "meshing"
     services.send(job, "progress", {"step": 0, "total": len(request.keys), "stage": stage})
 
     def on_mesh(done: int, total: int, key: Any, mesh: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         _progress(services, job, done, total, stage)
         vertices, faces, material = mesh
-        meta = {"chunk": [key.i, key.j, key.k], "mesh": request.mesh, "palette": [list(rgb) for _, rgb in PALETTE],
+        meta = {"chunk": [key.i, key.j, key.k], "mesh": request.mesh, "lod": request.lod.level(key),
+                "palette": [list(rgb) for _, rgb in PALETTE],
                 "material_domain": "POINT" if request.mesh == "smooth" else "FACE"}
         services.send(job, "preview", {"step": done, "meta": meta},
                       {"vertices": vertices, "faces": faces, "material": material})
 
-    return run_voxels(request, on_mesh, lambda step, total: _check_cancel(job, step, total)), {}
+    model = services.generator("diffusion").models.voxel if request.source in MODEL_SOURCES else None
+    return run_voxels(request, on_mesh, lambda step, total: _check_cancel(job, step, total), model), {}
 
 
 JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in (
@@ -215,10 +231,9 @@ JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in (
     JobKind("curve", _parse_curve, _run_edit),
     JobKind("style_from", lambda params, arrays, roots: StyleFromRequest.from_params(params, arrays, roots),
             _run_style_from),
-    JobKind("voxels", lambda params, arrays, roots: VoxelRequest.from_params("voxels", params, arrays, roots),
-            _run_voxels),
-    JobKind("voxel_edit", lambda params, arrays, roots: VoxelRequest.from_params("voxel_edit", params, arrays, roots),
-            _run_voxels),
+    JobKind("voxels", _voxel_parser("voxels"), _run_voxels),
+    JobKind("voxel_edit", _voxel_parser("voxel_edit"), _run_voxels),
+    JobKind("voxel_undo", _voxel_parser("voxel_undo"), _run_voxels),
     JobKind("simulate", lambda params, arrays, roots: SimulateRequest.from_params(params, arrays), _run_simulate),
     JobKind("edit_log", lambda params, arrays, roots: EditLogRequest.from_params(params, roots),
             lambda services, job: (job.request.run(), {})),

@@ -2,8 +2,10 @@
 
 ``voxels`` meshes a box of chunks (each chunk's mesh streams as a preview as soon as it is ready) and may
 export the region (.vox, GLB). ``voxel_edit`` applies a brush stroke (carve, fill, regenerate) to the
-chunks it reaches, stores them in the world folder's voxel store before answering, and streams the meshes
-that changed: those chunks and their -i, -j, -k neighbours, whose meshes read their first layer.
+chunks it reaches, stores them in the world folder's voxel store before answering (with the edit's number,
+``edit_seq``, in the store's history), and streams the meshes that changed: those chunks and their -i, -j, -k
+neighbours, whose meshes read their first layer. ``voxel_undo`` undoes or redoes stored edits by number (the
+artist undid them in Blender) and streams the meshes that changed alike.
 Params are checked at submit time; sizes are bounded so a request cannot ask for unbounded work.
 """
 
@@ -13,16 +15,18 @@ import math
 import re
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 
 from backend.editing.voxel_brushes import VoxelStroke, apply_stroke
 from backend.export.voxels import VOX_FORMATS, export_voxel_region
-from backend.generators.voxel_region import (CHUNK_SOURCES, DEFAULT_SOURCE, MESH_STYLES, ChunkSettings,
+from backend.generators.voxel_region import (CHUNK_SOURCES, DEFAULT_SOURCE, FINE, MESH_STYLES, ChunkSettings,
                                              VoxelRegion)
 from backend.meshing.voxels import Mesh
+from backend.models.voxel import VoxelModel
 from backend.voxels.chunk import CHUNK, MATERIAL, VOXEL_SIZES_M, ChunkKey
+from backend.voxels.lod import LodRings
 from backend.world.voxel_store import VoxelStore
 
 from .export_job import check_heights
@@ -36,8 +40,8 @@ MAX_TERRAIN_SIDE = 4097
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _FRAME_KEYS = {"voxel_size", "mesh", "cell_size", "world", "seed", "cave_density", "overhang", "cover", "source",
                "style_weights"}
-_KEYS = {"voxels": _FRAME_KEYS | {"chunk_min", "chunk_count", "export"},
-         "voxel_edit": _FRAME_KEYS | {"edit"}}
+_KEYS = {"voxels": _FRAME_KEYS | {"chunk_min", "chunk_count", "export", "lod"},
+         "voxel_edit": _FRAME_KEYS | {"edit"}, "voxel_undo": _FRAME_KEYS | {"undo", "redo"}}
 
 MeshSender = Callable[[int, int, ChunkKey, Mesh], None]  # (done, total, key, mesh) after each chunk
 
@@ -80,6 +84,8 @@ class VoxelRequest:
     keys: tuple[ChunkKey, ...]  # chunks to mesh, in streaming order
     stroke: VoxelStroke | None = None  # voxel_edit only
     export: tuple[str, str, tuple[str, ...]] | None = None  # (out_dir, name, formats)
+    lod: LodRings = FINE  # the meshes' levels of detail
+    history: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # voxel_undo: (edits to undo, to redo)
 
     @classmethod
     def from_params(cls, job: str, params: Any, arrays: dict[str, np.ndarray], roots: Roots) -> VoxelRequest:
@@ -93,12 +99,16 @@ class VoxelRequest:
         if source not in CHUNK_SOURCES:
             raise ValueError(f"unknown chunk source {source!r:.40}; available: {sorted(CHUNK_SOURCES)}")
         world = str(roots.confine(params["world"], "world")) if params.get("world") is not None else None
+        if job == "voxel_undo":
+            history, keys = _history(params, world, settings.voxel_size)
+            return cls(settings, mesh, source, world, keys, history=history)
         if job == "voxel_edit":
             if world is None:
                 raise ValueError("voxel_edit needs a world folder to keep the edit in")
             stroke = VoxelStroke.from_params(params.get("edit"))
             return cls(settings, mesh, source, world, _edit_keys(stroke, settings.voxel_size), stroke)
-        return cls(settings, mesh, source, world, _region_keys(params), None, _export(params.get("export"), roots))
+        return cls(settings, mesh, source, world, _region_keys(params), None, _export(params.get("export"), roots),
+                   _lod(params.get("lod")))
 
 
 def _settings(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ChunkSettings:
@@ -128,6 +138,40 @@ def _style_weights(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple(sorted((k, float(w)) for k, w in value.items()))
 
 
+def _lod(value: Any) -> LodRings:
+    """{"focus": [i, j, k], "radius": chunks}: chunks farther than radius from focus one level coarser per ring
+    (``voxels.lod``); absent: all at full detail."""
+    if value is None:
+        return FINE
+    check_keys("voxels.lod", value, {"focus", "radius"})
+    focus = ChunkKey(*_key(value.get("focus"), "lod.focus", -MAX_KEY, MAX_KEY))
+    radius = value.get("radius")
+    if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= MAX_AXIS_CHUNKS:
+        raise ValueError(f"lod.radius must be an integer in [0, {MAX_AXIS_CHUNKS}] chunks, got {radius!r:.40}")
+    return LodRings(focus, radius)
+
+
+def _history(params: dict[str, Any], world: str | None,
+             voxel_size: float) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[ChunkKey, ...]]:
+    """(undo, redo) edit numbers, checked against the world's voxel history, and the chunks to remesh."""
+    if world is None:
+        raise ValueError("voxel_undo needs the world folder the edits are kept in")
+    store = VoxelStore(world, voxel_size)
+    recorded = store.log()["edits"]
+    seqs = {}
+    for name in ("undo", "redo"):
+        value = params.get(name, [])
+        if not isinstance(value, list) or len(value) > 256 or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"{name} must be a list of at most 256 edit numbers, got {value!r:.80}")
+        missing = sorted({v for v in value if str(v) not in recorded})
+        if missing:
+            raise ValueError(f"{name}: the world keeps no voxel edits {missing[:10]} at {voxel_size:g} m")
+        seqs[name] = tuple(value)
+    history = (seqs["undo"], seqs["redo"])
+    return history, _remesh_keys(_edit_chunks(store, *history))
+
+
 def _region_keys(params: dict[str, Any]) -> tuple[ChunkKey, ...]:
     """The box's chunks, top layer first (the surface shows before the depths)."""
     i0, j0, k0 = _key(params.get("chunk_min"), "chunk_min", -MAX_KEY, MAX_KEY)
@@ -140,32 +184,64 @@ def _region_keys(params: dict[str, Any]) -> tuple[ChunkKey, ...]:
 
 def _edit_keys(stroke: VoxelStroke, voxel_size: float) -> tuple[ChunkKey, ...]:
     """The chunks whose meshes the stroke changes: those it reaches and their -i, -j, -k neighbours."""
-    touched = stroke.chunks(voxel_size)
+    return _remesh_keys(stroke.chunks(voxel_size))
+
+
+def _remesh_keys(touched: Collection[ChunkKey]) -> tuple[ChunkKey, ...]:
+    """The chunks whose meshes change with ``touched``: those and their -i, -j, -k neighbours."""
     remesh = {ChunkKey(c.i - di, c.j - dj, c.k - dk) for c in touched for di, dj, dk in product((0, 1), repeat=3)}
     if len(remesh) > MAX_REGION_CHUNKS:
-        raise ValueError(f"the stroke changes the meshes of {len(remesh)} chunks; at most {MAX_REGION_CHUNKS} per "
-                         "edit (shorten it or make the radius smaller)")
+        raise ValueError(f"the edit changes the meshes of {len(remesh)} chunks; at most {MAX_REGION_CHUNKS} at "
+                         "once (shorten the stroke, make the radius smaller or undo fewer edits at once)")
     return tuple(sorted(remesh, key=lambda c: (-c.k, c.j, c.i)))
 
 
-def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callable[[int, int], None]) -> dict[str, Any]:
-    """Apply the stroke (if any, stored before meshing), mesh the chunks it or the region asks for and the kept
-    chunks beside them whose meshes read theirs, export; the result's meta."""
-    store = VoxelStore(request.world, request.settings.voxel_size) if request.world is not None else None
-    spec = CHUNK_SOURCES[request.source]
-    touched = request.stroke.chunks(request.settings.voxel_size) if request.stroke is not None else []
-    makes = touched if request.stroke is not None and spec.keep else request.keys
-    region = VoxelRegion(request.settings, spec, store, makes)
-    edited = []
+def _apply_stroke(region: VoxelRegion, stroke: VoxelStroke, touched: list[ChunkKey],
+                  check_cancel: Callable[[], None]) -> int | None:
+    """Edit the stroke's chunks, each stored before the next; the edit's number in the world's history."""
+    before, after = {}, {}
     for key in touched:
-        check_cancel(0, len(request.keys))
+        check_cancel()
         chunk, variant = region.get(key)
-        variant += request.stroke.op == "regenerate"
-        fresh = region.fresh(key, variant) if request.stroke.op == "regenerate" else None
-        region.replace(apply_stroke(chunk, request.stroke, fresh), variant)
-        edited.append([key.i, key.j, key.k])
+        before[key] = region.store.get(key) if region.store is not None else None
+        variant += stroke.op == "regenerate"
+        fresh = region.fresh(key, variant) if stroke.op == "regenerate" else None
+        after[key] = (apply_stroke(chunk, stroke, fresh), variant)
+        region.replace(*after[key])
+    return region.store.record_edit(stroke.op, before, after) if region.store is not None else None
+
+
+def _edit_chunks(store: VoxelStore, undo: tuple[int, ...], redo: tuple[int, ...]) -> list[ChunkKey]:
+    """The chunks the edits numbered changed."""
+    recorded = store.log()["edits"]
+    return sorted({ChunkKey(*c) for seq in undo + redo for c in recorded[str(seq)]}, key=lambda c: (c.i, c.j, c.k))
+
+
+def _apply_history(store: VoxelStore, undo: tuple[int, ...], redo: tuple[int, ...]) -> dict[str, list[int]]:
+    """Undo (newest first), then redo (oldest first), each edit not already as asked."""
+    undone = [seq for seq in sorted(undo, reverse=True) if store.set_edit(seq, active=False)]
+    return {"undone": undone, "redone": [seq for seq in sorted(redo) if store.set_edit(seq, active=True)]}
+
+
+def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callable[[int, int], None],
+               voxel_model: VoxelModel | None = None) -> dict[str, Any]:
+    """Apply the stroke (if any, stored before meshing), mesh the chunks it or the region asks for and the kept
+    chunks beside them whose meshes read theirs, export; the result's meta. ``voxel_model``: the shipped voxel
+    model the learned source draws with (the server's ``ShippedModels.voxel``)."""
+    store = VoxelStore(request.world, request.settings.voxel_size) if request.world is not None else None
+    spec = CHUNK_SOURCES[request.source](voxel_model)
+    touched = (request.stroke.chunks(request.settings.voxel_size) if request.stroke is not None
+               else _edit_chunks(store, *request.history) if request.history is not None and store is not None else [])
+    edit = request.stroke is not None or request.history is not None
+    makes = touched if edit and spec.keep else request.keys  # an edit of a kept source's chunks makes no others
+    region = VoxelRegion(request.settings, spec, store, makes, request.lod)
+    done_meta: dict[str, Any] = {"edited": [[k.i, k.j, k.k] for k in touched]}
+    if request.stroke is not None:
+        done_meta["edit_seq"] = _apply_stroke(region, request.stroke, touched, lambda: check_cancel(0, len(touched)))
+    if request.history is not None and store is not None:
+        done_meta.update(_apply_history(store, *request.history))
     keys = [k for k in request.keys if k in region.makes or region.held(k) is not None]
-    if request.stroke is None:  # an edit's keys hold its chunks' neighbours below already
+    if request.stroke is None and request.history is None:  # an edit's keys hold its chunks' neighbours below
         keys += region.border_chunks(keys)
     meshes, faces = [], 0
     for done, key in enumerate(keys):
@@ -179,6 +255,6 @@ def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callabl
         out_dir, name, formats = request.export
         files = [str(p) for p in export_voxel_region([region.chunk(k) for k in request.keys],
                                                      meshes[:len(request.keys)], out_dir, name, formats)]
-    return {"chunks": [[k.i, k.j, k.k] for k in keys], "edited": edited, "faces": faces,
-            "mesh": request.mesh, "voxel_size": request.settings.voxel_size, "chunk_size_m":
-            CHUNK * request.settings.voxel_size, "source": request.source, "files": files}
+    return {"chunks": [[k.i, k.j, k.k] for k in keys], "levels": [request.lod.level(k) for k in keys],
+            **done_meta, "faces": faces, "mesh": request.mesh, "voxel_size": request.settings.voxel_size,
+            "chunk_size_m": CHUNK * request.settings.voxel_size, "source": request.source, "files": files}

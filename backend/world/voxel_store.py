@@ -4,15 +4,23 @@ Inside a world folder (the same ``<blend>.world`` as the tiles, or any folder th
 
     voxels/{voxel_size}m/x{i}_y{j}_z{k}.safetensors   density + material, JSON meta, SHA-256
 
+    voxels/{voxel_size}m/edits/{seq}.safetensors     an edit's chunks before and after it
+    voxels/{voxel_size}m/edits/log.json              each edit's chunks and which edits are undone
+
 A chunk absent here was never edited and comes from the chunk source again; a stored one is returned
 exactly. Writes are atomic (temp file, fsync, rename: ``durable.write_bytes``) and every load verifies
 the checksum, so a damaged file raises instead of being silently regenerated over the artist's work.
+Each brush edit keeps its chunks as they were before it (absent or stored) and after it, so Blender's undo
+and redo can take it back and put it back (``set_edit``), like the terrain's edit log.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 from backend.durable import write_bytes
 from backend.voxels.chunk import VOXEL_SIZES_M, ChunkKey, VoxelChunk
@@ -20,6 +28,8 @@ from backend.voxels.chunk import VOXEL_SIZES_M, ChunkKey, VoxelChunk
 from .store import CorruptFileError, decode_checked, encode_checked, key_name
 
 CHUNK_FORMAT = "worldsculpt.voxel_chunk.v1"
+EDIT_FORMAT = "worldsculpt.voxel_edit.v1"
+Version = tuple[VoxelChunk, int] | None  # a chunk as the store holds it (with its variant), or absent
 
 
 class VoxelStore:
@@ -59,3 +69,63 @@ class VoxelStore:
                 "variant": int(variant)}
         self.folder.mkdir(parents=True, exist_ok=True)
         write_bytes(self.path(key), encode_checked({"density": chunk.density, "material": chunk.material}, meta))
+
+    def remove(self, key: ChunkKey) -> None:
+        """Forget the chunk (the source makes it again)."""
+        self.path(key).unlink(missing_ok=True)
+
+    # -- the edits' history ------------------------------------------------------------------------------
+
+    @property
+    def _log_path(self) -> Path:
+        return self.folder / "edits" / "log.json"
+
+    def log(self) -> dict:
+        """{"edits": {seq: [[i, j, k], ...]}, "undone": [seq, ...]}: every recorded edit's chunks (str seqs)."""
+        try:
+            return json.loads(self._log_path.read_text())
+        except FileNotFoundError:
+            return {"edits": {}, "undone": []}
+
+    def record_edit(self, op: str, before: dict[ChunkKey, Version],
+                    after: dict[ChunkKey, tuple[VoxelChunk, int]]) -> int:
+        """Keep an edit's chunks as they were before it and after it; returns its number (1, 2, ...)."""
+        log = self.log()
+        seq = max(map(int, log["edits"]), default=0) + 1
+        keys = sorted(after, key=lambda c: (c.i, c.j, c.k))
+        tensors: dict[str, np.ndarray] = {}
+        variants: dict[str, list[int | None]] = {"before": [], "after": []}
+        for n, key in enumerate(keys):
+            for when, version in (("before", before.get(key)), ("after", after[key])):
+                variants[when].append(None if version is None else int(version[1]))
+                if version is not None:
+                    tensors[f"{when}.{n}.density"] = version[0].density
+                    tensors[f"{when}.{n}.material"] = version[0].material
+        meta = {"format": EDIT_FORMAT, "op": op, "chunks": [[c.i, c.j, c.k] for c in keys], **variants}
+        (self.folder / "edits").mkdir(parents=True, exist_ok=True)
+        write_bytes(self.folder / "edits" / f"{seq}.safetensors", encode_checked(tensors, meta))
+        log["edits"][str(seq)] = meta["chunks"]
+        write_bytes(self._log_path, json.dumps(log).encode())
+        return seq
+
+    def set_edit(self, seq: int, active: bool) -> bool:
+        """Put the edit's chunks back as they were after it (``active``) or before it (undone); False when the
+        edit is in that state already. KeyError for an edit never recorded."""
+        log = self.log()
+        if str(seq) not in log["edits"]:
+            raise KeyError(seq)
+        if (seq not in log["undone"]) == active:
+            return False
+        path = self.folder / "edits" / f"{seq}.safetensors"
+        tensors, meta = decode_checked(path.read_bytes(), path)
+        when = "after" if active else "before"
+        for n, (key, variant) in enumerate(zip(meta["chunks"], meta[when])):
+            chunk_key = ChunkKey(*key)
+            if variant is None:
+                self.remove(chunk_key)
+            else:
+                self.put(VoxelChunk(chunk_key, self.voxel_size, tensors[f"{when}.{n}.density"],
+                                    tensors[f"{when}.{n}.material"]), variant)
+        log["undone"] = sorted(set(log["undone"]) - {seq}) if active else sorted({*log["undone"], seq})
+        write_bytes(self._log_path, json.dumps(log).encode())
+        return True

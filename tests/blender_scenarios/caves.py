@@ -1,5 +1,5 @@
 """Scenario: generate a terrain, stream a region of cave chunks around the 3D cursor, carve a tunnel along a
-stroke, fill part of it, regenerate it, switch to blocky meshes.
+stroke (undo it in Blender and redo it), fill part of it, regenerate it, switch to blocky meshes.
 
     python caves.py <zip> <backend address> <out dir> [chunks across] [depth] [voxel size]
 
@@ -86,6 +86,23 @@ c.radius = 5.0
 h.results["carve"] = run(bpy.ops.worldsculpt.caves_edit, "carve", op="carve", points=stroke)
 h.results["faces_carved"] = faces()
 h.check(h.results["faces_carved"] > h.results["faces_region"], "carving added no tunnel surface")
+
+
+def stored() -> list[str]:
+    return sorted(p.name for p in (out / "scene.world" / "voxels" / "2m").glob("*.safetensors"))
+
+
+# Blender's undo takes the carve back in the world too (a voxel_undo job remeshes it), its redo puts it back
+h.results["stored_after_carve"] = stored()
+for step in ("undo", "redo"):
+    h.results[step] = str(getattr(bpy.ops.ed, step)())
+    s = h.settings()  # undo reloads the scene: references taken before it are dangling
+    c = s.caves
+    h.check(bool(caves.jobs), f"{step}: no voxel_undo job was sent ({c.status})")
+    h.pump(addon, lambda: not caves.jobs, 60.0, f"the world to follow the {step}")
+    h.results[f"faces_after_{step}"] = faces()
+    h.results[f"stored_after_{step}"] = stored()
+    h.results[f"status_after_{step}"] = c.status
 c.fill_material, c.radius = "ore_gold", 3.0
 h.results["fill"] = run(bpy.ops.worldsculpt.caves_edit, "fill", op="fill", points=stroke[2:3])
 gold = sum(int((np.array([a.value for a in o.data.attributes[plan.MATERIAL_ATTRIBUTE].data]) == 14).sum())
@@ -115,6 +132,17 @@ blocky = next(o for o in chunk_objects().values() if len(o.data.polygons))
 h.check(all(len(p.vertices) == 4 for p in blocky.data.polygons), "blocky chunks are not quads")
 h.check(blocky.data.attributes[plan.MATERIAL_ATTRIBUTE].domain == "FACE", "blocky materials are not per face")
 h.check(blocky.data.attributes[plan.COLOR_ATTRIBUTE].domain == "CORNER", "blocky colours are not per face corner")
+h.results["faces_blocky"] = faces(chunks)
+c.coarse_far, c.lod_radius = True, 0  # every chunk but the cursor's a level coarser
+h.results["blocky_lod"] = run(bpy.ops.worldsculpt.caves_generate, "blocky region, coarser far chunks")
+h.results["faces_blocky_lod"] = faces(chunks)
+c.mesh_style = "SMOOTH"
+h.results["smooth_lod"] = run(bpy.ops.worldsculpt.caves_generate, "smooth region, coarser far chunks")
+h.results["faces_smooth_lod"] = faces(chunks)
+c.coarse_far = False
+h.results["smooth_full"] = run(bpy.ops.worldsculpt.caves_generate, "smooth region at full detail")
+h.results["faces_smooth"] = faces(chunks)
+c.mesh_style = "BLOCKY"
 
 s.export_dir, s.export_name = str(out / "export"), "scene"
 h.results["export"] = run(bpy.ops.worldsculpt.caves_export, "export")
