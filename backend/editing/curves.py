@@ -118,19 +118,33 @@ def curve_profile(model: ProfileModel, heights: np.ndarray, curve: Curve, cell_s
     profile = sample_profiles(model, curve.kind, ends[None], np.array([curve.arc()[-1] * cell_size]),
                               np.array([relief]), np.array([extent]), seed)[0]
     if curve.kind == "river":
-        return river_bed(profile, ground, curve, cell_size), ground, offset
+        return river_bed(profile, ground, banks_under(heights, curve, n), curve, cell_size), ground, offset
     return profile + follow_ground(ground), ground, offset
 
 
-def river_bed(profile: np.ndarray, ground: np.ndarray, curve: Curve, cell_size: float) -> np.ndarray:
-    """(L,) the profile made a river bed: under the ground by the river's depth (0 at the ends), falling all
-    the way from the higher end to the lower one, where it meets the ground."""
+def banks_under(heights: np.ndarray, curve: Curve, n: int) -> np.ndarray:
+    """(n,) the lower of the ground at the band's two edges (its reach either side), evenly along the curve."""
+    points = curve.samples(n)
+    along = np.gradient(points, axis=0)
+    across = np.c_[-along[:, 1], along[:, 0]] / np.maximum(np.linalg.norm(along, axis=1), 1e-9)[:, None]
+    sides = [ndi.map_coordinates(heights.astype(np.float64), (points + sign * curve.reach * across).T, order=1,
+                                 mode="nearest") for sign in (1, -1)]
+    return np.minimum(*sides)
+
+
+def river_bed(profile: np.ndarray, ground: np.ndarray, banks: np.ndarray, curve: Curve,
+              cell_size: float) -> np.ndarray:
+    """(L,) the profile made a river bed: under the ground and its lower bank (``banks_under``) by the river's
+    depth (on the ground at the ends), falling all the way from the higher end to the lower one, where it meets
+    the ground. A curve drawn along a valley's side has one bank far below the ground on the curve: the bed
+    cuts under that bank too, or the river would spill over it."""
     n = len(ground)
     u = np.linspace(0.0, 1.0, n)
     taper = 1 - falloff(np.minimum(u, 1 - u) / RIVER_TAPER, "smooth")  # 0 at the ends, 1 inside
     depth = curve.strength * RIVER_DEPTH * curve.width * cell_size
     step = curve.arc()[-1] * cell_size / (n - 1)  # metres along the curve per sample
-    bed = descending(np.minimum(profile, ground - depth * taper), MIN_FALL * step)
+    under = ground - taper * (depth + np.maximum(ground - banks, 0))
+    bed = descending(np.minimum(profile, under), MIN_FALL * step)
     high, low = (0, -1) if bed[0] >= bed[-1] else (-1, 0)
     to_end = np.abs(np.arange(n) - np.arange(n)[low])  # samples to the lower end
     # a dip on the way deeper than the lower end's ground is crossed at that level, still falling (a river
