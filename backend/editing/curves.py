@@ -138,7 +138,7 @@ def river_bed(profile: np.ndarray, ground: np.ndarray, banks: np.ndarray, curve:
     """(L,) the profile made a river bed: under the ground and its lower bank (``banks_under``) by the river's
     depth (on the ground at the ends), falling all the way from the higher end to the lower one, where it meets
     the ground. A curve drawn along a valley's side has one bank far below the ground on the curve: the bed
-    cuts under that bank too, or the river would spill over it."""
+    cuts under that bank too (down to its mouth's level), or the river would spill over it."""
     n, length = len(ground), curve.arc()[-1]
     u = np.linspace(0.0, 1.0, n)
     ramp = min(RIVER_TAPER, curve.width / max(length, 1e-9))  # within a width of its ends it meets the ground
