@@ -16,7 +16,7 @@ from backend.data.elevation_profiles import KINDS, ProfileDataset, ProfileSettin
 from backend.diffusion.guidance import nonincreasing
 from backend.editing import seam_ratio
 from backend.editing.brushes import RELIEF_PER_STRENGTH, nearest_on_path
-from backend.editing.curves import RIVER_DEPTH, channel_cells
+from backend.editing.curves import RIVER_DEPTH, Curve, banks_under, channel_cells, river_bed
 from backend.generators.curve_profiles import sample_profiles
 from backend.models.inference import read_metadata
 from backend.models.profile import ProfileModel
@@ -136,6 +136,27 @@ def curve_frame(window: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     points = np.array(CURVE)
     s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
     return nearest_on_path(np.c_[points, s / s[-1]], tuple(window))
+
+
+def test_river_along_a_valley_side_cuts_under_its_lower_bank():
+    """A river drawn along the rim of a valley 40 m deep, a band's half width to its left: its bed lies under
+    that bank by its depth (not only under the ground on the curve), meeting the ground at its ends."""
+    heights = np.full((64, 200), 100.0)
+    heights[:17] = 60.0  # rows 0-16: the valley floor; the curve runs along row 24, its left bank at row 16
+    heights[17:21] = np.linspace(60.0, 100.0, 6)[1:-1, None]  # the valley's side
+    curve = Curve("river", np.array([[24.0, 10.0], [24.0, 190.0]]), 16.0, 1.0)
+    n = 128
+    banks = banks_under(heights, curve, n)
+    np.testing.assert_allclose(banks, 60.0)
+    ground = np.linspace(100.0, 20.0, n)  # its mouth far below the valley floor: it can cut under the bank
+    bed = river_bed(ground.copy(), ground, banks, curve, 10.0)  # a profile on the ground: the bank is the limit
+    depth = RIVER_DEPTH * curve.width * 10.0
+    np.testing.assert_allclose(bed[[0, -1]], ground[[0, -1]])
+    inside = slice(int(n * curve.width / 180) + 1, -int(n * curve.width / 180) - 1)  # beyond a width of its ends
+    above = np.zeros(n, dtype=bool)
+    above[inside] = ground[inside] > 60.0  # where the bank, not the ground on the curve, is what holds the water
+    assert above.sum() > n / 3 and (bed[above] <= 60.0 - depth + 1e-9).all()
+    assert (np.diff(bed) < 0).all()
 
 
 @pytest.mark.parametrize("kind", KINDS)

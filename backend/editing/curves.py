@@ -14,13 +14,14 @@ Cross-sections, with t = distance to the curve / half the width and u the positi
   ground on the curve times (1 - t)^2: a sharp crest and soft feet, the cross-slope's texture kept, with the
   feet's t stretched where the land runs against a ridge (``brushes.land_reach``): spurs along its own spurs;
 * river: the ends sit on the ground where the curve ends; the bed is the profile, kept at least
-  ``RIVER_DEPTH`` times the width (times strength) under the ground along the curve (tapering to 0 at the
-  ends), made to fall all the way from the higher end to the lower one (``brushes.descending``: it cuts
-  through bumps, with no flat stretch; only a dip deeper than its mouth is crossed at the mouth's level);
-  the target is that bed over the middle ``BED_FRACTION`` of the band and banks easing back to the ground,
-  never above it; the channel (``CHANNEL_FRACTION`` of the band, at least a cell either side) ends exactly
-  on the bed, and the pull onto the target fades out over twice the bed's width, so the models' ground meets
-  it without a kerb;
+  ``RIVER_DEPTH`` times the width (times strength) under the ground along the curve and under the lower of
+  the ground at the band's two edges, its banks (tapering to the ground within a width of the ends), made to
+  fall all the way from the higher end to the lower one (``brushes.descending``: it cuts through bumps,
+  with no flat stretch; only a dip deeper than its mouth is crossed at the mouth's level); the target is
+  that bed over the middle ``BED_FRACTION`` of the band and banks easing back to the ground, never above
+  it; the channel (``CHANNEL_FRACTION`` of the band, at least a cell either side) ends exactly on the bed,
+  and the pull onto the target fades out over twice the bed's width, so the models' ground meets it without
+  a kerb;
 * cliff: the profile is the cliff top, following the ground like a ridge; the side left of the
   drawing direction (right when flipped) is levelled toward it, the other toward one step (the offset)
   lower, with a face ``CLIFF_FACE_CELLS`` either side of the curve.
@@ -57,7 +58,7 @@ MIN_RELIEF_M = 1.0  # a flat terrain still gets a (small) offset unit
 RECIPES = {"ridge": Recipe(detail_sigma=0.4, erosion=LIGHT), "river": Recipe(detail_sigma=0.4, erosion=LIGHT),
            "cliff": Recipe(detail_sigma=0.4, erosion=scaled(LIGHT, 0.5))}
 RIVER_DEPTH = 0.1  # river: the bed's depth under the ground, as a share of the band's width, at strength 1
-RIVER_TAPER = 0.1  # river: share of its length over which the depth grows from 0 at either end
+RIVER_TAPER = 0.1  # river: share of its length (at most its width) over which its depth grows from 0 at either end
 OFFSET_SIGN = {"ridge": 1.0, "river": 0.0, "cliff": 0.5}  # the ends' offset, in offsets: a cliff top is half up
 
 
@@ -118,19 +119,34 @@ def curve_profile(model: ProfileModel, heights: np.ndarray, curve: Curve, cell_s
     profile = sample_profiles(model, curve.kind, ends[None], np.array([curve.arc()[-1] * cell_size]),
                               np.array([relief]), np.array([extent]), seed)[0]
     if curve.kind == "river":
-        return river_bed(profile, ground, curve, cell_size), ground, offset
+        return river_bed(profile, ground, banks_under(heights, curve, n), curve, cell_size), ground, offset
     return profile + follow_ground(ground), ground, offset
 
 
-def river_bed(profile: np.ndarray, ground: np.ndarray, curve: Curve, cell_size: float) -> np.ndarray:
-    """(L,) the profile made a river bed: under the ground by the river's depth (0 at the ends), falling all
-    the way from the higher end to the lower one, where it meets the ground."""
-    n = len(ground)
+def banks_under(heights: np.ndarray, curve: Curve, n: int) -> np.ndarray:
+    """(n,) the lower of the ground at the band's two edges (its reach either side), evenly along the curve."""
+    points = curve.samples(n)
+    along = np.gradient(points, axis=0)
+    across = np.c_[-along[:, 1], along[:, 0]] / np.maximum(np.linalg.norm(along, axis=1), 1e-9)[:, None]
+    sides = [ndi.map_coordinates(heights.astype(np.float64), (points + sign * curve.reach * across).T, order=1,
+                                 mode="nearest") for sign in (1, -1)]
+    return np.minimum(*sides)
+
+
+def river_bed(profile: np.ndarray, ground: np.ndarray, banks: np.ndarray, curve: Curve,
+              cell_size: float) -> np.ndarray:
+    """(L,) the profile made a river bed: under the ground and its lower bank (``banks_under``) by the river's
+    depth (on the ground at the ends), falling all the way from the higher end to the lower one, where it meets
+    the ground. A curve drawn along a valley's side has one bank far below the ground on the curve: the bed
+    cuts under that bank too (down to its mouth's level), or the river would spill over it."""
+    n, length = len(ground), curve.arc()[-1]
     u = np.linspace(0.0, 1.0, n)
-    taper = 1 - falloff(np.minimum(u, 1 - u) / RIVER_TAPER, "smooth")  # 0 at the ends, 1 inside
+    ramp = min(RIVER_TAPER, curve.width / max(length, 1e-9))  # within a width of its ends it meets the ground
+    taper = 1 - falloff(np.minimum(u, 1 - u) / ramp, "smooth")  # 0 at the ends, 1 inside
     depth = curve.strength * RIVER_DEPTH * curve.width * cell_size
-    step = curve.arc()[-1] * cell_size / (n - 1)  # metres along the curve per sample
-    bed = descending(np.minimum(profile, ground - depth * taper), MIN_FALL * step)
+    step = length * cell_size / (n - 1)  # metres along the curve per sample
+    under = ground - taper * (depth + np.maximum(ground - banks, 0))
+    bed = descending(np.minimum(profile, under), MIN_FALL * step)
     high, low = (0, -1) if bed[0] >= bed[-1] else (-1, 0)
     to_end = np.abs(np.arange(n) - np.arange(n)[low])  # samples to the lower end
     # a dip on the way deeper than the lower end's ground is crossed at that level, still falling (a river

@@ -172,16 +172,22 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     return Edit(window, to_metres(on_mesh(result)), weight.numpy().astype(np.float32))
 
 
+def lowest_neighbour(heights: np.ndarray) -> np.ndarray:
+    """Per cell, the lowest of its 8 neighbours (the grid's edge repeated): a cell under it is a pit."""
+    ring = np.ones((3, 3), dtype=bool)
+    ring[1, 1] = False
+    return ndi.minimum_filter(heights, footprint=ring, mode="nearest")
+
+
 def fill_pits(heights: np.ndarray, where: np.ndarray) -> np.ndarray:
     """``heights`` with each cell of ``where`` lower than all 8 neighbours raised to its lowest neighbour.
 
-    A stream burnt into the mesh leaves single-cell pits beside its channel, which this fills as DEM pipelines
-    do. (Elsewhere an edit keeps the pits that resampling into the mesh leaves, as generation does: filling
-    them all made an edit's ground pit-free, a tell beside the land around.)
+    A stream burnt into the mesh evens a band beside its channel into near-flat ground, where its leftover
+    texture makes single-cell pits (2-3x as many as around), which this fills as DEM pipelines do; the caller
+    leaves out the pits the models drew there, the land's own texture (filling every pit the burn touched left
+    a valley floor pit-free, a tell beside the land around, as filling an edit's pits everywhere did).
     """
-    ring = np.ones((3, 3), dtype=bool)
-    ring[1, 1] = False
-    lowest = ndi.minimum_filter(heights, footprint=ring, mode="nearest")
+    lowest = lowest_neighbour(heights)
     return np.where(where & (heights < lowest), lowest, heights).astype(heights.dtype)
 
 
@@ -301,7 +307,8 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     # the stream kept draining in the mesh: its path's cells on the nearest falling line, a channel eased around it
     burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, CHANNEL_CELLS, drained)
     moved = ndi.binary_dilation(burnt != edit.heights) & (edit.weight > 0)
-    return replace(edit, heights=fill_pits(burnt, moved))
+    made = moved & (edit.heights >= lowest_neighbour(edit.heights))
+    return replace(edit, heights=fill_pits(burnt, made))  # the pits the burn made, not those the models drew
 
 
 def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], lo: float, to_net: float,
