@@ -50,10 +50,8 @@ BLOCK_TILES = 2  # tiles per side that share one base-level canvas (no seam betw
 # Context each side of a tile that its erosion stage sees, in metres (64 cells at the models' 30 m). Stream
 # power is not local (catchments, spill routes): on a 1024² map cut into 128² tiles eroded with this much
 # context each, mature erosion's border steps were 1.13x those of the whole map's erosion with 32 cells, within
-# 2 % from 64 on. Since light erosion relaxes hillslopes like the corpus (landscape.EROSION_STAGES), tile
-# interiors are smoother and what the context still misses shows more: with 16 cells of the tiny test models'
-# 120 m, border steps were 1.19x the uneroded world's; 32 cells hold them within 10 %. So 128 cells at 30 m.
-EROSION_MARGIN_M = 3840.0
+# 2 % from 64 on.
+EROSION_MARGIN_M = 1920.0
 
 
 @dataclass(frozen=True)
