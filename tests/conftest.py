@@ -31,6 +31,14 @@ def addon_module(name: str) -> ModuleType:
     return module
 
 
+def terrain_models_only(folder: Path, source: Path) -> Path:
+    """A models folder holding only ``source``'s two terrain models (links): a backend without the others."""
+    folder.mkdir()
+    for name in ("terrain_base.safetensors", "terrain_superres.safetensors"):
+        (folder / name).symlink_to(source / name)
+    return folder
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ from backend.models.shipped import PROFILE_FILE
 from backend.world.store import WorldStore
 from protocol.client import BackendError, Client
 
-from conftest import ROOT
+from conftest import ROOT, terrain_models_only
 from test_brushes import CELL, RES, brush_client, terrain  # noqa: F401  (fixtures: the same client and terrain)
 
 CURVE = [[64.0, 20.0], [58.0, 64.0], [70.0, 108.0]]  # west to east across the middle
@@ -250,10 +250,7 @@ def test_curve_without_heights_or_profile_model_is_refused(brush_client, private
     with pytest.raises(BackendError) as err:
         brush_client.submit("curve", params)
     assert err.value.code == "bad_params" and "heights" in str(err.value)
-    models = tmp_path / "models"  # the terrain models without the profile model
-    models.mkdir()
-    for name in ("terrain_base.safetensors", "terrain_superres.safetensors"):
-        (models / name).symlink_to(tiny_models / name)
+    models = terrain_models_only(tmp_path / "models", tiny_models)  # without the profile model
     client = Client(private_backend("--models-dir", str(models)).address)
     try:
         with pytest.raises(BackendError) as err:

@@ -12,6 +12,7 @@ from backend.voxels.chunk import CHUNK, MATERIAL
 from backend.world.voxel_store import VoxelStore
 from protocol import ErrorCode
 from protocol.client import BackendError, Client
+from conftest import terrain_models_only
 
 CELL = 8.0
 
@@ -234,10 +235,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 def test_the_learned_source_is_refused_without_the_voxel_model(private_backend, tmp_path):
     """The voxel model is one of the learned models the server holds: from a models folder without it, the
     learned source is refused at submit, naming its weights, while the featureless one still runs."""
-    models = tmp_path / "models"
-    models.mkdir()
-    for name in ("terrain_base.safetensors", "terrain_superres.safetensors"):
-        (models / name).symlink_to(MODELS / name)
+    models = terrain_models_only(tmp_path / "models", MODELS)
     client = Client(private_backend("--models-dir", str(models)).address)
     try:
         with pytest.raises(BackendError) as info:
