@@ -159,6 +159,7 @@ def run_training(run: TerrainRunConfig, config_path: str = "", ship_now: bool = 
     if run.threads:
         torch.set_num_threads(run.threads)
     maps = load_maps(run.corpus, "train")
+    torch.manual_seed(int(run.train.get("seed", 0)))  # the weights' initialisation: the same run, the same model
     denoiser, dataset, meta = build(run, maps)
     cfg = TrainConfig(**run.train)
     if run.init_from:
