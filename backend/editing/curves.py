@@ -173,8 +173,8 @@ def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.n
     weight = falloff(t, "smooth")  # 1 on the curve, 0 from the band's edge on, no crease there
     pinned = np.zeros(window_m.shape)
     if curve.kind == "ridge":  # lift every cell by the crest's height over the ground on the curve; its feet
-        lo, to_net = network_units(window_m)  # reach as far as the land's spurs (``land_reach``), the crest kept
-        share = land_reach(torch.from_numpy((window_m - lo) * to_net), curve.reach, 1.0).numpy()
+        units = network_units(window_m)  # reach as far as the land's spurs (``land_reach``), the crest kept
+        share = land_reach(torch.from_numpy((window_m - units.lo) * units.to_net), curve.reach, 1.0).numpy()
         feet = t * (1 + (1 / share - 1) * t * t)  # t on the crest and its shoulders, t / share at the band's edge
         target = window_m + np.clip(1 - feet, 0, 1) ** 2 * (p - at(ground))
     elif curve.kind == "river":
@@ -202,8 +202,7 @@ def apply_curve(base: TerrainModel, superres: TerrainModel, profile_model: Profi
     r0, c0, r1, c1 = window
     target_m, weight, pinned = curve_target(curve, window, heights[r0:r1, c0:c1].astype(np.float64), profile,
                                             ground, offset)
-    lo, to_net = network_units(heights)
-    t = torch.from_numpy((target_m - lo) * to_net - 1)
+    t = torch.from_numpy(network_units(heights).net(target_m))
     edit = edit_window(base, superres, heights, window, torch.from_numpy(weight), t, RECIPES[curve.kind],
                        style_weights, sliders, guidance, seed, cell_size, settings, on_step,
                        torch.from_numpy(pinned * (weight > 0)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -116,11 +116,24 @@ def _sample(denoiser: Callable[..., Tensor], start: Tensor, sigma: float, steps:
     return get_sampler(sampler)(denoiser, start + sigma * noise, sigmas, cond=cond, callback=callback)
 
 
-def network_units(heights: np.ndarray) -> tuple[float, float]:
-    """(lowest height, metres -> network units factor): the window is normalised by the whole terrain's
-    min/max, so the super-resolution residual keeps the scale it was trained at."""
+@dataclass(frozen=True)
+class NetworkUnits:
+    """Metres <-> the models' units: the whole terrain's min..max onto -1..1 (not the window's), so the
+    super-resolution residual keeps the scale it was trained at. Works on arrays, tensors and floats."""
+
+    lo: float  # the terrain's lowest height, metres
+    to_net: float  # network units per metre
+
+    def net(self, metres: Any) -> Any:
+        return (metres - self.lo) * self.to_net - 1
+
+    def metres(self, net: Any) -> Any:
+        return (net + 1) / self.to_net + self.lo
+
+
+def network_units(heights: np.ndarray) -> NetworkUnits:
     lo, hi = float(heights.min()), float(heights.max())
-    return lo, 2.0 / max(hi - lo, 1e-6)
+    return NetworkUnits(lo, 2.0 / max(hi - lo, 1e-6))
 
 
 def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray, window: tuple[int, int, int, int],
@@ -138,8 +151,8 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     """
     r0, c0, r1, c1 = window
     original = heights[r0:r1, c0:c1]
-    lo, to_net = network_units(heights)
-    x = (torch.from_numpy(original.astype(np.float64)) - lo) * to_net - 1
+    units = network_units(heights)
+    x = units.net(torch.from_numpy(original.astype(np.float64)))
     model_cell = superres.meta["cell_size_m"]
     grid = ModelGrid.of(x.shape, cell_size, model_cell)
     blend = torch.clamp(weight * settings.feather, 0, 1)
@@ -147,7 +160,7 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     fixed = None if pinned is None else grid.to_model(pinned.double()).clamp(0, 1)
 
     def to_metres(net: Tensor) -> np.ndarray:
-        out = ((net.double().cpu() + 1) / to_net + lo).numpy().astype(np.float32)
+        out = units.metres(net.double().cpu()).numpy().astype(np.float32)
         return np.where(weight.numpy() > 0, out, original)
 
     fine = x - grid.to_mesh(x_model)  # the mesh's own detail, finer than the models' cells
@@ -165,7 +178,7 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     stage = scaled(recipe.erosion, drainage)  # as generation: the style's share of the stage (none for dunes)
     if stage is not None:  # faded in by the stroke's weight: seamless at its rim
         share = weight_model if fixed is None else weight_model * (1 - fixed)
-        result = result.double() + share * erosion_detail(result.double(), stage, model_cell, to_net)
+        result = result.double() + share * erosion_detail(result.double(), stage, model_cell, units.to_net)
     if drain is not None:
         result = drain(result.double(), grid, weight_model)
     # resampled into the mesh as generation resamples its maps: the same texture, single-cell pits included
@@ -285,21 +298,20 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     window = stroke.window(heights.shape, mesh_margin(settings.margin, cell_size, superres.meta["cell_size_m"]),
                            superres.meta["factor"])
     r0, c0, r1, c1 = window
-    lo, to_net = network_units(heights)
-    x = (torch.from_numpy(heights[r0:r1, c0:c1].astype(np.float64)) - lo) * to_net - 1
+    units = network_units(heights)
+    x = units.net(torch.from_numpy(heights[r0:r1, c0:c1].astype(np.float64)))
     fp = footprint(stroke, window)
-    level = (_flatten_level(stroke, heights) - lo) * to_net - 1 if stroke.kind == "flatten" else 0.0
+    level = units.net(_flatten_level(stroke, heights)) if stroke.kind == "flatten" else 0.0
     t = target(stroke, x, fp, level)
     model_cells = max(1.0, superres.meta["cell_size_m"] / cell_size)  # mesh cells per model cell
     if stroke.kind == "valley":  # the models draw the valley around a stream that drains it
-        t_m = ((t + 1) / to_net + lo).numpy()
-        t = torch.from_numpy(burn_stream(stroke, t_m, window, fp.weight.numpy(), MIN_FALL * cell_size,
-                                         STREAM_CELLS * model_cells) - lo) * to_net - 1
+        t = units.net(torch.from_numpy(burn_stream(stroke, units.metres(t).numpy(), window, fp.weight.numpy(),
+                                                   MIN_FALL * cell_size, STREAM_CELLS * model_cells)))
     recipe = RECIPES[stroke.kind]
     if stroke.kind == "erode":  # strength 1: the mature stage's steps
         steps = max(1, round(stroke.strength * recipe.erosion.steps))
         recipe = replace(recipe, erosion=replace(recipe.erosion, steps=steps))
-    drain = stream_drain(stroke, window, lo, to_net, superres.meta["cell_size_m"]) if stroke.kind == "valley" else None
+    drain = stream_drain(stroke, window, units, superres.meta["cell_size_m"]) if stroke.kind == "valley" else None
     edit = edit_window(base, superres, heights, window, fp.weight, t, recipe, style_weights, sliders,
                        guidance, seed, cell_size, settings, on_step, strength=stroke.strength, drain=drain)
     if stroke.kind != "valley":
@@ -311,7 +323,7 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     return replace(edit, heights=fill_pits(burnt, made))  # the pits the burn made, not those the models drew
 
 
-def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], lo: float, to_net: float,
+def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], units: NetworkUnits,
                  model_cell: float) -> Drain:
     """A valley's stream drained at the models' cells, after the erosion stage: its path's heights fitted to the
     nearest line falling downhill (``drained``), a model cell either side eased onto it. At that scale the
@@ -320,10 +332,10 @@ def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], lo: float, t
     def drain(net: Tensor, grid: ModelGrid, weight: Tensor) -> Tensor:
         scale = np.array([(m - 1) / max(n - 1, 1) for m, n in zip(grid.model, grid.mesh)])
         points = np.c_[(stroke.points[:, :2] - window[:2]) * scale, stroke.points[:, 2]]
-        metres = (net.numpy() + 1) / to_net + lo
+        metres = units.metres(net.numpy())
         burnt = burn_stream(replace(stroke, points=points), metres, (0, 0, *grid.model), weight.numpy(),
                             MIN_FALL * model_cell, 1.0, drained)
-        return torch.from_numpy(burnt - lo) * to_net - 1
+        return units.net(torch.from_numpy(burnt))
 
     return drain
 
