@@ -85,7 +85,7 @@ def test_surrogate_contract_supports_only_what_it_learned_and_is_deterministic(t
     assert surrogate.supports(MATURE_STEP, 30.0, 8)
     assert not surrogate.supports(MATURE_STEP, 30.0, 3)  # not on its ladder
     assert not surrogate.supports(MATURE_STEP, 7.5, 8)  # another cell size
-    assert not surrogate.supports(replace(MATURE_STEP, diffusion=20.0), 30.0, 8)  # the light stage's process
+    assert not surrogate.supports(replace(MATURE_STEP, diffusion=20.0), 30.0, 8)  # another process
     with pytest.raises(ValueError, match="trained for"):
         surrogate.delta({"heights": lumpy_slope(32)}, 7.5, MATURE_STEP, 8)
     z = lumpy_slope(96, seed=3)

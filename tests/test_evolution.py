@@ -3,17 +3,18 @@
 import numpy as np
 
 from backend.metrics.realism import pit_density
-from backend.simulation.evolution import Evolution, evolve, implicit_diffusion
+from backend.simulation.evolution import Evolution, evolve
+from backend.simulation.hillslope import held, no_flux
 
 
 def test_implicit_diffusion_keeps_the_mass_and_smooths() -> None:
     rng = np.random.default_rng(0)
     z = rng.normal(0, 10, (40, 56))
-    out = implicit_diffusion(z, 5000.0, 30.0)
+    out = no_flux(z, 5000.0, 30.0)
     assert abs(out.mean() - z.mean()) < 1e-9  # no-flux edges: nothing leaves
     assert out.std() < 0.5 * z.std()
     # A large step is stable and heads to the flat steady state, not an oscillation.
-    flat = implicit_diffusion(z, 1e9, 30.0)
+    flat = no_flux(z, 1e9, 30.0)
     assert np.ptp(flat) < 1e-3 * np.ptp(z)
 
 
@@ -37,3 +38,24 @@ def test_evolved_land_drains_to_its_outlets_and_is_deterministic() -> None:
 def test_evolution_is_linear_in_the_uplift_scale() -> None:
     # n = 1 stream power and linear diffusion: the shape does not depend on the units (the corpus rescales).
     np.testing.assert_allclose(_run(3.0), 3.0 * _run(1.0), rtol=1e-6, atol=1e-9)
+
+
+def test_held_border_diffusion_solves_backward_euler_and_keeps_the_border() -> None:
+    """The erosion stage's hillslope step: z_new - z = D lap(z_new) inside, the border relaxed only along
+    itself with its corners kept, and a spike spreads alike along the axes and obliquely (no grid streaks,
+    unlike ADI)."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 10, (33, 41))
+    out = held(z, 1500.0, 30.0)
+    lap = (out[:-2, 1:-1] + out[2:, 1:-1] + out[1:-1, :-2] + out[1:-1, 2:] - 4 * out[1:-1, 1:-1]) / 30.0 ** 2
+    np.testing.assert_allclose(out[1:-1, 1:-1] - z[1:-1, 1:-1], 1500.0 * lap, atol=1e-9)
+    corners = np.s_[::32, ::40]
+    np.testing.assert_array_equal(out[corners], z[corners])
+    top = out[0]
+    np.testing.assert_allclose(top[1:-1] - z[0, 1:-1], 1500.0 * (top[:-2] + top[2:] - 2 * top[1:-1]) / 30.0 ** 2,
+                               atol=1e-9)
+    spike = np.zeros((65, 65))
+    spike[32, 32] = 1.0
+    spread = held(spike, 3000.0, 30.0)
+    for along, oblique in ((spread[32, 37], spread[35, 36]), (spread[32, 42], spread[38, 40])):  # 5 and 10 cells
+        assert abs(along - oblique) < 0.08 * along

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import fastscapelib as fs
 import numpy as np
-from scipy.fft import dctn, idctn
+
+from backend.simulation import hillslope
 
 # erodibility(z, rock_depth) -> per-cell multiplier of K (strata), or None for uniform rock.
 Erodibility = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -50,16 +51,6 @@ class Evolved:
     wear: np.ndarray  # (H, W) total incised and diffused away, uplift units
     deposition: np.ndarray  # (H, W) total laid down by diffusion
     area: np.ndarray  # (H, W) drainage area at the end, m²
-
-
-def implicit_diffusion(z: np.ndarray, diffusion: float, cell_size: float) -> np.ndarray:
-    """One backward-Euler step of dz/dt = D laplacian(z) with no-flux edges (D dt = ``diffusion`` m²)."""
-    rows, cols = z.shape
-    eig_r = (2.0 - 2.0 * np.cos(np.pi * np.arange(rows) / rows)) / cell_size ** 2
-    eig_c = (2.0 - 2.0 * np.cos(np.pi * np.arange(cols) / cols)) / cell_size ** 2
-    spectrum = dctn(z, type=2, norm="ortho")
-    spectrum /= 1.0 + diffusion * (eig_r[:, None] + eig_c[None, :])
-    return idctn(spectrum, type=2, norm="ortho")
 
 
 def evolve(initial: np.ndarray, uplift: np.ndarray, base_level: np.ndarray, cell_size: float,
@@ -91,7 +82,7 @@ def evolve(initial: np.ndarray, uplift: np.ndarray, base_level: np.ndarray, cell
         if erodibility is not None:
             eroder.k_coef = (params.incision * erodibility(z, cumulative))
         incised = z - eroder.erode(z, area, 1.0)
-        relaxed = implicit_diffusion(incised, params.diffusion, cell_size)
+        relaxed = hillslope.no_flux(incised, params.diffusion, cell_size)
         relaxed[base_level] = 0.0
         wear += np.clip(z - relaxed, 0.0, None)
         deposition += np.clip(relaxed - z, 0.0, None)

@@ -23,13 +23,13 @@ import numpy as np
 
 from backend.grids import gradient_magnitude
 
-from .landscape import StreamPower, erode
+from .landscape import EROSION_STAGES, StreamPower, erode
 
 Fields = dict[str, np.ndarray]
 
-# The mature erosion stage's per-step process (landscape.EROSION_STAGES["mature"] at drainage share 1):
-# what the shipped surrogate was trained on; any other process runs as physics.
-MATURE_STEP = StreamPower(steps=1, incision=1.0, diffusion=40.0)
+# The erosion stage's per-step process (landscape.EROSION_STAGES at drainage share 1): what the surrogate
+# learns; any other process runs as physics.
+MATURE_STEP = replace(EROSION_STAGES["mature"], steps=1)
 
 
 class SimulationStep(Protocol):

@@ -1,0 +1,64 @@
+"""Linear hillslope diffusion, one backward-Euler step solved exactly in a sine or cosine basis.
+
+Backward Euler is unconditionally stable and, solved exactly, isotropic at any step: the erosion stage
+relaxes slopes by D dt = 1500 m² a step at 30 m cells (D dt / dx² = 1.7), where fastscapelib's
+Crank-Nicolson ADI leaves streaks along the grid axes and a checkerboard. Two borders:
+* ``no_flux``: nothing leaves through the edges (the corpus's closed landscapes; cosine basis);
+* ``held``: the border is the base level (the erosion stage's): nothing flows in from beyond it, its
+  corners keep their heights and it relaxes only along itself (sine basis).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.fft import dctn, dstn, idctn, idstn
+
+
+def _eigenvalues(modes: np.ndarray, period: int, cell_size: float) -> np.ndarray:
+    """Minus the eigenvalues of the 1D second difference for the basis functions of frequency k pi / ``period``."""
+    return (2.0 - 2.0 * np.cos(np.pi * modes / period)) / cell_size ** 2
+
+
+def no_flux(z: np.ndarray, diffusion: float, cell_size: float) -> np.ndarray:
+    """One step of dz/dt = D laplacian(z) with no-flux edges (D dt = ``diffusion`` m²); keeps the mass."""
+    rows, cols = z.shape
+    spectrum = dctn(z, type=2, norm="ortho")
+    spectrum /= 1.0 + diffusion * (_eigenvalues(np.arange(rows), rows, cell_size)[:, None]
+                                   + _eigenvalues(np.arange(cols), cols, cell_size)[None, :])
+    return idctn(spectrum, type=2, norm="ortho")
+
+
+def held(z: np.ndarray, diffusion: float, cell_size: float) -> np.ndarray:
+    """One step of dz/dt = D laplacian(z) with the border as base level (D dt = ``diffusion`` m²).
+
+    The corners keep their heights and each border line relaxes only along itself (1D, its ends held), so
+    nothing flows in from beyond the map and the border's texture matches the relaxed inside; then the
+    inside takes a step with that border held.
+    """
+    if min(z.shape) < 3:
+        return z.copy()
+    bordered = z.copy()
+    for line in (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]):
+        bordered[line] = _held_step(z[line], diffusion, cell_size)
+    return _held_step(bordered, diffusion, cell_size)
+
+
+def _held_step(z: np.ndarray, diffusion: float, cell_size: float) -> np.ndarray:
+    """One backward-Euler step of an array of any dimension whose outermost cells stay as they are.
+
+    The change u of the inside solves (1 - D lap) u = D lap(z) with u = 0 outside (z_new = z + u then
+    satisfies z_new - z = D lap(z_new)), diagonal in the type-I sine basis.
+    """
+    inside = tuple(slice(1, -1) for _ in z.shape)
+    lap = np.zeros(tuple(n - 2 for n in z.shape))
+    denominator = np.ones_like(lap)
+    for axis, n in enumerate(z.shape):
+        before = tuple(slice(None, -2) if a == axis else slice(1, -1) for a in range(z.ndim))
+        after = tuple(slice(2, None) if a == axis else slice(1, -1) for a in range(z.ndim))
+        lap += (z[before] + z[after] - 2.0 * z[inside]) / cell_size ** 2
+        shape = [1] * z.ndim
+        shape[axis] = n - 2
+        denominator = denominator + diffusion * _eigenvalues(np.arange(1, n - 1), n - 1, cell_size).reshape(shape)
+    out = z.copy()
+    out[inside] += idstn(dstn(diffusion * lap, type=1) / denominator, type=1)
+    return out
