@@ -18,6 +18,7 @@ from backend.terrain import Heightfield
 from backend.world.region import world_noise
 from backend.world.store import TileMeta
 from backend.metrics.realism import pit_density
+from backend.simulation.landscape import erode
 from backend.world.tiles import GENERATION_FILE, TileWorld, WorldSettings, create_world, seam_ratio, stitch
 from protocol.client import BackendError, Client
 
@@ -116,14 +117,18 @@ def test_eroded_tiles_are_deterministic_finite_and_seamless(models, tmp_path) ->
     grid = {(x, y): world.tile((x, y)) for y in range(2) for x in range(2)}
     assert np.array_equal(new_world(tmp_path / "again", models, settings=light).tile((1, 1)), grid[(1, 1)])
     assert all(np.isfinite(t).all() for t in grid.values())
-    plain = {c: world._sampled(c, world.levels, None) for c in grid}  # the uneroded world (cached)
+    around = range(-1, 3)  # the uneroded world (cached) with a tile of context on every side
+    plain = {(x, y): world._sampled((x, y), world.levels, None) for y in around for x in around}
     assert np.array_equal(plain[(0, 0)], new_world(tmp_path / "plain", models).tile((0, 0)))
-    assert sum(map(pit_density, grid.values())) < sum(map(pit_density, plain.values())) / 2  # it did erode
+    assert sum(pit_density(grid[c]) for c in grid) < sum(pit_density(plain[c]) for c in grid) / 2  # it did erode
     n = world.store.tile_size - 1
-    # Border steps over interior ones, eroded and not: the erosion stage adds no seam to the world's own (tile
-    # borders on the base level's window grid read ~0.9 in a 2x2: reports/world_tiling measures bigger grids).
-    eroded, uneroded = (seam_ratio(stitch(t, range(2), range(2)), n, world.factor) for t in (grid, plain))
-    assert abs(eroded / uneroded - 1) < 0.1, (eroded, uneroded)
+    # Tiling adds no seam: border steps over interior ones as in one erosion run over the whole 4 x 4 mosaic at
+    # the same rows (the run itself reads 1.08 there, the uneroded world 0.96: the stage deepens the base
+    # level's window lines a little, tiled or not), and within the 1 +- 0.1.
+    whole = erode(stitch(plain, around, around).astype(np.float64), world.store.cell_size, world.erosion)
+    tiled, one_run = (seam_ratio(z, n, world.factor) for z in (stitch(grid, range(2), range(2)),
+                                                              whole[n:3 * n + 1, n:3 * n + 1]))
+    assert abs(tiled / one_run - 1) < 0.05 and abs(tiled - 1) < 0.1, (tiled, one_run)
     assert np.array_equal(world.tile((1, 1), lod=1), grid[(1, 1)][::world.factor, ::world.factor])
 
 
