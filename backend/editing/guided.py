@@ -63,8 +63,9 @@ LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the l
 RECIPES: dict[str, Recipe] = {
     "raise": Recipe(0.5, erosion=LIGHT), "lower": Recipe(0.5, erosion=LIGHT),  # new detail on the moved ground
     "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT),
-    # little noise: the point is less relief; a flattened stretch is worn and drained as the land around it
-    "flatten": Recipe(0.15, erosion=LIGHT), "smooth": Recipe(0.08),
+    # little noise: the point is less relief; a flattened stretch is worn and drained as the land around it. The
+    # worn land is smooth: smooth's model detail from 0.08 made it rougher than before (tiny test models: 1.8x)
+    "flatten": Recipe(0.15, erosion=LIGHT), "smooth": Recipe(0.03),
     "erode": Recipe(0.0, erosion=EROSION_STAGES["mature"]),  # the erosion stage alone, its steps by strength
     "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT, anchored=True),
     "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True, erosion=LIGHT),  # large forms kept
