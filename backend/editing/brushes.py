@@ -259,8 +259,8 @@ def graded(change: torch.Tensor, x: torch.Tensor, t: torch.Tensor, radius: float
     """A cut or fill ``change`` of the window ``x`` limited so that it grades back to the ground no steeper than
     GRADE times the land's mean slope, and not at all at the rim (t = distance / ``radius`` = 1): a bound of
     GRADE * slope * radius * (1 - t)^2 / 2. As earthworks grade back to the ground, the flattened stretch meets the
-    land around it no steeper than the land is: flattened to one level across a slope, its banks were half again
-    as steep as the land (and its texture as rough: roughness follows slope)."""
+    land around it no steeper than the land is: flattened to one level across a slope, its banks were 1.6x as
+    steep as the land around (and its texture 1.5x as rough: the roughness of resampled ground follows slope)."""
     gy, gx = torch.gradient(x)
     reach = GRADE * torch.hypot(gx, gy).mean() * radius * torch.clamp(1 - t, min=0) ** 2 / 2
     return torch.maximum(torch.minimum(change, reach), -reach)
