@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from backend.editing import seam_ratio
 from backend.world.store import WorldStore
@@ -245,3 +246,30 @@ def test_world_log_survives_a_backend_restart(tiny_models, private_backend, terr
     expected = edited.copy()
     expected[q0:q1, p0:p1] = lowered.arrays["heights"]
     np.testing.assert_array_equal(tile, expected)  # both strokes, nothing else
+
+
+def test_model_grid_keeps_the_ground_in_place():
+    """Mesh -> the models' cells -> mesh puts a ramp back where it was (away from the window's edges, where the
+    low-pass repeats the edge): the samples share the corners. torch's antialiased bilinear moved it 1.6 cells
+    (3.2 m); what is left is the bicubic's own ripple (Keys a = -0.75 does not keep a ramp straight)."""
+    from backend.editing.scale import ModelGrid
+
+    grid = ModelGrid.of((172, 440), 4000.0 / 511, 30.0)
+    ramp = 2.0 * torch.arange(440, dtype=torch.float64)[None].expand(172, 440)  # 2 m per mesh cell
+    back = grid.to_mesh(grid.to_model(ramp))
+    off = (back - ramp)[8:-8, 8:-8]
+    assert abs(float(off.mean())) < 0.05 and float(off.abs().max()) < 0.4
+
+
+def test_flatten_grades_back_no_steeper_than_the_land():
+    """Flatten's cut or fill stays under GRADE times the land's mean slope times radius (1 - t)^2 / 2: none at
+    the stroke's rim, and a level far above a sloping land is reached only near the stroke's line."""
+    from backend.editing.brushes import GRADE, Stroke, footprint, target
+
+    x = torch.linspace(-1.0, 1.0, 128, dtype=torch.float64)[None].expand(64, 128).clone()  # a slope, network units
+    stroke = Stroke("flatten", np.array([[32.0, 20.0, 1.0], [32.0, 108.0, 1.0]]), 16.0, 1.0)
+    fp = footprint(stroke, (0, 0, 64, 128))
+    change = target(stroke, x, fp, 2.0) - x  # the level above the highest ground
+    bound = GRADE * (2.0 / 127) * stroke.radius * torch.clamp(1 - fp.distance / stroke.radius, min=0) ** 2 / 2
+    assert (change.abs() <= bound + 1e-9).all() and float(change[fp.distance >= stroke.radius].abs().max()) == 0.0
+    assert float(change.max()) > 0.9 * float(bound.max())

@@ -258,3 +258,17 @@ def test_curve_without_heights_or_profile_model_is_refused(brush_client, private
         assert err.value.code == "bad_params" and "profile" in str(err.value)
     finally:
         client.close()
+
+
+def test_river_bed_stays_within_two_depths_of_an_evenly_falling_floor():
+    """A profile far under the ground (the profile model's concave long profile) is held within one depth of the
+    design bed: the bed lies one to two depths under a floor that falls evenly, not in a canyon."""
+    heights = np.full((64, 200), 100.0)
+    curve = Curve("river", np.array([[32.0, 10.0], [32.0, 190.0]]), 16.0, 1.0)
+    n = 128
+    ground = np.linspace(100.0, 60.0, n)
+    profile = ground - 80.0 * np.sin(np.linspace(0.0, np.pi, n))  # up to 80 m under the floor
+    bed = river_bed(profile, ground, banks_under(heights, curve, n), curve, 10.0)
+    depth = RIVER_DEPTH * curve.width * 10.0
+    np.testing.assert_allclose(bed[[0, -1]], ground[[0, -1]])
+    assert (ground - bed).max() <= 2 * depth + 1e-9 and (np.diff(bed) < 0).all()

@@ -30,6 +30,7 @@ LAND_SCALE = 0.5  # a shaped footprint reads the land's highs and lows at this s
 LAND_GAIN = 2.0  # how sharply: a high one spread (std) above the land around agrees 88 % with a raise
 SPUR_PULL = 0.5  # where the land runs against the edit its footprint reaches this much less far
 MIN_SPREAD = 1e-3  # network units: flat land has no highs or lows to follow
+GRADE = 1.0  # flatten: its cut or fill eases back at most this many times the land's mean slope
 BLUR_CELLS = 4.0  # a wide blur runs on a grid where its sigma spans this many cells
 
 
@@ -250,5 +251,16 @@ def target(stroke: Stroke, x: torch.Tensor, fp: Footprint, flat_level: float) ->
     if kind == "smooth":
         return x + stroke.strength * w * (wide_blur(x, max(1.0, stroke.radius / 3)) - x)
     if kind == "flatten":
-        return x + stroke.strength * w * (flat_level - x)
+        return x + graded(stroke.strength * w * (flat_level - x), x, fp.distance / stroke.radius, stroke.radius)
     return x
+
+
+def graded(change: torch.Tensor, x: torch.Tensor, t: torch.Tensor, radius: float) -> torch.Tensor:
+    """A cut or fill ``change`` of the window ``x`` limited so that it grades back to the ground no steeper than
+    GRADE times the land's mean slope, and not at all at the rim (t = distance / ``radius`` = 1): a bound of
+    GRADE * slope * radius * (1 - t)^2 / 2. As earthworks grade back to the ground, the flattened stretch meets the
+    land around it no steeper than the land is: flattened to one level across a slope, its banks were 1.6x as
+    steep as the land around (and its texture 1.5x as rough: the roughness of resampled ground follows slope)."""
+    gy, gx = torch.gradient(x)
+    reach = GRADE * torch.hypot(gx, gy).mean() * radius * torch.clamp(1 - t, min=0) ** 2 / 2
+    return torch.maximum(torch.minimum(change, reach), -reach)

@@ -13,7 +13,7 @@ Cross-sections, with t = distance to the curve / half the width and u the positi
   profile's deviation (its peaks and saddles); every cell is lifted by the crest's height over the
   ground on the curve times (1 - t)^2: a sharp crest and soft feet, the cross-slope's texture kept, with the
   feet's t stretched where the land runs against a ridge (``brushes.land_reach``): spurs along its own spurs;
-* river: the ends sit on the ground where the curve ends; the bed is the profile, kept at least
+* river: the ends sit on the ground where the curve ends; the bed is the profile, kept between one and two
   ``RIVER_DEPTH`` times the width (times strength) under the ground along the curve and under the lower of
   the ground at the band's two edges, its banks (tapering to the ground within a width of the ends), made to
   fall all the way from the higher end to the lower one (``brushes.descending``: it cuts through bumps,
@@ -27,8 +27,8 @@ Cross-sections, with t = distance to the curve / half the width and u the positi
   lower, with a face ``CLIFF_FACE_CELLS`` either side of the curve.
 
 The ridge's offset (and the cliff's step) is ``strength`` times a quarter of the terrain's relief, as for
-brushes. After the guided edit the erosion stage wears the band (a river's bed as far as it is not pinned), as
-for brushes.
+brushes. After the guided edit the erosion stage wears a ridge's or a cliff's band, as for brushes (not a
+river's: see RECIPES).
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ CHANNEL_FRACTION = 0.1  # river: share of the band either side of the curve that
 CLIFF_FACE_CELLS = 1.0  # cliff: the face spans this many cells either side of the curve
 FOLLOW_SIGMA = 1 / 8  # ridge / cliff: ground smoothing along the curve, as a share of its samples
 MIN_RELIEF_M = 1.0  # a flat terrain still gets a (small) offset unit
-# As the ridge and valley brushes: new detail, then worn; a cliff's fresh face is the point: worn half as much
-RECIPES = {"ridge": Recipe(detail_sigma=0.4, erosion=LIGHT), "river": Recipe(detail_sigma=0.4, erosion=LIGHT),
+# As the ridge and valley brushes: new detail, then worn; a cliff's fresh face is the point: worn half as much.
+# A river is not worn: the stage filled its pinned trench from the banks beside it, which it raised into levees
+# up to 43 m high with a line of pits along each (49 pits within half a width of it; 3 unworn)
+RECIPES = {"ridge": Recipe(detail_sigma=0.4, erosion=LIGHT), "river": Recipe(detail_sigma=0.4),
            "cliff": Recipe(detail_sigma=0.4, erosion=scaled(LIGHT, 0.5))}
 RIVER_DEPTH = 0.1  # river: the bed's depth under the ground, as a share of the band's width, at strength 1
 RIVER_TAPER = 0.1  # river: share of its length (at most its width) over which its depth grows from 0 at either end
@@ -146,7 +148,9 @@ def river_bed(profile: np.ndarray, ground: np.ndarray, banks: np.ndarray, curve:
     depth = curve.strength * RIVER_DEPTH * curve.width * cell_size
     step = length * cell_size / (n - 1)  # metres along the curve per sample
     under = ground - taper * (depth + np.maximum(ground - banks, 0))
-    bed = descending(np.minimum(profile, under), MIN_FALL * step)
+    # the profile model's riffles and steps, within one depth of the design bed: its concave long profile between
+    # the two ends lay up to 105 m under a valley floor that falls evenly (a canyon for a 9 m river)
+    bed = descending(np.clip(profile, under - taper * depth, under), MIN_FALL * step)
     high, low = (0, -1) if bed[0] >= bed[-1] else (-1, 0)
     to_end = np.abs(np.arange(n) - np.arange(n)[low])  # samples to the lower end
     # a dip on the way deeper than the lower end's ground is crossed at that level, still falling (a river

@@ -50,21 +50,22 @@ class Recipe:
     guided: bool = False  # classifier-free guidance on the detail too (the style is the point)
     mixed: bool = False  # the stroke's strength mixes the new detail into the old: how much of the style
     erosion: StreamPower | None = None  # the erosion stage run on the edited window after sampling (None: none)
-    fine_kept: float = 0.5  # share of the mesh's own detail finer than the models' cells kept under the stroke
     anchored: bool = False  # a coarse map sampled anew keeps its level and leans into the known ground (no scarp)
 
 
 COARSE_REACH = 4.0  # base cells: a re-sampled coarse map leans into the known one over this far (no step)
-EROSION_SMOOTH_CELLS = 6.0  # model cells: the erosion stage's change smoother than this is a window artefact
+EROSION_SMOOTH_CELLS = 6.0  # model cells: the erosion stage's change smoother than this is the window sinking
 STREAM_CELLS = 3.0  # model cells: a valley's stream is cut into its target this far either side of its path
+DRAIN_CELLS = 3.0  # model cells: a valley's stream eased onto its falling line this far either side at the models' cells
 CHANNEL_CELLS = 2.0  # mesh cells: a valley's stream channel eased onto its line this far either side of its path
 MIN_FALL = 0.005  # a carved valley's floor falls at least this much per metre along it (0.5 %)
 LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the land: gullies, spurs, side valleys
 RECIPES: dict[str, Recipe] = {
     "raise": Recipe(0.5, erosion=LIGHT), "lower": Recipe(0.5, erosion=LIGHT),  # new detail on the moved ground
     "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT),
-    # little noise, no erosion, none of the old fine detail: the point is less relief
-    "flatten": Recipe(0.15, fine_kept=0.0), "smooth": Recipe(0.08, fine_kept=0.0),
+    # little noise: the point is less relief; a flattened stretch is worn and drained as the land around it. The
+    # worn land is smooth: smooth's model detail from 0.08 made it rougher than before (tiny test models: 1.8x)
+    "flatten": Recipe(0.15, erosion=LIGHT), "smooth": Recipe(0.03),
     "erode": Recipe(0.0, erosion=EROSION_STAGES["mature"]),  # the erosion stage alone, its steps by strength
     "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT, anchored=True),
     "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True, erosion=LIGHT),  # large forms kept
@@ -163,11 +164,11 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
         out = units.metres(net.double().cpu()).numpy().astype(np.float32)
         return np.where(weight.numpy() > 0, out, original)
 
-    fine = x - grid.to_mesh(x_model)  # the mesh's own detail, finer than the models' cells
-
     def on_mesh(net_model: Tensor) -> Tensor:
-        """The mesh window with the stroke's ground remade at the models' scale, faded out at its rim."""
-        out = x + blend * (grid.to_mesh(net_model.double().cpu()) + recipe.fine_kept * fine - x)
+        """The mesh window with the stroke's ground remade at the models' scale, faded out at its rim. None of the
+        mesh's detail finer than the models' cells is kept under it: on generated ground that detail is the
+        resampling's, and half of it kept doubled the texture of the worn ground and left pits in it."""
+        out = x + blend * (grid.to_mesh(net_model.double().cpu()) - x)
         return out if pinned is None else torch.where(pinned >= 1, t, torch.lerp(out, t, pinned))  # 1: exactly
 
     show = None if on_step is None else \
@@ -176,13 +177,20 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
                      guidance, seed, settings, show, strength)
     drainage = sum(w * STYLES[name].drainage for name, w in style_weights.items() if name in STYLES)
     stage = scaled(recipe.erosion, drainage)  # as generation: the style's share of the stage (none for dunes)
-    if stage is not None:  # faded in by the stroke's weight: seamless at its rim
-        share = weight_model if fixed is None else weight_model * (1 - fixed)
-        result = result.double() + share * erosion_detail(result.double(), stage, model_cell, units.to_net)
-    if drain is not None:
+    if drain is not None:  # before the stage, which wears the ground around the stream as around any other
         result = drain(result.double(), grid, weight_model)
-    # resampled into the mesh as generation resamples its maps: the same texture, single-cell pits included
-    return Edit(window, to_metres(on_mesh(result)), weight.numpy().astype(np.float32))
+    if stage is None:
+        return Edit(window, to_metres(on_mesh(result)), weight.numpy().astype(np.float32))
+    # fully worn where the stroke fully re-samples (as generation wears all of its map), faded out at the rim
+    share = weight_model if recipe.detail_sigma == 0 else torch.clamp(weight_model * settings.feather, 0, 1)
+    share = share if fixed is None else share * (1 - fixed)
+    result = worn(result.double(), stage, share, model_cell, units.to_net)
+    if drain is not None:  # and after it, which leaves the stream a little off its falling line
+        result = drain(result.double(), grid, weight_model)
+    # resampled into the mesh as generation resamples its maps; the stage drained the fully worn ground, and
+    # what the bicubic leaves there on gentle ground are millimetre pits, filled as DEM pipelines do
+    heights = to_metres(on_mesh(result))
+    return Edit(window, fill_pits(heights, blend.numpy() >= 1), weight.numpy().astype(np.float32))
 
 
 def lowest_neighbour(heights: np.ndarray) -> np.ndarray:
@@ -204,12 +212,21 @@ def fill_pits(heights: np.ndarray, where: np.ndarray) -> np.ndarray:
     return np.where(where & (heights < lowest), lowest, heights).astype(heights.dtype)
 
 
-def erosion_detail(x: Tensor, stage: StreamPower, cell: float, to_net: float) -> Tensor:
-    """What the erosion stage cuts into a window [h, w] (network units, ``cell`` m cells): its change less the
-    smooth part of it (Gaussian, ``EROSION_SMOOTH_CELLS``). A window's fixed rim is an artificial base level
-    that the whole window would sink toward; the gullies, channels and relaxed slopes are what is kept."""
-    change = torch.from_numpy(erode(x.numpy() / to_net, cell, stage)) * to_net - x
-    return change - gaussian_blur(change, EROSION_SMOOTH_CELLS)
+def worn(x: Tensor, stage: StreamPower, share: Tensor, cell: float, to_net: float) -> Tensor:
+    """A window [h, w] (network units, ``cell`` m cells) after the erosion stage, by ``share`` [h, w] in [0, 1].
+
+    The window's held rim is an artificial base level: the stage's channels cut down to it and the whole window
+    sinks (up to 90 m in a light stage on generated ground, 195 m in a mature one). That sinking, the smooth part
+    (Gaussian, ``EROSION_SMOOTH_CELLS``) of one run's change, is added to the window first, so that the stage's
+    second run ends near the window's level, and the smooth part of what it still moved is taken off. The
+    stage's gullies and channels are its last word, so the ground drains as generation's does: taking the whole
+    sinking off after one run instead made its channels climb where they had cut deepest (pits along them)."""
+    def run(z: Tensor) -> Tensor:
+        return torch.from_numpy(erode(z.numpy() / to_net, cell, stage)) * to_net
+
+    sinking = gaussian_blur(run(x) - x, EROSION_SMOOTH_CELLS)
+    out = run(x - sinking)
+    return torch.lerp(x, out - gaussian_blur(out - x, EROSION_SMOOTH_CELLS), share)
 
 
 def level_kept(sampled: Tensor, before: Tensor, weight: Tensor) -> Tensor:
@@ -325,16 +342,17 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
 
 def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], units: NetworkUnits,
                  model_cell: float) -> Drain:
-    """A valley's stream drained at the models' cells, after the erosion stage: its path's heights fitted to the
-    nearest line falling downhill (``drained``), a model cell either side eased onto it. At that scale the
-    channel survives the resampling into the mesh, so the mesh's own burn afterwards moves the floor little."""
+    """A valley's stream drained at the models' cells, before and after the erosion stage: its path's heights
+    fitted to the nearest line falling downhill (``drained``), ``DRAIN_CELLS`` either side eased onto it. At that
+    scale the channel survives the resampling into the mesh, so the mesh's own burn afterwards moves the floor
+    little; eased over one model cell, it left a beaded notch along a narrow valley (2.6x as rough as around)."""
 
     def drain(net: Tensor, grid: ModelGrid, weight: Tensor) -> Tensor:
         scale = np.array([(m - 1) / max(n - 1, 1) for m, n in zip(grid.model, grid.mesh)])
         points = np.c_[(stroke.points[:, :2] - window[:2]) * scale, stroke.points[:, 2]]
         metres = units.metres(net.numpy())
         burnt = burn_stream(replace(stroke, points=points), metres, (0, 0, *grid.model), weight.numpy(),
-                            MIN_FALL * model_cell, 1.0, drained)
+                            MIN_FALL * model_cell, DRAIN_CELLS, drained)
         return units.net(torch.from_numpy(burnt))
 
     return drain
