@@ -298,13 +298,17 @@ def test_curve_to_terrain_ridge_river_cliff_with_undo(addon_zip, learned_backend
             # from the seeded tiny models, 4.6-15 m from the unseeded ones before)
             assert rise > 5.0, rise
         elif kind == "river":
-            # lowered by a fifth of its depth or more (m): the tiny test models' erosion stage refills some of the
-            # bed (the models and the shapes they learn come from the test's two-map corpus)
-            assert rise < -0.2 * 0.8 * RIVER_DEPTH * WIDTH * 2000.0 / 127, rise
             bed = d < channel_cells(WIDTH / 2)
             heights = after[bed][np.argsort(u[bed], kind="stable")]
             steps = np.diff(heights) * (1 if heights[0] >= heights[-1] else -1)
             assert (steps <= 0).all()  # the bed runs downhill along the curve
+            # lowered by a fifth of its depth or more (m) where the ground stands above the mouth: a bed that falls
+            # all the way crosses a hollow below its mouth as a causeway (the tiny models' terrain has one, 23 m
+            # deep, mid-curve), and the tiny models' erosion stage refills some of the bed
+            depth = 0.8 * RIVER_DEPTH * WIDTH * 2000.0 / 127
+            above = on & (before > min(heights[0], heights[-1]) + depth)
+            lowered = float((after - before)[above].mean())
+            assert above.sum() > on.sum() / 4 and lowered < -0.2 * depth, (lowered, above.sum(), on.sum())
         else:
             band = (d > 2) & (d < WIDTH / 4)
             step = lambda h: float(h[band & (side > 0)].mean() - h[band & (side < 0)].mean())  # noqa: E731

@@ -30,7 +30,7 @@ h.check(len(s.style_weights) > 0, "no styles listed after connecting")
 s.style_preset = s.style_weights[-1].name  # a preset sets the mixing weights to that one style
 h.check([w.weight for w in s.style_weights] == [0.0] * (len(s.style_weights) - 1) + [1.0], "preset weights")
 target = "Test Terrain"
-common = dict(target=target, resolution=48, size_m=1200.0, height_m=300.0, steps=4, roughness=0.7)
+common = dict(target=target, resolution=48, size_m=1200.0, height_m=1000.0, steps=4, roughness=0.7)  # 600 m relief: cliffs for rock
 
 params = {"first": h.generate(addon, seed=3, **common)}
 h.check(s.last_error == "", f"first generation failed: {s.last_error}")
