@@ -2,7 +2,7 @@
 
 The super-resolution model learned 30 m cells and the base 120 m ones; run on a mesh's 7.8 m cells they paint
 texture four times too fine (needle peaks, patches 5-9x rougher than the land around). So an edit samples the
-window at the models' cells and only the change it made goes back into the mesh (bicubic): the mesh's own
+window at the models' cells and only the change it made goes back into the mesh (cubic, ``grids.grow``): the mesh's own
 finer detail stays, and where the edit changed nothing the mesh is exactly as it was.
 """
 
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from backend.diffusion.guidance import gaussian_blur
+from backend.grids import grow
 
 MIN_MODEL_CELLS = 4  # a window smaller than this many model cells per side is sampled at this size
 
@@ -45,10 +46,10 @@ class ModelGrid:
         return F.interpolate(low[None, None], size=self.model, mode="bilinear", align_corners=True)[0, 0]
 
     def to_mesh(self, a: Tensor) -> Tensor:
-        """[hm, wm] model -> [h, w] mesh cells, bicubic through the shared corner samples."""
+        """[hm, wm] model -> [h, w] mesh cells, cubic through the shared corner samples (``grids.grow``)."""
         if self.model == self.mesh:
             return a
-        return F.interpolate(a.double()[None, None], size=self.mesh, mode="bicubic", align_corners=True)[0, 0]
+        return grow(a.double(), self.mesh)
 
 
 def mesh_margin(margin: int, cell_size: float, model_cell: float) -> int:
