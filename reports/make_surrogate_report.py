@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from backend.metrics.realism import hillshade, hypsometry_features  # noqa: E402
-from backend.models.erosion_surrogate import ErosionSurrogate  # noqa: E402
+from backend.models.erosion_surrogate import MARGIN, ErosionSurrogate  # noqa: E402
 from backend.simulation.landscape import erode  # noqa: E402
 from backend.simulation.learned_steps import (MATURE_STEP, StreamPowerPhysics, drainage, height_scale,  # noqa: E402
                                               surrogate_inputs)
@@ -157,7 +157,7 @@ def seams(z: np.ndarray, surrogate: ErosionSurrogate) -> dict[str, float]:
     and the same rows of one whole-map run (the control: what the terrain itself has there)."""
     inputs, implicit, scale = surrogate_inputs(z, CELL_SIZE, MATURE_STEP, 10)
     whole = implicit + scale * surrogate.correction(inputs, 10)
-    tiled = implicit + scale * surrogate.correction(inputs, 10, window=256 + 2 * 64)
+    tiled = implicit + scale * surrogate.correction(inputs, 10, window=256 + 2 * MARGIN)
     borders = [255, 511, 767]
     out = {"max_tiled_vs_whole_m": float(np.abs(tiled - whole).max())}
     for name, tiled_field, whole_field in (("change", tiled, whole), ("heights", z + tiled, z + whole)):
@@ -319,7 +319,7 @@ least the gate's tolerance times the map's height scale (standard deviation).
 ## Seams
 
 A 1024² world (a held-out generated map, bicubic x4, 30 m cells) eroded to maturity (K = 10) with the network
-run as 4 x 4 windows (cores of 256 cells, margin 64): steps across window borders over steps inside, heights
+run as 4 x 4 windows (cores of 256 cells, margin {MARGIN}): steps across window borders over steps inside, heights
 {seam['edge_step_ratio_heights']:.3f} (the same rows of one whole-map run: {seam['edge_step_ratio_heights_control']:.3f}),
 change {seam['edge_step_ratio_change']:.3f} (whole run {seam['edge_step_ratio_change_control']:.3f}); largest
 difference from the whole-map run {seam['max_tiled_vs_whole_m']:.2e} m.
@@ -353,8 +353,7 @@ K on the ladder {list(surrogate.horizons)}. sha256 `{surrogate.sha256}`.
   K as a slider; the map folded {cfg['fold']} x {cfg['fold']} into channels; {params} parameters. Inputs: heights / the
   map's standard deviation, log10 upstream area / 4, one implicit K-long step (stream power on the fixed flow
   graph, then hillslope diffusion of K D),
-  the border; output: what that step misses, times the standard deviation, low-passed by a Gaussian of
-  {surrogate.config.smoothing:g} cell (the network's fold grid).
+  the border; output: what that step misses, times the standard deviation.
 - Data: {train['corpus']} corpus maps of the training split ({', '.join(f"`{Path(d).name}`" for d in corpus)}: the project's
   simulated corpus, 256² at 30 m) and {train['generated']} maps the shipped diffusion models made with the erosion stage off
   (seeds {cfg['generated_seed']['train']}+), each run {cfg['rollout_steps']} physics steps; examples from steps
@@ -362,7 +361,8 @@ K on the ladder {list(surrogate.horizons)}. sha256 `{surrogate.sha256}`.
 - Training: `python -m backend.training.train_erosion_surrogate configs/erosion_surrogate.json --corpus ...`,
   on this project's 2-core CPU at 1 thread in the background, Adam, lr {cfg['lr']} (cosine over {cfg['steps']}
   steps), batches of {cfg['batch']} crops of {cfg['crop']}², dihedral flips, noise up to {cfg['noise']} on the heights;
-  loss: the relative error of the change per crop. Log: `reports/erosion_surrogate/training_log.csv`.
+  loss: the relative error of the change per crop plus {cfg['gradient_loss']:g} x the same ratio for its gradients
+  (they decide where the result drains). Log: `reports/erosion_surrogate/training_log.csv`.
 - Gate: log10 mean |change| per step of a 32² tile ~ log10 of its mean |change| in one implicit physics step
   + bias {surrogate.config.gate.bias:.3f} (median over {cfg['gate_maps']} training maps' rollouts), margin
   {surrogate.config.gate.margin:.3f} (the 98th percentile of underestimates); trust tolerance

@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file
-from scipy.ndimage import gaussian_filter
 from torch import Tensor, nn
 
 from backend.models.inference import file_sha256, module_tensors, save_tensors
@@ -36,7 +35,9 @@ from backend.simulation.learned_steps import (MATURE_STEP, SURROGATE_CHANNELS, F
 
 SURROGATE_FORMAT = "worldsculpt.erosion_surrogate.v1"
 WINDOW = 1152  # the network runs on windows of at most this many cells a side (memory), with a margin
-MARGIN = 64  # cells of context each side of a window (a multiple of the fold grid, so windows align)
+# cells of context each side of a window (a multiple of the fold grid, so windows align): the network's reach,
+# so windows give the whole map's output (on the report's 1024² world: 13 m apart at 64, 1.5 at 128, 0 at 192)
+MARGIN = 192
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,6 @@ class SurrogateConfig:
     cell_size: float = 30.0
     gate: GateConfig = GateConfig()
     trust_tolerance: float = 0.25  # a tile is doubtful when one K-jump and two K/2 jumps differ by more
-    # Gaussian low-pass (sigma in cells) of the network's output: it runs folded fold x fold, and its error
-    # gathers at the fold's period (a grid in hillshades) where the physics' change has little power
-    smoothing: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SurrogateConfig:
@@ -177,8 +175,7 @@ class ErosionSurrogate:
         return same and math.isclose(cell_size, self.config.cell_size, rel_tol=1e-3) and horizon in self.config.horizons
 
     def correction(self, inputs: np.ndarray, horizon: int, window: int = WINDOW) -> np.ndarray:
-        """The network's output [H, W] (in units of the map's scale) for inputs [4, H, W], run in windows
-        and low-passed (``SurrogateConfig.smoothing``)."""
+        """The network's output [H, W] (in units of the map's scale) for inputs [4, H, W], run in windows."""
         device = next(self.net.parameters()).device
         out = np.zeros(inputs.shape[1:], np.float32)
         k = torch.tensor([horizon], device=device)
@@ -188,7 +185,7 @@ class ErosionSurrogate:
                 pad = [(-s) % self.net.multiple for s in x.shape[2:]]
                 y = self.net(F.pad(x, (0, pad[1], 0, pad[0])), k)[0, 0, :x.shape[2], :x.shape[3]]
                 out[core] = y.cpu().numpy()[inner]
-        return gaussian_filter(out, self.config.smoothing, mode="nearest") if self.config.smoothing > 0 else out
+        return out
 
     def delta(self, fields: Fields, cell_size: float, process: StreamPower, horizon: int) -> Fields:
         if not self.supports(process, cell_size, horizon):

@@ -5,7 +5,8 @@ with the erosion stage off (raw, pitted), each run for ``rollout_steps`` steps o
 process; from ``starts`` along each rollout, every horizon K on the ladder gives one example: the
 surrogate's inputs and the change the implicit step missed, in units of the map's scale. Random
 crops, dihedral flips and noise on the height channel (so chained calls see slightly imperfect maps).
-The loss is the relative error of the whole change over each crop, the figure the report judges.
+The loss is the relative error of the whole change over each crop, the figure the report judges, plus
+``gradient_loss`` times the same ratio for its gradients (which decide where the result drains).
 
 Resumable: a checkpoint every ``save_every`` steps (``runs/``); a run stops at ``steps`` or after
 ``max_minutes`` of this invocation and continues where it stopped when started again.
@@ -132,6 +133,16 @@ def relative_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return (err / (changed**2).mean(dim=(1, 2)).clamp_min(1e-4)).mean()
 
 
+def gradient_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The same ratio for the gradients (cell differences) of the error and of the change: flow follows
+    the steepest descent, so the valleys a result drains along are decided by its gradients."""
+    def energy(f: torch.Tensor) -> torch.Tensor:
+        return (torch.diff(f, dim=-1) ** 2).mean(dim=(1, 2)) + (torch.diff(f, dim=-2) ** 2).mean(dim=(1, 2))
+
+    missed, changed = target[:, 0], target[:, 1]
+    return (energy(predicted[:, 0] - missed) / energy(changed).clamp_min(1e-6)).mean()
+
+
 def dataset(cfg: dict[str, Any], corpus: list[str], run_dir: Path, split: str) -> dict[str, np.ndarray]:
     """The examples of ``split`` ("train" or "heldout"), built once and cached in the run folder."""
     cached = run_dir / f"{split}.npz"
@@ -170,8 +181,7 @@ def train(cfg: dict[str, Any], corpus: list[str]) -> None:
     torch.manual_seed(cfg["seed"])
     train_data, heldout = dataset(cfg, corpus, run_dir, "train"), dataset(cfg, corpus, run_dir, "heldout")
     config = SurrogateConfig(unet=cfg["unet"], fold=cfg["fold"], horizons=tuple(cfg["horizons"]),
-                             trust_tolerance=cfg["trust_tolerance"], process=process_dict(MATURE_STEP),
-                             smoothing=cfg["smoothing"])
+                             trust_tolerance=cfg["trust_tolerance"], process=process_dict(MATURE_STEP))
     net = SurrogateNet(config)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
     step = 0
@@ -187,7 +197,9 @@ def train(cfg: dict[str, Any], corpus: list[str]) -> None:
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step)
         x, y, k = batch(train_data, cfg, step)
-        loss = relative_error(net(x, k), y)
+        predicted = net(x, k)
+        relative = relative_error(predicted, y)
+        loss = relative + cfg["gradient_loss"] * gradient_error(predicted, y)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -195,7 +207,7 @@ def train(cfg: dict[str, Any], corpus: list[str]) -> None:
         step += 1
         if step % cfg["save_every"] == 0 or step == cfg["steps"]:
             checkpoint(net, opt, step, run_dir)
-            log(log_path, step, float(loss.detach()), evaluate(net.eval(), heldout), time.monotonic() - started)
+            log(log_path, step, float(relative.detach()), evaluate(net.eval(), heldout), time.monotonic() - started)
             net.train()
     checkpoint(net, opt, step, run_dir)
     gate = fit_gate(corpus_maps(corpus, "train", cfg["gate_maps"]), cfg)
