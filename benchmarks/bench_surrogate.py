@@ -51,7 +51,7 @@ def timed(fn, *args) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(ROOT / "models" / "erosion_surrogate.safetensors"))
-    ap.add_argument("--corpus", nargs="+", default=[str(ROOT / "corpus" / "a")])
+    ap.add_argument("--corpus", nargs="+", default=[str(ROOT / "corpus" / "v2a")])
     ap.add_argument("--sizes", default="1024,2048")
     args = ap.parse_args()
     print(header("erosion surrogate"))

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from backend.models.erosion_surrogate import (ErosionSurrogate, GateConfig, SurrogateConfig, SurrogateNet,
+from backend.models.erosion_surrogate import (MARGIN, ErosionSurrogate, GateConfig, SurrogateConfig, SurrogateNet,
                                               save_surrogate)
 from backend.simulation.landscape import StreamPower, erode
 from backend.simulation.learned_steps import (MATURE_STEP, StreamPowerPhysics, ladder_plan, surrogate_inputs,
                                               windows)
 from backend.simulation.surrogate_stage import run_stage, split_horizon, trust_map
-from backend.training.train_erosion_surrogate import fit_gate
+from backend.training.train_erosion_surrogate import fit_gate, gradient_error, relative_error
 
 TINY_UNET = {"dims": 2, "in_channels": 64, "out_channels": 16, "model_channels": 8, "channel_mult": [1, 2],
              "num_res_blocks": 1, "attn_levels": [], "mid_attn": False, "groups": 8, "emb_channels": 16,
@@ -31,7 +31,7 @@ def lumpy_slope(size: int = 128, seed: int = 0) -> np.ndarray:
 def tiny(tmp_path_factory) -> tuple[ErosionSurrogate, SurrogateNet]:
     """A tiny surrogate with random weights, written to safetensors and read back."""
     torch.manual_seed(0)
-    config = SurrogateConfig(unet=TINY_UNET, gate=GateConfig(coef=(1.0, 0.0, 0.0), bias=0.0, margin=0.3))
+    config = SurrogateConfig(unet=TINY_UNET, gate=GateConfig(bias=0.0, margin=0.3))
     net = SurrogateNet(config)
     for p in net.parameters():  # the zero-initialised output and block ends: as after some training
         if not p.any():
@@ -69,15 +69,17 @@ def test_weights_load_from_safetensors_with_their_config(tiny):
     for name, tensor in net.state_dict().items():
         torch.testing.assert_close(surrogate.net.state_dict()[name], tensor, rtol=0, atol=0)
     z = lumpy_slope(64)
-    inputs, incision, scale = surrogate_inputs(z, 30.0, MATURE_STEP, 4)
+    inputs, implicit, scale = surrogate_inputs(z, 30.0, MATURE_STEP, 4)
     with torch.no_grad():
         direct = net(torch.from_numpy(inputs)[None], torch.tensor([4]))[0, 0].numpy()
     delta = surrogate.delta({"heights": z}, 30.0, MATURE_STEP, 4)["heights"]
-    np.testing.assert_allclose(delta[1:-1, 1:-1], (incision + scale * direct)[1:-1, 1:-1], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(delta[1:-1, 1:-1], (implicit + scale * direct)[1:-1, 1:-1], rtol=1e-5, atol=1e-4)
     border = np.ones_like(delta, dtype=bool)
     border[1:-1, 1:-1] = False
-    assert not delta[border].any()  # the base level stays where it is, as in the physics
-    assert np.abs(delta - incision).max() > 1e-3  # the network's part is not nothing
+    np.testing.assert_array_equal(delta[border], implicit[border])  # the base level relaxes only along itself
+    corners = np.s_[::z.shape[0] - 1, ::z.shape[1] - 1]
+    assert not delta[corners].any()  # and its corners stay, as in the physics
+    assert np.abs(delta - implicit).max() > 1e-3  # the network's part is not nothing
 
 
 def test_surrogate_contract_supports_only_what_it_learned_and_is_deterministic(tiny):
@@ -112,7 +114,7 @@ def test_windowed_network_has_no_seams(tiny):
     surrogate, _ = tiny
     inputs, _, _ = surrogate_inputs(lumpy_slope(256, seed=4), 30.0, MATURE_STEP, 8)
     whole = surrogate.correction(inputs, 8)
-    tiled = surrogate.correction(inputs, 8, window=64 + 2 * 64)  # cores of 64 cells: 4 x 4 windows
+    tiled = surrogate.correction(inputs, 8, window=64 + 2 * MARGIN)  # cores of 64 cells: 4 x 4 windows
     assert np.abs(whole).max() > 1e-3
     np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-5 * np.abs(whole).max())  # float32 sums only
 
@@ -186,3 +188,16 @@ def test_stage_engines(tiny):
     assert run_stage(z, 30.0, mature, "auto", surrogate)[1].engine == "physics"  # small maps: physics
     with pytest.raises(ValueError, match="engine"):
         run_stage(z, 30.0, mature, "magic", surrogate)
+
+
+def test_gradient_loss_tells_a_grid_from_an_offset_of_the_same_size():
+    """The training loss's gradient term: two errors with the same relative error of the change, a smooth
+    offset and a cell-scale grid (what reroutes rivers), differ by far in their gradients."""
+    rows, cols = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    change = torch.sin(rows / 10.0) + torch.cos(cols / 13.0)
+    target = torch.stack([torch.zeros_like(change), change])[None]  # nothing missed
+    offset = torch.full((1, 1, 64, 64), 0.1)
+    grid = 0.1 * (-1.0) ** (rows + cols)[None, None]
+    assert relative_error(offset, target) == pytest.approx(float(relative_error(grid, target)))
+    assert gradient_error(offset, target) == 0.0
+    assert gradient_error(grid, target) > 100 * relative_error(grid, target)

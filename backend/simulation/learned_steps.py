@@ -8,9 +8,11 @@ the learned erosion surrogate (``backend.models.erosion_surrogate``) is another;
 wind) plug in the same way and reuse the tiling, gating and fallback of ``surrogate_stage``.
 
 The surrogate's inputs are computed here because they are physics: the flow graph (with depressions
-routed to their spill, as the first physics step does) gives upstream area, and one implicit
-stream-power step of length K on that fixed graph gives the incision a K-step run would make if the
-graph did not change. The network learns the rest (the graph changing, diffusion, border effects).
+routed to their spill, as the first physics step does) gives upstream area, and one implicit step of
+length K of both processes (stream power on that fixed graph, then one backward-Euler hillslope step of
+K D) gives the change a K-step run would make if the graph did not change and the two processes did not
+interleave; at K = 1 it is the physics' step itself. The network learns the rest (the graph changing,
+the interleaving, border effects).
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ from typing import Protocol
 import fastscapelib as fs
 import numpy as np
 
-from backend.grids import gradient_magnitude
-
+from . import hillslope
 from .landscape import EROSION_STAGES, StreamPower, erode
 
 Fields = dict[str, np.ndarray]
@@ -125,22 +126,24 @@ def log_cells(area: np.ndarray, cell_size: float) -> np.ndarray:
     return np.log10(np.maximum(area / cell_size**2, 1.0))
 
 
-def stream_power_rate(heights: np.ndarray, area: np.ndarray, cell_size: float, process: StreamPower) -> np.ndarray:
-    """The explicit per-step rate of change (m): incision K A^m S plus diffusion D laplacian, as magnitudes."""
-    slope = gradient_magnitude(heights, cell_size)
-    incision = process.incision * area**process.area_exponent * slope
-    padded = np.pad(heights, 1, mode="edge")
-    laplacian = (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:] - 4 * heights)
-    return incision + process.diffusion * np.abs(laplacian) / cell_size**2
+def step_rate(heights: np.ndarray, cell_size: float, process: StreamPower) -> np.ndarray:
+    """|change| (m) of one implicit step of the process on the map's current flow graph (plain routing).
+
+    The explicit rate (K A^m S + D laplacian) overstates rough land several times at D dt / dx² = 1.7,
+    where the implicit step saturates at the roughness itself; this is the step the physics takes.
+    """
+    z = np.asarray(heights, np.float64)
+    incision = drainage(z, cell_size, process, 1, resolve_sinks=False).incision
+    return np.abs(hillslope.held(z + incision, process.diffusion, cell_size) - z)
 
 
 # The surrogate's input channels, in order (see ``surrogate_inputs``).
-SURROGATE_CHANNELS = ("heights", "log_area", "incision", "border")
+SURROGATE_CHANNELS = ("heights", "log_area", "implicit_step", "border")
 
 
 def surrogate_inputs(heights: np.ndarray, cell_size: float, process: StreamPower,
                      horizon: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(inputs [4, H, W] float32, the implicit step's change in metres, scale s) for one K-jump.
+    """(inputs [4, H, W] float32, the implicit K-step's change in metres, scale s) for one K-jump.
 
     Heights and the implicit step are divided by the map's scale s (the process is linear in it), so one
     network serves any relief; the border row is marked because it is the base level the rivers cut to.
@@ -148,11 +151,12 @@ def surrogate_inputs(heights: np.ndarray, cell_size: float, process: StreamPower
     z = np.asarray(heights, np.float64)
     scale = height_scale(z)
     routed = drainage(z, cell_size, process, horizon)
+    implicit = hillslope.held(z + routed.incision, horizon * process.diffusion, cell_size) - z
     border = np.zeros(z.shape, np.float32)
     border[[0, -1], :] = border[:, [0, -1]] = 1.0
     inputs = np.stack([(z - z.mean()) / scale, log_cells(routed.area, cell_size) / 4.0,
-                       routed.incision / scale, border]).astype(np.float32)
-    return inputs, routed.incision, scale
+                       implicit / scale, border]).astype(np.float32)
+    return inputs, implicit, scale
 
 
 Slices = tuple[slice, slice]

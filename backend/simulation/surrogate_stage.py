@@ -22,8 +22,8 @@ from .landscape import ErosionCallback, StreamPower, erode
 from .learned_steps import SimulationStep, ladder_plan, tile_counts
 
 ENGINES = ("physics", "surrogate", "gated")  # and "auto": SURROGATE_FROM_CELLS decides
-# auto: physics below (it is more faithful, reports/erosion_surrogate, and at most ~4 s for a mature 1024² stage),
-# the surrogate from here up (a mature 2048² stage: 17 s of physics, 3.5 s of surrogate, benchmarks/results)
+# auto: physics below (it is more faithful, reports/erosion_surrogate, and ~2 s for a mature 1024² stage),
+# the surrogate from here up (a mature 2048² stage: 10.9 s of physics, 5.0 s of surrogate, benchmarks/results)
 SURROGATE_FROM_CELLS = 2048 * 2048
 PHYSICS_MARGIN = 64  # cells of context around a tile redone by physics
 
