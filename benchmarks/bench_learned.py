@@ -58,7 +58,8 @@ def verdict(device: str, resolution: int, quality: str, erosion: str, median: fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per row below 1024²")
-    ap.add_argument("--large-repeats", type=int, default=3, help="timed runs per row from 1024² on (the first run at a size also builds fastscapelib's grid)")
+    ap.add_argument("--large-repeats", type=int, default=3,
+                    help="timed runs per row from 1024² on (the first at a size also builds fastscapelib's grid)")
     ap.add_argument("--sizes", default="256,512,1024")
     args = ap.parse_args()
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
