@@ -133,8 +133,14 @@ def step_rate(heights: np.ndarray, cell_size: float, process: StreamPower) -> np
     where the implicit step saturates at the roughness itself; this is the step the physics takes.
     """
     z = np.asarray(heights, np.float64)
-    incision = drainage(z, cell_size, process, 1, resolve_sinks=False).incision
-    return np.abs(hillslope.held(z + incision, process.diffusion, cell_size) - z)
+    return np.abs(implicit_change(z, drainage(z, cell_size, process, 1, resolve_sinks=False), process, 1, cell_size))
+
+
+def implicit_change(z: np.ndarray, routed: Drainage, process: StreamPower, horizon: int,
+                    cell_size: float) -> np.ndarray:
+    """The change (m) of one K-long implicit step of both processes: stream power on the fixed flow graph
+    (``routed.incision``, from ``drainage`` with the same horizon), then one backward-Euler hillslope step of K D."""
+    return hillslope.held(z + routed.incision, horizon * process.diffusion, cell_size) - z
 
 
 # The surrogate's input channels, in order (see ``surrogate_inputs``).
@@ -151,7 +157,7 @@ def surrogate_inputs(heights: np.ndarray, cell_size: float, process: StreamPower
     z = np.asarray(heights, np.float64)
     scale = height_scale(z)
     routed = drainage(z, cell_size, process, horizon)
-    implicit = hillslope.held(z + routed.incision, horizon * process.diffusion, cell_size) - z
+    implicit = implicit_change(z, routed, process, horizon, cell_size)
     border = np.zeros(z.shape, np.float32)
     border[[0, -1], :] = border[:, [0, -1]] = 1.0
     inputs = np.stack([(z - z.mean()) / scale, log_cells(routed.area, cell_size) / 4.0,
