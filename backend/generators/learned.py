@@ -36,6 +36,7 @@ from backend.diffusion.tiling import MultiDiffusion, even_windows
 from backend.grids import resample, upsample
 from backend.models.shipped import MODELS_DIR, ShippedModels
 from backend.models.terrain import QUALITY, SamplingSettings, TerrainModel
+from backend.simulation.finishing import Finish, finish, finish_for_styles
 from backend.simulation.landscape import StreamPower, stage_for_styles
 from backend.simulation.surrogate_stage import run_stage
 from backend.terrain import Heightfield
@@ -251,23 +252,26 @@ class DiffusionGenerator:
             else:
                 x = self._sample_canvas(cond, request, settings, extent, sampled)
             if stage is not None:
-                x = self._erode(x, relief, extent, stage, show, sampling_steps, request.erosion_engine)
+                x = self._erode(x, relief, extent, (stage, finish_for_styles(request.style_weights)), show,
+                                sampling_steps, request.erosion_engine)
             x = x if extent.is_region else centre(x, shown)
             heights = to_metres(resample(x, request.resolution)[0, 0], relief, sea)
         dominant = max(request.style_weights, key=request.style_weights.__getitem__)
         return Heightfield(heights.cpu().numpy().astype(np.float32), request.cell_size, style=dominant)
 
-    def _erode(self, x: Tensor, relief: float, extent: Extent, stage: StreamPower,
+    def _erode(self, x: Tensor, relief: float, extent: Extent, stage: tuple[StreamPower, Finish],
                show: Callable[[int, int, Tensor], None], steps_before: int, engine: str) -> Tensor:
-        """The erosion stage on the whole sampled map [1, 1, n, n] (a margin around a cut-out world), in
-        metres at the sampled level's cell size, by ``engine`` (``surrogate_stage.run_stage``);
-        its previews continue the sampler's step count."""
+        """The erosion stage (stream power by ``engine``, ``surrogate_stage.run_stage``, then the style's
+        finish) on the whole sampled map [1, 1, n, n] (a margin around a cut-out world), in metres at the
+        sampled level's cell size; its previews continue the sampler's step count."""
+        process, finishing = stage
         cell = self.base.meta["cell_size_m"] / self.superres.meta["factor"] ** (extent.levels - 1)
-        total = steps_before + stage.steps
+        total = steps_before + process.steps
         metres = x[0, 0].double().cpu().numpy() * (relief / 2)
-        eroded, _ = run_stage(metres, cell, stage, engine, self.models.erosion,
+        eroded, _ = run_stage(metres, cell, process, engine, self.models.erosion,
                               lambda i, _, z: show(steps_before + i, total, torch.from_numpy(z).float()))
-        return torch.from_numpy(eroded).float()[None, None].to(x.device)
+        finished = finish(eroded, cell, finishing) / (relief / 2)
+        return torch.from_numpy(finished).float()[None, None].to(x.device)
 
     def _sample_canvas(self, cond: Conditioning, request: GenerateRequest, settings: SamplingSettings,
                        extent: Extent, show: Callable[[int, int, Tensor], None]) -> Tensor:

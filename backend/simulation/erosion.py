@@ -398,18 +398,21 @@ class GlacialParams:
     ela: float = 0.3  # equilibrium-line altitude as a fraction of the relief: glaciers start above
 
 
-def glacial_carving(z: torch.Tensor, cell_size: float, p: GlacialParams,
-                    area: torch.Tensor) -> tuple[torch.Tensor, Budget]:
+def glacial_carving(z: torch.Tensor, cell_size: float, p: GlacialParams, area: torch.Tensor,
+                    span: tuple[float, float] | None = None) -> tuple[torch.Tensor, Budget]:
     """Carve U-shaped troughs along large valleys (a geometric proxy for glacial erosion).
 
     z, area: [B, H, W] (area = drainage area, m²). Around each valley-glacier cell the surface is
     lowered to ``floor + wall_height * (d / width)^2`` (a parabolic trough; d = distance to the
     nearest glacier cell, floor = that cell's height), widths growing with sqrt(area). Ice exports
-    all eroded rock through the boundary (``out``).
+    all eroded rock through the boundary (``out``). ``span`` (lo, hi): the heights the ELA is a fraction of
+    (default: each map's own range; a tile of a bigger world passes the world's).
     """
     area_cells = area / (cell_size * cell_size)
-    lo = z.amin(dim=(-2, -1), keepdim=True)
-    hi = z.amax(dim=(-2, -1), keepdim=True)
+    if span is None:
+        lo, hi = z.amin(dim=(-2, -1), keepdim=True), z.amax(dim=(-2, -1), keepdim=True)
+    else:
+        lo, hi = torch.full_like(z[..., :1, :1], span[0]), torch.full_like(z[..., :1, :1], span[1])
     z_np = z.detach().cpu().double().numpy()
     a_np = area_cells.detach().cpu().double().numpy()
     ela_np = (lo + p.ela * (hi - lo)).cpu().double().numpy()

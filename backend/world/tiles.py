@@ -36,6 +36,7 @@ import torch
 
 from backend.durable import write_bytes
 from backend.models.terrain import QUALITY, TerrainModel
+from backend.simulation.finishing import finish, finish_for_styles
 from backend.simulation.landscape import EROSION_STAGES, erode, stage_for_styles
 from backend.terrain import Heightfield
 from backend.world.cache import LRUCache
@@ -166,6 +167,7 @@ class TileWorld:
         self.cells = cells
         self.cond = self.base_stage.conditioning(self.settings.style_weights, self.settings.sliders)
         self.erosion = stage_for_styles(self.settings.erosion_stage, self.settings.style_weights)
+        self.finish = finish_for_styles(self.settings.style_weights)
         self.cache: LRUCache[Coords, Tile] = LRUCache(max_items=cache_tiles)
         if block_tiles < 1:
             raise ValueError(f"block_tiles must be >= 1, got {block_tiles}")
@@ -243,6 +245,7 @@ class TileWorld:
         mosaic = stitch({(x, y): self._uneroded((x, y), callback) for y in around[1] for x in around[0]}, *around)
         eroded = erode(mosaic[n - c:2 * n + 1 + c, n - c:2 * n + 1 + c].astype(np.float64), self.store.cell_size,
                        self.erosion)
+        eroded = finish(eroded, self.store.cell_size, self.finish, span=(0.0, self.settings.height_m))
         heights = eroded[c:c + n + 1, c:c + n + 1].astype(np.float32)
         known = self._known(*around, 1, self._edited_among(*around))  # edited neighbours' shared edges
         if known is None:
