@@ -194,10 +194,12 @@ def _talus_flux(z: torch.Tensor, cell_size: float, talus: float, rate: float,
     """
     inner = _interior(z)
     big = torch.finfo(z.dtype).max / 4
-    excess = torch.stack([
-        (z - shift(z, dr, dc, fill=big) - talus * d * cell_size).clamp(min=0)
-        for (dr, dc), d in zip(D8_OFFSETS, D8_DISTANCES)
-    ])
+    h, w = z.shape[-2:]
+    padded = torch.nn.functional.pad(z, (1, 1, 1, 1), value=big)  # neighbours as views, no copies
+    excess = torch.empty((len(D8_OFFSETS), *z.shape), dtype=z.dtype, device=z.device)
+    for k, ((dr, dc), d) in enumerate(zip(D8_OFFSETS, D8_DISTANCES)):
+        torch.sub(z, padded[..., 1 + dr:1 + dr + h, 1 + dc:1 + dc + w], out=excess[k])
+        excess[k].sub_(talus * d * cell_size).clamp_(min=0)
     total = excess.sum(0)
     move = rate * 0.5 * excess.max(0).values * inner
     if movable is not None:
@@ -207,8 +209,12 @@ def _talus_flux(z: torch.Tensor, cell_size: float, talus: float, rate: float,
 
 
 def _gather_sent(sent: torch.Tensor) -> torch.Tensor:
-    """[8, B, H, W] material sent in direction k -> [B, H, W] material received."""
-    return sum(shift(sent[k], -dr, -dc) for k, (dr, dc) in enumerate(D8_OFFSETS))
+    """[8, B, H, W] material sent in direction k -> [B, H, W] material received (off the grid: lost)."""
+    h, w = sent.shape[-2:]
+    received = sent.new_zeros((*sent.shape[1:-2], h + 2, w + 2))
+    for k, (dr, dc) in enumerate(D8_OFFSETS):
+        received[..., 1 + dr:1 + dr + h, 1 + dc:1 + dc + w] += sent[k]
+    return received[..., 1:-1, 1:-1]
 
 
 @dataclass
