@@ -443,7 +443,7 @@ of context; no memory conditioning; the layered materials follow a rule, not the
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(ROOT / "models" / "voxel_chunks.safetensors"))
-    ap.add_argument("--corpus", nargs="+", default=[str(ROOT / "corpus" / "a"), str(ROOT / "corpus" / "b")])
+    ap.add_argument("--corpus", nargs="+", default=[str(ROOT / "corpus" / v) for v in ("v2a", "v2b", "v2c")])
     ap.add_argument("--voxel-corpus", default=str(ROOT / "corpus" / "voxels"))
     ap.add_argument("--positions", type=int, default=2, help="chunk places per style")
     ap.add_argument("--seeds", type=int, default=2, help="world seeds per place")
