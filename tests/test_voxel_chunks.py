@@ -2,6 +2,7 @@
 seams after outpainting, bad requests."""
 
 import subprocess
+from dataclasses import replace
 from itertools import product
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from backend.generators.voxel_chunks import VoxelChunkRequest, canvas_axes, generate_chunk, terrain_depth
 from backend.models.shipped import load_voxel_model
-from backend.models.voxel import VOXEL_FILE, VoxelModel
+from backend.models.voxel import VOXEL_FILE, VOXEL_QUALITY, VoxelModel
 from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, voxelise_terrain
 
@@ -88,6 +89,16 @@ def test_voxel_surface_is_the_terrain_outside_features(model) -> None:
     assert chunk.density[~near].tobytes() == depth[~near].tobytes()
     featureless = ~near.any(axis=0)  # whole columns without features
     assert featureless.any() and (chunk.solid[:, featureless] == (depth > 0)[:, featureless]).all()
+
+
+def test_slider_guidance_acts_only_on_sliders_that_are_set(model, monkeypatch) -> None:
+    """Sliders at 0.5 are guidance's null, so a guided quality draws what the plain one draws there; a set
+    slider is pushed further from it."""
+    unset, caves = request(world_seed=4), request(world_seed=4, sliders={"cave_density": 1.0})
+    plain_unset, plain_caves = bits(generate_chunk(model, unset)), bits(generate_chunk(model, caves))
+    monkeypatch.setitem(VOXEL_QUALITY, "interactive", replace(VOXEL_QUALITY["interactive"], slider_guidance=3.0))
+    assert bits(generate_chunk(model, unset)) == plain_unset
+    assert bits(generate_chunk(model, caves)) != plain_caves
 
 
 def test_bad_requests_are_refused_clearly(model) -> None:

@@ -21,11 +21,16 @@ VOXEL_FILE = "voxel_chunks.safetensors"
 
 @dataclass(frozen=True)
 class VoxelSampling:
-    """Steps and noise range of one quality level (DPM-Solver++(2M) on a Karras schedule)."""
+    """Steps, noise range and slider guidance of one quality level (DPM-Solver++(2M) on a Karras schedule).
+
+    slider_guidance: classifier-free guidance scale on the sliders alone (the style is not amplified: guided
+    on the style too, the model drew fewer caves). The short-trained model followed the sliders weakly.
+    """
 
     steps: int
     sigma_max: float = 10.0
     sigma_min: float = 0.01
+    slider_guidance: float = 1.0
 
 
 VOXEL_QUALITY: dict[str, VoxelSampling] = {
