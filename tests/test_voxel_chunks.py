@@ -96,8 +96,10 @@ def test_slider_guidance_acts_only_on_sliders_that_are_set(model, monkeypatch) -
     """Sliders at 0.5 are guidance's null, so a guided quality draws what the plain one draws there; a set
     slider is pushed further from it."""
     unset, caves = request(world_seed=4), request(world_seed=4, sliders={"cave_density": 1.0})
+    interactive = VOXEL_QUALITY["interactive"]
+    monkeypatch.setitem(VOXEL_QUALITY, "interactive", replace(interactive, slider_guidance=1.0))
     plain_unset, plain_caves = bits(generate_chunk(model, unset)), bits(generate_chunk(model, caves))
-    monkeypatch.setitem(VOXEL_QUALITY, "interactive", replace(VOXEL_QUALITY["interactive"], slider_guidance=3.0))
+    monkeypatch.setitem(VOXEL_QUALITY, "interactive", replace(interactive, slider_guidance=3.0))
     assert bits(generate_chunk(model, unset)) == plain_unset
     assert bits(generate_chunk(model, caves)) != plain_caves
 
