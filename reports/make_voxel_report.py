@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from itertools import product
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from backend.data.datasets import load_maps  # noqa: E402
 from backend.data.voxel_corpus import MAP_CELL_M, load_regions  # noqa: E402
 from backend.generators.voxel_chunks import (REFINEMENTS, VoxelChunkRequest, canvas_axes,  # noqa: E402
                                              generate_chunk_with_stats, terrain_depth)
-from backend.models.voxel import VoxelModel  # noqa: E402
+from backend.models.voxel import VOXEL_QUALITY, VoxelModel  # noqa: E402
 from backend.voxels import channels as ch  # noqa: E402
 from backend.voxels.chunk import CHUNK, PALETTE, ChunkKey, VoxelChunk  # noqa: E402
 from backend.voxels.measures import chunk_measures, solidity_difference  # noqa: E402
@@ -102,16 +103,43 @@ def seam_ratio(model: VoxelModel, heights: np.ndarray, key: ChunkKey, style: str
     return {"face": float(np.abs(b[:, :, 0] - a[:, :, -1]).mean()), "interior": interior}
 
 
+SLIDER_SETTINGS = {"both 0": {"cave_density": 0.0, "overhang": 0.0}, "both 1": {"cave_density": 1.0, "overhang": 1.0},
+                   "cave density 1": {"cave_density": 1.0}, "overhang 1": {"overhang": 1.0}}
+
+
 def slider_response(model: VoxelModel, places: list[tuple[str, np.ndarray, ChunkKey]]) -> dict[str, dict]:
-    """Cave share and overhang columns of the same chunks (places, seeds 0 and 1) with both sliders at 0 and 1."""
+    """Cave share and overhang columns of the same chunks (places, seeds 0 and 1) at each of SLIDER_SETTINGS
+    (an unsent slider is 0.5)."""
     out = {}
-    for value in (0.0, 1.0):
+    for name, sliders in SLIDER_SETTINGS.items():
         found = []
         for style, heights, key in places:
             for seed in (0, 1):
-                req = request_for(heights, key, style, seed, sliders={"cave_density": value, "overhang": value})
+                req = request_for(heights, key, style, seed, sliders=sliders)
                 found.append(chunk_measures(generate_chunk_with_stats(model, req)[0].solid, depth_of(req)))
-        out[f"{value:g}"] = {m: float(np.mean([f[m] for f in found])) for m in ("cave_share", "overhang_columns")}
+        out[name] = {m: float(np.mean([f[m] for f in found])) for m in ("cave_share", "overhang_columns")}
+    return out
+
+
+def corpus_slider_response(folder: Path) -> dict[str, dict[str, float]]:
+    """The voxel corpus's own response: its surface chunks' measures where a region's slider was drawn in
+    the lowest or the highest third."""
+    regions = load_regions(folder)
+    rows = []
+    for n in range(len(regions)):
+        depth_all = regions.terrain_depth(n)
+        for box in product(*(range(s // CHUNK) for s in regions.density.shape[1:])):
+            cells = tuple(slice(b * CHUNK, (b + 1) * CHUNK) for b in box)
+            depth = depth_all[cells]
+            if (depth > 0).any() and (depth <= 0).any():
+                found = chunk_measures(regions.density[n][cells] > 0, depth)
+                rows.append([*regions.sliders[n][:2], found["cave_share"], found["overhang_columns"]])
+    table_ = np.array(rows)
+    out = {}
+    for i, name in enumerate(("cave_density", "overhang")):
+        for label, pick in (("low", table_[:, i] < 1 / 3), ("high", table_[:, i] > 2 / 3)):
+            out[f"{name} {label}"] = {"cave_share": float(table_[pick, 2].mean()),
+                                      "overhang_columns": float(table_[pick, 3].mean()), "chunks": int(pick.sum())}
     return out
 
 
@@ -310,9 +338,13 @@ def write_readme(summary: dict, meta: dict, render: dict, settings: dict) -> Non
                          "unheld water cells", "lava-water cells", "median s / chunk", "refinement share"], ref_rows),
         trace=trace, render=json.dumps(render), seam_all=summary["seam_ratio_all"],
         kinds_table=kinds_table(OUT / "diffusion_kinds.md"),
-        sliders=table(["both sliders", "cave share", "overhang columns"],
+        sliders=table(["sliders", "cave share", "overhang columns"],
                       [[v, f"{r['cave_share']:.4f}", f"{r['overhang_columns']:.4f}"]
-                       for v, r in summary["slider_response"].items()]))
+                       for v, r in summary["slider_response"].items()]),
+        corpus_sliders=table(["corpus regions with", "surface chunks", "cave share", "overhang columns"],
+                             [[v, str(r["chunks"]), f"{r['cave_share']:.4f}", f"{r['overhang_columns']:.4f}"]
+                              for v, r in summary["corpus_slider_response"].items()]),
+        guidance=VOXEL_QUALITY["interactive"].slider_guidance)
     (OUT / "README.md").write_text(text)
 
 
@@ -338,9 +370,15 @@ planes (target at most 1.2; over all styles' chunks {seam_all:.2f}).
 {style_table}
 
 ## Sliders
-The same chunks (one place per style, two seeds) with cave density and overhang amount both at 0 and at 1:
+The same chunks (one place per style, two seeds) with the sliders set as named (an unsent slider is 0.5),
+sampled with classifier-free guidance {guidance:g} on the sliders alone:
 
 {sliders}
+
+The voxel corpus's own response (its surface chunks, by the slider drawn for their region: lowest and
+highest third):
+
+{corpus_sliders}
 
 ## Refinement ablation (all styles)
 Floating pieces: solid pieces touching none of the chunk's faces. Cells: mean per chunk, raw -> after.
@@ -443,7 +481,7 @@ of context; no memory conditioning; the layered materials follow a rule, not the
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(ROOT / "models" / "voxel_chunks.safetensors"))
-    ap.add_argument("--corpus", nargs="+", default=[str(ROOT / "corpus" / "a"), str(ROOT / "corpus" / "b")])
+    ap.add_argument("--corpus", nargs="+", default=[str(ROOT / "corpus" / v) for v in ("v2a", "v2b", "v2c")])
     ap.add_argument("--voxel-corpus", default=str(ROOT / "corpus" / "voxels"))
     ap.add_argument("--positions", type=int, default=2, help="chunk places per style")
     ap.add_argument("--seeds", type=int, default=2, help="world seeds per place")
@@ -465,6 +503,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{style}: {len(results[style]['rows'])} chunks", flush=True)
     summary = summarise(results, corpus_reference(Path(args.voxel_corpus)))
     summary["slider_response"] = slider_response(model, [r["places"][0] for r in results.values()])
+    summary["corpus_slider_response"] = corpus_slider_response(Path(args.voxel_corpus))
     render_slices({s: r["examples"][0] for s, r in results.items()}, OUT / "slices.png")
     cave_style = max(summary["per_style"], key=lambda s: summary["per_style"][s]["cave_share"])
     req = results[cave_style]["examples"][0][0]

@@ -181,8 +181,8 @@ class VoxelWindowDataset:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Build the voxel corpus (caves, overhangs, arches under corpus maps).")
     ap.add_argument("--out", default="corpus/voxels")
-    ap.add_argument("--corpus", nargs="+", default=["corpus/a", "corpus/b"])
-    ap.add_argument("--regions-per-style", type=int, default=12)
+    ap.add_argument("--corpus", nargs="+", default=["corpus/v2a", "corpus/v2b", "corpus/v2c"])
+    ap.add_argument("--regions-per-style", type=int, default=14)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     manifest = build_voxel_corpus(args.out, args.corpus, args.regions_per_style, args.seed)

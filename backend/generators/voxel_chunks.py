@@ -23,6 +23,7 @@ import torch
 from scipy import ndimage
 from torch import Tensor
 
+from backend.diffusion.guidance import ClassifierFreeGuidance
 from backend.diffusion.preconditioning import Conditioning
 from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
@@ -161,9 +162,13 @@ def sample_canvas(model: VoxelModel, cond: Conditioning, known: Tensor, values: 
     start: SDEdit from this folded state at sigma_max (redraws) instead of pure noise.
     """
     sigmas = karras_sigmas(settings.steps, settings.sigma_min, settings.sigma_max)
+    # Sliders at 0.5 are the null the guidance compares with: the guided estimate is the plain one, at half the cost.
+    sliders_set = cond.sliders is not None and bool(cond.sliders.abs().max() > 0)
+    scale = settings.slider_guidance if sliders_set else 1.0
+    network = ClassifierFreeGuidance(model.denoiser, scale, drop=("sliders",))
 
     def denoise(x: Tensor, sigma: Tensor, c: Conditioning | None = None) -> Tensor:
-        return torch.lerp(model.denoiser(x, sigma, c), values, known)
+        return torch.lerp(network(x, sigma, c), values, known)
 
     x = noise * settings.sigma_max + (0 if start is None else start)
     with torch.no_grad():

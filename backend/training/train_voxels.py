@@ -3,7 +3,8 @@
 A 3D U-Net (the shared backbone at dims=3) learns, with the EDM loss, the three feature channels of
 ``backend.voxels.channels`` on 40³ windows of the voxel corpus (``backend.data.voxel_corpus``), folded 2³
 into channels, conditioned on the terrain's truncated density, a random set of known cells (neighbour
-slabs, locked boxes), the style and the two feature sliders. The run resumes from ``out_dir``; the EMA
+slabs, locked boxes), the style and the two feature sliders. The run resumes from ``out_dir``; a fresh run
+may start from a shipped file's weights (``init_from``: continuing a run whose checkpoints are gone); the EMA
 weights go to ``ship_to`` with what serving needs in the metadata.
 """
 
@@ -21,7 +22,8 @@ from backend.diffusion.loss import EDMLoss
 from backend.diffusion.preconditioning import Denoiser
 from backend.networks.unet import UNet, UNetConfig
 from backend.training.loop import TrainConfig, Trainer, estimate_sigma_data
-from backend.training.train_terrain import train_and_ship, train_command
+from backend.models.inference import read_metadata
+from backend.training.train_terrain import start_from_weights, train_and_ship, train_command
 from backend.voxels import channels as ch
 from backend.voxels.features import SLIDER_NAMES, STYLE_FEATURES
 
@@ -36,6 +38,7 @@ class VoxelRunConfig:
     ship_to: str
     cond_dropout: dict[str, float] = field(default_factory=lambda: {"style_weights": 0.1, "sliders": 0.2})
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    init_from: dict[str, str] = field(default_factory=dict)  # {"file", "sha256", "revision"}: a fresh run's start
 
     @classmethod
     def load(cls, path: str | Path) -> VoxelRunConfig:
@@ -65,6 +68,11 @@ def run_training(run: VoxelRunConfig, config_path: str = "", ship_now: bool = Fa
         torch.set_num_threads(run.threads)
     denoiser, dataset, meta = build(run)
     cfg = TrainConfig(**{**run.train, "measure_sigma_data": False})  # build measured it
+    if run.init_from:
+        start_from_weights(denoiser, run.init_from, cfg.out_dir)
+        # The weights were learned under their file's preconditioning, so keep its sigma_data.
+        denoiser.sigma_data = float(read_metadata(run.init_from["file"])["denoiser"]["sigma_data"])
+        meta["fine_tuned_from"] = run.init_from
     trainer = Trainer(denoiser, dataset, EDMLoss(cond_dropout=run.cond_dropout), cfg)
     facts_run = replace(run, corpus=[run.corpus])  # the run's facts list corpus folders
     return train_and_ship(trainer, facts_run, meta, config_path, meta["corpus_regions"], ship_now)
