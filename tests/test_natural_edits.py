@@ -195,7 +195,9 @@ def test_river_bed_descends_below_its_banks_to_the_ground_at_its_ends(session):
     if bed[0] < bed[-1]:
         bed, left, right, ground = (a[::-1] for a in (bed, left, right, ground))
     steps = np.diff(bed)
-    print("river", json.dumps({"rise_mean": float((bed - ground).mean()), "rise_max": float((bed - ground).max()),
+    depth = 0.6 * RIVER_DEPTH * PLAN["river_width"] * SIZE_M / (N - 1)  # the river's depth at strength 0.6
+    print("river", json.dumps({"design_depth": depth, "rise_mean": float((bed - ground).mean()),
+                               "rise_max": float((bed - ground).max()),
                                "max_step_up": float(steps.max()), "ends_moved": (bed - ground)[[0, -1]].tolist(),
                                "above_left": int(np.nansum(bed >= left)), "above_right": int(np.nansum(bed >= right)),
                                "longest_flat": flat_runs(bed[None], np.ones((1, len(bed)), bool))}))
@@ -205,9 +207,10 @@ def test_river_bed_descends_below_its_banks_to_the_ground_at_its_ends(session):
     assert (bed[interior] < np.fmin(left, right)[interior]).all() or \
         np.isnan(np.fmin(left, right)[interior]).all(), "the bed is not below its banks"
     assert np.abs(bed - ground)[[0, -1]].max() < 1.0, "the river does not end at the ground where the curve ends"
-    depth = 0.6 * RIVER_DEPTH * PLAN["river_width"] * SIZE_M / (N - 1)  # the river's depth at strength 0.6
     assert (bed - ground).mean() < -depth / 2, "the river does not cut into the ground"
     assert (bed - ground).max() < depth, "the river fills a dip deeper than itself into a causeway"
+    sunk = (ground - bed)[interior].mean()
+    assert sunk < 1.5 * depth, f"the river runs {sunk:.1f} m under the ground for a {depth:.1f} m design depth"
     assert flat_runs(bed[None], np.ones((1, len(bed)), bool)) <= MAX_FLAT_RUN
 
 

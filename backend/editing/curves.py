@@ -45,7 +45,7 @@ from backend.models.profile import ProfileModel
 from backend.models.terrain import TerrainModel
 from backend.simulation.landscape import scaled
 
-from .brushes import RELIEF_PER_STRENGTH, descending, falloff, land_reach, nearest_on_path, window_around
+from .brushes import RELIEF_PER_STRENGTH, descending, drained, falloff, land_reach, nearest_on_path, window_around
 from .guided import LIGHT, MIN_FALL, Edit, EditCallback, EditSettings, Recipe, edit_window, network_units
 from .scale import mesh_margin
 
@@ -60,6 +60,7 @@ MIN_RELIEF_M = 1.0  # a flat terrain still gets a (small) offset unit
 RECIPES = {"ridge": Recipe(detail_sigma=0.4, erosion=LIGHT), "river": Recipe(detail_sigma=0.4),
            "cliff": Recipe(detail_sigma=0.4, erosion=scaled(LIGHT, 0.5))}
 RIVER_DEPTH = 0.1  # river: the bed's depth under the ground, as a share of the band's width, at strength 1
+RIFFLE = 0.25  # river: the profile model's riffles and steps, in depths either side of its design bed
 RIVER_TAPER = 0.1  # river: share of its length (at most its width) over which its depth grows from 0 at either end
 OFFSET_SIGN = {"ridge": 1.0, "river": 0.0, "cliff": 0.5}  # the ends' offset, in offsets: a cliff top is half up
 
@@ -137,20 +138,27 @@ def banks_under(heights: np.ndarray, curve: Curve, n: int) -> np.ndarray:
 
 def river_bed(profile: np.ndarray, ground: np.ndarray, banks: np.ndarray, curve: Curve,
               cell_size: float) -> np.ndarray:
-    """(L,) the profile made a river bed: under the ground and its lower bank (``banks_under``) by the river's
-    depth (on the ground at the ends), falling all the way from the higher end to the lower one, where it meets
-    the ground. A curve drawn along a valley's side has one bank far below the ground on the curve: the bed
-    cuts under that bank too (down to its mouth's level), or the river would spill over it."""
+    """(L,) the profile made a river bed: its design depth under the ground and at least half that under its
+    lower bank (``banks_under``) (on the ground at the ends), falling all the way from the higher end to the lower
+    one, where it meets the ground. A curve drawn along a valley's side has one bank far below the ground on the
+    curve: the bed cuts under that bank too (down to its mouth's level), or the river would spill over it.
+
+    The profile model only adds its riffles (its deviation from its own trend, within ``RIFFLE`` depths): its
+    concave long profile between the two ends lay far under a valley floor that falls evenly. The bed is fitted
+    to fall (least squares, ``drained``: a bump on the way half cut, the hollow before it half filled) rather than
+    cut down to its lowest point, which ran it 2.5 depths under the ground downstream of every bump."""
     n, length = len(ground), curve.arc()[-1]
     u = np.linspace(0.0, 1.0, n)
     ramp = min(RIVER_TAPER, curve.width / max(length, 1e-9))  # within a width of its ends it meets the ground
     taper = 1 - falloff(np.minimum(u, 1 - u) / ramp, "smooth")  # 0 at the ends, 1 inside
     depth = curve.strength * RIVER_DEPTH * curve.width * cell_size
     step = length * cell_size / (n - 1)  # metres along the curve per sample
-    under = ground - taper * (depth + np.maximum(ground - banks, 0))
-    # the profile model's riffles and steps, within one depth of the design bed: its concave long profile between
-    # the two ends lay up to 105 m under a valley floor that falls evenly (a canyon for a 9 m river)
-    bed = descending(np.clip(profile, under - taper * depth, under), MIN_FALL * step)
+    under = ground - taper * (depth + np.maximum(ground - banks - depth / 2, 0))  # at least half a depth under both
+    trend = ndi.gaussian_filter1d(profile, FOLLOW_SIGMA * n, mode="nearest")
+    riffles = np.clip(profile - trend, -RIFFLE * depth, RIFFLE * depth)
+    fitted = drained(under + taper * riffles, MIN_FALL * step)
+    # never shallower than half its depth, still falling
+    bed = descending(np.minimum(fitted, under + taper * depth / 2), MIN_FALL * step)
     high, low = (0, -1) if bed[0] >= bed[-1] else (-1, 0)
     to_end = np.abs(np.arange(n) - np.arange(n)[low])  # samples to the lower end
     # a dip on the way deeper than the lower end's ground is crossed at that level, still falling (a river
