@@ -138,8 +138,8 @@ def banks_under(heights: np.ndarray, curve: Curve, n: int) -> np.ndarray:
 
 def river_bed(profile: np.ndarray, ground: np.ndarray, banks: np.ndarray, curve: Curve,
               cell_size: float) -> np.ndarray:
-    """(L,) the profile made a river bed: its design depth under the ground and at least half that under its
-    lower bank (``banks_under``) (on the ground at the ends), falling all the way from the higher end to the lower
+    """(L,) the profile made a river bed: its design depth under the ground and its lower bank (``banks_under``)
+    (on the ground at the ends), falling all the way from the higher end to the lower
     one, where it meets the ground. A curve drawn along a valley's side has one bank far below the ground on the
     curve: the bed cuts under that bank too (down to its mouth's level), or the river would spill over it.
 
@@ -153,7 +153,7 @@ def river_bed(profile: np.ndarray, ground: np.ndarray, banks: np.ndarray, curve:
     taper = 1 - falloff(np.minimum(u, 1 - u) / ramp, "smooth")  # 0 at the ends, 1 inside
     depth = curve.strength * RIVER_DEPTH * curve.width * cell_size
     step = length * cell_size / (n - 1)  # metres along the curve per sample
-    under = ground - taper * (depth + np.maximum(ground - banks - depth / 2, 0))  # at least half a depth under both
+    under = ground - taper * (depth + np.maximum(ground - banks, 0))  # a depth under the ground and the lower bank
     trend = ndi.gaussian_filter1d(profile, FOLLOW_SIGMA * n, mode="nearest")
     riffles = np.clip(profile - trend, -RIFFLE * depth, RIFFLE * depth)
     fitted = drained(under + taper * riffles, MIN_FALL * step)

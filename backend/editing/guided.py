@@ -51,6 +51,12 @@ class Recipe:
     mixed: bool = False  # the stroke's strength mixes the new detail into the old: how much of the style
     erosion: StreamPower | None = None  # the erosion stage run on the edited window after sampling (None: none)
     anchored: bool = False  # a coarse map sampled anew keeps its level and leans into the known ground (no scarp)
+    # the stroke's weight from which its ground is fully worn by the erosion stage; less of it at the rim, where
+    # wearing everything above 1/feather (a sharp switch from worn to unworn ground) drew the stroke's outline
+    worn_from: float = 0.5
+    # toward its rim (weight under 1/feather) the edit blends into its target (the moved ground with its texture
+    # kept), not into the ground as it was: that cut off the last quarter of a raise or a valley in a few cells
+    rim_on_target: bool = True
 
 
 COARSE_REACH = 4.0  # base cells: a re-sampled coarse map leans into the known one over this far (no step)
@@ -64,11 +70,14 @@ MIN_FALL = 0.005  # a carved valley's floor falls at least this much per metre a
 LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the land: gullies, spurs, side valleys
 RECIPES: dict[str, Recipe] = {
     "raise": Recipe(0.5, erosion=LIGHT), "lower": Recipe(0.5, erosion=LIGHT),  # new detail on the moved ground
-    "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT),
+    # a valley's stream is drained before and after the stage: its side only partly worn gave a narrow valley a
+    # floor 1.5x as rough as around (two channel networks blended), its rim blended from the target flat runs
+    "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT, worn_from=0.25, rim_on_target=False),
     # little noise: the point is less relief; a flattened stretch is worn and drained as the land around it. The
     # worn land is smooth: smooth's model detail from 0.08 made it rougher than before (tiny test models: 1.8x)
     "flatten": Recipe(0.15, erosion=LIGHT), "smooth": Recipe(0.03),
-    "erode": Recipe(0.0, erosion=EROSION_STAGES["mature"]),  # the erosion stage alone, its steps by strength
+    # the erosion stage alone, its steps by strength, faded out over the whole falloff
+    "erode": Recipe(0.0, erosion=EROSION_STAGES["mature"], worn_from=1.0),
     "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT, anchored=True),
     "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True, erosion=LIGHT),  # large forms kept
 }
@@ -170,7 +179,8 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
         """The mesh window with the stroke's ground remade at the models' scale, faded out at its rim. None of the
         mesh's detail finer than the models' cells is kept under it: on generated ground that detail is the
         resampling's, and half of it kept doubled the texture of the worn ground and left pits in it."""
-        out = x + blend * (grid.to_mesh(net_model.double().cpu()) - x)
+        rim = t if recipe.rim_on_target else x
+        out = rim + blend * (grid.to_mesh(net_model.double().cpu()) - rim)
         return out if pinned is None else torch.where(pinned >= 1, t, torch.lerp(out, t, pinned))  # 1: exactly
 
     show = None if on_step is None else \
@@ -183,8 +193,8 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
         result = drain(result.double(), grid, weight_model)
     if stage is None:
         return Edit(window, to_metres(on_mesh(result)), weight.numpy().astype(np.float32))
-    # fully worn where the stroke fully re-samples (as generation wears all of its map), faded out at the rim
-    share = weight_model if recipe.detail_sigma == 0 else torch.clamp(weight_model * settings.feather, 0, 1)
+    # fully worn in the stroke's core (as generation wears all of its map), faded out toward the rim
+    share = torch.clamp(weight_model / recipe.worn_from, 0, 1)
     share = share if fixed is None else share * (1 - fixed)
     result = worn(result.double(), stage, share, model_cell, units.to_net)
     if drain is not None:  # and after it, which leaves the stream a little off its falling line
@@ -288,7 +298,8 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
         if recipe.detail_sigma > 0:
             scale = superres.meta["residual_scale"]
             denoiser = ClassifierFreeGuidance(superres.denoiser, guidance) if recipe.guided else superres.denoiser
-            kept, keep = (xp, known) if fixed is None else (torch.lerp(xp, tp, fixed), torch.maximum(known, fixed))
+            rim = tp if recipe.rim_on_target else xp
+            kept, keep = (rim, known) if fixed is None else (torch.lerp(rim, tp, fixed), torch.maximum(known, fixed))
             model = Inpainting(denoiser, (kept - up) / scale, keep)
             residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma, settings.detail_steps,
                                               cond_fine.replace(spatial=up), rng, settings.sampler,
