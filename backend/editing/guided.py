@@ -200,9 +200,12 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     if drain is not None:  # and after it, which leaves the stream a little off its falling line
         result = drain(result.double(), grid, weight_model)
     # resampled into the mesh as generation resamples its maps; the stage drained the fully worn ground, and
-    # what the cubic leaves there on gentle ground are millimetre pits, filled as DEM pipelines do
+    # what the cubic leaves there on gentle ground are millimetre pits, filled as DEM pipelines do. Toward the
+    # rim the stage wears less: where a raise's foot dams a valley the land drained through, the pit it makes
+    # is filled too (those the land had there are its own)
     heights = to_metres(on_mesh(result))
-    return Edit(window, fill_pits(heights, blend.numpy() >= 1), weight.numpy().astype(np.float32))
+    dammed = (weight.numpy() > 0) & (original >= lowest_neighbour(original))
+    return Edit(window, fill_pits(heights, (blend.numpy() >= 1) | dammed), weight.numpy().astype(np.float32))
 
 
 def lowest_neighbour(heights: np.ndarray) -> np.ndarray:
