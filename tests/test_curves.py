@@ -16,7 +16,7 @@ from backend.data.elevation_profiles import KINDS, ProfileDataset, ProfileSettin
 from backend.diffusion.guidance import nonincreasing
 from backend.editing import seam_ratio
 from backend.editing.brushes import RELIEF_PER_STRENGTH, nearest_on_path
-from backend.editing.curves import RIVER_DEPTH, Curve, banks_under, channel_cells, river_bed
+from backend.editing.curves import RIFFLE, RIVER_DEPTH, Curve, banks_under, channel_cells, river_bed
 from backend.generators.curve_profiles import sample_profiles
 from backend.models.inference import read_metadata
 from backend.models.profile import ProfileModel
@@ -140,7 +140,8 @@ def curve_frame(window: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_river_along_a_valley_side_cuts_under_its_lower_bank():
     """A river drawn along the rim of a valley 40 m deep, a band's half width to its left: its bed lies under
-    that bank by its depth (not only under the ground on the curve), meeting the ground at its ends."""
+    that bank by its depth less a riffle (not only under the ground on the curve), meeting the ground at its
+    ends."""
     heights = np.full((64, 200), 100.0)
     heights[:17] = 60.0  # rows 0-16: the valley floor; the curve runs along row 24, its left bank at row 16
     heights[17:21] = np.linspace(60.0, 100.0, 6)[1:-1, None]  # the valley's side
@@ -155,7 +156,7 @@ def test_river_along_a_valley_side_cuts_under_its_lower_bank():
     inside = slice(int(n * curve.width / 180) + 1, -int(n * curve.width / 180) - 1)  # beyond a width of its ends
     above = np.zeros(n, dtype=bool)
     above[inside] = ground[inside] > 60.0  # where the bank, not the ground on the curve, is what holds the water
-    assert above.sum() > n / 3 and (bed[above] <= 60.0 - depth + 1e-9).all()
+    assert above.sum() > n / 3 and (bed[above] <= 60.0 - (1 - RIFFLE) * depth + 1e-9).all()  # a riffle shallower
     assert (np.diff(bed) < 0).all()
 
 

@@ -61,6 +61,9 @@ RECIPES = {"ridge": Recipe(detail_sigma=0.4, erosion=LIGHT), "river": Recipe(det
            "cliff": Recipe(detail_sigma=0.4, erosion=scaled(LIGHT, 0.5))}
 RIVER_DEPTH = 0.1  # river: the bed's depth under the ground, as a share of the band's width, at strength 1
 RIFFLE = 0.25  # river: the profile model's riffles and steps, in depths either side of its design bed
+# river: its bed falls at least this much per metre, a quarter of a carved valley's floor: on a floor falling at
+# the valley's rate, a bed cut deeper upstream (under a low bank) could never come back up to its depth
+RIVER_FALL = MIN_FALL / 4
 RIVER_TAPER = 0.1  # river: share of its length (at most its width) over which its depth grows from 0 at either end
 OFFSET_SIGN = {"ridge": 1.0, "river": 0.0, "cliff": 0.5}  # the ends' offset, in offsets: a cliff top is half up
 
@@ -156,14 +159,14 @@ def river_bed(profile: np.ndarray, ground: np.ndarray, banks: np.ndarray, curve:
     under = ground - taper * (depth + np.maximum(ground - banks, 0))  # a depth under the ground and the lower bank
     trend = ndi.gaussian_filter1d(profile, FOLLOW_SIGMA * n, mode="nearest")
     riffles = np.clip(profile - trend, -RIFFLE * depth, RIFFLE * depth)
-    fitted = drained(under + taper * riffles, MIN_FALL * step)
-    # never shallower than half its depth, still falling
-    bed = descending(np.minimum(fitted, under + taper * depth / 2), MIN_FALL * step)
+    fitted = drained(under + taper * riffles, RIVER_FALL * step)
+    # never shallower than its depth less a riffle, still falling
+    bed = descending(np.minimum(fitted, under + taper * RIFFLE * depth), RIVER_FALL * step)
     high, low = (0, -1) if bed[0] >= bed[-1] else (-1, 0)
     to_end = np.abs(np.arange(n) - np.arange(n)[low])  # samples to the lower end
     # a dip on the way deeper than the lower end's ground is crossed at that level, still falling (a river
     # cannot leave a basin lower than its mouth), and never above the higher end
-    fall = min(MIN_FALL * step, max(bed[high] - ground[low], 0.0) / (n - 1))
+    fall = min(RIVER_FALL * step, max(bed[high] - ground[low], 0.0) / (n - 1))
     return np.maximum(bed, ground[low] + fall * to_end)
 
 
