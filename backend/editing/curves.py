@@ -13,11 +13,11 @@ Cross-sections, with t = distance to the curve / half the width and u the positi
   profile's deviation (its peaks and saddles); every cell is lifted by the crest's height over the
   ground on the curve times (1 - t)^2: a sharp crest and soft feet, the cross-slope's texture kept, with the
   feet's t stretched where the land runs against a ridge (``brushes.land_reach``): spurs along its own spurs;
-* river: the ends sit on the ground where the curve ends; the bed is the profile, kept between one and two
-  ``RIVER_DEPTH`` times the width (times strength) under the ground along the curve and under the lower of
-  the ground at the band's two edges, its banks (tapering to the ground within a width of the ends), made to
-  fall all the way from the higher end to the lower one (``brushes.descending``: it cuts through bumps,
-  with no flat stretch; only a dip deeper than its mouth is crossed at the mouth's level); the target is
+* river: the ends sit on the ground where the curve ends; the bed lies ``RIVER_DEPTH`` times the width (times
+  strength) under the ground along the curve and under the lower of the ground at the band's two edges, its
+  banks (tapering to the ground within a width of the ends), the profile adding its riffles (``river_bed``),
+  fitted to fall all the way from the higher end to the lower one, with no flat stretch (only a dip deeper
+  than its mouth is crossed at the mouth's level); the target is
   that bed over the middle ``BED_FRACTION`` of the band and banks easing back to the ground, never above
   it; the channel (``CHANNEL_FRACTION`` of the band, at least a cell either side) ends exactly on the bed,
   and the pull onto the target fades out over twice the bed's width, so the models' ground meets it without
@@ -142,14 +142,15 @@ def banks_under(heights: np.ndarray, curve: Curve, n: int) -> np.ndarray:
 def river_bed(profile: np.ndarray, ground: np.ndarray, banks: np.ndarray, curve: Curve,
               cell_size: float) -> np.ndarray:
     """(L,) the profile made a river bed: its design depth under the ground and its lower bank (``banks_under``)
-    (on the ground at the ends), falling all the way from the higher end to the lower
-    one, where it meets the ground. A curve drawn along a valley's side has one bank far below the ground on the
+    (on the ground at the ends), falling all the way from the higher end to the lower one, where it meets the
+    ground. A curve drawn along a valley's side has one bank far below the ground on the
     curve: the bed cuts under that bank too (down to its mouth's level), or the river would spill over it.
 
     The profile model only adds its riffles (its deviation from its own trend, within ``RIFFLE`` depths): its
     concave long profile between the two ends lay far under a valley floor that falls evenly. The bed is fitted
     to fall (least squares, ``drained``: a bump on the way half cut, the hollow before it half filled) rather than
-    cut down to its lowest point, which ran it 2.5 depths under the ground downstream of every bump."""
+    cut down to its lowest point, which ran it 2.5 depths under the ground downstream of every bump; it is then
+    kept no shallower than its design less a riffle, and cut where that needs it to stay falling."""
     n, length = len(ground), curve.arc()[-1]
     u = np.linspace(0.0, 1.0, n)
     ramp = min(RIVER_TAPER, curve.width / max(length, 1e-9))  # within a width of its ends it meets the ground
