@@ -188,9 +188,10 @@ def diffusion_step(z: torch.Tensor, cell_size: float, kappa_dt: float) -> tuple[
 
 def _talus_flux(z: torch.Tensor, cell_size: float, talus: float, rate: float,
                 movable: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Material each interior cell sends to each lower neighbour steeper than ``talus`` (tan).
+    """Material each interior cell sends down to its neighbours steeper than ``talus`` (tan), in shares of its
+    excess over the talus drop.
 
-    Returns (move [B, H, W] total sent, sent [8, B, H, W] per direction), in metres.
+    Returns (move [B, H, W] total sent, received [B, H, W] from the neighbours), in metres.
     """
     inner = _interior(z)
     big = torch.finfo(z.dtype).max / 4
@@ -204,16 +205,16 @@ def _talus_flux(z: torch.Tensor, cell_size: float, talus: float, rate: float,
     move = rate * 0.5 * excess.max(0).values * inner
     if movable is not None:
         move = torch.minimum(move, movable.clamp(min=0))
-    sent = excess / total.clamp(min=1e-30) * move
-    return move, sent
+    return move, _gather(excess, move / total.clamp(min=1e-30))
 
 
-def _gather_sent(sent: torch.Tensor) -> torch.Tensor:
-    """[8, B, H, W] material sent in direction k -> [B, H, W] material received (off the grid: lost)."""
-    h, w = sent.shape[-2:]
-    received = sent.new_zeros((*sent.shape[1:-2], h + 2, w + 2))
+def _gather(shares: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
+    """Material received when every cell sends ``amount`` [B, H, W] times ``shares[k]`` [8, B, H, W] to its
+    neighbour k (off the grid: lost), without building the [8, B, H, W] of what is sent."""
+    h, w = shares.shape[-2:]
+    received = shares.new_zeros((*shares.shape[1:-2], h + 2, w + 2))
     for k, (dr, dc) in enumerate(D8_OFFSETS):
-        received[..., 1 + dr:1 + dr + h, 1 + dc:1 + dc + w] += sent[k]
+        received[..., 1 + dr:1 + dr + h, 1 + dc:1 + dc + w].addcmul_(shares[k], amount)
     return received[..., 1:-1, 1:-1]
 
 
@@ -239,8 +240,7 @@ def thermal_erosion(z: torch.Tensor, cell_size: float, p: ThermalParams,
     budget = Budget.zeros(z.shape[0], z.device)
     layer = movable.clone() if movable is not None else torch.zeros_like(z)
     for _ in range(p.iterations):
-        move, sent = _talus_flux(z, cell_size, talus, p.rate, layer if movable is not None else None)
-        received = _gather_sent(sent)
+        move, received = _talus_flux(z, cell_size, talus, p.rate, layer if movable is not None else None)
         budget = budget + Budget(_sum(move, area), _sum(received * inner, area),
                                  _sum(received * (1.0 - inner), area))
         z = z + (received - move) * inner
@@ -301,8 +301,8 @@ def hydraulic_erosion(z: torch.Tensor, cell_size: float, p: HydraulicParams) -> 
         frac = grads / total.clamp(min=1e-30)
         leaving = move / water.clamp(min=1e-30)
         load_out = load * leaving
-        water = water - move + _gather_sent(frac * move)
-        load = load - load_out + _gather_sent(frac * load_out)
+        water = water - move + _gather(frac, move)
+        load = load - load_out + _gather(frac, load_out)
         budget.out = budget.out + _sum(load * edge, area)
         load = load * inner
         water = water * inner * (1.0 - p.evaporation)
