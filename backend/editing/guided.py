@@ -29,7 +29,6 @@ from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.grids import downsample, upsample
 from backend.models.terrain import TerrainModel
-from backend.simulation.finishing import Finish, finish, finish_for_styles
 from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
 from backend.simulation.style_specs import STYLES
 
@@ -197,9 +196,7 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     # fully worn in the stroke's core (as generation wears all of its map), faded out toward the rim
     share = torch.clamp(weight_model / recipe.worn_from, 0, 1)
     share = share if fixed is None else share * (1 - fixed)
-    # the talus finish generation ends with (troughs are the large valleys' of a whole map, not a window's)
-    talus = replace(finish_for_styles(style_weights), troughs=None)
-    result = worn(result.double(), (stage, talus), share, model_cell, units.to_net)
+    result = worn(result.double(), stage, share, model_cell, units.to_net)
     if drain is not None:  # and after it, which leaves the stream a little off its falling line
         result = drain(result.double(), grid, weight_model)
     # resampled into the mesh as generation resamples its maps; the stage drained the fully worn ground, and
@@ -230,9 +227,8 @@ def fill_pits(heights: np.ndarray, where: np.ndarray) -> np.ndarray:
     return np.where(where & (heights < lowest), lowest, heights).astype(heights.dtype)
 
 
-def worn(x: Tensor, stage: tuple[StreamPower, Finish], share: Tensor, cell: float, to_net: float) -> Tensor:
-    """A window [h, w] (network units, ``cell`` m cells) after the erosion stage and its finish, by ``share``
-    [h, w] in [0, 1].
+def worn(x: Tensor, stage: StreamPower, share: Tensor, cell: float, to_net: float) -> Tensor:
+    """A window [h, w] (network units, ``cell`` m cells) after the erosion stage, by ``share`` [h, w] in [0, 1].
 
     The window's held rim is an artificial base level: the stage's channels cut down to it and the whole window
     sinks (up to 90 m in a light stage on generated ground, 195 m in a mature one). That sinking, the smooth part
@@ -240,10 +236,8 @@ def worn(x: Tensor, stage: tuple[StreamPower, Finish], share: Tensor, cell: floa
     second run ends near the window's level, and the smooth part of what it still moved is taken off. The
     stage's gullies and channels are its last word, so the ground drains as generation's does: taking the whole
     sinking off after one run instead made its channels climb where they had cut deepest (pits along them)."""
-    process, finishing = stage
-
     def run(z: Tensor) -> Tensor:
-        return torch.from_numpy(finish(erode(z.numpy() / to_net, cell, process), cell, finishing)) * to_net
+        return torch.from_numpy(erode(z.numpy() / to_net, cell, stage)) * to_net
 
     sinking = gaussian_blur(run(x) - x, EROSION_SMOOTH_CELLS)
     out = run(x - sinking)
