@@ -23,7 +23,7 @@ import torch
 
 from backend.simulation import erosion as er
 from backend.simulation.flow import accumulate, d8_receivers
-from backend.simulation.style_specs import STYLES
+from backend.simulation.style_specs import STYLES, Draw
 
 TALUS_ITERATIONS = 15  # as the corpus (``styles.THERMAL_ITERATIONS``)
 
@@ -36,9 +36,9 @@ class Finish:
     troughs: er.GlacialParams | None = None
 
 
-def _middle(draw: object) -> float:
+def _middle(draw: Draw) -> float:
     """The typical value of one of a style's parameter distributions (the middle of its range)."""
-    return (draw.low + draw.high) / 2  # type: ignore[attr-defined]
+    return (draw.low + draw.high) / 2
 
 
 def finish_for_styles(style_weights: dict[str, float]) -> Finish:
