@@ -18,8 +18,9 @@ import argparse
 import json
 import sys
 import time
-from itertools import product
+from collections.abc import Iterable
 from dataclasses import replace
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ if str(ROOT) not in sys.path:  # allow `python reports/make_voxel_report.py` fro
     sys.path.insert(0, str(ROOT))
 
 from backend.data.datasets import load_maps  # noqa: E402
-from backend.data.voxel_corpus import MAP_CELL_M, load_regions  # noqa: E402
+from backend.data.voxel_corpus import MAP_CELL_M, VoxelRegions, load_regions  # noqa: E402
 from backend.generators.voxel_chunks import (REFINEMENTS, VoxelChunkRequest, canvas_axes,  # noqa: E402
                                              generate_chunk_with_stats, terrain_depth)
 from backend.models.voxel import VOXEL_QUALITY, VoxelModel  # noqa: E402
@@ -121,19 +122,22 @@ def slider_response(model: VoxelModel, places: list[tuple[str, np.ndarray, Chunk
     return out
 
 
-def corpus_slider_response(folder: Path) -> dict[str, dict[str, float]]:
+def surface_measures(regions: VoxelRegions, n: int, boxes: Iterable[tuple[slice, ...]]) -> list[dict[str, float]]:
+    """The measures of region ``n``'s chunks among ``boxes`` that the ground's surface crosses."""
+    depth_all = regions.terrain_depth(n)
+    return [chunk_measures(regions.density[n][box] > 0, depth_all[box]) for box in boxes
+            if (depth_all[box] > 0).any() and (depth_all[box] <= 0).any()]
+
+
+def corpus_slider_response(regions: VoxelRegions) -> dict[str, dict[str, float]]:
     """The voxel corpus's own response: its surface chunks' measures where a region's slider was drawn in
     the lowest or the highest third."""
-    regions = load_regions(folder)
     rows = []
     for n in range(len(regions)):
-        depth_all = regions.terrain_depth(n)
-        for box in product(*(range(s // CHUNK) for s in regions.density.shape[1:])):
-            cells = tuple(slice(b * CHUNK, (b + 1) * CHUNK) for b in box)
-            depth = depth_all[cells]
-            if (depth > 0).any() and (depth <= 0).any():
-                found = chunk_measures(regions.density[n][cells] > 0, depth)
-                rows.append([*regions.sliders[n][:2], found["cave_share"], found["overhang_columns"]])
+        boxes = (tuple(slice(b * CHUNK, (b + 1) * CHUNK) for b in box)
+                 for box in product(*(range(s // CHUNK) for s in regions.density.shape[1:])))
+        rows += [[*regions.sliders[n][:2], found["cave_share"], found["overhang_columns"]]
+                 for found in surface_measures(regions, n, boxes)]
     table_ = np.array(rows)
     out = {}
     for i, name in enumerate(("cave_density", "overhang")):
@@ -143,20 +147,16 @@ def corpus_slider_response(folder: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def corpus_reference(folder: Path, per_style: int = 12) -> dict[str, dict[str, float]]:
+def corpus_reference(regions: VoxelRegions, per_style: int = 12) -> dict[str, dict[str, float]]:
     """The measures on the voxel corpus's chunks at the surface level (its middle chunks), per style."""
-    regions = load_regions(folder)
     found: dict[str, list[dict[str, float]]] = {}
     for n in range(len(regions)):
         style = regions.style_names[int(regions.style[n])]
         if len(found.get(style, [])) >= per_style:
             continue
-        depth_all = regions.terrain_depth(n)
-        for kz in range(regions.density.shape[1] // CHUNK):
-            box = (slice(kz * CHUNK, (kz + 1) * CHUNK), slice(CHUNK, 2 * CHUNK), slice(CHUNK, 2 * CHUNK))
-            depth = depth_all[box]
-            if (depth > 0).any() and (depth <= 0).any():
-                found.setdefault(style, []).append(chunk_measures(regions.density[n][box] > 0, depth))
+        middle = ((slice(kz * CHUNK, (kz + 1) * CHUNK), slice(CHUNK, 2 * CHUNK), slice(CHUNK, 2 * CHUNK))
+                  for kz in range(regions.density.shape[1] // CHUNK))
+        found.setdefault(style, []).extend(surface_measures(regions, n, middle))
     return {s: {m: float(np.mean([r[m] for r in rs])) for m in MEASURES} for s, rs in found.items()}
 
 
@@ -501,9 +501,10 @@ def main(argv: list[str] | None = None) -> None:
         shrunk = [h * (MAP_CELL_M / maps.cell_size) for h in maps.heights[maps.style == s]]
         results[style] = run_style(model, style, shrunk, args.positions, args.seeds, rng)
         print(f"{style}: {len(results[style]['rows'])} chunks", flush=True)
-    summary = summarise(results, corpus_reference(Path(args.voxel_corpus)))
+    regions = load_regions(Path(args.voxel_corpus))
+    summary = summarise(results, corpus_reference(regions))
     summary["slider_response"] = slider_response(model, [r["places"][0] for r in results.values()])
-    summary["corpus_slider_response"] = corpus_slider_response(Path(args.voxel_corpus))
+    summary["corpus_slider_response"] = corpus_slider_response(regions)
     render_slices({s: r["examples"][0] for s, r in results.items()}, OUT / "slices.png")
     cave_style = max(summary["per_style"], key=lambda s: summary["per_style"][s]["cave_share"])
     req = results[cave_style]["examples"][0][0]
