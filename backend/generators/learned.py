@@ -252,19 +252,18 @@ class DiffusionGenerator:
             else:
                 x = self._sample_canvas(cond, request, settings, extent, sampled)
             if stage is not None:
-                x = self._erode(x, relief, extent, (stage, finish_for_styles(request.style_weights)), show,
+                x = self._erode(x, relief, extent, stage, finish_for_styles(request.style_weights), show,
                                 sampling_steps, request.erosion_engine)
             x = x if extent.is_region else centre(x, shown)
             heights = to_metres(resample(x, request.resolution)[0, 0], relief, sea)
         dominant = max(request.style_weights, key=request.style_weights.__getitem__)
         return Heightfield(heights.cpu().numpy().astype(np.float32), request.cell_size, style=dominant)
 
-    def _erode(self, x: Tensor, relief: float, extent: Extent, stage: tuple[StreamPower, Finish],
+    def _erode(self, x: Tensor, relief: float, extent: Extent, process: StreamPower, finishing: Finish,
                show: Callable[[int, int, Tensor], None], steps_before: int, engine: str) -> Tensor:
         """The erosion stage (stream power by ``engine``, ``surrogate_stage.run_stage``, then the style's
         finish) on the whole sampled map [1, 1, n, n] (a margin around a cut-out world), in metres at the
         sampled level's cell size; its previews continue the sampler's step count."""
-        process, finishing = stage
         cell = self.base.meta["cell_size_m"] / self.superres.meta["factor"] ** (extent.levels - 1)
         total = steps_before + process.steps
         metres = x[0, 0].double().cpu().numpy() * (relief / 2)

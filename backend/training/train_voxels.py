@@ -20,9 +20,9 @@ import torch
 from backend.data.voxel_corpus import MARGIN, SPATIAL_CHANNELS, WINDOW, VoxelWindowDataset, load_regions
 from backend.diffusion.loss import EDMLoss
 from backend.diffusion.preconditioning import Denoiser
+from backend.models.inference import read_metadata
 from backend.networks.unet import UNet, UNetConfig
 from backend.training.loop import TrainConfig, Trainer, estimate_sigma_data
-from backend.models.inference import read_metadata
 from backend.training.train_terrain import start_from_weights, train_and_ship, train_command
 from backend.voxels import channels as ch
 from backend.voxels.features import SLIDER_NAMES, STYLE_FEATURES
