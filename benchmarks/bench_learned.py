@@ -61,8 +61,11 @@ def main() -> None:
     ap.add_argument("--large-repeats", type=int, default=3,
                     help="timed runs per row from 1024² on (the first at a size also builds fastscapelib's grid)")
     ap.add_argument("--sizes", default="256,512,1024")
+    ap.add_argument("--devices", default="cpu,cuda", help="devices to time where present (on a GPU machine pass cuda: "
+                    "its CPU rows would overwrite learned_cpu.txt)")
     args = ap.parse_args()
-    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+    wanted = args.devices.split(",")
+    for device in [d for d in ("cpu", "cuda") if d in wanted and (d == "cpu" or torch.cuda.is_available())]:
         lines = [header("learned terrain"), f"# load average at start {os.getloadavg()[0]:.1f}"] + \
             [f"# {name}: {settings}" for name, settings in QUALITY.items()] + \
             [f"# erosion {name}: {stage}" for name, stage in EROSION_STAGES.items()]

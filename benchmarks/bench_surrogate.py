@@ -1,4 +1,4 @@
-"""Time one learned K-step erosion call against K physics steps at 1024² and 2048² (CPU; CUDA when present).
+"""Time one learned K-step erosion call against K physics steps at 1024² and 2048² (the surrogate on the CPU or, --device cuda, a GPU).
 
     python benchmarks/bench_surrogate.py [--model models/erosion_surrogate.safetensors] [--sizes 1024,2048]
         | tee benchmarks/results/surrogate_cpu.txt
@@ -53,9 +53,11 @@ def main() -> None:
     ap.add_argument("--model", default=str(ROOT / "models" / "erosion_surrogate.safetensors"))
     ap.add_argument("--corpus", nargs="+", default=[str(ROOT / "corpus" / "v2a")])
     ap.add_argument("--sizes", default="1024,2048")
+    ap.add_argument("--device", default="cpu", help="where the surrogate runs (the physics runs on the CPU)")
     args = ap.parse_args()
     print(header("erosion surrogate"))
-    surrogate = ErosionSurrogate.load(args.model)
+    surrogate = ErosionSurrogate.load(args.model, args.device)
+    dev = args.device
     print(f"# model {Path(args.model).name} sha256 {surrogate.sha256[:16]}, "
           f"{sum(p.numel() for p in surrogate.net.parameters())} parameters, learned horizons "
           f"{surrogate.config.horizons}, shipped {surrogate.horizons}")
@@ -66,16 +68,16 @@ def main() -> None:
         shipped = []
         for k in surrogate.config.horizons:  # every learned horizon: the benchmark decides which ship
             physics = timed(erode, z, CELL, replace(MATURE_STEP, steps=k))
-            learned = timed(surrogate.delta, {"heights": z}, CELL, MATURE_STEP, k)
+            learned = timed(surrogate.delta, {"heights": z}, CELL, MATURE_STEP, k)  # returns numpy: synchronised
             ratio = physics / learned
             shipped += [k] if ratio >= SHIP_RATIO else []
-            print(f"cpu {size:5d}^2 K={k:2d}: physics {physics:7.2f} s  surrogate {learned:6.2f} s  "
+            print(f"{dev} {size:5d}^2 K={k:2d}: physics {physics:7.2f} s  surrogate {learned:6.2f} s  "
                   f"x{ratio:5.1f}  {'ship' if ratio >= SHIP_RATIO else 'no'}", flush=True)
-        print(f"cpu {size:5d}^2 horizons at least {SHIP_RATIO:g}x faster than physics: {shipped}")
+        print(f"{dev} {size:5d}^2 horizons at least {SHIP_RATIO:g}x faster than physics: {shipped}")
         mature = replace(MATURE_STEP, steps=10)
         for engine in ("physics", "surrogate", "gated"):
             seconds = timed(run_stage, z, CELL, mature, engine, surrogate)
-            print(f"cpu {size:5d}^2 mature stage (10 steps) by {engine:9s}: {seconds:7.2f} s", flush=True)
+            print(f"{dev} {size:5d}^2 mature stage (10 steps) by {engine:9s}: {seconds:7.2f} s", flush=True)
     print(f"# torch threads {torch.get_num_threads()}")
 
 

@@ -1,7 +1,7 @@
 """Voxel meshing and the Caves panel: greedy vs face-culling quads, meshing time per chunk, a 4x4x2-chunk region
 streamed into Blender.
 
-    python -m benchmarks.bench_voxels [--models-dir models] [--repeats 3]
+    python -m benchmarks.bench_voxels [--models-dir models] [--repeats 3] [--devices cpu,cuda] [--no-blender]
 
 Real parts only. A backend process makes the terrain (129² over 2 km, the learned generator when its models are
 there) and serves the voxel jobs; the add-on in headless Blender (``backend/render/caves.py``) asks for a region
@@ -9,8 +9,10 @@ of 4 x 4 x 2 chunks of 2 m voxels around the 3D cursor and carves a tunnel throu
 from the operator call to the last chunk written into Blender (target: <= 30 s). In this process, on the same
 terrain with the same tunnel, per chunk: the chunk source, smooth (marching cubes) and blocky (greedy) meshing,
 and the baselines measured in the same run: face culling's quad count (what greedy merging saves) and one
-marching-cubes call over the whole region (what meshing chunk by chunk costs). Writes
-benchmarks/results/voxels_cpu.txt.
+marching-cubes call over the whole region (what meshing chunk by chunk costs). Then one learned chunk at the
+interactive setting (the voxel model's sampling and the refinement; target <= 1 s on the CPU) on each device,
+with its ratio to the CPU in the same run. Writes benchmarks/results/voxels_cpu.txt; ``--no-blender`` (a GPU
+machine without Blender) makes the terrain in this process and writes only the chunk rows, to voxels_<device>.txt.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from typing import Callable
 
 import numpy as np
 
+import torch
+
 from backend.editing.voxel_brushes import VoxelStroke, apply_stroke
+from backend.generators import DiffusionGenerator, GenerateRequest
 from backend.generators.voxel_region import CHUNK_SOURCES, ChunkSettings, VoxelRegion
 from backend.headless import LocalBackend
 from backend.meshing.voxels import culled_face_count, voxel_mesh
 from backend.models.shipped import MODELS_DIR
-from backend.voxels.chunk import CHUNK, ChunkKey
+from backend.models.voxel import VoxelModel
+from backend.voxels.chunk import CHUNK, ChunkKey, terrain_heights_at
 
 from .hardware import header
 
@@ -111,13 +117,66 @@ def in_process(heights: np.ndarray, keys: list[ChunkKey], ground: float, repeats
     return rows
 
 
+def ground_keys(heights: np.ndarray, columns: int = 4, rows: int = 2) -> list[ChunkKey]:
+    """The chunks holding the ground in a block of ``columns`` x ``rows`` chunk columns from the 3D cursor."""
+    settings = ChunkSettings(heights, SIZE_M / (N - 1), VOXEL)
+    side = CHUNK * VOXEL
+    i0, j0 = int(np.floor(CURSOR[0] / side)), int(np.floor(-CURSOR[1] / side))
+    keys = []
+    for i in range(i0, i0 + columns):
+        for j in range(j0, j0 + rows):
+            ground = terrain_heights_at(heights, settings.cell_size, settings.grid_origin,
+                                        np.array([(i + 0.5) * side]), np.array([-(j + 0.5) * side]))[0, 0]
+            keys.append(ChunkKey(i, j, int(np.floor(ground / side))))
+    return keys
+
+
+def chunk_generation_rows(heights: np.ndarray, models_dir: Path, devices: list[str]) -> list[str]:
+    """Seconds for one learned 32³ chunk (no neighbours yet, as a region's first) on each device, vs the CPU."""
+    settings = ChunkSettings(heights, SIZE_M / (N - 1), VOXEL, seed=2)
+    keys = ground_keys(heights)
+    rows, cpu_s = [], None
+    for device in devices:
+        make = CHUNK_SOURCES["learned"](VoxelModel.load(models_dir / "voxel_chunks.safetensors", device)).make
+        make(keys[0], settings, 0, {})  # warm-up: lazy initialisation, kernels
+        seconds = []
+        for key in keys:
+            start = time.perf_counter()
+            make(key, settings, 0, {})  # returns numpy arrays: the device is synchronised
+            seconds.append(time.perf_counter() - start)
+        median = statistics.median(seconds)
+        cpu_s = median if device == "cpu" else cpu_s
+        versus = f", {cpu_s / median:.1f}x the CPU" if cpu_s and device != "cpu" else ""
+        target = "  (target <= 1 s: " + ("met)" if median <= 1.0 else "not met)") if device == "cpu" else ""
+        rows.append(f"learned chunk, interactive, annealed ({device}, {len(keys)} chunks at the ground, torch threads "
+                    f"{torch.get_num_threads()}): median {1000 * median:7.1f} ms, max {1000 * max(seconds):7.1f} ms"
+                    f"{versus}{target}")
+    return rows
+
+
+def terrain_here(device: str) -> np.ndarray:
+    """The Blender run's terrain made in this process (the learned generator, alpine, seed 2)."""
+    request = GenerateRequest(style_weights={"alpine": 1.0}, resolution=N, size_m=SIZE_M, height_m=400.0, seed=2,
+                              generator="diffusion")
+    return DiffusionGenerator(device).generate(request, lambda step, total, preview: None).heights
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, help="default: results/voxels_cpu.txt, or voxels_<device>.txt with --no-blender")
+    ap.add_argument("--devices", default="cpu,cuda", help="devices for the learned chunk rows, where present")
+    ap.add_argument("--no-blender", action="store_true", help="only the learned chunk rows (voxels_cuda.txt)")
     args = ap.parse_args()
+    devices = [d for d in args.devices.split(",") if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
     load_before = os.getloadavg()
+    if args.no_blender:
+        lines = [header("voxels"), f"# load average before {load_before[0]:.1f}",
+                 f"# terrain {N}² over {SIZE_M:.0f} m (learned, alpine, seed 2), voxels {VOXEL:.0f} m", "",
+                 *chunk_generation_rows(terrain_here(devices[-1]), args.models_dir, devices)]
+        write(lines, args.out or RESULTS.with_name(f"voxels_{devices[-1]}.txt"))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         backend = LocalBackend("cpu", startup_timeout=300.0,
                                extra_args=["--models-dir", str(args.models_dir), "--root", tmp])
@@ -144,11 +203,16 @@ def main() -> None:
              f"chunks remeshed): all shown {tunnel['all_chunks_s']:.2f} s, longest tick {1000 * tunnel['longest_tick_s']:.0f} ms",
              "",
              f"In this process, the same region and tunnel ({args.repeats} repeats, median):",
-             *in_process(heights, keys, blender["ground_m"], args.repeats)]
+             *in_process(heights, keys, blender["ground_m"], args.repeats), "",
+             *chunk_generation_rows(heights, args.models_dir, devices)]
+    write(lines, args.out or RESULTS)
+
+
+def write(lines: list[str], out: Path) -> None:
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,25 @@ def test_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert not torch.equal(straight.denoiser.net.conv_out.weight, fresh().net.conv_out.weight)  # it did train
 
 
+def test_batch_workers_train_the_same_steps(tmp_path: Path) -> None:
+    """Worker processes build the very batches the training loop would build itself, and a resumed run with
+    workers continues from its checkpoint's step."""
+    data = blobs(64)
+
+    def run(folder: str, workers: int, until: int | None = None) -> Trainer:
+        torch.manual_seed(1)
+        trainer = Trainer(Denoiser(build_unet("tiny")), data, EDMLoss(),
+                          config(tmp_path / folder, 8, ckpt_every=4, workers=workers))
+        trainer.train(until)
+        return trainer
+
+    alone, helped = run("a", 0), run("b", 2)
+    assert helped.losses == alone.losses and len(alone.losses) == 8
+    run("c", 2, until=6)
+    resumed = run("c", 2)
+    assert resumed.losses == alone.losses[4:]
+
+
 def test_fine_tuning_starts_from_the_named_weights_only(trained, tmp_path: Path) -> None:
     """A fresh run takes the file's weights when its hash matches; a wrong hash refuses; a resumed run keeps its
     own checkpoint (the shipped file it started from may since have been overwritten by the run itself)."""

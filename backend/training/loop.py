@@ -15,11 +15,12 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from backend.diffusion.preconditioning import Conditioning, Denoiser
@@ -53,6 +54,7 @@ class TrainConfig:
     bf16: bool = True  # bf16 autocast, applied on CUDA only
     progress: bool = True  # tqdm bar (rank 0)
     device: str = "auto"  # "auto" = cuda if available else cpu
+    workers: int = 0  # processes that build the next batches while the model trains (same batches as 0)
 
 
 def _collate(items: list[Item]) -> tuple[Tensor, Conditioning | None, Extras]:
@@ -142,18 +144,19 @@ class Trainer:
         return True
 
     # -- training ----------------------------------------------------------------------------
-    def _generators(self, step: int) -> tuple[torch.Generator, torch.Generator]:
-        """(batch-index generator shared by all ranks, noise generator of this rank) for `step`."""
-        base = (self.cfg.seed * 1_000_003 + step) * 4099
-        g_idx = torch.Generator().manual_seed(base)
-        g_noise = torch.Generator(self.device).manual_seed(base + 1 + self.rank)
-        return g_idx, g_noise
+    def _seed(self, step: int) -> int:
+        return (self.cfg.seed * 1_000_003 + step) * 4099
 
-    def train_step(self) -> tuple[float, float]:
+    def batch_indices(self, step: int) -> Tensor:
+        """This rank's dataset indices at `step`: a pure function of the step (resume and workers agree)."""
+        g_idx = torch.Generator().manual_seed(self._seed(step))
+        return torch.randint(len(self.dataset), (self.cfg.batch_size,), generator=g_idx)[self.rank::self.world]
+
+    def train_step(self, batch: tuple[Tensor, Conditioning | None, Extras] | None = None) -> tuple[float, float]:
+        """One optimiser step on `batch` (built here from this step's indices when not given)."""
         cfg = self.cfg
-        g_idx, g_noise = self._generators(self.step)
-        idx = torch.randint(len(self.dataset), (cfg.batch_size,), generator=g_idx)[self.rank::self.world]
-        x0, cond, extras = _batch(self.dataset, idx)
+        g_noise = torch.Generator(self.device).manual_seed(self._seed(self.step) + 1 + self.rank)
+        x0, cond, extras = _batch(self.dataset, self.batch_indices(self.step)) if batch is None else batch
         x0 = x0.to(self.device, torch.float32, non_blocking=True)
         cond = None if cond is None else cond.map(lambda t: t.to(self.device, non_blocking=True))
         more = {} if extras is None else {"extras": {k: v.to(self.device, non_blocking=True) for k, v in extras.items()}}
@@ -177,6 +180,14 @@ class Trainer:
         self.step += 1
         return float(loss.detach()), float(grad_norm)
 
+    def _prefetched(self, until: int) -> Iterator[tuple[Tensor, Conditioning | None, Extras]] | None:
+        """The batches of steps self.step..until built by cfg.workers processes, in order (None: no workers)."""
+        if not self.cfg.workers:
+            return None
+        steps = [self.batch_indices(step).tolist() for step in range(self.step, until)]
+        return iter(DataLoader(self.dataset, batch_sampler=steps, num_workers=self.cfg.workers, collate_fn=_collate,
+                               prefetch_factor=4))
+
     def train(self, until: int | None = None) -> list[float]:
         """Train up to step `until` (default cfg.steps), checkpointing on the way; returns this call's losses."""
         cfg = self.cfg
@@ -195,8 +206,9 @@ class Trainer:
         self.denoiser.train()
         try:
             t0 = time.perf_counter()
+            batches = self._prefetched(until)
             while self.step < until:
-                loss, grad_norm = self.train_step()
+                loss, grad_norm = self.train_step(None if batches is None else next(batches))
                 losses.append(loss)
                 bar.update(1)
                 if self.step % cfg.log_every == 0:

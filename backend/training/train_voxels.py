@@ -66,6 +66,7 @@ def run_training(run: VoxelRunConfig, config_path: str = "", ship_now: bool = Fa
     """Train (or resume) to the configured steps and ship the EMA weights."""
     if run.threads:
         torch.set_num_threads(run.threads)
+    torch.manual_seed(int(run.train.get("seed", 0)))  # the weights' initialisation: the same run, the same model
     denoiser, dataset, meta = build(run)
     cfg = TrainConfig(**{**run.train, "measure_sigma_data": False})  # build measured it
     if run.init_from:
