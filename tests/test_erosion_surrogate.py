@@ -10,7 +10,7 @@ import torch
 
 from backend.models.erosion_surrogate import (MARGIN, ErosionSurrogate, GateConfig, SurrogateConfig, SurrogateNet,
                                               save_surrogate)
-from backend.simulation.landscape import StreamPower, erode
+from backend.simulation.landscape import MULTIPLE_FLOW, StreamPower, erode
 from backend.simulation.learned_steps import (MATURE_STEP, StreamPowerPhysics, ladder_plan, surrogate_inputs,
                                               windows)
 from backend.simulation.surrogate_stage import run_stage, split_horizon, trust_map
@@ -88,6 +88,7 @@ def test_surrogate_contract_supports_only_what_it_learned_and_is_deterministic(t
     assert not surrogate.supports(MATURE_STEP, 30.0, 3)  # not on its ladder
     assert not surrogate.supports(MATURE_STEP, 7.5, 8)  # another cell size
     assert not surrogate.supports(replace(MATURE_STEP, diffusion=20.0), 30.0, 8)  # another process
+    assert not surrogate.supports(replace(MATURE_STEP, routing=MULTIPLE_FLOW), 30.0, 8)  # another routing
     with pytest.raises(ValueError, match="trained for"):
         surrogate.delta({"heights": lumpy_slope(32)}, 7.5, MATURE_STEP, 8)
     z = lumpy_slope(96, seed=3)

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from backend.models.inference import file_sha256, module_tensors, save_tensors
 from backend.networks.unet import ResBlock, UNet, UNetConfig
-from backend.simulation.landscape import StreamPower
+from backend.simulation.landscape import SINGLE_FLOW, Routing, StreamPower
 from backend.simulation.learned_steps import (MATURE_STEP, SURROGATE_CHANNELS, Fields, height_scale,
                                               step_rate, surrogate_inputs, tile_counts, windows)
 
@@ -58,6 +58,8 @@ class SurrogateConfig:
     horizons: tuple[int, ...] = (1, 2, 4, 8, 10)  # what the network learned
     shipped: tuple[int, ...] | None = None  # the horizons calls use (benchmarks: >= 3x faster); None: all
     process: dict[str, float] = field(default_factory=lambda: process_dict(MATURE_STEP))  # what it learned
+    # how its later steps gathered area (files from before the stage had a choice learned single flow)
+    routing: dict[str, Any] = field(default_factory=lambda: asdict(SINGLE_FLOW))
     cell_size: float = 30.0
     gate: GateConfig = GateConfig()
     trust_tolerance: float = 0.25  # a tile is doubtful when one K-jump and two K/2 jumps differ by more
@@ -165,13 +167,14 @@ class ErosionSurrogate:
         return self.config.shipped or self.config.horizons
 
     def process(self) -> StreamPower:
-        return StreamPower(steps=1, **self.config.process)
+        return StreamPower(steps=1, routing=Routing(**self.config.routing), **self.config.process)
 
     def supports(self, process: StreamPower, cell_size: float, horizon: int) -> bool:
-        """Only the process and cell size it was trained on, and the horizons on its ladder."""
+        """Only the process (its routing too) and cell size it was trained on, and the horizons on its ladder."""
         trained = self.process()
-        same = all(math.isclose(getattr(process, k), getattr(trained, k), rel_tol=1e-6)
-                   for k in ("incision", "diffusion", "area_exponent"))
+        same = process.routing == trained.routing and all(
+            math.isclose(getattr(process, k), getattr(trained, k), rel_tol=1e-6)
+            for k in ("incision", "diffusion", "area_exponent"))
         return same and math.isclose(cell_size, self.config.cell_size, rel_tol=1e-3) and horizon in self.config.horizons
 
     def correction(self, inputs: np.ndarray, horizon: int, window: int = WINDOW) -> np.ndarray:
