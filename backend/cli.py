@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--style", default="alpine")
     gen.add_argument("--quality", choices=("interactive", "full"), default="interactive",
                      help="few sampler steps, or the full sampler (learned terrain)")
-    gen.add_argument("--erosion", choices=("off", "light", "mature"), default="light",
+    gen.add_argument("--erosion", choices=("off", "light", "smooth", "mature"), default="light",
                      help="stream-power erosion after sampling: carves drainage (learned terrain)")
     gen.add_argument("--generator", default=None, help="diffusion or procedural (default: the backend's default)")
     gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

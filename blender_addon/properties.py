@@ -128,6 +128,8 @@ class WSC_Settings(bpy.types.PropertyGroup):
     erosion_stage: bpy.props.EnumProperty(name="Erosion", items=(
         ("off", "Off", "The models' terrain as sampled"),
         ("light", "Light", "A few steps of river and hillslope erosion: drains the pits, starts valley networks"),
+        ("smooth", "Smooth", "Light erosion with the flow spread over every lower neighbour: no stair-stepped, "
+                             "grid-aligned channels on worlds finer than the models' 30 m cells; a little more concave"),
         ("mature", "Mature", "More erosion: deeper, branching valleys and gullied slopes (slower)")),
         default="light", description="Stream-power erosion after sampling (a new explore world keeps the one it was made with)")
     terrain_material: bpy.props.BoolProperty(

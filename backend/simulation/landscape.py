@@ -82,10 +82,12 @@ class StreamPower:
 # directions (MULTIPLE_FLOW) removes them there and brings the maps nearer real ground (set distance at 120 m,
 # 60 non-dune maps: 0.512 -> 0.482, nearer in 5 of 6 styles), but the style classifier recognises fewer generated
 # maps (0.83 -> 0.77 and 0.85 -> 0.75 on two draws of 105 interactive maps: more concave, alpine and canyon maps
-# read as glacial valleys) and the stage costs twice as much (256²: 0.042 -> 0.087 s): not the stages' routing yet.
+# read as glacial valleys) and the stage costs twice as much (256²: 0.042 -> 0.087 s): so it is the "smooth" stage an
+# artist picks where the facets show (worlds with cells finer than the models' 30 m), not the default.
 EROSION_STAGES: dict[str, StreamPower | None] = {
     "off": None,
     "light": StreamPower(steps=4, incision=1.0, diffusion=1500.0),
+    "smooth": StreamPower(steps=4, incision=1.0, diffusion=1500.0, routing=MULTIPLE_FLOW),
     "mature": StreamPower(steps=10, incision=1.0, diffusion=1500.0),
 }
 
