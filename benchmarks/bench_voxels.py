@@ -137,7 +137,11 @@ def chunk_generation_rows(heights: np.ndarray, models_dir: Path, devices: list[s
     keys = ground_keys(heights)
     rows, cpu_s = [], None
     for device in devices:
-        make = CHUNK_SOURCES["learned"](VoxelModel.load(models_dir / "voxel_chunks.safetensors", device)).make
+        model = VoxelModel.load(models_dir / "voxel_chunks.safetensors", device)
+        if not rows:
+            rows.append(f"# voxel model sha256 {model.sha256[:16]}, "
+                        f"{sum(p.numel() for p in model.denoiser.parameters())} parameters")
+        make = CHUNK_SOURCES["learned"](model).make
         make(keys[0], settings, 0, {})  # warm-up: lazy initialisation, kernels
         seconds = []
         for key in keys:

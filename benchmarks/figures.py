@@ -77,6 +77,13 @@ FIGURES: dict[str, Callable[[], str]] = {
     "world_all_tiles": _measured("world_cpu.txt", r"^stream fresh world: first tile .* all \d+ in ([\d.]+) s", "s"),
     "map_1024_cpu": _measured("world_cpu.txt", r"^map 1024² .*?wall, ([\d.]+) s CPU", "s"),
     "map_1024_wall": _measured("world_cpu.txt", r"^map 1024² .*?: ([\d.]+) s wall", "s"),
+    "learned_1024_cuda": _measured("learned_cuda.txt", r"1024\^2 interactive\s+erosion light\s*: median\s+([\d.]+) s",
+                                   "s", 2),
+    "learned_1024_cuda_raw": _measured("learned_cuda.txt", r"1024\^2 interactive\s+erosion off\s*: median\s+([\d.]+) s",
+                                       "s", 2),
+    "voxel_chunk_cpu": _measured("voxels_cpu.txt", r"^learned chunk, .*\(cpu, .*median\s+([\d.]+) ms", "ms"),
+    "voxel_chunk_cuda": _measured("voxels_cuda.txt", r"^learned chunk, .*\(cuda, .*median\s+([\d.]+) ms", "ms"),
+    "surrogate_2048_cuda": _measured("surrogate_cuda.txt", r"2048\^2 K=10: .* x\s*([\d.]+)", "x", 1),
 }
 
 
