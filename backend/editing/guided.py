@@ -108,10 +108,9 @@ class Edit:
     weight: np.ndarray  # the stroke's weight over the window (0 = untouched)
 
 
-def _size_multiple(base: TerrainModel, superres: TerrainModel) -> int:
-    """Window sizes the two U-Nets accept: the coarse map must halve through every base level."""
-    levels = lambda m: 2 ** (len(m.denoiser.net.config.channel_mult) - 1)  # noqa: E731
-    return math.lcm(superres.meta["factor"] * levels(base), levels(superres))
+def _levels(model: TerrainModel) -> int:
+    """How many times a U-Net halves its input: the sizes it accepts are multiples of this."""
+    return 2 ** (len(model.denoiser.net.config.channel_mult) - 1)
 
 
 def _pad(x: Tensor, factor: int) -> Tensor:
@@ -268,13 +267,17 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
         return t.float()
     rng = torch.Generator().manual_seed(seed)
     h, w = x.shape
-    multiple = _size_multiple(base, superres)
-    pad = lambda a: _pad(a.float()[None, None].to(device), multiple)  # noqa: E731
+    # each network runs on its own grid padded to the sizes it accepts, not both on the lcm of the two: a 128²
+    # mesh window is 34² model cells, which that padded to 64² (3.5x the super-resolution's work) for a coarse
+    # map of 9² that the base model takes padded to 16² just as well
+    pad = lambda a: _pad(a.float()[None, None].to(device), math.lcm(factor, _levels(superres)))  # noqa: E731
+    pad_coarse = lambda a: _pad(a, _levels(base))  # noqa: E731
     xp, tp, known = pad(x), pad(t), 1 - pad(torch.clamp(weight * settings.feather, 0, 1))
     fixed = None if fixed is None else pad(fixed)
     cond = base.conditioning(style_weights, sliders)
     cond_fine = superres.conditioning(style_weights, sliders)
     coarse = downsample(tp, factor)
+    hc, wc = coarse.shape[-2:]
     done = 0
 
     def report(info: dict, up: Tensor | None) -> None:
@@ -283,18 +286,20 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
         if show is None:
             return
         if up is None:  # a coarse step: show its estimate upsampled
-            up, denoised = upsample(info["denoised"], factor), torch.zeros_like(xp)
+            up, denoised = upsample(info["denoised"][..., :hc, :wc], factor), torch.zeros_like(xp)
         else:
             denoised = info["denoised"]
         show(done, total, (up + superres.meta["residual_scale"] * denoised)[0, 0, :h, :w])
 
     with torch.no_grad():
         if recipe.coarse_sigma > 0:
-            known_c = 1 - downsample(1 - known, factor)  # 1 only where every fine cell is known
+            known_c = pad_coarse(1 - downsample(1 - known, factor))  # 1 only where every fine cell is known
             reach = COARSE_REACH if recipe.anchored else 0.0
-            model = Inpainting(ClassifierFreeGuidance(base.denoiser, guidance), coarse, known_c, reach=reach)
-            sampled = model.finalize(_sample(model, coarse, recipe.coarse_sigma, settings.coarse_steps, cond,
-                                             rng, settings.sampler, lambda info: report(info, None)))
+            model = Inpainting(ClassifierFreeGuidance(base.denoiser, guidance), pad_coarse(coarse), known_c,
+                               reach=reach)
+            sampled = model.finalize(_sample(model, pad_coarse(coarse), recipe.coarse_sigma, settings.coarse_steps,
+                                             cond, rng, settings.sampler, lambda info: report(info, None)))
+            sampled = sampled[..., :hc, :wc]
             coarse = level_kept(sampled, coarse, downsample(pad(weight), factor)) if recipe.anchored else sampled
         up = upsample(coarse, factor)
         fine = tp
