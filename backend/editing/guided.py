@@ -29,6 +29,7 @@ from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.grids import downsample, upsample
 from backend.models.terrain import TerrainModel
+from backend.simulation.flow import fill_depressions
 from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
 from backend.simulation.style_specs import STYLES
 
@@ -67,6 +68,15 @@ STREAM_CELLS = 3.0  # model cells: a valley's stream is cut into its target this
 DRAIN_CELLS = 4.0
 CHANNEL_CELLS = 2.0  # mesh cells: a valley's stream channel eased onto its line this far either side of its path
 MIN_FALL = 0.005  # a carved valley's floor falls at least this much per metre along it (0.5 %)
+# the kinds whose target is drained before sampling (``drain_target``): a lowered patch or a valley carved into a
+# hillside held a closed basin as wide as the stroke (priority-flood fill > 0.5 m on 18 % and 29 % of the cells
+# within its radius on the natural-edit test's world, 0.2 % around), a stamped-on bowl; natural ground drains.
+# Not raise, ridge or flatten: their basins (5-7 %) are mostly land dammed beside them, which draining their own
+# target did not change (raise 2,041 -> 2,055 cells, ridge 1,477 -> 1,484; flatten 963 -> 1,315)
+DRAINED_KINDS = ("lower", "valley")
+# a basin filled in a target gets a floor falling this much per metre toward its outlet: at MIN_FALL's 0.5 % the
+# erosion stage barely wore it and a lowered patch came out smoother than around (roughness 0.236 vs 0.307)
+FILL_FALL = 0.02
 LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the land: gullies, spurs, side valleys
 RECIPES: dict[str, Recipe] = {
     "raise": Recipe(0.5, erosion=LIGHT), "lower": Recipe(0.5, erosion=LIGHT),  # new detail on the moved ground
@@ -345,6 +355,9 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     if stroke.kind == "valley":  # the models draw the valley around a stream that drains it
         t = units.net(torch.from_numpy(burn_stream(stroke, units.metres(t).numpy(), window, fp.weight.numpy(),
                                                    MIN_FALL * cell_size, STREAM_CELLS * model_cells)))
+    if stroke.kind in DRAINED_KINDS:
+        drained_t = drain_target(units.metres(t).numpy(), fp.weight.numpy(), FILL_FALL * cell_size)
+        t = units.net(torch.from_numpy(drained_t))
     recipe = RECIPES[stroke.kind]
     if stroke.kind == "erode":  # strength 1: the mature stage's steps
         steps = max(1, round(stroke.strength * recipe.erosion.steps))
@@ -359,6 +372,18 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     moved = ndi.binary_dilation(burnt != edit.heights) & (edit.weight > 0)
     made = moved & (edit.heights >= lowest_neighbour(edit.heights))
     return replace(edit, heights=fill_pits(burnt, made))  # the pits the burn made, not those the models drew
+
+
+def drain_target(t: np.ndarray, weight: np.ndarray, fall: float) -> np.ndarray:
+    """The target ``t`` (metres, the window) with the closed basins it holds filled by the stroke's ``weight``
+    (fully where it is 1), each to a floor falling ``fall`` m a cell toward its outlet on the window's rim.
+
+    As sediment fills an overdeepened valley to its sill, the basin becomes a floor that drains; the models then
+    draw their detail on it and the erosion stage wears it as the land around. Filled at full strength out to the
+    rim (weight > 0), a basin the stroke's rim held in left a step there (ground around 3x as rough). Breaching
+    the rim instead (cutting outlets along the cheapest way out) made slots and pyramid-faced gorges."""
+    filled = fill_depressions(torch.from_numpy(t.astype(np.float64)), fall).numpy()
+    return t + np.clip(weight, 0, 1) * (np.maximum(t, filled) - t)
 
 
 def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], units: NetworkUnits,
