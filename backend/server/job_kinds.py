@@ -10,10 +10,12 @@ envelope around ``params`` (types, string lengths, nesting depth, message size) 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
+import torch
 
 from backend.diffusion.samplers import cancel_on
 from backend.generators import Cancelled, GenerateRequest, Generator, registry
@@ -147,10 +149,30 @@ def _run_edit(services: Services, job: Job) -> Outcome:
         _check_cancel(job, step, total)
         _progress(services, job, step, total, stage)
 
-    edit, extra = request.run(services.generator("diffusion"), on_step if request.edit.commit else on_live_step)
+    if request.edit.commit:
+        edit, extra = request.run(services.generator("diffusion"), on_step)
+    else:
+        with torch_threads(1):
+            edit, extra = request.run(services.generator("diffusion"), on_live_step)
     seq = request.record(edit) if request.edit.commit and request.edit.world is not None else None
     meta = {"window": list(edit.window), "kind": request.kind, "commit": request.edit.commit, "edit_seq": seq}
     return meta, {"heights": edit.heights, "weight": edit.weight, **extra}
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` intra-op torch threads (the worker runs one job at a time, so nothing else sees it).
+
+    A live dab is a few hundred small ops on a 34² grid: a second thread buys nothing there, and when a core is
+    busy (Blender updating the mesh and redrawing beside the backend, another process) the two threads wait on
+    each other: a live regenerate dab at 128² took 142-1781 ms with two threads on this 2-core machine under load,
+    22-46 ms with one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # -- style_from ------------------------------------------------------------------------------
