@@ -10,7 +10,8 @@ centre, with the radius that makes a 128² or 256² window of mesh cells. Per wi
 prints the median and p90 of the end-to-end latency and of the first streamed preview, beside two baselines
 measured in the same run: the backend round trip without Blender (protocol Client, same params and heights)
 and the edit computed in this process with no transport at all (``backend.editing.apply_stroke``). The first
-dab of each (window, kind) is a warm-up and not counted. Target: <= 500 ms end to end.
+dab of each (window, kind) is a warm-up and not counted. Targets: <= 500 ms end to end for a committed stroke,
+<= 50 ms for a live dab in a 128² window.
 Writes benchmarks/results/brush_cpu.txt.
 """
 
@@ -39,7 +40,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "brush_cpu.txt"
 TERRAIN, SIZE_M = 512, 4000.0  # cells per side, metres per side
 CELL = SIZE_M / (TERRAIN - 1)
 CENTRE = 256.0  # the dab's row and column
-TARGET_S = 0.5
+TARGET_S = 0.5  # a committed stroke
+LIVE_TARGET_S = 0.05  # a live dab at 128² (issue 24): 20 updates a second while the pen moves
 SLIDERS = {"roughness": 0.5, "erosion_strength": 0.5, "elevation_range": 0.5, "sea_level": 0.3}  # the panel's defaults
 
 
@@ -160,13 +162,15 @@ def main() -> None:
         e2e, p90 = stats(end_to_end[key][1:])
         live_median, live_p90 = stats(live_e2e[key][1:])
         met += e2e <= TARGET_S * 1000
-        live_met += live_median <= TARGET_S * 1000
+        live_met += key[0] <= 128 and live_median <= LIVE_TARGET_S * 1000
         committed, live = (stats(round_trip[(*key, c)][1:])[0] for c in (True, False))
         lines.append(f"{key[0]:>6}² {key[1]:<12} {e2e:>10.0f} {p90:>9.0f} {stats(first[key][1:])[0]:>12.0f} "
                      f"{live_median:>10.0f} {live_p90:>9.0f} {committed:>11.0f} {live:>10.0f} "
                      f"{stats(compute[key][1:])[0]:>8.0f} {e2e / stats(compute[key][1:])[0]:>8.2f}")
-    lines += ["", f"target median <= {TARGET_S * 1000:.0f} ms: end to end (committed) met by {met} of "
-              f"{len(end_to_end)} rows, live dabs by {live_met} of {len(end_to_end)}"]
+    small = sum(key[0] <= 128 for key in end_to_end)
+    lines += ["", f"target median <= {TARGET_S * 1000:.0f} ms end to end (committed): met by {met} of "
+              f"{len(end_to_end)} rows; live dabs <= {LIVE_TARGET_S * 1000:.0f} ms at 128²: met by {live_met} of "
+              f"{small}"]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)
