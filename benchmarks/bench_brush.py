@@ -145,7 +145,7 @@ def main() -> None:
              "every column alike: compare the columns)",
              f"# terrain {TERRAIN}² over {SIZE_M / 1000:g} km ({CELL:.2f} m cells; edits sample at the models' "
              f"{model_cell:g} m), one dab at its centre per job, backend and baseline with "
-             f"{args.threads} torch thread(s), models {args.models_dir}",
+             f"{args.threads} torch thread(s) (the backend's edit jobs run on one), models {args.models_dir}",
              f"# committed dabs: {settings}; live dabs (pen still moving): {LIVE_SETTINGS};",
              f"# {args.repeats} timed dabs per row after one warm-up",
              "# end to end = brush operator called with the stroke -> its committed window written into the Blender",
