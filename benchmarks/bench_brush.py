@@ -33,6 +33,7 @@ from backend.editing.scale import mesh_margin
 from backend.generators import DiffusionGenerator
 from backend.headless import LocalBackend
 from backend.models.shipped import MODELS_DIR
+from backend.server.job_kinds import EDIT_THREADS, torch_threads
 from benchmarks.hardware import header
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def main() -> None:
     ap.add_argument("--windows", default="128,256", help="edit window sizes (cells per side)")
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"brush kinds, from {','.join(KINDS)}")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
-                    help="torch threads of the backend and of the in-process baseline")
+                    help="torch threads of the backend (its edit jobs run on EDIT_THREADS)")
     ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
@@ -102,11 +103,12 @@ def main() -> None:
                 for w in windows for k in kinds for i in range(args.repeats + 1)]
 
         compute: dict[tuple[int, str], list[float]] = {}
-        for dab in dabs:  # the edit alone, in this process (the backend idles meanwhile)
+        for dab in dabs:  # the edit alone, in this process (the backend idles meanwhile), on the backend's threads
             stroke = Stroke(dab["kind"], np.array(dab["points"]), dab["radius"], dab["strength"])
             start = time.perf_counter()
-            apply_stroke(models.base, models.superres, terrain, stroke, {"alpine": 1.0}, SLIDERS, 2.0, CELL,
-                         dab["seed"], settings)
+            with torch_threads(EDIT_THREADS):
+                apply_stroke(models.base, models.superres, terrain, stroke, {"alpine": 1.0}, SLIDERS, 2.0, CELL,
+                             dab["seed"], settings)
             compute.setdefault((dab["window"], dab["kind"]), []).append(time.perf_counter() - start)
         del models
 
@@ -144,8 +146,8 @@ def main() -> None:
              f"# load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f} (a shared machine inflates "
              "every column alike: compare the columns)",
              f"# terrain {TERRAIN}² over {SIZE_M / 1000:g} km ({CELL:.2f} m cells; edits sample at the models' "
-             f"{model_cell:g} m), one dab at its centre per job, backend and baseline with "
-             f"{args.threads} torch thread(s) (the backend's edit jobs run on one), models {args.models_dir}",
+             f"{model_cell:g} m), one dab at its centre per job, backend with {args.threads} torch thread(s), its "
+             f"edit jobs and the in-process baseline with {EDIT_THREADS}, models {args.models_dir}",
              f"# committed dabs: {settings}; live dabs (pen still moving): {LIVE_SETTINGS};",
              f"# {args.repeats} timed dabs per row after one warm-up",
              "# end to end = brush operator called with the stroke -> its committed window written into the Blender",

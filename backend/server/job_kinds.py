@@ -36,6 +36,7 @@ from .voxel_job import VoxelRequest, run_voxels
 from .world_job import OpenWorlds, WorldTilesRequest, check_available
 
 Arrays = dict[str, np.ndarray]
+EDIT_THREADS = 1  # intra-op torch threads of brush and curve edits (``torch_threads``)
 Outcome = tuple[dict[str, Any], Arrays]  # the result's meta and arrays
 
 
@@ -149,7 +150,7 @@ def _run_edit(services: Services, job: Job) -> Outcome:
         _check_cancel(job, step, total)
         _progress(services, job, step, total, stage)
 
-    with torch_threads(1):
+    with torch_threads(EDIT_THREADS):
         edit, extra = request.run(services.generator("diffusion"), on_step if request.edit.commit else on_live_step)
     seq = request.record(edit) if request.edit.commit and request.edit.world is not None else None
     meta = {"window": list(edit.window), "kind": request.kind, "commit": request.edit.commit, "edit_seq": seq}
