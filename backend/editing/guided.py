@@ -29,7 +29,7 @@ from backend.diffusion.samplers import get_sampler
 from backend.diffusion.schedules import karras_sigmas
 from backend.grids import downsample, upsample
 from backend.models.terrain import TerrainModel
-from backend.simulation.flow import fill_depressions
+from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
 from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
 from backend.simulation.style_specs import STYLES
 
@@ -74,6 +74,10 @@ MIN_FALL = 0.005  # a carved valley's floor falls at least this much per metre a
 # Not raise, ridge or flatten: their basins (5-7 %) are mostly land dammed beside them, which draining their own
 # target did not change (raise 2,041 -> 2,055 cells, ridge 1,477 -> 1,484; flatten 963 -> 1,315)
 DRAINED_KINDS = ("lower", "valley")
+# raise and ridge keep the land's drainage lines (``kept_drainage``): the ground draining this many m² (from none
+# of the raise kept to all of it) and blurred over a model cell. Across a valley a raise dammed it beside the
+# stroke (closed basins on 7.2 % of the cells within the radius and 3.5 % of the ring around, 0.24 % before)
+KEEP_AREA_M2 = (1.8e3, 1.8e4)
 # a basin filled in a target gets a floor falling this much per metre toward its outlet: at MIN_FALL's 0.5 % the
 # erosion stage barely wore it and a lowered patch came out smoother than around (roughness 0.236 vs 0.307)
 FILL_FALL = 0.02
@@ -355,6 +359,9 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     if stroke.kind == "valley":  # the models draw the valley around a stream that drains it
         t = units.net(torch.from_numpy(burn_stream(stroke, units.metres(t).numpy(), window, fp.weight.numpy(),
                                                    MIN_FALL * cell_size, STREAM_CELLS * model_cells)))
+    if stroke.kind in ("raise", "ridge"):
+        t = units.net(torch.from_numpy(kept_drainage(units.metres(t).numpy(), units.metres(x).numpy(), cell_size,
+                                                     model_cells)))
     if stroke.kind in DRAINED_KINDS:
         drained_t = drain_target(units.metres(t).numpy(), fp.weight.numpy(), FILL_FALL * cell_size)
         t = units.net(torch.from_numpy(drained_t))
@@ -384,6 +391,21 @@ def drain_target(t: np.ndarray, weight: np.ndarray, fall: float) -> np.ndarray:
     the rim instead (cutting outlets along the cheapest way out) made slots and pyramid-faced gorges."""
     filled = fill_depressions(torch.from_numpy(t.astype(np.float64)), fall).numpy()
     return t + np.clip(weight, 0, 1) * (np.maximum(t, filled) - t)
+
+
+def kept_drainage(t: np.ndarray, x: np.ndarray, cell: float, blur: float) -> np.ndarray:
+    """A raising target ``t`` (metres, the window ``x``'s) lowered back toward ``x`` along the land's drainage
+    lines: none of the rise kept where ``x`` drains KEEP_AREA_M2[1] or more (D8 over ``x`` filled to drain to
+    the window's rim), all of it under KEEP_AREA_M2[0], log-linear between, blurred ``blur`` cells (doubled and
+    capped, so a channel keeps its whole floor). The land's valleys run on through the raised ground, as
+    gullies between spurs, instead of being dammed into lakes beside it."""
+    filled = fill_depressions(torch.from_numpy(x.astype(np.float64)), 1e-4)
+    receiver, _, _ = d8_receivers(filled[None], cell)
+    area = accumulate(receiver, torch.full_like(filled, cell * cell)[None])[0].numpy()
+    low, high = KEEP_AREA_M2
+    channel = np.clip(np.log(np.maximum(area, low) / low) / math.log(high / low), 0, 1)
+    keep = np.clip(2 * gaussian_blur(torch.from_numpy(channel), blur).numpy(), 0, 1)
+    return t - keep * np.maximum(t - x, 0)
 
 
 def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], units: NetworkUnits,
