@@ -10,7 +10,8 @@ centre, with the radius that makes a 128² or 256² window of mesh cells. Per wi
 prints the median and p90 of the end-to-end latency and of the first streamed preview, beside two baselines
 measured in the same run: the backend round trip without Blender (protocol Client, same params and heights)
 and the edit computed in this process with no transport at all (``backend.editing.apply_stroke``). The first
-dab of each (window, kind) is a warm-up and not counted. Target: <= 500 ms end to end.
+dab of each (window, kind) is a warm-up and not counted. Targets: <= 500 ms end to end for a committed stroke,
+<= 50 ms for a live dab in a 128² window.
 Writes benchmarks/results/brush_cpu.txt.
 """
 
@@ -32,6 +33,7 @@ from backend.editing.scale import mesh_margin
 from backend.generators import DiffusionGenerator
 from backend.headless import LocalBackend
 from backend.models.shipped import MODELS_DIR
+from backend.server.job_kinds import EDIT_THREADS, torch_threads
 from benchmarks.hardware import header
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +41,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "brush_cpu.txt"
 TERRAIN, SIZE_M = 512, 4000.0  # cells per side, metres per side
 CELL = SIZE_M / (TERRAIN - 1)
 CENTRE = 256.0  # the dab's row and column
-TARGET_S = 0.5
+TARGET_S = 0.5  # a committed stroke
+LIVE_TARGET_S = 0.05  # a live dab at 128² (issue 24): 20 updates a second while the pen moves
 SLIDERS = {"roughness": 0.5, "erosion_strength": 0.5, "elevation_range": 0.5, "sea_level": 0.3}  # the panel's defaults
 
 
@@ -73,7 +76,7 @@ def main() -> None:
     ap.add_argument("--windows", default="128,256", help="edit window sizes (cells per side)")
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"brush kinds, from {','.join(KINDS)}")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
-                    help="torch threads of the backend and of the in-process baseline")
+                    help="torch threads of the backend (its edit jobs run on EDIT_THREADS)")
     ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
@@ -100,11 +103,12 @@ def main() -> None:
                 for w in windows for k in kinds for i in range(args.repeats + 1)]
 
         compute: dict[tuple[int, str], list[float]] = {}
-        for dab in dabs:  # the edit alone, in this process (the backend idles meanwhile)
+        for dab in dabs:  # the edit alone, in this process (the backend idles meanwhile), on the backend's threads
             stroke = Stroke(dab["kind"], np.array(dab["points"]), dab["radius"], dab["strength"])
             start = time.perf_counter()
-            apply_stroke(models.base, models.superres, terrain, stroke, {"alpine": 1.0}, SLIDERS, 2.0, CELL,
-                         dab["seed"], settings)
+            with torch_threads(EDIT_THREADS):
+                apply_stroke(models.base, models.superres, terrain, stroke, {"alpine": 1.0}, SLIDERS, 2.0, CELL,
+                             dab["seed"], settings)
             compute.setdefault((dab["window"], dab["kind"]), []).append(time.perf_counter() - start)
         del models
 
@@ -142,8 +146,8 @@ def main() -> None:
              f"# load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f} (a shared machine inflates "
              "every column alike: compare the columns)",
              f"# terrain {TERRAIN}² over {SIZE_M / 1000:g} km ({CELL:.2f} m cells; edits sample at the models' "
-             f"{model_cell:g} m), one dab at its centre per job, backend and baseline with "
-             f"{args.threads} torch thread(s), models {args.models_dir}",
+             f"{model_cell:g} m), one dab at its centre per job, backend with {args.threads} torch thread(s), its "
+             f"edit jobs and the in-process baseline with {EDIT_THREADS}, models {args.models_dir}",
              f"# committed dabs: {settings}; live dabs (pen still moving): {LIVE_SETTINGS};",
              f"# {args.repeats} timed dabs per row after one warm-up",
              "# end to end = brush operator called with the stroke -> its committed window written into the Blender",
@@ -160,13 +164,15 @@ def main() -> None:
         e2e, p90 = stats(end_to_end[key][1:])
         live_median, live_p90 = stats(live_e2e[key][1:])
         met += e2e <= TARGET_S * 1000
-        live_met += live_median <= TARGET_S * 1000
+        live_met += key[0] <= 128 and live_median <= LIVE_TARGET_S * 1000
         committed, live = (stats(round_trip[(*key, c)][1:])[0] for c in (True, False))
         lines.append(f"{key[0]:>6}² {key[1]:<12} {e2e:>10.0f} {p90:>9.0f} {stats(first[key][1:])[0]:>12.0f} "
                      f"{live_median:>10.0f} {live_p90:>9.0f} {committed:>11.0f} {live:>10.0f} "
                      f"{stats(compute[key][1:])[0]:>8.0f} {e2e / stats(compute[key][1:])[0]:>8.2f}")
-    lines += ["", f"target median <= {TARGET_S * 1000:.0f} ms: end to end (committed) met by {met} of "
-              f"{len(end_to_end)} rows, live dabs by {live_met} of {len(end_to_end)}"]
+    small = sum(key[0] <= 128 for key in end_to_end)
+    lines += ["", f"target median <= {TARGET_S * 1000:.0f} ms end to end (committed): met by {met} of "
+              f"{len(end_to_end)} rows; live dabs <= {LIVE_TARGET_S * 1000:.0f} ms at 128²: met by {live_met} of "
+              f"{small}"]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)

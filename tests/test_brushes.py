@@ -273,3 +273,23 @@ def test_flatten_grades_back_no_steeper_than_the_land():
     bound = GRADE * (2.0 / 127) * stroke.radius * torch.clamp(1 - fp.distance / stroke.radius, min=0) ** 2 / 2
     assert (change.abs() <= bound + 1e-9).all() and float(change[fp.distance >= stroke.radius].abs().max()) == 0.0
     assert float(change.max()) > 0.9 * float(bound.max())
+
+
+def test_drained_target_has_no_closed_basin_where_the_stroke_is_full():
+    """A lowered bowl in a tilted window drains once its target is drained: where the weight is 1 no cell lies
+    below what a priority flood would fill it to; nothing is lowered, and where the weight is 0 nothing moves."""
+    from backend.editing.guided import drain_target
+    from backend.simulation.flow import fill_depressions
+
+    n = 64
+    rows, cols = np.mgrid[0:n, 0:n].astype(np.float64)
+    d = np.hypot(rows - n / 2, cols - n / 2)
+    weight = np.clip(1.5 - d / 16, 0, 1)  # 1 in the core, fading to 0 at 24 cells
+    bowl = 0.2 * rows - 30 * np.clip(1 - d / 20, 0, 1)  # a 30 m hole in a 0.2 m/cell slope
+    drained = drain_target(bowl, weight, 0.1)
+    basin = fill_depressions(torch.from_numpy(bowl), 0.0).numpy() - bowl
+    left = fill_depressions(torch.from_numpy(drained), 0.0).numpy() - drained
+    assert basin[weight >= 1].max() > 5  # the bowl held a basin where the stroke is full
+    assert left[weight >= 1].max() < 1e-9
+    assert (drained >= bowl).all()
+    np.testing.assert_array_equal(drained[weight == 0], bowl[weight == 0])

@@ -7,8 +7,9 @@ Run as a subprocess (bpy is a whole Blender, one per process) by ``benchmarks/be
 operator with ``config["generate"]`` (Scene.worldsculpt values), then sends each of ``config["strokes"]``
 through the brush operator and times it from the operator call to the moment the timer callback has written
 the final window into the mesh. Headless Blender runs no timers, so this calls the add-on's timer callback
-itself, at the intervals the callback asks for, starting TICK_BUSY_S after the call (the add-on re-arms its
-timer so whenever it sends a job). With ``config["save"]`` (a folder) it writes the terrain's heights
+itself, at the intervals the callback asks for, starting ``link.interval(busy=True)`` after the call (the
+add-on re-arms its timer so whenever it sends a job: 5 ms while a brush stroke is in flight, Blender's own idle
+event loop step). With ``config["save"]`` (a folder) it writes the terrain's heights
 before.npy and after.npy. Prints ``RESULTS <json>``: per stroke its latency, first preview and windows shown.
 
 A stroke: {"kind", "points": [[row, col, pressure], ...] (grid cells), "radius" (cells), "strength",
@@ -38,7 +39,7 @@ from blender_addon import link as link_module
 def run_timer(until: Callable[[], bool], timeout: float) -> None:
     """Call the timer callback as bpy.app.timers would, until ``until()`` or the timeout."""
     deadline = time.monotonic() + timeout
-    interval = link_module.TICK_BUSY_S
+    interval = link_module.interval(busy=True)
     while not until():
         if time.monotonic() > deadline:
             s = bpy.context.scene.worldsculpt

@@ -10,10 +10,12 @@ envelope around ``params`` (types, string lengths, nesting depth, message size) 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
+import torch
 
 from backend.diffusion.samplers import cancel_on
 from backend.generators import Cancelled, GenerateRequest, Generator, registry
@@ -34,6 +36,7 @@ from .voxel_job import VoxelRequest, run_voxels
 from .world_job import OpenWorlds, WorldTilesRequest, check_available
 
 Arrays = dict[str, np.ndarray]
+EDIT_THREADS = 1  # intra-op torch threads of brush and curve edits (``torch_threads``)
 Outcome = tuple[dict[str, Any], Arrays]  # the result's meta and arrays
 
 
@@ -147,10 +150,28 @@ def _run_edit(services: Services, job: Job) -> Outcome:
         _check_cancel(job, step, total)
         _progress(services, job, step, total, stage)
 
-    edit, extra = request.run(services.generator("diffusion"), on_step if request.edit.commit else on_live_step)
+    with torch_threads(EDIT_THREADS):
+        edit, extra = request.run(services.generator("diffusion"), on_step if request.edit.commit else on_live_step)
     seq = request.record(edit) if request.edit.commit and request.edit.world is not None else None
     meta = {"window": list(edit.window), "kind": request.kind, "commit": request.edit.commit, "edit_seq": seq}
     return meta, {"heights": edit.heights, "weight": edit.weight, **extra}
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` intra-op torch threads (the worker runs one job at a time, so nothing else sees it).
+
+    An edit is a few hundred small ops on grids of 34-128² model cells: a second thread buys little there (a
+    committed 256² dab 72 vs 81 ms in-process on a quiet core pair), and when a core is busy (Blender writing the
+    previews into the mesh and redrawing beside the backend, another process) the two threads wait on each other:
+    a live regenerate dab at 128² took 142-1781 ms with two threads on this 2-core machine under load, 22-46 ms
+    with one; committed 128² dabs took 180-3150 ms end to end in bench_brush for 14-43 ms of compute."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # -- style_from ------------------------------------------------------------------------------
