@@ -109,10 +109,11 @@ def test_edit_is_respected_by_neighbours_generated_later(models, tmp_path) -> No
     assert np.array_equal(world.tile((0, 0)), edited)  # never regenerated over
 
 
-def test_eroded_tiles_are_deterministic_finite_and_seamless(models, tmp_path) -> None:
+@pytest.mark.parametrize("stage", ["light", "smooth"])
+def test_eroded_tiles_are_deterministic_finite_and_seamless(models, tmp_path, stage: str) -> None:
     """The erosion stage in an infinite world: a tile is the centre of the erosion of the uneroded world around
     it, so it stays a pure function of (seed, coords) and its borders read like interior lines."""
-    light = replace(SETTINGS, erosion_stage="light")
+    light = replace(SETTINGS, erosion_stage=stage)
     world = new_world(tmp_path / "eroded", models, settings=light)
     grid = {(x, y): world.tile((x, y)) for y in range(2) for x in range(2)}
     assert np.array_equal(new_world(tmp_path / "again", models, settings=light).tile((1, 1)), grid[(1, 1)])
