@@ -229,8 +229,8 @@ def stream_cap(stroke: Stroke, floor: np.ndarray, ground: np.ndarray, window: tu
     dab: nothing to drain along), STREAM_HELD of the way from the ``ground`` before the edit down to the target
     ``floor`` (window metres). Under it the stream is never a raised tube, and it is fitted to fall rather than cut
     down to its lowest point downstream (``descending`` alone ran the README's valley and River 95 m under the
-    ground on average, 88 m fitted, for a valley's design depth of at most 96 m). Where the path crosses a spur it is still cut as
-    deep as falling all the way needs."""
+    ground on average, 88 m fitted, for a valley's design depth of at most 96 m). Where the path crosses a spur it
+    is still cut as deep as falling all the way needs."""
     arc, rows, cols = _path_samples(stroke.points, window)
     if arc[-1] < 2:
         return None
