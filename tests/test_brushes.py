@@ -293,3 +293,36 @@ def test_drained_target_has_no_closed_basin_where_the_stroke_is_full():
     assert left[weight >= 1].max() < 1e-9
     assert (drained >= bowl).all()
     np.testing.assert_array_equal(drained[weight == 0], bowl[weight == 0])
+
+
+def test_valley_path_bends_through_its_corners_and_a_dense_stroke_stays():
+    """``rounded``: a corner of a drawn polyline becomes a bend inside it (its ends kept); a pen's stroke, its points
+    a few cells apart, is left as it is."""
+    from backend.editing.brushes import rounded
+
+    corner = np.array([[0.0, 0.0, 1.0], [0.0, 100.0, 1.0], [100.0, 100.0, 1.0]])
+    bend = rounded(corner, 30.0)
+    np.testing.assert_array_equal(bend[[0, -1]], corner[[0, -1]])
+    assert np.linalg.norm(bend[:, :2] - corner[1, :2], axis=1).min() > 10  # a mitre passes through the vertex
+    dense = np.c_[np.r_[np.zeros(10), np.arange(1, 11) * 3.0], np.r_[np.arange(10) * 3.0, np.full(10, 27.0)],
+                  np.ones(20)]
+    np.testing.assert_array_equal(rounded(dense, 30.0), dense)
+
+
+def test_valley_stream_falls_under_its_cap_without_cutting_to_its_lowest_point():
+    """A valley's stream across a spur: it falls all the way, lies under ``stream_cap`` (half the design depth under
+    the ground), and it is fitted (the hollow before the spur partly filled, up to that cap), not cut down to the
+    level the line reached before the spur: it runs less deep under the spur than that cut."""
+    from backend.editing.brushes import Stroke, burn_stream, descending, stream_cap
+
+    cols = np.arange(120, dtype=np.float64)
+    ground = np.tile(200 - cols + 60 * np.exp(-((cols - 70) / 8) ** 2), (21, 1))  # a ramp with a spur on it
+    floor = ground - 20  # the valley's target: 20 m under the ground
+    stroke = Stroke("valley", np.array([[10.0, 0.0, 1.0], [10.0, 119.0, 1.0]]), 10.0, 1.0)
+    window = (0, 0, 21, 120)
+    cap = stream_cap(stroke, floor, ground, window)
+    line = burn_stream(stroke, floor, window, np.ones_like(floor), 0.1, 3.0, cap)[10]
+    assert (np.diff(line) < 0).all()
+    assert (line <= cap + 1e-9).all()
+    cut = descending(floor[10], 0.1)
+    assert (ground[10] - line).max() < (ground[10] - cut).max() - 5  # 55 m under the spur's top, not 65

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.editing.brushes import nearest_on_path
+from backend.editing.brushes import nearest_on_path, rounded
 from backend.editing.curves import RIVER_DEPTH
 from backend.simulation.flow import fill_depressions
 
@@ -163,8 +163,8 @@ def test_brush_edits_read_as_the_land_around_them(session, kind):
     assert_like_around(stats, 1.0 / (d < radius / 2).sum(), smoothing=kind in SMOOTHING)
     if kind != "flatten":
         assert stats["flat_run"] <= max(MAX_FLAT_RUN, stats["flat_run_before"]), stats
-    if kind == "valley":  # its stream (the lowest cells on the path, cell by cell along it) never climbs
-        floor = along_path(after, PLAN["stroke"], np.minimum)
+    if kind == "valley":  # its stream (the lowest cells on its path rounded through corners, cell by cell) never climbs
+        floor = along_path(after, rounded(np.array(PLAN["stroke"]), radius).tolist(), np.minimum)
         floor = floor if floor[0] >= floor[-1] else floor[::-1]
         assert np.diff(floor).max() <= 0, f"the valley's floor climbs {np.diff(floor).max():.2f} m"
 

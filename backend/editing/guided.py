@@ -33,7 +33,7 @@ from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
 from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
 from backend.simulation.style_specs import STYLES
 
-from .brushes import RegionStroke, Stroke, burn_stream, drained, footprint, target
+from .brushes import RegionStroke, Stroke, burn_stream, footprint, rounded, stream_cap, target
 from .scale import ModelGrid, mesh_margin
 
 # on_step(step, total, window (row0, col0, row1, col1), its heights in metres so far); may raise Cancelled
@@ -85,8 +85,10 @@ LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the l
 RECIPES: dict[str, Recipe] = {
     "raise": Recipe(0.5, erosion=LIGHT), "lower": Recipe(0.5, erosion=LIGHT),  # new detail on the moved ground
     # a valley's stream is drained before and after the stage: its side only partly worn gave a narrow valley a
-    # floor 1.5x as rough as around (two channel networks blended), its rim blended from the target flat runs
-    "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT, worn_from=0.25, rim_on_target=False),
+    # floor 1.5x as rough as around (two channel networks blended), its rim blended from the target flat runs; worn
+    # fully from half its weight, not a quarter: the stage's change cut off at 0.67 of the radius drew a rim cliff
+    # (steepest 1 % of the edge band 64 -> 50 degrees on the README's valley, 27 in the land around)
+    "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT, worn_from=0.5, rim_on_target=False),
     # little noise: the point is less relief; a flattened stretch is worn and drained as the land around it. The
     # worn land is smooth: smooth's model detail from 0.08 made it rougher than before (tiny test models: 1.8x)
     "flatten": Recipe(0.15, erosion=LIGHT), "smooth": Recipe(0.03),
@@ -354,28 +356,37 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     x = units.net(torch.from_numpy(heights[r0:r1, c0:c1].astype(np.float64)))
     fp = footprint(stroke, window)
     level = units.net(_flatten_level(stroke, heights)) if stroke.kind == "flatten" else 0.0
+    if stroke.kind == "valley" and not np.array_equal(bend := rounded(stroke.points, stroke.radius), stroke.points):
+        # it bends through the path's corners: its shape and stream follow the rounded path, its weight the
+        # artist's footprint (nothing beyond that moves)
+        stroke = replace(stroke, points=bend)
+        fp = replace(footprint(stroke, window), weight=fp.weight)
     t = target(stroke, x, fp, level)
     model_cells = max(1.0, superres.meta["cell_size_m"] / cell_size)  # mesh cells per model cell
-    if stroke.kind == "valley":  # the models draw the valley around a stream that drains it
+    ground = heights[r0:r1, c0:c1]
+    cap = stream_cap(stroke, units.metres(t).numpy(), ground, window) if stroke.kind == "valley" else None
+    if cap is not None:  # the models draw the valley around a stream that drains it
         t = units.net(torch.from_numpy(burn_stream(stroke, units.metres(t).numpy(), window, fp.weight.numpy(),
-                                                   MIN_FALL * cell_size, STREAM_CELLS * model_cells)))
+                                                   MIN_FALL * cell_size, STREAM_CELLS * model_cells, cap)))
     if stroke.kind in ("raise", "ridge"):
         t = units.net(torch.from_numpy(kept_drainage(units.metres(t).numpy(), units.metres(x).numpy(), cell_size,
                                                      model_cells)))
     if stroke.kind in DRAINED_KINDS:
         drained_t = drain_target(units.metres(t).numpy(), fp.weight.numpy(), FILL_FALL * cell_size)
         t = units.net(torch.from_numpy(drained_t))
+        if cap is not None:  # its basins are filled to their outlets: the stream may rise to them (else it ends in one)
+            cap = stream_cap(stroke, drained_t, ground, window)
     recipe = RECIPES[stroke.kind]
     if stroke.kind == "erode":  # strength 1: the mature stage's steps
         steps = max(1, round(stroke.strength * recipe.erosion.steps))
         recipe = replace(recipe, erosion=replace(recipe.erosion, steps=steps))
-    drain = stream_drain(stroke, window, units, superres.meta["cell_size_m"]) if stroke.kind == "valley" else None
+    drain = None if cap is None else stream_drain(stroke, window, units, superres.meta["cell_size_m"], cap)
     edit = edit_window(base, superres, heights, window, fp.weight, t, recipe, style_weights, sliders,
                        guidance, seed, cell_size, settings, on_step, strength=stroke.strength, drain=drain)
-    if stroke.kind != "valley":
+    if cap is None:
         return edit
     # the stream kept draining in the mesh: its path's cells on the nearest falling line, a channel eased around it
-    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, CHANNEL_CELLS, drained)
+    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, CHANNEL_CELLS, cap)
     moved = ndi.binary_dilation(burnt != edit.heights) & (edit.weight > 0)
     made = moved & (edit.heights >= lowest_neighbour(edit.heights))
     return replace(edit, heights=fill_pits(burnt, made))  # the pits the burn made, not those the models drew
@@ -408,19 +419,19 @@ def kept_drainage(t: np.ndarray, x: np.ndarray, cell: float, blur: float) -> np.
     return t - keep * np.maximum(t - x, 0)
 
 
-def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], units: NetworkUnits,
-                 model_cell: float) -> Drain:
+def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], units: NetworkUnits, model_cell: float,
+                 cap: np.ndarray) -> Drain:
     """A valley's stream drained at the models' cells, before and after the erosion stage: its path's heights
-    fitted to the nearest line falling downhill (``drained``), ``DRAIN_CELLS`` either side eased onto it. At that
+    fitted to the nearest line falling downhill under ``cap`` (``brushes.burn_stream``), ``DRAIN_CELLS`` either
+    side eased onto it. At that
     scale the channel survives the resampling into the mesh, so the mesh's own burn afterwards moves the floor
     little; eased over one model cell, it left a beaded notch along a narrow valley (2.6x as rough as around)."""
 
     def drain(net: Tensor, grid: ModelGrid, weight: Tensor) -> Tensor:
         scale = np.array([(m - 1) / max(n - 1, 1) for m, n in zip(grid.model, grid.mesh)])
         points = np.c_[(stroke.points[:, :2] - window[:2]) * scale, stroke.points[:, 2]]
-        metres = units.metres(net.numpy())
-        burnt = burn_stream(replace(stroke, points=points), metres, (0, 0, *grid.model), weight.numpy(),
-                            MIN_FALL * model_cell, DRAIN_CELLS, drained)
+        burnt = burn_stream(replace(stroke, points=points), units.metres(net.numpy()), (0, 0, *grid.model),
+                            weight.numpy(), MIN_FALL * model_cell, DRAIN_CELLS, cap)
         return units.net(torch.from_numpy(burnt))
 
     return drain
