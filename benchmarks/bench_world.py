@@ -42,7 +42,7 @@ from benchmarks.hardware import header
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 STYLE = {"alpine": 1.0}
-CREATE = {"seed": 1, "style_weights": STYLE, "quality": "interactive"}
+CREATE = {"seed": 1, "style_weights": STYLE, "quality": "interactive", "erosion_stage": "light"}  # the add-on's defaults
 
 
 def _load_plan():

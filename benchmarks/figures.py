@@ -72,7 +72,6 @@ FIGURES: dict[str, Callable[[], str]] = {
     "transport_4mib": _measured("transport_cpu.txt",
                                 r"^1024\^2 heightfield \(4 MiB\)\s+codec\s+\S+\s+\S+\s+([\d.]+)", "GB/s", 1),
     "world_tile_lod0_cpu": lambda: _world_tile_cpu_s(0),
-    "world_tile_lod1_cpu": lambda: _world_tile_cpu_s(1),
     "world_first_tile": _measured("world_cpu.txt", r"^stream fresh world: first tile after ([\d.]+) s", "s"),
     "world_all_tiles": _measured("world_cpu.txt", r"^stream fresh world: first tile .* all \d+ in ([\d.]+) s", "s"),
     "map_1024_cpu": _measured("world_cpu.txt", r"^map 1024² .*?wall, ([\d.]+) s CPU", "s"),
