@@ -117,15 +117,14 @@ def in_process(heights: np.ndarray, keys: list[ChunkKey], ground: float, repeats
     return rows
 
 
-def ground_keys(heights: np.ndarray, columns: int = 4, rows: int = 2) -> list[ChunkKey]:
+def ground_keys(settings: ChunkSettings, columns: int = 4, rows: int = 2) -> list[ChunkKey]:
     """The chunks holding the ground in a block of ``columns`` x ``rows`` chunk columns from the 3D cursor."""
-    settings = ChunkSettings(heights, SIZE_M / (N - 1), VOXEL)
     side = CHUNK * VOXEL
     i0, j0 = int(np.floor(CURSOR[0] / side)), int(np.floor(-CURSOR[1] / side))
     keys = []
     for i in range(i0, i0 + columns):
         for j in range(j0, j0 + rows):
-            ground = terrain_heights_at(heights, settings.cell_size, settings.grid_origin,
+            ground = terrain_heights_at(settings.heights, settings.cell_size, settings.grid_origin,
                                         np.array([(i + 0.5) * side]), np.array([-(j + 0.5) * side]))[0, 0]
             keys.append(ChunkKey(i, j, int(np.floor(ground / side))))
     return keys
@@ -134,7 +133,7 @@ def ground_keys(heights: np.ndarray, columns: int = 4, rows: int = 2) -> list[Ch
 def chunk_generation_rows(heights: np.ndarray, models_dir: Path, devices: list[str]) -> list[str]:
     """Seconds for one learned 32³ chunk (no neighbours yet, as a region's first) on each device, vs the CPU."""
     settings = ChunkSettings(heights, SIZE_M / (N - 1), VOXEL, seed=2)
-    keys = ground_keys(heights)
+    keys = ground_keys(settings)
     rows, cpu_s = [], None
     for device in devices:
         model = VoxelModel.load(models_dir / "voxel_chunks.safetensors", device)

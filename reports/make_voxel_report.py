@@ -477,7 +477,8 @@ Loss (mean of the first / last 10 logged steps) {first:.3f} -> {last:.3f} over {
 **Limits.** Trained at 2 m voxels only (other sizes run but are out of its distribution); one chunk level
 of context; no memory conditioning; the layered materials follow a rule, not the model. It draws about a
 fifth of the corpus's cave volume, as pockets more than tunnels, and training longer did not change that
-(measured at this report's places, mean cave share of annealed chunks): this network after 1000 steps of
+(measured once, in a GPU lease on 2026-12-04, at this report's places, and not recomputed by this report: mean
+cave share of annealed chunks): this network after 1000 steps of
 batch 8 0.0028, continued on an H200 on a corpus of 42 regions a style for 1750 steps of batch 64 0.0027; a
 wider one (753,592 parameters) there after 1750 steps 0.0036 and 3250 steps 0.0033, and after 1750 steps
 sampled with 4, 16 or 48 steps, unrefined, 0.0036, 0.0043, 0.0041. A limit of the network or the representation, not of training

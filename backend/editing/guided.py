@@ -88,7 +88,7 @@ RECIPES: dict[str, Recipe] = {
     # floor 1.5x as rough as around (two channel networks blended), its rim blended from the target flat runs; worn
     # fully from half its weight, not a quarter: the stage's change cut off at 0.67 of the radius drew a rim cliff
     # (steepest 1 % of the edge band 64 -> 50 degrees on the README's valley, 27 in the land around)
-    "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT, worn_from=0.5, rim_on_target=False),
+    "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT, rim_on_target=False),
     # little noise: the point is less relief; a flattened stretch is worn and drained as the land around it. The
     # worn land is smooth: smooth's model detail from 0.08 made it rougher than before (tiny test models: 1.8x)
     "flatten": Recipe(0.15, erosion=LIGHT), "smooth": Recipe(0.03),

@@ -184,7 +184,7 @@ class Trainer:
         """The batches of steps self.step..until built by cfg.workers processes, in order (None: no workers)."""
         if not self.cfg.workers:
             return None
-        steps = [self.batch_indices(step).tolist() for step in range(self.step, until)]
+        steps = (self.batch_indices(step).tolist() for step in range(self.step, until))  # drawn as the loader asks
         return iter(DataLoader(self.dataset, batch_sampler=steps, num_workers=self.cfg.workers, collate_fn=_collate,
                                prefetch_factor=4))
 
