@@ -26,7 +26,8 @@ from backend.memory.network import MemoryDenoiser, MemoryNetwork, null_tokens
 def walk_memory(network: MemoryNetwork, tokens: Tensor, extras: dict[str, Tensor]) -> Tensor:
     """Read tokens [B, T, D] for each sample's target after writing its walk.
 
-    tokens: [B, L, K, D] the encoded context tiles in walk order (see WalkDataset for the extras).
+    tokens: [B, L, K, D] the encoded context tiles in walk order (see WalkDataset for the extras; the voxel
+    walks, ``backend.data.voxel_walks``, give the same at dims=3).
     """
     batch, steps = tokens.shape[:2]
     rows = torch.arange(batch, device=tokens.device)
@@ -43,7 +44,7 @@ def walk_memory(network: MemoryNetwork, tokens: Tensor, extras: dict[str, Tensor
     fresh = torch.where(folding[:, None, None], network.baseline("region", batch), regions[rows, index])
     regions = regions.index_put((rows, index), fresh)
     target = regions[rows, extras["target_region"]]
-    neighbours = tokens[rows[:, None], extras["nb_index"]]  # [B, 9, K, D]
+    neighbours = tokens[rows[:, None], extras["nb_index"]]  # [B, 3^dims, K, D]
     return network.read(world, target, extras["offset"], neighbours, extras["nb_present"], extras["nb_relative"])
 
 
@@ -73,14 +74,15 @@ class MemoryLoss:
                  generator: torch.Generator | None = None, extras: dict[str, Tensor]) -> Tensor:
         inner: MemoryDenoiser = getattr(model, "module", model)
         network = inner.network
-        context = extras["context"]  # [B, L, 1, n, n]
+        context = extras["context"]  # [B, L, C, *n]
         batch, steps = context.shape[:2]
+        cells = [1] * (context.ndim - 2)  # broadcasts a level over a tile
         sigma = self.context_sigma(batch * steps, generator, x0.device).reshape(batch, steps)
         noise = torch.randn(context.shape, generator=generator, device=x0.device)
 
         def encode(tiles: Tensor, rows: slice) -> Tensor:
             s = sigma[rows]
-            noised = tiles + s[..., None, None, None] * noise[rows]
+            noised = tiles + s.reshape(*s.shape, *cells) * noise[rows]
             return network.encode(noised.flatten(0, 1), s.flatten()).unflatten(0, s.shape)
 
         clean = walk_memory(network, encode(context, slice(None)), extras)
@@ -92,7 +94,7 @@ class MemoryLoss:
         with torch.no_grad():  # the denoiser's own estimates of the context: tiles as a model makes them
             s = _log_uniform(aligned * steps, *self.generated_sigma, generator, x0.device)
             tiles = context[part].flatten(0, 1)
-            noisy = tiles + s[:, None, None, None] * torch.randn(tiles.shape, generator=generator, device=x0.device)
+            noisy = tiles + s.reshape(-1, *cells) * torch.randn(tiles.shape, generator=generator, device=x0.device)
             c = cond.map(lambda t: t[part].repeat_interleave(steps, 0))
             generated = model(noisy, s, c.replace(memory=null_tokens(network.config, len(tiles), x0.device)))
         sub = {k: v[part] for k, v in extras.items()}

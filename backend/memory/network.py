@@ -14,14 +14,19 @@ s <- s + g (c - s). Every bank starts from learned baseline slots. A read gives 
 cross-attention the world bank, the window's region bank, a token for where the window lies in its region
 and the 3 x 3 neighbourhood's tile tokens, each with a level embedding.
 
-Shapes: tiles [N, 1, n, n] (n = ``tile_cells`` base cells), tokens [N, K, D] (K = grid² + 1), banks
-[B, S, D]. Offsets are (row, col) fractions: of a region for the query token, of a tile for neighbours.
+The same network serves voxel worlds (``dims=3``): a "tile" is then a 32³ chunk as the voxel model's folded
+channels, regions are ``region_tiles``³ chunks and the neighbourhood the 3 x 3 x 3 chunks around a window.
+
+Shapes: tiles [N, C, n, n] (dims=2; n = ``tile_cells`` base cells, C = ``channels``) or [N, C, n, n, n] (dims=3),
+tokens [N, K, D] (K = grid^dims + 1), banks [B, S, D]. Offsets are (row, col) fractions at dims=2 ((z, row,
+col) at dims=3): of a region for the query token, of a tile for neighbours.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from itertools import product
 from typing import Any
 
 import torch
@@ -29,7 +34,13 @@ from torch import Tensor, nn
 
 from backend.diffusion.preconditioning import Conditioning, Denoiser
 
-NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # tiles read around a window, row-major
+
+def neighbour_offsets(dims: int) -> tuple[tuple[int, ...], ...]:
+    """The tiles read around a window, as offsets in tiles, row-major: 3 x 3 at dims=2, 3 x 3 x 3 at dims=3."""
+    return tuple(product((-1, 0, 1), repeat=dims))
+
+
+NEIGHBOURS = neighbour_offsets(2)  # (dy, dx) of a heightfield world's tiles around a window
 LEVELS = ("world", "region", "query", "neighbour")
 # Files name the memory network "pluto" (its first name): the recipe key and the weights' prefix stay so,
 # so the shipped weights, training runs and every world made with them open unchanged.
@@ -48,8 +59,12 @@ class MemoryConfig:
     max_regions: int = 16  # region banks kept per world (memory size bound)
     update_slots: int = 4  # k: slots one write may change per bank (sparse update)
     write_sigma: float = 0.1  # context noise level of tiles written at serving time (GameNGen augmentation)
+    dims: int = 2  # 2: heightfield tiles; 3: voxel chunks (regions of region_tiles³ chunks, 27 neighbours)
+    channels: int = 1  # channels of a tile: 1 height; a voxel chunk's folded feature channels
 
     def __post_init__(self) -> None:
+        if self.dims not in (2, 3) or self.channels < 1:
+            raise ValueError(f"dims must be 2 or 3 and channels >= 1, got {self.dims}, {self.channels}")
         if self.tile_cells % self.grid or (self.tile_cells // self.grid) & (self.tile_cells // self.grid - 1):
             raise ValueError(f"tile_cells / grid must be a power of two, got {self.tile_cells} / {self.grid}")
         if not 1 <= self.update_slots <= min(self.world_slots, self.region_slots):
@@ -60,12 +75,16 @@ class MemoryConfig:
 
     @property
     def tile_tokens(self) -> int:
-        return self.grid * self.grid + 1
+        return self.grid**self.dims + 1
+
+    @property
+    def neighbours(self) -> tuple[tuple[int, ...], ...]:
+        return neighbour_offsets(self.dims)
 
     @property
     def read_tokens(self) -> int:
-        """T: tokens one window reads (world + region + query + 9 neighbour tiles)."""
-        return self.world_slots + self.region_slots + 1 + len(NEIGHBOURS) * self.tile_tokens
+        """T: tokens one window reads (world + region + query + 3^dims neighbour tiles)."""
+        return self.world_slots + self.region_slots + 1 + len(self.neighbours) * self.tile_tokens
 
     def bound_bytes(self) -> int:
         """The most float32 bytes a world's memory slots can take, however many tiles were written."""
@@ -77,7 +96,7 @@ def _mlp(d_in: int, d: int) -> nn.Sequential:
 
 
 def _fourier(offset: Tensor) -> Tensor:
-    """[..., 2] offsets -> [..., 14]: the offsets and sin/cos at three octaves (smooth in position)."""
+    """[..., d] offsets -> [..., 7 d]: the offsets and sin/cos at three octaves (smooth in position)."""
     freqs = offset[..., None] * (math.pi * torch.tensor([1.0, 2.0, 4.0], device=offset.device))
     return torch.cat([offset, freqs.sin().flatten(-2), freqs.cos().flatten(-2)], dim=-1)
 
@@ -88,35 +107,36 @@ def noise_level(sigma: Tensor) -> Tensor:
 
 
 class TileEncoder(nn.Module):
-    """A tile [N, 1, n, n] and its context noise level [N] -> [N, grid² + 1, D] tokens.
+    """A tile [N, C, *n] and its context noise level [N] -> [N, grid^dims + 1, D] tokens.
 
     No normalisation layers: the absolute level of a tile is information (a plateau is high), and a
-    summary token carries its mean, spread and range explicitly.
+    summary token carries each channel's mean, spread and range explicitly.
     """
 
     def __init__(self, cfg: MemoryConfig):
         super().__init__()
         c, d = cfg.encoder_channels, cfg.dim
+        conv = (nn.Conv2d, nn.Conv3d)[cfg.dims - 2]
         downs = int(math.log2(cfg.tile_cells // cfg.grid))
         chans = [c] + [c if i == 0 else 2 * c for i in range(downs)]  # tile_cells -> grid by stride-2 convs
-        layers: list[nn.Module] = [nn.Conv2d(2, c, 3, padding=1), nn.SiLU()]
+        layers: list[nn.Module] = [conv(cfg.channels + 1, c, 3, padding=1), nn.SiLU()]
         for c_in, c_out in zip(chans[:-1], chans[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.SiLU()]
-        layers.append(nn.Conv2d(chans[-1], d, 1))
+            layers += [conv(c_in, c_out, 3, stride=2, padding=1), nn.SiLU()]
+        layers.append(conv(chans[-1], d, 1))
         self.conv = nn.Sequential(*layers)
-        self.position = nn.Parameter(torch.randn(cfg.grid * cfg.grid, d) * 0.02)
-        self.summary = _mlp(5, d)
-        self.tile_cells = cfg.tile_cells
+        self.position = nn.Parameter(torch.randn(cfg.grid**cfg.dims, d) * 0.02)
+        self.summary = _mlp(4 * cfg.channels + 1, d)
+        self.shape = (cfg.channels,) + (cfg.tile_cells,) * cfg.dims
 
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1:] != (1, self.tile_cells, self.tile_cells):
-            raise ValueError(f"tiles must be [N, 1, {self.tile_cells}, {self.tile_cells}], got {tuple(x.shape)}")
-        level = noise_level(sigma.to(x.dtype)).reshape(-1, 1, 1, 1)
-        h = self.conv(torch.cat([x, level.expand_as(x)], dim=1))  # [N, D, grid, grid]
-        patches = h.flatten(2).transpose(1, 2) + self.position  # [N, grid², D]
-        flat = x.flatten(1)
-        stats = torch.stack([flat.mean(1), flat.std(1), flat.amin(1), flat.amax(1), level.flatten()], dim=1)
-        return torch.cat([patches, self.summary(stats)[:, None]], dim=1)
+        if tuple(x.shape[1:]) != self.shape:
+            raise ValueError(f"tiles must be [N, {', '.join(map(str, self.shape))}], got {tuple(x.shape)}")
+        level = noise_level(sigma.to(x.dtype)).reshape(-1, *[1] * (x.ndim - 1))
+        h = self.conv(torch.cat([x, level.expand_as(x[:, :1])], dim=1))  # [N, D, *grid]
+        patches = h.flatten(2).transpose(1, 2) + self.position  # [N, grid^dims, D]
+        flat = x.flatten(2)  # [N, C, cells]
+        stats = torch.stack([flat.mean(2), flat.std(2), flat.amin(2), flat.amax(2)], dim=2).flatten(1)
+        return torch.cat([patches, self.summary(torch.cat([stats, level.flatten(1)], dim=1))[:, None]], dim=1)
 
 
 class GatedWriter(nn.Module):
@@ -159,13 +179,13 @@ class MemoryNetwork(nn.Module):
         self.world_baseline = nn.Parameter(torch.randn(cfg.world_slots, d) * 0.5)
         self.region_baseline = nn.Parameter(torch.randn(cfg.region_slots, d) * 0.5)
         self.level = nn.Parameter(torch.randn(len(LEVELS), d) * 0.02)
-        self.query = _mlp(14, d)
-        self.relative = _mlp(14, d)
+        self.query = _mlp(7 * cfg.dims, d)
+        self.relative = _mlp(7 * cfg.dims, d)
         self.absent = nn.Parameter(torch.randn(cfg.tile_tokens, d) * 0.02)  # a neighbour never written
         self.out_norm = nn.LayerNorm(d)
 
     def encode(self, tiles: Tensor, sigma: Tensor) -> Tensor:
-        """[N, 1, n, n] tiles (already noised by `sigma` [N]) -> [N, K, D]."""
+        """[N, C, *n] tiles (already noised by `sigma` [N]) -> [N, K, D]."""
         return self.encoder(tiles, sigma)
 
     def write(self, slots: Tensor, tokens: Tensor, active: Tensor | None = None) -> Tensor:
@@ -181,9 +201,9 @@ class MemoryNetwork(nn.Module):
              relative: Tensor) -> Tensor:
         """Tokens [B, T, D] for the denoiser.
 
-        world [B, Sw, D], region [B, Sr, D]; offset [B, 2]: the window centre in its region (0..1);
-        neighbours [B, 9, K, D] tile tokens (any value where absent), present [B, 9], relative [B, 9, 2]:
-        each neighbour tile's origin minus the window's origin, in tiles (row, col).
+        world [B, Sw, D], region [B, Sr, D]; offset [B, dims]: the window centre in its region (0..1);
+        neighbours [B, 3^dims, K, D] tile tokens (any value where absent), present [B, 3^dims], relative
+        [B, 3^dims, dims]: each neighbour tile's origin minus the window's origin, in tiles ((z,) row, col).
         """
         level = self.level
         nb = torch.where(present.bool()[..., None, None], neighbours, self.absent)

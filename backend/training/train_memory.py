@@ -58,6 +58,25 @@ class MemoryRunConfig:
         return cls(**json.loads(Path(path).read_text()))
 
 
+def memory_adapter(init_from: str, recipe: dict[str, Any], memory_cfg: MemoryConfig,
+                   freeze_base: bool) -> MemoryDenoiser:
+    """The shipped model ``init_from`` (its denoiser ``recipe``) with cross-attention to ``memory_cfg``'s memory
+    tokens: every weight but the new cross-attention is copied and the cross-attention's output projections
+    start at zero (step 0 is exactly the shipped model); with ``freeze_base`` only the memory and the
+    cross-attention learn."""
+    unet = UNetConfig.from_dict({**recipe["unet"], "memory_dim": memory_cfg.dim})
+    model = MemoryDenoiser(Denoiser(UNet(unet), float(recipe["sigma_data"])), MemoryNetwork(memory_cfg))
+    missing, unexpected = model.denoiser.load_state_dict(load_file(init_from), strict=False)
+    if unexpected or any(not any(part in k for part in CROSS_ATTENTION) for k in missing):
+        raise ValueError(f"{init_from} does not fit the memory model: missing {missing}, unexpected {unexpected}")
+    with torch.no_grad():
+        for name, p in model.denoiser.named_parameters():
+            if ".proj_x." in name:
+                p.zero_()  # step 0 is exactly the base model
+            p.requires_grad_(not freeze_base or any(part in name for part in CROSS_ATTENTION))
+    return model
+
+
 def build(run: MemoryRunConfig, maps: MapSet) -> tuple[MemoryDenoiser, WalkDataset, dict[str, Any]]:
     """The model (initialised from the base), its dataset and the serving metadata."""
     found = read_metadata(run.init_from)
@@ -70,16 +89,7 @@ def build(run: MemoryRunConfig, maps: MapSet) -> tuple[MemoryDenoiser, WalkDatas
     if list(maps.style_names) != base_meta["style_names"]:
         raise ValueError(f"corpus styles {maps.style_names} differ from the base model's {base_meta['style_names']}")
     memory_cfg = MemoryConfig(**{**run.memory, "tile_cells": base_meta["resolution"]})
-    unet = UNetConfig.from_dict({**recipe["unet"], "memory_dim": memory_cfg.dim})
-    model = MemoryDenoiser(Denoiser(UNet(unet), float(recipe["sigma_data"])), MemoryNetwork(memory_cfg))
-    missing, unexpected = model.denoiser.load_state_dict(load_file(run.init_from), strict=False)
-    if unexpected or any(not any(part in k for part in CROSS_ATTENTION) for k in missing):
-        raise ValueError(f"{run.init_from} does not fit the memory model: missing {missing}, unexpected {unexpected}")
-    with torch.no_grad():
-        for name, p in model.denoiser.named_parameters():
-            if ".proj_x." in name:
-                p.zero_()  # step 0 is exactly the base model
-            p.requires_grad_(not run.freeze_base or any(part in name for part in CROSS_ATTENTION))
+    model = memory_adapter(run.init_from, recipe, memory_cfg, run.freeze_base)
     dataset = WalkDataset(maps, run.factor, memory_cfg.tile_cells, memory_cfg.region_tiles, run.max_context,
                           run.walks_per_map, seed=int(run.train.get("seed", 0)), level_std=run.level_std)
     meta = {k: v for k, v in base_meta.items() if k != "run"}

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from backend.grids import downsample
+from backend.memory.banks import MemoryBanks
 from backend.memory.network import NEIGHBOURS, MemoryDenoiser, MemoryNetwork, null_tokens
 from backend.models.terrain import TerrainModel
 from backend.world.region import WindowMemory
@@ -45,7 +46,7 @@ def fingerprint(network: MemoryNetwork) -> bytes:
     return h.digest()
 
 
-class WorldMemory:
+class WorldMemory(MemoryBanks):
     """The memory state of one world folder, written from its edit log by the memory model's MemoryNetwork."""
 
     def __init__(self, store: WorldStore, model: TerrainModel, height_m: float):
@@ -53,16 +54,13 @@ class WorldMemory:
         if not isinstance(denoiser, MemoryDenoiser):
             raise ValueError("WorldMemory needs the memory-conditioned base model (terrain_memory.safetensors)")
         self.store, self.height_m = store, float(height_m)
-        self.network = denoiser.network
-        self.cfg = self.network.config
-        self.device = model.device
+        self._log_size = -1
+        super().__init__(denoiser.network, model.device)
         cells = store.tile_size - 1
         if cells % self.cfg.tile_cells:
             raise ValueError(f"tiles of {cells} cells do not pool to the memory's {self.cfg.tile_cells} base cells")
         self.pool = cells // self.cfg.tile_cells
         self.fingerprint = fingerprint(self.network)
-        self._log_size = -1
-        self.reset()
 
     @classmethod
     def open(cls, store: WorldStore, model: TerrainModel, height_m: float) -> WorldMemory:
@@ -74,17 +72,8 @@ class WorldMemory:
 
     def reset(self) -> None:
         """The learned baseline: what a world that was never edited remembers."""
-        with torch.no_grad():
-            self.world = self.network.world_baseline.detach().cpu().clone()
-        self.regions: dict[tuple[int, int], Tensor] = {}
-        self.last_write: dict[tuple[int, int], int] = {}
-        self.writes = 0
+        super().reset()
         self.applied_seq = -1
-
-    # --- size -------------------------------------------------------------------------------------
-    def nbytes(self) -> int:
-        """Bytes of all memory slots now (at most ``cfg.bound_bytes()``)."""
-        return (self.world.numel() + sum(r.numel() for r in self.regions.values())) * 4
 
     # --- writing ----------------------------------------------------------------------------------
     def _base_tile(self, heights: np.ndarray) -> Tensor:
@@ -102,28 +91,11 @@ class WorldMemory:
             return self.network.encode((x + sigma * noise).to(self.device),
                                      torch.tensor([sigma], device=self.device)).cpu()
 
-    def _write(self, bank: Tensor, tokens: Tensor) -> Tensor:
-        with torch.no_grad():
-            return self.network.write(bank[None].to(self.device), tokens.to(self.device))[0].cpu()
-
     def write(self, coords: Coords, heights: np.ndarray, seq: int) -> None:
         """Write tile `coords` (heights in metres) as it was after edit `seq`: its region bank, then the world."""
         tx, ty = coords
         key = (tx // self.cfg.region_tiles, ty // self.cfg.region_tiles)
-        tokens = self._tokens(coords, heights, seq, "memory-write")
-        if key not in self.regions:
-            if len(self.regions) >= self.cfg.max_regions:
-                self._fold(min(self.last_write, key=self.last_write.__getitem__))
-            self.regions[key] = self.network.region_baseline.detach().cpu().clone()
-        self.regions[key] = self._write(self.regions[key], tokens)
-        self.world = self._write(self.world, tokens)
-        self.last_write[key] = self.writes
-        self.writes += 1
-
-    def _fold(self, key: tuple[int, int]) -> None:
-        """Drop a region bank after writing its slots into the world bank (the bound on memory size)."""
-        self.world = self._write(self.world, self.regions.pop(key)[None])
-        del self.last_write[key]
+        self.write_tokens(key, self._tokens(coords, heights, seq, "memory-write"))
 
     # --- the edit log -----------------------------------------------------------------------------
     def sync(self) -> int:
@@ -221,7 +193,7 @@ class WorldMemory:
         cr, cc = r0 + n // 2, c0 + n // 2
         tx, ty = cc // n, cr // n
         key = (tx // self.cfg.region_tiles, ty // self.cfg.region_tiles)
-        region = self.regions.get(key, self.network.region_baseline.detach().cpu())
+        region = self.region(key)
         offset = torch.tensor([[(cr - key[1] * span) / span, (cc - key[0] * span) / span]])
         absent = torch.zeros(self.cfg.tile_tokens, self.cfg.dim)
         found = [tile_tokens((tx + dx, ty + dy)) for dy, dx in NEIGHBOURS]
