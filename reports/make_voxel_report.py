@@ -415,6 +415,15 @@ Cave system render: {render}.
 """
 
 
+def committed_log(run_log: str | Path, out: Path) -> Path | None:
+    """``out``/training_log.csv: the run's metrics.csv copied there when the run folder is here, else the copy
+    committed earlier (None when neither exists)."""
+    log = out / "training_log.csv"
+    if Path(run_log).is_file():
+        log.write_bytes(Path(run_log).read_bytes())
+    return log if log.is_file() else None
+
+
 def training_curve(metrics_csv: Path, path: Path) -> dict[str, float]:
     """Plot the training loss (the committed copy of the run's metrics.csv) and return its endpoints."""
     import matplotlib.pyplot as plt
@@ -475,7 +484,9 @@ Loss (mean of the first / last 10 logged steps) {first:.3f} -> {last:.3f} over {
 (refinement {refine:.0f} % of it), chunks with floating pieces after refinement {floating:.1f} %.
 
 **Limits.** Trained at 2 m voxels only (other sizes run but are out of its distribution); one chunk level
-of context; no memory conditioning; the layered materials follow a rule, not the model. It draws about a
+of context; no memory conditioning in serving (an adapter that reads a world's memory was trained and
+measured, `reports/voxel_memory/`, and does not carry the committed chunks into what it draws); the layered
+materials follow a rule, not the model. It draws about a
 fifth of the corpus's cave volume, as pockets more than tunnels, and training longer did not change that
 (measured once, in a GPU lease on 2026-12-04, at this report's places, and not recomputed by this report: mean
 cave share of annealed chunks): this network after 1000 steps of
@@ -521,10 +532,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = {"positions": args.positions, "seeds": args.seeds, "threads": args.threads}
     (OUT / "results.json").write_text(json.dumps({"settings": settings, **summary, "render": render}, indent=1))
     write_readme(summary, model.meta, render, settings)
-    log = OUT / "training_log.csv"
-    if Path(args.run_log).is_file():
-        log.write_bytes(Path(args.run_log).read_bytes())
-    if log.is_file():
+    log = committed_log(args.run_log, OUT)
+    if log is not None:
         write_model_card(model.meta, summary, training_curve(log, OUT / "training_loss.png"),
                          Path(args.model).with_suffix(".md"))
     print(f"wrote {OUT / 'README.md'}")

@@ -59,6 +59,19 @@ def test_conditioning_inputs_matter_and_nulls_are_exact() -> None:
         assert not torch.allclose(base, den(x, sigma, cond.replace(memory=None)))
 
 
+def test_memory_in_the_embedding_is_bias_free_and_read() -> None:
+    torch.manual_seed(0)
+    net = build_unet("tiny", dims=3, attn_levels=(), mid_attn=False, memory_dim=8, memory_emb=True)  # no attention
+    x, c_noise = torch.randn(*SHAPES[3]), torch.tensor([0.3])
+    with torch.no_grad():
+        torch.nn.init.normal_(net.memory_emb.weight)
+        plain = net(x, c_noise)
+        assert torch.equal(net(x, c_noise, memory=torch.zeros(1, 5, 8)), plain)  # the null memory adds nothing
+        assert not torch.allclose(net(x, c_noise, memory=torch.randn(1, 5, 8)), plain)  # a memory reaches it
+    with pytest.raises(ValueError, match="memory_emb"):
+        build_unet("tiny", memory_emb=True)
+
+
 def test_preset_sizes_and_bad_inputs() -> None:
     assert count_params(build_unet("tiny")) < 100_000
     assert count_params(build_unet("tiny")) < count_params(build_unet("small")) < count_params(build_unet("base"))

@@ -62,9 +62,9 @@ def build_voxel_corpus(out: str | Path, corpus_dirs: Sequence[str], regions_per_
     map_side_chunks = int(maps.heights.shape[-1] * MAP_CELL_M // (CHUNK * VOXEL_SIZE_M))
     shards = []
     for s, style in enumerate(maps.style_names):
-        if style not in STYLE_FEATURES:
-            continue
         ids = np.flatnonzero(maps.style == s)
+        if style not in STYLE_FEATURES or not len(ids):  # a style without features, or without maps here
+            continue
         arrays: dict[str, list[np.ndarray]] = {k: [] for k in ("density", "material", "surface", "z", "y", "x",
                                                                "sliders", "seed")}
         for _ in range(regions_per_style):

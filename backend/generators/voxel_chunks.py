@@ -55,6 +55,7 @@ class VoxelChunkRequest:
     current: VoxelChunk | None = None  # the chunk as the artist has it (needed with ``locked``)
     quality: str = "interactive"  # a key of backend.models.voxel.VOXEL_QUALITY
     refinement: str = "anneal"  # one of REFINEMENTS
+    memory: Tensor | None = None  # [1, T, D] tokens a memory model reads (backend.world.voxel_memory); None: none
 
     def __post_init__(self) -> None:
         if self.quality not in VOXEL_QUALITY:
@@ -273,7 +274,9 @@ def generate_chunk_with_stats(model: VoxelModel, request: VoxelChunkRequest) -> 
     depth = terrain_depth(request, z, y, x)
     known, values = known_cells(request, depth, margin)
     spatial = np.concatenate([ch.tsdf(depth, vs)[None], known[None].astype(np.float32), values * known[None]])
-    cond = model.conditioning(request.style_weights, request.sliders).replace(spatial=_fold(spatial, device))
+    memory = None if request.memory is None else request.memory.to(device)
+    cond = model.conditioning(request.style_weights, request.sliders).replace(spatial=_fold(spatial, device),
+                                                                              memory=memory)
     weight, target = feathered(known, values)
     known_t = _fold(np.broadcast_to(weight, values.shape), device)
     values_t = _fold(target, device)

@@ -39,6 +39,8 @@ class UNetConfig:
     n_styles: int = 0  # style classes mixed by `style_weights` (0 = no style input)
     n_sliders: int = 0  # continuous sliders, neutral at 0 (0 = no slider input)
     memory_dim: int = 0  # width D_mem of memory tokens read by cross-attention (0 = no cross-attention)
+    memory_emb: bool = False  # the memory tokens' mean also shifts the embedding (every ResBlock, as sliders do;
+    # no bias, so the null memory, zeros, adds nothing): memory reaches a network whose one attention is its middle
     dropout: float = 0.0  # dropout inside residual blocks
     norm: str = "group"  # "group" (GroupNorm) or "none": without normalisation over the whole field a
     # network is local, so it tiles with a margin exactly (its output on a window ignores what lies beyond)
@@ -213,6 +215,9 @@ class UNet(nn.Module):
         # No bias: all-zero style weights / sliders contribute exactly nothing (the CFG null).
         self.style_emb = nn.Linear(cfg.n_styles, E, bias=False) if cfg.n_styles else None
         self.slider_emb = nn.Linear(cfg.n_sliders, E, bias=False) if cfg.n_sliders else None
+        if cfg.memory_emb and not cfg.memory_dim:
+            raise ValueError("memory_emb needs memory tokens (memory_dim > 0)")
+        self.memory_emb = nn.Linear(cfg.memory_dim, E, bias=False) if cfg.memory_emb else None
 
         self.conv_in = _conv(cfg.dims, cfg.in_channels + cfg.cond_channels, ch)
         self.down = nn.ModuleList()
@@ -272,6 +277,8 @@ class UNet(nn.Module):
 
         if memory is not None and (cfg.memory_dim == 0 or memory.ndim != 3 or memory.shape[2] != cfg.memory_dim):
             raise ValueError(f"memory shape {tuple(memory.shape)} does not fit memory_dim={cfg.memory_dim}")
+        if self.memory_emb is not None and memory is not None:
+            emb = emb + self.memory_emb(memory.mean(dim=1).to(emb.dtype))
         h = self.conv_in(x)
         hs = [h]
         for m in self.down:

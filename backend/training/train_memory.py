@@ -32,7 +32,7 @@ from backend.networks.unet import UNet, UNetConfig
 from backend.training.loop import TrainConfig, Trainer
 from backend.training.train_terrain import train_and_ship, train_command
 
-CROSS_ATTENTION = (".norm_x.", ".q_x.", ".kv_x.", ".proj_x.")
+CROSS_ATTENTION = (".norm_x.", ".q_x.", ".kv_x.", ".proj_x.", "memory_emb.")  # what an adapter adds and trains
 
 
 @dataclass
@@ -58,20 +58,20 @@ class MemoryRunConfig:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def memory_adapter(init_from: str, recipe: dict[str, Any], memory_cfg: MemoryConfig,
-                   freeze_base: bool) -> MemoryDenoiser:
+def memory_adapter(init_from: str, recipe: dict[str, Any], memory_cfg: MemoryConfig, freeze_base: bool,
+                   memory_emb: bool = False) -> MemoryDenoiser:
     """The shipped model ``init_from`` (its denoiser ``recipe``) with cross-attention to ``memory_cfg``'s memory
-    tokens: every weight but the new cross-attention is copied and the cross-attention's output projections
-    start at zero (step 0 is exactly the shipped model); with ``freeze_base`` only the memory and the
-    cross-attention learn."""
-    unet = UNetConfig.from_dict({**recipe["unet"], "memory_dim": memory_cfg.dim})
+    tokens (and, ``memory_emb``, their mean into the embedding): every weight but the new ones is copied and their
+    output projections start at zero (step 0 is exactly the shipped model); with ``freeze_base`` only the memory
+    and the new layers learn."""
+    unet = UNetConfig.from_dict({**recipe["unet"], "memory_dim": memory_cfg.dim, "memory_emb": memory_emb})
     model = MemoryDenoiser(Denoiser(UNet(unet), float(recipe["sigma_data"])), MemoryNetwork(memory_cfg))
     missing, unexpected = model.denoiser.load_state_dict(load_file(init_from), strict=False)
     if unexpected or any(not any(part in k for part in CROSS_ATTENTION) for k in missing):
         raise ValueError(f"{init_from} does not fit the memory model: missing {missing}, unexpected {unexpected}")
     with torch.no_grad():
         for name, p in model.denoiser.named_parameters():
-            if ".proj_x." in name:
+            if ".proj_x." in name or "memory_emb." in name:
                 p.zero_()  # step 0 is exactly the base model
             p.requires_grad_(not freeze_base or any(part in name for part in CROSS_ATTENTION))
     return model

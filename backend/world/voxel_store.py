@@ -116,16 +116,30 @@ class VoxelStore:
             raise KeyError(seq)
         if (seq not in log["undone"]) == active:
             return False
-        path = self.folder / "edits" / f"{seq}.safetensors"
-        tensors, meta = decode_checked(path.read_bytes(), path)
-        when = "after" if active else "before"
-        for n, (key, variant) in enumerate(zip(meta["chunks"], meta[when])):
-            chunk_key = ChunkKey(*key)
-            if variant is None:
-                self.remove(chunk_key)
+        for key, version in self._edit_chunks(seq, "after" if active else "before"):
+            if version is None:
+                self.remove(key)
             else:
-                self.put(VoxelChunk(chunk_key, self.voxel_size, tensors[f"{when}.{n}.density"],
-                                    tensors[f"{when}.{n}.material"]), variant)
+                self.put(*version)
         log["undone"] = sorted(set(log["undone"]) - {seq}) if active else sorted({*log["undone"], seq})
         write_bytes(self._log_path, json.dumps(log).encode())
         return True
+
+    def _edit_chunks(self, seq: int, when: str) -> list[tuple[ChunkKey, Version]]:
+        """Each chunk of edit ``seq`` as it was ``when`` ("before" or "after" it): (key, (chunk, variant) or None)."""
+        path = self.folder / "edits" / f"{seq}.safetensors"
+        tensors, meta = decode_checked(path.read_bytes(), path)
+        out: list[tuple[ChunkKey, Version]] = []
+        for n, (key, variant) in enumerate(zip(meta["chunks"], meta[when])):
+            chunk_key = ChunkKey(*key)
+            out.append((chunk_key, None if variant is None else (VoxelChunk(
+                chunk_key, self.voxel_size, tensors[f"{when}.{n}.density"], tensors[f"{when}.{n}.material"]), variant)))
+        return out
+
+    def committed(self) -> list[tuple[int, VoxelChunk]]:
+        """(seq, chunk) for every chunk an active (not undone) edit left, in edit order: what the artist committed,
+        the only thing a voxel world's memory is written from (``backend.world.voxel_memory``)."""
+        log = self.log()
+        undone = set(log["undone"])
+        return [(seq, version[0]) for seq in sorted(map(int, log["edits"])) if seq not in undone
+                for _, version in self._edit_chunks(seq, "after") if version is not None]

@@ -1,0 +1,321 @@
+"""What memory buys voxel chunks: ``python reports/make_voxel_memory_report.py`` -> ``reports/voxel_memory/``.
+
+Needs ``corpus/voxels`` (``python -m backend.data.voxel_corpus``), ``models/voxel_chunks.safetensors`` and the
+measured memory model ``reports/voxel_memory/voxel_memory.safetensors`` (``python -m
+backend.training.train_voxel_memory configs/voxel_memory.json``; kept beside its report, not in ``models/``: the
+product does not serve it). Writes the README, summary.json, the training log and curve, and the model's card.
+Every figure is on the regions the memory model's file names as held out of its training.
+
+0. Denoising a window of a held-out region with memory written from 6 other chunks of that region (at the
+   serving context noise): mean squared error of the x0 estimate with memory, with the null memory (the same
+   weights) and by the shipped model, at several noise levels, with the region's sliders given and with the
+   sliders left at their null (an artist who did not set them).
+1. Cave share of chunks generated (the served path: interactive quality, annealed) under a held-out region's
+   terrain, sliders unset, no neighbours as known cells, reading memory written from all 17 other chunks of
+   a cave-rich or a cave-poor held-out region around it; with the null memory and by the shipped model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.data.voxel_corpus import REGION_CHUNKS, load_regions
+from backend.data.voxel_walks import VoxelWalkDataset
+from backend.diffusion.preconditioning import Conditioning
+from backend.generators.voxel_chunks import VoxelChunkRequest, generate_chunk_with_stats
+from backend.memory.loss import walk_memory
+from backend.memory.network import MemoryDenoiser, null_tokens
+from backend.models.voxel import VoxelModel
+from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk
+from backend.voxels.measures import cave_cells
+from backend.world.voxel_memory import VoxelMemory
+from reports.make_voxel_report import committed_log, training_curve
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "reports" / "voxel_memory"
+SIGMAS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
+WINDOWS_PER_REGION = 4
+CONTEXT = 6
+TARGET = (0, 1, 1)  # (z, row, col) chunk of a region generated in section 1: the lower layer's centre, underground
+DONORS = 3  # cave-rich and cave-poor regions whose chunks are committed around a target
+SEEDS = 2
+
+
+def denoising_errors(memory_model: VoxelModel, base: VoxelModel, regions, held: np.ndarray, batch: int = 8
+                     ) -> dict[str, dict[str, list[float]]]:
+    """Per slider setting and condition: each item's error per sigma ([items, sigmas] as lists)."""
+    denoiser: MemoryDenoiser = memory_model.denoiser
+    network, cfg = denoiser.network, denoiser.network.config
+    data = VoxelWalkDataset(regions, held, cfg.region_tiles, CONTEXT, fold_probability=0.0, seed=1,
+                            min_context=CONTEXT)
+    items = [data[h * data.windows_per_region + w] for h in range(len(held)) for w in range(WINDOWS_PER_REGION)]
+    out: dict[str, dict[str, list]] = {s: {"memory": [], "null memory": [], "shipped": []}
+                                       for s in ("sliders given", "sliders unset")}
+    g = torch.Generator().manual_seed(7)
+    for start in range(0, len(items), batch):
+        part = items[start:start + batch]
+        x0 = torch.stack([it[0] for it in part])
+        cond = Conditioning.cat([it[1].map(lambda t: t[None]) for it in part])
+        extras = {k: torch.stack([it[2][k] for it in part]) for k in part[0][2]}
+        context = extras["context"]
+        noised = context + cfg.write_sigma * torch.randn(context.shape, generator=g)
+        sigma_w = torch.full((noised.shape[0] * noised.shape[1],), cfg.write_sigma)
+        with torch.no_grad():
+            tokens = network.encode(noised.flatten(0, 1), sigma_w).unflatten(0, noised.shape[:2])
+            memory = walk_memory(network, tokens, extras)
+        noise = torch.randn(x0.shape, generator=g)
+        for setting in out:
+            c = cond if setting == "sliders given" else cond.replace(sliders=torch.zeros_like(cond.sliders))
+            rows = {name: [] for name in out[setting]}
+            for sigma in SIGMAS:
+                x = x0 + sigma * noise
+                s = torch.full((len(x0),), sigma)
+                with torch.no_grad():
+                    found = {"memory": denoiser(x, s, c.replace(memory=memory)),
+                             "null memory": denoiser(x, s, c.replace(memory=null_tokens(cfg, len(x0)))),
+                             "shipped": base.denoiser(x, s, c)}
+                for name, d in found.items():
+                    rows[name].append(((d - x0) ** 2).flatten(1).mean(1))
+            for name, per_sigma in rows.items():
+                out[setting][name] += torch.stack(per_sigma, 1).tolist()
+    return out
+
+
+def region_cave_share(regions, r: int) -> float:
+    """Open cells under the terrain / cells under it, over the whole region."""
+    depth = regions.terrain_depth(r)
+    return float(cave_cells(regions.density[r] > 0, depth).sum() / max(int((depth > 0).sum()), 1))
+
+
+def region_chunks(regions, r: int, key0: ChunkKey) -> dict[tuple[int, ...], tuple[VoxelChunk, np.ndarray]]:
+    """The region's chunks keyed from ``key0`` (its chunk (0, 0, 0)), with their terrain depth, by (z, row, col)."""
+    depth = regions.terrain_depth(r)
+    out = {}
+    for z, row, col in product(*map(range, REGION_CHUNKS)):
+        box = (slice(z * CHUNK, (z + 1) * CHUNK), slice(row * CHUNK, (row + 1) * CHUNK),
+               slice(col * CHUNK, (col + 1) * CHUNK))
+        key = ChunkKey(key0.i + col, key0.j + row, key0.k + z)
+        out[z, row, col] = (VoxelChunk(key, regions.voxel_size, regions.density[r][box].astype(np.float32),
+                                       regions.material[r][box]), depth[box])
+    return out
+
+
+def committed_memory(memory_model: VoxelModel, chunks: dict[tuple[int, ...], tuple[VoxelChunk, np.ndarray]]
+                     ) -> VoxelMemory:
+    """The memory of a world whose artist committed every chunk of ``chunks`` but the target, one edit each."""
+    edits = [(seq, chunk) for seq, (pos, (chunk, _)) in enumerate(chunks.items()) if pos != TARGET]
+    depths = {chunk.key: depth for chunk, depth in chunks.values()}
+    return VoxelMemory.from_edits(memory_model.denoiser, 0, edits, depths.__getitem__)
+
+
+def cave_response(memory_model: VoxelModel, base: VoxelModel, regions, held: np.ndarray) -> dict:
+    """Section 1: mean cave share of generated chunks per condition, and each target's row."""
+    vs = regions.voxel_size
+    shares = {int(r): region_cave_share(regions, int(r)) for r in held}
+    ranked = sorted(shares, key=shares.__getitem__)
+    poor, rich = ranked[:DONORS], ranked[-DONORS:]
+    margin = int(memory_model.meta["margin"])
+    null = null_tokens(memory_model.denoiser.network.config, 1)
+    rows = []
+    for r in map(int, held):
+        key0 = ChunkKey(0, 0, int(round((regions.z[r][0] - vs / 2) / (CHUNK * vs))))
+        own, depth = region_chunks(regions, r, key0)[TARGET]
+        key = own.key
+        style = regions.style_names[int(regions.style[r])]
+        under = max(int((depth > 0).sum()), 1)
+
+        def share(solid: np.ndarray) -> float:
+            return float(cave_cells(solid, depth).sum() / under)
+
+        row: dict = {"region": r, "style": style, "corpus": share(own.solid)}
+        conditions: dict[str, list[torch.Tensor | None]] = {"shipped": [None], "null memory": [null]}
+        for name, donors in (("memory, cave-rich", rich), ("memory, cave-poor", poor)):
+            conditions[name] = [committed_memory(memory_model, region_chunks(regions, d, key0)).read(key, margin)
+                                for d in [d for d in donors if d != r][:DONORS - 1]]
+        for name, memories in conditions.items():
+            model = base if name == "shipped" else memory_model
+            found = [share(generate_chunk_with_stats(model, VoxelChunkRequest(
+                regions.surface[r], vs, (vs / 2, -vs / 2), key, vs, world_seed=seed, style_weights={style: 1.0},
+                memory=memory))[0].solid) for memory in memories for seed in range(SEEDS)]
+            row[name] = float(np.mean(found))
+        rows.append(row)
+    names = [n for n in rows[0] if n not in ("region", "style")]
+    return {"rows": rows, "mean": {n: float(np.mean([row[n] for row in rows])) for n in names},
+            "donor_share": {"rich": [shares[d] for d in rich], "poor": [shares[d] for d in poor]}}
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def write_readme(errors: dict, caves: dict, meta: dict, seconds: float, out: Path) -> dict:
+    summary: dict = {"denoising": {}, "caves": caves["mean"]}
+    sections = []
+    for setting, found in errors.items():
+        means = {n: np.mean(np.array(v), axis=0) for n, v in found.items()}
+        better = np.mean(np.array(found["memory"]) < np.array(found["null memory"]), axis=0)
+        summary["denoising"][setting] = {n: m.tolist() for n, m in means.items()}
+        rows = [[f"{s:g}", f"{means['memory'][i]:.4f}", f"{means['null memory'][i]:.4f}", f"{means['shipped'][i]:.4f}",
+                 f"{means['memory'][i] / means['null memory'][i]:.3f}", f"{means['memory'][i] / means['shipped'][i]:.3f}",
+                 f"{better[i]:.0%}"] for i, s in enumerate(SIGMAS)]
+        sections.append(f"### {setting}\n\n" + table(["sigma", "memory", "null memory", "shipped", "memory / null",
+                                                      "memory / shipped", "items better with memory"], rows))
+    n_items = len(errors["sliders given"]["memory"])
+    run = meta.get("run", {})
+    cave_rows = [[str(r["region"]), r["style"], *(f"{r[n]:.4f}" for n in caves["mean"])] for r in caves["rows"]]
+    given, unset = summary["denoising"]["sliders given"], summary["denoising"]["sliders unset"]
+    ratio = {k: [m / n for m, n in zip(v["memory"], v["null memory"])] for k, v in (("given", given), ("unset", unset))}
+    shipped = {k: np.array(v["shipped"]) for k, v in (("given", given), ("unset", unset))}
+    means = caves["mean"]
+    text = README.format(
+        headroom=", ".join(f"{g / u:.2f} at sigma {s:g}" for g, u, s in zip(shipped["given"], shipped["unset"], SIGMAS)),
+        rich_poor=means["memory, cave-rich"] / max(means["memory, cave-poor"], 1e-12),
+        donor_ratio=np.mean(caves["donor_share"]["rich"]) / max(np.mean(caves["donor_share"]["poor"]), 1e-12),
+        held=len(meta["held_out_regions"]), items=n_items, context=CONTEXT, write_sigma=meta["memory"]["write_sigma"],
+        steps=run.get("steps_done"), batch=run.get("batch_size"), minutes=run.get("wall_seconds_this_process", 0) / 60,
+        ratios_given=", ".join(f"{r:.2f} at sigma {s:g}" for r, s in zip(ratio["given"], SIGMAS)),
+        ratios_unset=", ".join(f"{r:.2f} at sigma {s:g}" for r, s in zip(ratio["unset"], SIGMAS)),
+        denoising="\n\n".join(sections), target=TARGET, donors=DONORS - 1, seeds=SEEDS,
+        rich=", ".join(f"{v:.3f}" for v in caves["donor_share"]["rich"]),
+        poor=", ".join(f"{v:.3f}" for v in caves["donor_share"]["poor"]),
+        cave_means=", ".join(f"{n} {v:.4f}" for n, v in caves["mean"].items()),
+        caves=table(["region", "style", *caves["mean"]], cave_rows + [["mean", "", *(f"{v:.4f}" for v in
+                                                                                    caves["mean"].values())]]),
+        seconds=seconds, params=run.get("trained_parameters"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "README.md").write_text(text)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def write_model_card(meta: dict, summary: dict, curve: dict, path: Path) -> None:
+    run = meta.get("run", {})
+    train = run.get("train_config", {})
+    den = summary["denoising"]
+
+    def ratios(setting: str) -> str:
+        found = den[setting]
+        return ", ".join(f"{m / n:.2f} at sigma {s:g}" for m, n, s in zip(found["memory"], found["null memory"], SIGMAS))
+
+    path.write_text(MODEL_CARD.format(
+        params=run.get("parameters"), trained=run.get("trained_parameters"), memory=json.dumps(meta["memory"]),
+        sha=meta["init_from"]["sha256"][:16], regions=run.get("train_maps"), held=len(meta["held_out_regions"]),
+        steps=run.get("steps_done"), batch=run.get("batch_size"), lr=train.get("lr"), ema=train.get("ema_decay"),
+        minutes=run.get("wall_seconds_this_process", 0) / 60, hardware=run.get("hardware"), sps=curve["seconds_per_step"],
+        first=curve["first_logged"], last=curve["last_logged"], given=ratios("sliders given"),
+        unset=ratios("sliders unset"),
+        caves=", ".join(f"{n} {v:.4f}" for n, v in summary["caves"].items())))
+
+
+MODEL_CARD = """# voxel_memory.safetensors: voxel chunks that read a world's memory (measured, not served)
+
+**What it does.** The shipped voxel chunk model (`voxel_chunks.safetensors`, sha256 {sha}..., frozen) with
+cross-attention to memory tokens in its attention block, and the memory network at dims=3 (`backend/memory/`:
+a chunk encoder over the model's 24 folded channels, the same gated writer and world / region banks as the 2D
+worlds, and the tokens' mean into the U-Net's embedding, as sliders enter it): {params} parameters, {trained} of
+them trained. Memory: `{memory}`. A world's voxel memory is written only from the artist's committed voxel
+edits (`backend/world/voxel_memory.py`). Not served: the learned chunk source does not read it (the report
+says what it buys), so this file lives beside its report, not in `models/`.
+
+**Data.** Walks over {regions} regions of the voxel corpus (`backend/data/voxel_walks.py`): a 40³ window and up
+to 6 other chunks of its region (never the window's own chunk) written first, each noise-augmented at a random
+level (GameNGen's context noise), 10 % memory dropout; {held} regions (the last 2 of each style) held out for
+the report.
+
+**Training.** `python -m backend.training.train_voxel_memory configs/voxel_memory.json`: {steps} steps of batch
+{batch}, AdamW {lr:g}, EMA {ema:g}, {minutes:.0f} min on {hardware} (median {sps:.2f} s per step). Loss (mean of
+the first / last 10 logged steps) {first:.3f} -> {last:.3f}; the log is `reports/voxel_memory/training_log.csv`,
+the curve `reports/voxel_memory/training_loss.png`. The frozen model's error dominates the loss, so the curve
+shows little of what the adapter learns; the report measures it.
+
+**Figures** (`reports/voxel_memory/README.md`, held-out regions): memory / null-memory denoising error, sliders
+given: {given}; sliders unset: {unset}. Cave share of chunks generated beside committed chunks: {caves}.
+
+**Limits.** An adapter on a small frozen model, trained on one CPU thread; memory regions of 2³ chunks and one
+chunk of neighbourhood; no alignment term (the 2D recipe's memory-from-own-estimates), so drift over long chains
+of generated-then-committed chunks is not trained against or measured here.
+"""
+
+
+README = """# Voxel world memory: what it buys
+
+Regenerate: `python reports/make_voxel_memory_report.py` (needs `corpus/voxels`, `models/voxel_chunks.safetensors`
+and `reports/voxel_memory/voxel_memory.safetensors` from
+`python -m backend.training.train_voxel_memory configs/voxel_memory.json`).
+
+Model: `voxel_memory` is the shipped `voxel_chunks` model, frozen, with cross-attention to memory tokens in its
+attention block and a memory network at dims=3 ({params} trained parameters), trained {steps} steps of batch {batch}.
+Conditions: **memory** = `voxel_memory` reading memory written from committed chunks; **null memory** = the same
+weights reading the memory-dropout null; **shipped** = `voxel_chunks` without memory. All figures are on the
+{held} corpus regions held out of the memory's training (the last 2 of each style; the shipped model saw them).
+
+## Summary
+
+- Denoising a window of a held-out region, memory / null-memory error, sliders given: {ratios_given}.
+- Sliders unset: {ratios_unset}. (Below 1: the memory carries information about the chunk.) For scale, what
+  knowing the region's sliders buys the shipped model (its error with the sliders given / unset): {headroom}.
+- Cave share of generated chunks (section 1): {cave_means}; next to cave-rich / next to cave-poor committed
+  chunks with memory: {rich_poor:.2f} (the donors' own cave shares differ {donor_ratio:.0f}-fold).
+
+## 0. Denoising a window of a held-out region
+
+{items} windows ({held} regions x 4) of the voxel model's 40³ cells with random known cells, as in training;
+memory written from {context} other chunks of the window's region (never the chunk holding its centre), each
+noise-augmented at the serving context noise (sigma {write_sigma}). Mean squared error of the x0 estimate over the
+window in the model's folded channels; the same noise for every condition.
+
+{denoising}
+
+## 1. Chunks generated next to cave-rich and cave-poor committed chunks
+
+Per held-out region: its chunk {target} (z, row, col: the lower layer's centre, underground) generated under
+its terrain (interactive quality, annealed, sliders unset, no neighbours given as known cells, so the memory is
+the only way the committed chunks reach it), reading memory written from the 17 other chunks of a cave-rich or a
+cave-poor held-out region committed around it ({donors} donor regions each, {seeds} seeds each). Cave share: open
+cells under the terrain's surface / cells under it. Donor regions' cave shares: rich {rich}; poor {poor}.
+"corpus" is the region's own chunk.
+
+{caves}
+
+This report took {seconds:.0f} s.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=str(ROOT / "corpus" / "voxels"))
+    ap.add_argument("--model", default=str(OUT / "voxel_memory.safetensors"))
+    ap.add_argument("--base", default=str(ROOT / "models" / "voxel_chunks.safetensors"))
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--run-log", default=str(ROOT / "runs" / "voxel_memory" / "metrics.csv"),
+                    help="the training run's metrics.csv (copied to <out>/training_log.csv)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    memory_model, base = VoxelModel.load(args.model), VoxelModel.load(args.base)
+    regions = load_regions(args.corpus)
+    if len(regions) != memory_model.meta["memory_corpus_regions"]:
+        raise ValueError(f"{args.corpus} holds {len(regions)} regions, not the {memory_model.meta['memory_corpus_regions']} "
+                         "the memory model was trained on: its held-out regions would be others")
+    held = np.array(memory_model.meta["held_out_regions"])
+    errors = denoising_errors(memory_model, base, regions, held)
+    caves = cave_response(memory_model, base, regions, held)
+    out = Path(args.out)
+    summary = write_readme(errors, caves, memory_model.meta, time.perf_counter() - t0, out)
+    log = committed_log(args.run_log, out)
+    if log is not None:
+        write_model_card(memory_model.meta, summary, training_curve(log, out / "training_loss.png"),
+                         Path(args.model).with_suffix(".md"))
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

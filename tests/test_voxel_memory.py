@@ -1,0 +1,180 @@
+"""Voxel world memory with a tiny model trained by the real corpus and training scripts: step 0 is the shipped
+model, walk items hold other chunks of the region (never the target), the weights load with their config, and
+a world's memory is a function of its voxel edit log (bit-identical after a restart, changed by an edit, the
+learned baseline when nothing is committed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from backend.data.voxel_corpus import load_regions
+from backend.data.voxel_walks import VoxelWalkDataset, held_out, region_channels, region_chunk
+from backend.generators.voxel_chunks import VoxelChunkRequest, canvas_axes, generate_chunk, terrain_depth
+from backend.memory.network import MemoryDenoiser, null_tokens
+from backend.models.inference import read_metadata
+from backend.models.voxel import VoxelModel
+from backend.training.train_memory import memory_adapter
+from backend.training.train_voxel_memory import voxel_memory_config
+from backend.voxels import channels as ch
+from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk, voxelise_terrain
+from backend.world.voxel_memory import NEIGHBOURS_3D, VoxelMemory
+from backend.world.voxel_store import VoxelStore
+
+sys.path.insert(0, str(Path(__file__).parent))
+from voxel_helpers import STYLES, sloped_heights, tiny_voxel_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ORIGIN = (-128.0, 128.0)  # the test heightfield's north-west vertex (as in test_voxel_chunks)
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """A voxel corpus of 2 styles x 3 regions from a small 2D corpus, a tiny voxel model with an attention block,
+    and the voxel memory adapter trained on it for 4 steps (1 region a style held out)."""
+    out = tmp_path_factory.mktemp("voxel_memory")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = [sys.executable, "-m"]
+    subprocess.run(run + ["backend.data.corpus", "--out", str(out / "maps"), "--seed", "3", "--maps-per-style", "1",
+                          "--map-size", "128", "--heldout-fraction", "0", "--styles", ",".join(STYLES)],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(run + ["backend.data.voxel_corpus", "--out", str(out / "voxels"), "--corpus", str(out / "maps"),
+                          "--regions-per-style", "3"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    base = tiny_voxel_model(out, mid_attn=True, styles=load_regions(out / "voxels").style_names)
+    config = {"corpus": str(out / "voxels"), "init_from": str(base), "held_out_per_style": 1, "max_context": 3,
+              "memory": {"dim": 16, "grid": 2, "encoder_channels": 8, "world_slots": 4, "region_slots": 4,
+                         "update_slots": 2, "max_regions": 2},
+              "train": {"steps": 4, "batch_size": 2, "lr": 0.01, "out_dir": str(out / "run"), "progress": False,
+                        "ckpt_every": 0, "log_every": 2},
+              "ship_to": str(out / "voxel_memory.safetensors")}
+    (out / "memory.json").write_text(json.dumps(config))
+    subprocess.run(run + ["backend.training.train_voxel_memory", str(out / "memory.json")], cwd=ROOT, env=env,
+                   check=True, capture_output=True, timeout=300)
+    return {"base": base, "memory": out / "voxel_memory.safetensors", "corpus": out / "voxels", "folder": out}
+
+
+def test_the_adapter_starts_as_the_shipped_model_and_trains_only_itself(trained) -> None:
+    found = read_metadata(trained["base"])
+    cfg = voxel_memory_config({"dim": 16, "grid": 2, "encoder_channels": 8, "world_slots": 4, "region_slots": 4,
+                               "update_slots": 2})
+    adapter = memory_adapter(str(trained["base"]), found["denoiser"], cfg, freeze_base=True, memory_emb=True)
+    base = VoxelModel.load(trained["base"]).denoiser
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 24, 20, 20, 20, generator=g)
+    cond = VoxelModel.load(trained["base"]).conditioning({"alpine": 1.0}, {}).map(lambda t: t.repeat(2, 1))
+    cond = cond.replace(spatial=torch.randn(2, 40, 20, 20, 20, generator=g))
+    memory = torch.randn(2, cfg.read_tokens, cfg.dim, generator=g)
+    with torch.no_grad():
+        assert torch.equal(adapter(x, torch.tensor([0.5, 2.0]), cond.replace(memory=memory)),
+                           base(x, torch.tensor([0.5, 2.0]), cond))
+    weights, base_weights = load_file(trained["memory"]), load_file(trained["base"])
+    assert all(torch.equal(weights[f"denoiser.{k}"], v) for k, v in base_weights.items())  # the base stays frozen
+    for part in (".proj_x.", ".memory_emb."):  # the adapter's zero-initialised projections moved
+        assert any(bool(weights[k].abs().sum() > 0) for k in weights if part in k)
+
+
+def test_weights_load_with_their_config_and_keep_the_held_out_regions_out(trained) -> None:
+    model = VoxelModel.load(trained["memory"])
+    assert isinstance(model.denoiser, MemoryDenoiser)
+    cfg = model.denoiser.network.config
+    assert (cfg.dims, cfg.channels, cfg.tile_cells, cfg.dim) == (3, 24, 16, 16)
+    unet = model.denoiser.denoiser.net.config
+    assert unet.memory_dim == cfg.dim and unet.memory_emb
+    regions = load_regions(trained["corpus"])
+    train, held = held_out(regions, 1)
+    assert model.meta["held_out_regions"] == held.tolist() and not set(train) & set(held)
+    assert sorted(regions.style_names[s] for s in regions.style[held]) == sorted(STYLES)  # one a style
+    assert model.meta["run"]["steps_done"] == 4 and model.meta["memory_corpus_regions"] == len(regions)
+
+
+def test_walk_items_hold_other_chunks_of_the_region_never_the_target(trained) -> None:
+    regions = load_regions(trained["corpus"])
+    data = VoxelWalkDataset(regions, np.array([1, 4]), region_tiles=2, max_context=5, min_context=2)
+    for i in (0, 9, 70, 101):
+        x0, cond, extras = data[i]
+        plan = data.plan(i)
+        x, _ = region_channels(regions, plan.r, plan.k)
+        assert plan.r == (1 if i < 64 else 4)
+        box = tuple(slice(a, a + 40) for a in plan.lo)
+        assert torch.equal(x0, ch.fold(x[(slice(None), *box)][None])[0])  # the window, turned as the context
+        assert plan.target == tuple((a + 20) // CHUNK for a in plan.lo) and plan.target not in plan.walk
+        assert 2 <= len(plan.walk) == int(extras["ctx_valid"].sum()) <= 5 and len(set(plan.walk)) == len(plan.walk)
+        for j, chunk in enumerate(plan.walk):
+            assert torch.equal(extras["context"][j], region_chunk(x, chunk))
+        for j in np.flatnonzero(extras["nb_present"].numpy()):  # a present neighbour is the context chunk there
+            delta = NEIGHBOURS_3D[j]
+            assert plan.walk[int(extras["nb_index"][j])] == tuple(t + d for t, d in zip(plan.target, delta))
+        assert int(extras["nb_present"].sum()) == sum(
+            tuple(t + d for t, d in zip(plan.target, delta)) in plan.walk for delta in NEIGHBOURS_3D)
+
+
+def request(key: ChunkKey, memory: torch.Tensor | None = None) -> VoxelChunkRequest:
+    return VoxelChunkRequest(sloped_heights(), 8.0, ORIGIN, key, world_seed=5, style_weights={"alpine": 1.0},
+                             memory=memory)
+
+
+def depth(key: ChunkKey) -> np.ndarray:
+    """The test terrain's depth at a chunk's cells."""
+    return terrain_depth(request(key), *canvas_axes(key, 2.0, 0))
+
+
+def carved(key: ChunkKey, cells: int) -> VoxelChunk:
+    """The featureless ground of the test terrain with a cave box carved ``cells`` deep."""
+    chunk = voxelise_terrain(sloped_heights(), 8.0, ORIGIN, key, 2.0, "grass")
+    density = chunk.density.copy()
+    density[2:2 + cells, 4:20, 4:20] = -1.0
+    return VoxelChunk(key, chunk.voxel_size, density, chunk.material)
+
+
+def world(store: VoxelStore, model: VoxelModel) -> VoxelMemory:
+    return VoxelMemory.from_edits(model.denoiser, 5, store.committed(), depth)
+
+
+def test_a_worlds_memory_is_a_function_of_its_edit_log(trained, tmp_path) -> None:
+    model = VoxelModel.load(trained["memory"])
+    store = VoxelStore(tmp_path / "world", 2.0)
+    near, far = ChunkKey(0, 0, 0), ChunkKey(1, 0, 0)
+    baseline = world(store, model).read(far, 4)  # nothing committed: the learned baseline
+
+    seq = store.record_edit("carve", {near: None}, {near: (carved(near, 12), 0)})
+    tokens = world(store, model).read(far, 4)
+    assert torch.equal(tokens, world(store, model).read(far, 4))  # rebuilt from the log: the same, bit for bit
+    assert not torch.equal(tokens, baseline)
+    other = VoxelStore(tmp_path / "other", 2.0)
+    other.record_edit("carve", {near: None}, {near: (carved(near, 4), 0)})
+    assert not torch.equal(tokens, world(other, model).read(far, 4))  # another edit: another memory read nearby
+    cfg = model.denoiser.network.config
+    x = torch.randn(1, 24, 20, 20, 20, generator=torch.Generator().manual_seed(1))
+    cond = model.conditioning({"alpine": 1.0}, {}).replace(spatial=torch.zeros(1, 40, 20, 20, 20))
+    with torch.no_grad():
+        outputs = [model.denoiser(x, torch.tensor([1.0]), cond.replace(memory=m))
+                   for m in (tokens, world(other, model).read(far, 4), null_tokens(cfg, 1))]
+    assert not torch.equal(outputs[0], outputs[1]) and not torch.equal(outputs[0], outputs[2])  # it reaches the model
+
+    chunk = generate_chunk(model, request(far, tokens))
+    script = "\n".join([
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})",
+        "import numpy as np, torch",
+        f"torch.set_num_threads({torch.get_num_threads()})",
+        "from test_voxel_memory import request, world",
+        "from backend.generators.voxel_chunks import generate_chunk",
+        "from backend.models.voxel import VoxelModel",
+        "from backend.voxels.chunk import ChunkKey",
+        "from backend.world.voxel_store import VoxelStore",
+        f"m = VoxelModel.load({str(trained['memory'])!r})",
+        f"tokens = world(VoxelStore({str(tmp_path / 'world')!r}, 2.0), m).read(ChunkKey(1, 0, 0), 4)",
+        f"np.save({str(tmp_path / 'c.npy')!r}, generate_chunk(m, request(ChunkKey(1, 0, 0), tokens)).density)"])
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=180)
+    assert np.load(tmp_path / "c.npy").tobytes() == chunk.density.tobytes()  # after a restart, bit for bit
+
+    store.set_edit(seq, active=False)  # undone: nothing committed, the baseline again
+    assert store.committed() == [] and torch.equal(world(store, model).read(far, 4), baseline)
