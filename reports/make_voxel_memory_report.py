@@ -164,7 +164,8 @@ def write_readme(errors: dict, caves: dict, meta: dict, seconds: float, out: Pat
         better = np.mean(np.array(found["memory"]) < np.array(found["null memory"]), axis=0)
         summary["denoising"][setting] = {n: m.tolist() for n, m in means.items()}
         rows = [[f"{s:g}", f"{means['memory'][i]:.4f}", f"{means['null memory'][i]:.4f}", f"{means['shipped'][i]:.4f}",
-                 f"{means['memory'][i] / means['null memory'][i]:.3f}", f"{means['memory'][i] / means['shipped'][i]:.3f}",
+                 f"{means['memory'][i] / means['null memory'][i]:.3f}",
+                 f"{means['memory'][i] / means['shipped'][i]:.3f}",
                  f"{better[i]:.0%}"] for i, s in enumerate(SIGMAS)]
         sections.append(f"### {setting}\n\n" + table(["sigma", "memory", "null memory", "shipped", "memory / null",
                                                       "memory / shipped", "items better with memory"], rows))
@@ -176,8 +177,10 @@ def write_readme(errors: dict, caves: dict, meta: dict, seconds: float, out: Pat
     shipped = {k: np.array(v["shipped"]) for k, v in (("given", given), ("unset", unset))}
     means = caves["mean"]
     text = README.format(
-        headroom=", ".join(f"{g / u:.2f} at sigma {s:g}" for g, u, s in zip(shipped["given"], shipped["unset"], SIGMAS)),
+        headroom=", ".join(f"{g / u:.2f} at sigma {s:g}"
+                           for g, u, s in zip(shipped["given"], shipped["unset"], SIGMAS)),
         rich_poor=means["memory, cave-rich"] / max(means["memory, cave-poor"], 1e-12),
+        any_null=(means["memory, cave-rich"] + means["memory, cave-poor"]) / 2 / max(means["null memory"], 1e-12),
         donor_ratio=np.mean(caves["donor_share"]["rich"]) / max(np.mean(caves["donor_share"]["poor"]), 1e-12),
         held=len(meta["held_out_regions"]), items=n_items, context=CONTEXT, write_sigma=meta["memory"]["write_sigma"],
         steps=run.get("steps_done"), batch=run.get("batch_size"), minutes=run.get("wall_seconds_this_process", 0) / 60,
@@ -203,13 +206,15 @@ def write_model_card(meta: dict, summary: dict, curve: dict, path: Path) -> None
 
     def ratios(setting: str) -> str:
         found = den[setting]
-        return ", ".join(f"{m / n:.2f} at sigma {s:g}" for m, n, s in zip(found["memory"], found["null memory"], SIGMAS))
+        pairs = zip(found["memory"], found["null memory"], SIGMAS)
+        return ", ".join(f"{m / n:.2f} at sigma {s:g}" for m, n, s in pairs)
 
     path.write_text(MODEL_CARD.format(
         params=run.get("parameters"), trained=run.get("trained_parameters"), memory=json.dumps(meta["memory"]),
         sha=meta["init_from"]["sha256"][:16], regions=run.get("train_maps"), held=len(meta["held_out_regions"]),
         steps=run.get("steps_done"), batch=run.get("batch_size"), lr=train.get("lr"), ema=train.get("ema_decay"),
-        minutes=run.get("wall_seconds_this_process", 0) / 60, hardware=run.get("hardware"), sps=curve["seconds_per_step"],
+        minutes=run.get("wall_seconds_this_process", 0) / 60, hardware=run.get("hardware"),
+        sps=curve["seconds_per_step"],
         first=curve["first_logged"], last=curve["last_logged"], given=ratios("sliders given"),
         unset=ratios("sliders unset"),
         caves=", ".join(f"{n} {v:.4f}" for n, v in summary["caves"].items())))
@@ -252,7 +257,8 @@ and `reports/voxel_memory/voxel_memory.safetensors` from
 `python -m backend.training.train_voxel_memory configs/voxel_memory.json`).
 
 Model: `voxel_memory` is the shipped `voxel_chunks` model, frozen, with cross-attention to memory tokens in its
-attention block and a memory network at dims=3 ({params} trained parameters), trained {steps} steps of batch {batch}.
+attention block, the tokens' mean into its embedding, and a memory network at dims=3 ({params} trained
+parameters), trained {steps} steps of batch {batch} ({minutes:.0f} min on one CPU thread).
 Conditions: **memory** = `voxel_memory` reading memory written from committed chunks; **null memory** = the same
 weights reading the memory-dropout null; **shipped** = `voxel_chunks` without memory. All figures are on the
 {held} corpus regions held out of the memory's training (the last 2 of each style; the shipped model saw them).
@@ -263,7 +269,8 @@ weights reading the memory-dropout null; **shipped** = `voxel_chunks` without me
 - Sliders unset: {ratios_unset}. (Below 1: the memory carries information about the chunk.) For scale, what
   knowing the region's sliders buys the shipped model (its error with the sliders given / unset): {headroom}.
 - Cave share of generated chunks (section 1): {cave_means}; next to cave-rich / next to cave-poor committed
-  chunks with memory: {rich_poor:.2f} (the donors' own cave shares differ {donor_ratio:.0f}-fold).
+  chunks with memory: {rich_poor:.2f} (the donors' own cave shares differ {donor_ratio:.0f}-fold); with any memory /
+  null memory: {any_null:.2f}.
 
 ## 0. Denoising a window of a held-out region
 
@@ -303,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     memory_model, base = VoxelModel.load(args.model), VoxelModel.load(args.base)
     regions = load_regions(args.corpus)
     if len(regions) != memory_model.meta["memory_corpus_regions"]:
-        raise ValueError(f"{args.corpus} holds {len(regions)} regions, not the {memory_model.meta['memory_corpus_regions']} "
+        raise ValueError(f"{args.corpus} holds {len(regions)} regions, not the "
+                         f"{memory_model.meta['memory_corpus_regions']} "
                          "the memory model was trained on: its held-out regions would be others")
     held = np.array(memory_model.meta["held_out_regions"])
     errors = denoising_errors(memory_model, base, regions, held)

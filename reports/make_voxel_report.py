@@ -485,7 +485,7 @@ Loss (mean of the first / last 10 logged steps) {first:.3f} -> {last:.3f} over {
 
 **Limits.** Trained at 2 m voxels only (other sizes run but are out of its distribution); one chunk level
 of context; no memory conditioning in serving (an adapter that reads a world's memory was trained and
-measured, `reports/voxel_memory/`, and does not carry the committed chunks into what it draws); the layered
+measured, `reports/voxel_memory/`, and carries little of the committed chunks into what it draws); the layered
 materials follow a rule, not the model. It draws about a
 fifth of the corpus's cave volume, as pockets more than tunnels, and training longer did not change that
 (measured once, in a GPU lease on 2026-12-04, at this report's places, and not recomputed by this report: mean

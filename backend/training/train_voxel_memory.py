@@ -4,10 +4,13 @@ The 2D worlds' recipe (``train_memory``) on voxel chunks: the shipped voxel mode
 cross-attention to memory tokens in its attention block and, as that block sits at 5³ cells in the middle of
 the network, the tokens' mean into the embedding every residual block reads (``memory_emb``, as sliders enter);
 it stays frozen but for those new layers, whose output projections start at zero (step 0 is exactly the
-shipped model), and learns them together with a MemoryNetwork at dims=3 (``backend.memory``: chunk encoder over the model's folded channels, the same gated writer and banks) on
-walks over the voxel corpus (``backend.data.voxel_walks``) with ``MemoryLoss``: the context chunks, each
-noise-augmented at its own level (GameNGen's context noise), are written into fresh memory and the window is
-denoised reading it; memory dropout trains the null memory, so the same weights run without memory.
+shipped model), and learns them together with a MemoryNetwork at dims=3 (``backend.memory``: chunk encoder over
+the model's folded channels, the same gated writer and banks) on walks over the voxel corpus
+(``backend.data.voxel_walks``) with ``MemoryLoss``: the context chunks, each noise-augmented at its own level
+(GameNGen's context noise), are written into fresh memory and the window is denoised reading it; memory dropout
+trains the null memory, so the same weights run without memory. Sliders are dropped half the time (the shipped
+model's training dropped them a fifth): where the artist leaves them unset, the memory is what tells the model
+about the region, and with them given the memory has little left to add.
 
 Without the 2D recipe's alignment term (``align_weight`` 0): it writes memory from the denoiser's own estimates
 of the context, but a voxel chunk's estimate needs that chunk's own terrain window and known cells, one more

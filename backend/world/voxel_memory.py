@@ -5,8 +5,9 @@ Only the artist's committed voxel edits write it: the chunks each active edit of
 would read it and never write it, so a chunk stays a function of (world seed, chunk key, edit log, terrain). It
 is built from the log (one encoder pass per committed chunk; no state on disk to go stale), so after a restart
 the same log gives the same memory bit for bit. The chunk sources do not read it yet: the memory model measured
-in ``reports/voxel_memory/`` does not carry the committed chunks' content into what it draws. A chunk is written as the voxel model's folded channels over the terrain's depth there, noise-augmented
-at ``write_sigma`` with noise drawn from (world seed, chunk key, edit), as in training.
+in ``reports/voxel_memory/`` carries little of the committed chunks' content into what it draws. A chunk is
+written as the voxel model's folded channels over the terrain's depth there, noise-augmented at ``write_sigma``
+with noise drawn from (world seed, chunk key, edit), as in training.
 
 Geometry: a chunk key (i east, j south, k up) starts at cell (k, j, i) x CHUNK in (z, row, col); region banks
 are keyed (k, j, i) // region_tiles; a chunk is read as the model's window (the chunk and ``margin`` cells
