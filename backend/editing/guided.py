@@ -173,8 +173,8 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
 
     weight: [h, w] float64 in [0, 1], 0 = untouched (bit for bit); t: [h, w] the target in network units
     (see ``network_units``); pinned: optional [h, w] in [0, 1], how much of each cell ends on the target (1:
-    exactly; a river's channel); strength: how much of the new detail a ``mixed`` recipe keeps; drain: run on
-    the result at the models' cells (a valley's stream). Pure function of its inputs and seed.
+    exactly; a river's channel); strength: how much of the new detail a ``mixed`` recipe keeps (times the
+    weight); drain: run on the result at the models' cells (a valley's stream). Pure function of its inputs and seed.
     """
     r0, c0, r1, c1 = window
     original = heights[r0:r1, c0:c1]
@@ -328,8 +328,12 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
             residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma, settings.detail_steps,
                                               cond_fine.replace(spatial=up), rng, settings.sampler,
                                               lambda info: report(info, up)))
-            if recipe.mixed:  # linear in the residual: the known part stays exact, the rim stays seamless
-                residual = torch.lerp((kept - up) / scale, residual, strength)
+            if recipe.mixed:
+                # linear in the residual, so the known part stays exact, and by the stroke's weight as well as its
+                # strength, so the new style thins out along the brush's falloff as every other kind's change does:
+                # at the strength alone a painted dune patch kept its full texture out to three quarters of the
+                # radius and stopped there (roughness 6.1 -> 0.9 from one quarter of the radius to the next)
+                residual = torch.lerp((kept - up) / scale, residual, strength * pad(weight))
             fine = up + scale * residual
             if fixed is not None:
                 # a fully fixed cell exactly tp, not up + scale * (tp - up) / scale
