@@ -509,7 +509,7 @@ against the corpus's, geometric mean over the styles, {grown:.2f} with its caves
 of context; no memory conditioning; the layered materials follow a rule, not the model. As drawn, its caves
 hold about a fifth of the corpus's cave volume, as pockets more than tunnels (a haze of hedged cells around
 them is what the decode's growth opens), and training longer did not change that
-(measured once, in a GPU lease on 2026-12-04, at this report's places, and not recomputed by this report: mean
+(measured once, in a GPU lease on 2026-12-04, at this report's places when it took 2 a style, not recomputed by it: mean
 cave share of annealed chunks): this network after 1000 steps of
 batch 8 0.0028, continued on an H200 on a corpus of 42 regions a style for 1750 steps of batch 64 0.0027; a
 wider one (753,592 parameters) there after 1750 steps 0.0036 and 3250 steps 0.0033, and after 1750 steps
