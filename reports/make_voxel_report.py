@@ -379,11 +379,11 @@ measure on the voxel corpus's surface chunks of the style (the simulation the mo
 ## Per style (annealed output)
 Cave share: open cells among those under the terrain; not grown: the same chunks decoded without growing the
 drawn caves through the model's haze (`backend/voxels/channels.py`, `CAVE_REACH`). Largest system: the biggest
-6-connected cave's share of the cave volume; systems: how many. Open to sky: cave volume connected to the open air above the
-terrain. Overhang columns: columns with rock over open air above the terrain surface. Seed diversity: share
-of the cells differing from the terrain in either of two world seeds' chunks (same place) that differ
-between them (0 = identical, 1 = disjoint features). Seam / interior: mean jump of the truncated density
-across the face to an east neighbour outpainted from this chunk, over the mean jump across interior
+6-connected cave's share of the cave volume; systems: how many. Open to sky: cave volume connected to the open
+air above the terrain. Overhang columns: columns with rock over open air above the terrain surface. Seed
+diversity: share of the cells differing from the terrain in either of two world seeds' chunks (same place)
+that differ between them (0 = identical, 1 = disjoint features). Seam / interior: mean jump of the truncated
+density across the face to an east neighbour outpainted from this chunk, over the mean jump across interior
 planes (target at most 1.2; over all styles' chunks {seam_all:.2f}). Cave share against the corpus's, geometric
 mean over the styles: {grown:.2f} grown, {ungrown:.2f} not grown.
 
@@ -422,8 +422,9 @@ chunk meets the terrain mesh exactly (a class per cell cannot), and feathering t
 outpainting) closes its seam. So continuous stays. Its shortfall is too few caves (a fifth of the held-out
 cave share; the discrete model reached about three fifths), as in the shipped model, whose caves the
 product's decode now grows through the haze of hedged cells around them (the per-style table; this comparison
-decodes without growing). One training run each on a small corpus: a first measurement, not a settled one. The layered materials (cover, dirt, strata) follow a rule of
-the geometry in both; the models draw geometry, fluids and ores.
+decodes without growing). One training run each on a small corpus: a first measurement, not a settled one. The
+layered materials (cover, dirt, strata) follow a rule of the geometry in both; the models draw geometry,
+fluids and ores.
 
 {kinds_table}
 
