@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from scipy.ndimage import binary_dilation, zoom
+from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -35,7 +36,8 @@ from backend.models.erosion_surrogate import MARGIN, ErosionSurrogate  # noqa: E
 from backend.simulation.landscape import erode  # noqa: E402
 from backend.simulation.learned_steps import (MATURE_STEP, StreamPowerPhysics, drainage, height_scale,  # noqa: E402
                                               surrogate_inputs)
-from backend.simulation.surrogate_stage import run_stage, tile_rms  # noqa: E402
+from backend.simulation.surrogate_stage import (BLEND, PHYSICS_MARGIN, physics_on_tiles, reference_plans,  # noqa: E402
+                                                run_stage, tile_rms, trust_map, trust_reference)
 from backend.training.train_erosion_surrogate import CELL_SIZE, corpus_maps, generated_maps  # noqa: E402
 
 CHANNEL_CELLS = 200  # a cell is a river channel when at least this many cells drain through it
@@ -45,6 +47,7 @@ SETTLE_STEPS = 300
 TILE = 32  # tiles of the gate and the trust map on the 256² maps
 CHAINED = 10
 NOISE_FLOOR = 1e-3  # input noise (x the map's scale) of the physics-vs-physics channel IoU
+ORACLE_SHARES = (0.1, 0.2, 0.3)  # shares of tiles the oracle fallback redoes by physics
 
 
 def relative_error(pred: np.ndarray, true: np.ndarray, start: np.ndarray) -> float:
@@ -93,13 +96,44 @@ def single_call(z: np.ndarray, k: int, surrogate: ErosionSurrogate, physics: Str
     seconds = time.perf_counter() - t0
     _, implicit, _ = surrogate_inputs(z, CELL_SIZE, MATURE_STEP, k)
     gated, log = run_stage(z, CELL_SIZE, replace(MATURE_STEP, steps=k), "gated", surrogate, tile=TILE)
-    return {"rel_error": relative_error(pred, true, z), "rel_error_implicit_only": relative_error(z + implicit, true, z),
+    return {**fallback_oracle(z, true, pred, k, surrogate),
+            "rel_error": relative_error(pred, true, z),
+            "rel_error_implicit_only": relative_error(z + implicit, true, z),
             "channel_iou": iou(channels(true), channels(pred)), "channel_near": near(channels(true), channels(pred)),
             "channel_iou_implicit_only": iou(channels(true), channels(z + implicit)),
             "channel_iou_physics_noise": iou(channels(true), channels(perturbed_physics(z, k, physics))),
             "hyps_gap": abs(hypsometric(pred) - hypsometric(true)),
             "rel_error_gated": relative_error(gated, true, z), "fallback_share": log.fallback / max(log.tiles, 1),
+            "gated_border_steps": tile_border_steps(gated - z, true - z),
             "gated_skipped_share": log.skipped / max(log.tiles, 1), "surrogate_s_256": seconds}
+
+
+def tile_border_steps(change: np.ndarray, true_change: np.ndarray) -> float:
+    """``edge_steps`` of a change at the gate's tile borders over the physics' own at the same rows: above 1 where
+    tiles from different engines meet in a step."""
+    borders = list(range(TILE - 1, change.shape[0] - 1, TILE))
+    return edge_steps(change, borders) / edge_steps(true_change, borders)
+
+
+def fallback_oracle(z: np.ndarray, true: np.ndarray, pred: np.ndarray, k: int,
+                    surrogate: ErosionSurrogate) -> dict[str, float]:
+    """What the fallback could do at best: the relative error of the change when the tiles of largest true error
+    (each share of ORACLE_SHARES) are redone by physics as the stage redoes doubtful tiles, the rank correlation of
+    the stage's trust map with the true per-tile error (nan where K cannot split), and the error of the shorter
+    jumps the trust map compares the K-jump with."""
+    error = tile_rms(pred - true, TILE)
+    out = {}
+    for share in ORACLE_SHARES:
+        worst = np.zeros(error.shape, bool)
+        worst.flat[np.argsort(-error, axis=None)[:int(share * error.size)]] = True
+        redone = pred.copy()
+        physics_on_tiles(z, redone, CELL_SIZE, MATURE_STEP, k, worst, TILE)
+        out[f"oracle_{share:g}"] = relative_error(redone, true, z)
+    trust = trust_map(z, pred - z, CELL_SIZE, MATURE_STEP, k, surrogate, TILE).ravel()
+    out["trust_rank_correlation"] = float(spearmanr(trust, error.ravel()).correlation) if trust.any() else float("nan")
+    reference = trust_reference(z, CELL_SIZE, MATURE_STEP, k, surrogate)
+    out["rel_error_reference"] = float("nan") if reference is None else relative_error(reference, true, z)
+    return out
 
 
 def perturbed_physics(z: np.ndarray, k: int, physics: StreamPowerPhysics) -> np.ndarray:
@@ -260,8 +294,13 @@ HORIZON_COLUMNS = [("source", "held-out", "s"), ("K", "K", "d"), ("rel_error", "
                    ("channel_iou_physics_noise", "IoU physics, 0.1 % noise", ".3f"),
                    ("hyps_gap", "hypsometric gap", ".4f"), ("chained_rel_error", "10 chained calls", ".3f"),
                    ("chained_physics_restarted", "10 physics runs of K", ".3f"),
-                   ("chained_finite", "finite", ""), ("rel_error_gated", "gated (fallback) error", ".3f"),
-                   ("fallback_share", "tiles to physics", ".2f"), ("gated_skipped_share", "tiles skipped", ".2f")]
+                   ("chained_finite", "finite", ""), ("gated_skipped_share", "gated: tiles skipped", ".2f")]
+FALLBACK_COLUMNS = [("source", "held-out", "s"), ("K", "K", "d"), ("rel_error", "rel. error of change", ".4f"),
+                    ("rel_error_gated", "gated (fallback) error", ".4f"), ("fallback_share", "tiles to physics", ".2f"),
+                    ("gated_border_steps", "gated: steps at tile borders over physics'", ".2f"),
+                    *((f"oracle_{q:g}", f"oracle, {100 * q:.0f} % of tiles", ".4f") for q in ORACLE_SHARES),
+                    ("trust_rank_correlation", "trust vs true tile error (Spearman)", ".2f"),
+                    ("rel_error_reference", "the trust map's shorter jumps", ".4f")]
 
 
 def verdicts(rows: list[dict[str, Any]], gate: list[dict[str, Any]], seam: dict[str, float]) -> list[str]:
@@ -272,6 +311,8 @@ def verdicts(rows: list[dict[str, Any]], gate: list[dict[str, Any]], seam: dict[
     worst = max(r["rel_error"] for r in rows)
     ratio = max(r["chained_rel_error"] / max(r["rel_error"], 1e-9) for r in rows)
     halved = [r for r in rows if r["rel_error_gated"] <= 0.5 * r["rel_error"] and r["fallback_share"] <= 0.3]
+    oracle = [r for r in rows if r["oracle_0.3"] <= 0.5 * r["rel_error"]]
+    unsplit = [r for r in rows if np.isnan(r["trust_rank_correlation"])]
     return [line(worst <= 0.05, f"relative error of the change <= 0.05 at every K (worst {worst:.3f})"),
             line(min(r["channel_iou"] for r in rows) >= 0.7,
                  f"channel IoU >= 0.7 (lowest {min(r['channel_iou'] for r in rows):.3f}; the physics against itself "
@@ -283,8 +324,10 @@ def verdicts(rows: list[dict[str, Any]], gate: list[dict[str, Any]], seam: dict[
             line(min(g["recall"] for g in gate) >= 0.95 and min(g["skipped_share"] for g in gate) >= 0.5,
                  f"gate recall >= 0.95 with >= 50 % skipped on settled terrain (recall >= "
                  f"{min(g['recall'] for g in gate):.3f}, skipped >= {min(g['skipped_share'] for g in gate):.2f})"),
-            line(len(halved) == len(rows), f"fallback halves the error with <= 30 % of tiles to physics "
-                                           f"({len(halved)} of {len(rows)} (source, K) rows)"),
+            line(len(halved) == len(rows),
+                 f"fallback halves the error with <= 30 % of tiles to physics ({len(halved)} of {len(rows)} "
+                 f"(source, K) rows; {len(unsplit)} have no trust map, their K cannot split; the oracle, the 30 % "
+                 f"of tiles of largest true error redone, in {len(oracle)} of {len(rows)})"),
             line(abs(seam["edge_step_ratio_heights"] / seam["edge_step_ratio_heights_control"] - 1) <= 0.1,
                  f"4 x 4-window world: edge-step ratio over the whole-map run's at the same rows 1 +- 0.1 (heights "
                  f"{seam['edge_step_ratio_heights'] / seam['edge_step_ratio_heights_control']:.4f}, change "
@@ -297,6 +340,9 @@ def write_readme(path: Path, results: dict[str, Any], lines: list[str], cfg: dic
                     ("changing_share", "changing share", ".2f"), ("recall", "recall", ".3f"),
                     ("skipped_share", "skipped share", ".2f")]
     seam = results["seams"]
+    learned = tuple(results["learned"])
+    plans = "; ".join(f"K = {k}: " + " and ".join("+".join(map(str, p)) for p in reference_plans(k, learned))
+                      for k in learned if reference_plans(k, learned))
     text = f"""# The learned erosion surrogate: held-out figures
 
 Made by `python reports/make_surrogate_report.py` (model sha256 `{results['model_sha256'][:16]}`; horizons the
@@ -320,10 +366,26 @@ vs surrogate result; "channels within 1 cell" (a diagnostic, not the target): th
 cells with a surrogate channel cell at most one cell away; "IoU physics, 0.1 % noise": physics vs the physics run
 from the map plus white noise of {NOISE_FLOOR:g} x its scale (how much channels move for tiny errors). Chained: ten
 calls of K against one physics run of 10 K steps; "10 physics runs of K": the physics itself chained the same way
-(each run routes depressions to their spill once, as each surrogate call does), the floor of that figure. Gated: the gate skips settled tiles ({TILE}² tiles), the trust map (one K-jump against two shorter
-jumps) sends doubtful tiles to physics on a window with a margin.
+(each run routes depressions to their spill once, as each surrogate call does), the floor of that figure. Gated: the
+gate skips settled tiles ({TILE}² tiles).
 
 {table(results['horizons'], HORIZON_COLUMNS)}
+
+## Fallback
+
+The gated engine's trust map: per tile the RMS (m) of one K-jump minus the same K made of shorter jumps, the mean of
+two compositions ({plans};
+none at K = 1). The tiles where it is largest, at most {100 * results['fallback_share']:.0f} % of the map and none
+below the gate's tolerance, are redone by physics on a window with a {PHYSICS_MARGIN}-cell margin (or one whole-map
+run where those windows cover more cells than the map: on these 256² maps from 3 tiles on), blended into the jump by
+a linear ramp {BLEND:g} tiles wide each side of their edges (symmetric, so physics' mean weight over the map is the
+tiles' share). "steps at tile borders": the mean |step| of the gated change across tile borders over the mean
+elsewhere, divided by the same ratio of the physics' change (1: no seams). "oracle": the relative error of the change
+when instead the tiles of largest true error are redone the same way, the best any trust map could do at that share.
+Rank correlation: Spearman, trust against the true per-tile error of the single call, averaged over maps. "the trust
+map's shorter jumps": the relative error of the change of that mean of compositions (a diagnostic).
+
+{table(results['horizons'], FALLBACK_COLUMNS)}
 
 ## Gate on settled terrain
 
@@ -383,8 +445,8 @@ K on the ladder {list(surrogate.horizons)}. sha256 `{surrogate.sha256}`.
   (they decide where the result drains). Log: `reports/erosion_surrogate/training_log.csv`.
 - Gate: log10 mean |change| per step of a 32² tile ~ log10 of its mean |change| in one implicit physics step
   + bias {surrogate.config.gate.bias:.3f} (median over {cfg['gate_maps']} training maps' rollouts), margin
-  {surrogate.config.gate.margin:.3f} (the 98th percentile of underestimates); trust tolerance
-  {surrogate.config.trust_tolerance}.
+  {surrogate.config.gate.margin:.3f} (the 98th percentile of underestimates); fallback share
+  {surrogate.config.fallback_share}.
 - Held-out figures at the mature stage (K = 10): relative error of the change
   {', '.join(f"{r['source']} {r['rel_error']:.3f}" for r in mature)}; channel IoU
   {', '.join(f"{r['source']} {r['channel_iou']:.3f}" for r in mature)}. Full report:
@@ -424,7 +486,8 @@ def main() -> None:
     if log.exists():
         training_curve(log, out / "training_curve.png")
     results = {"horizons": rows, "gate": gate, "seams": seam, "model_sha256": surrogate.sha256,
-               "shipped": list(surrogate.horizons), "process": surrogate.config.process}
+               "shipped": list(surrogate.horizons), "process": surrogate.config.process,
+               "fallback_share": surrogate.config.fallback_share, "learned": list(surrogate.config.horizons)}
     (out / "results.json").write_text(json.dumps(results, indent=1))
     write_readme(out / "README.md", results, verdicts(rows, gate, seam), cfg)
     if Path(args.model).resolve() == (ROOT / "models" / "erosion_surrogate.safetensors").resolve():

@@ -13,7 +13,7 @@ from backend.models.erosion_surrogate import (MARGIN, ErosionSurrogate, GateConf
 from backend.simulation.landscape import MULTIPLE_FLOW, StreamPower, erode
 from backend.simulation.learned_steps import (MATURE_STEP, StreamPowerPhysics, ladder_plan, surrogate_inputs,
                                               windows)
-from backend.simulation.surrogate_stage import run_stage, split_horizon, trust_map
+from backend.simulation.surrogate_stage import doubtful_tiles, reference_plans, run_stage, split_horizon, trust_map
 from backend.training.train_erosion_surrogate import fit_gate, gradient_error, relative_error
 
 TINY_UNET = {"dims": 2, "in_channels": 64, "out_channels": 16, "model_channels": 8, "channel_mult": [1, 2],
@@ -60,6 +60,12 @@ def test_ladder_plan_takes_the_longest_jumps():
     assert split_horizon(10, (1, 2, 4, 8, 10)) == (8, 2)
     assert split_horizon(8, (1, 2, 4, 8, 10)) == (4, 4)
     assert split_horizon(1, (1, 2, 4, 8, 10)) is None
+    # the trust map's two compositions of K: both orders, or around the middle where the halves are equal
+    assert reference_plans(10, (1, 2, 4, 8)) == [(8, 2), (2, 8)]
+    assert reference_plans(8, (1, 2, 4)) == [(4, 4), (2, 4, 2)]
+    assert reference_plans(4, (1, 2)) == [(2, 2), (1, 2, 1)]
+    assert reference_plans(2, (1,)) == [(1, 1)]
+    assert reference_plans(1, ()) == []
 
 
 def test_weights_load_from_safetensors_with_their_config(tiny):
@@ -155,19 +161,79 @@ class DriftingStep(StreamPowerPhysics):
         return SurrogateConfig(unet=TINY_UNET)
 
 
-def test_trust_map_sends_only_the_doubtful_tile_back_to_physics():
+@dataclass(frozen=True)
+class SteadyStep(DriftingStep):
+    """A step exactly additive in its horizon (K steps = K x one step): one jump and two shorter ones agree."""
+
+    name: str = "steady"
+
+    def delta(self, fields, cell_size, process, horizon):
+        rows, cols = np.mgrid[0:fields["heights"].shape[0], 0:fields["heights"].shape[1]]
+        return {"heights": -0.5 * horizon * np.sin(rows / 7.0) * np.cos(cols / 5.0)}
+
+
+@dataclass(frozen=True)
+class BumpyStep(DriftingStep):
+    """Physics whose 2-step jump is wrong by a smooth 30 m bump centred on the top-left 32 x 32 tile."""
+
+    name: str = "bumpy"
+
+    def delta(self, fields, cell_size, process, horizon):
+        out = StreamPowerPhysics.delta(self, fields, cell_size, process, horizon)
+        if horizon == 2:
+            rows, cols = np.mgrid[0:out["heights"].shape[0], 0:out["heights"].shape[1]]
+            out["heights"] += 30.0 * np.exp(-((rows - 16.0) ** 2 + (cols - 16.0) ** 2) / (2 * 12.0**2))
+        return out
+
+
+def test_trust_map_sends_the_doubtful_tile_back_to_physics():
     z = lumpy_slope(128, seed=5)
     process = replace(MATURE_STEP, steps=2)
     step = DriftingStep()
     jump = step.delta({"heights": z}, 30.0, MATURE_STEP, 2)["heights"]
     doubt = trust_map(z, jump, 30.0, MATURE_STEP, 2, step, 32)
-    assert doubt[0, 0] > 0.5 and np.delete(doubt.ravel(), 0).max() < 0.2  # physics: 2 steps vs 1 + 1 differ a little
-    gated, log = run_stage(z, 30.0, process, "gated", step, tile=32, trust_tolerance=0.25)
-    assert log.fallback == 1 and log.skipped == 0 and log.tiles == 16
+    assert doubt[0, 0] > 25.0 and np.delete(doubt.ravel(), 0).max() < 5.0  # metres: physics' 2 vs 1 + 1 differ a little
     truth = erode(z, 30.0, process)
-    assert np.abs(gated[:32, :32] - truth[:32, :32]).max() < 5.0  # redone by physics, not the drift of 30 m
+    # the budget: at most int(share x 16 tiles), the worst first; one tile takes a window, four the whole map
+    for share, sent in ((1 / 16, 1), (0.3, 4)):
+        gated, log = run_stage(z, 30.0, process, "gated", step, tile=32, fallback_share=share)
+        assert log.fallback == sent and log.skipped == 0 and log.tiles == 16
+        error = np.abs(gated - truth)[:32, :32]
+        assert error[:24, :24].max() < 1.0 and error.mean() < 5.0  # physics, blended into the jump at the tile's edge
     surrogate_only, _ = run_stage(z, 30.0, process, "surrogate", step)
     assert np.abs(surrogate_only[:32, :32] - truth[:32, :32]).max() > 25.0
+
+
+def test_physics_is_blended_in_without_a_step_at_the_tile_edge():
+    """A smooth error of the jump: pasted, the physics tile would leave a step of metres at its edge; blended, none."""
+    z = lumpy_slope(128, seed=5)
+    process = replace(MATURE_STEP, steps=2)
+    gated, log = run_stage(z, 30.0, process, "gated", BumpyStep(), tile=32, fallback_share=1 / 16)
+    assert log.fallback == 1
+    truth = erode(z, 30.0, process)
+    jump_error = np.abs(z + BumpyStep().delta({"heights": z}, 30.0, MATURE_STEP, 2)["heights"] - truth)
+    across = np.abs(np.diff(gated - truth, axis=1)[:32, 31])  # steps from column 31 to 32: the tile's edge
+    assert jump_error[:32, 32].max() > 9.0  # what a pasted tile would step by there
+    assert across.max() < 1.5
+    assert np.abs(gated - truth)[:24, :24].max() < 1.0
+
+
+def test_trusted_tiles_cost_no_physics():
+    """Where one jump and two shorter ones agree, nothing is sent however large the budget."""
+    z = lumpy_slope(128, seed=5)
+    gated, log = run_stage(z, 30.0, replace(MATURE_STEP, steps=2), "gated", SteadyStep(), tile=32, fallback_share=0.3)
+    assert log.fallback == 0
+    np.testing.assert_array_equal(gated, z + SteadyStep().delta({"heights": z}, 30.0, MATURE_STEP, 2)["heights"])
+
+
+def test_doubtful_tiles_take_the_largest_unsettled_disagreements_within_the_budget():
+    trust = np.arange(16.0).reshape(4, 4)
+    settled = np.zeros((4, 4), bool)
+    settled[3, 3] = True  # the largest disagreement, but the gate skips it
+    picked = doubtful_tiles(trust, settled, floor=0.0, share=0.25)
+    assert sorted(trust[picked]) == [11.0, 12.0, 13.0, 14.0]
+    assert sorted(trust[doubtful_tiles(trust, settled, floor=12.5, share=0.25)]) == [13.0, 14.0]
+    assert not doubtful_tiles(trust, settled, floor=0.0, share=0.0).any()
 
 
 def test_stage_engines(tiny):

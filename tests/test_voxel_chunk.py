@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from backend.meshing.heightfield import grid_vertices
+from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, terrain_heights_at, voxelise_terrain
 
 
@@ -34,3 +35,29 @@ def test_chunk_refuses_wrong_shapes_and_sizes() -> None:
         VoxelChunk(ChunkKey(0, 0, 0), 3.0, cube, cube)
     with pytest.raises(ValueError, match="must be"):
         VoxelChunk(ChunkKey(0, 0, 0), 2.0, np.zeros((CHUNK, CHUNK, 8)), cube)
+
+
+def test_a_drawn_cave_grows_through_the_haze_around_it_and_nowhere_else() -> None:
+    """Deep rock of a middling negative change opens only where it joins a cave the model committed to; haze alone,
+    haze in the ground's skin or above ground and the other channels stay as drawn."""
+    n, vs = 16, 2.0
+    depth = np.broadcast_to((12.0 - np.arange(n, dtype=np.float32))[:, None, None] * vs, (n, n, n)).copy()
+    channels = np.zeros((3, n, n, n), np.float32)
+    channels[0, 4, 4, 4] = -2.0  # a drawn cave cell deep in the rock (terrain tsdf 1)
+    channels[0, 4, 4, 5:9] = -0.6  # haze joined to it
+    channels[0, 4, 10, 4:8] = -0.9  # haze on its own
+    channels[0, 4, 4, 9] = -0.2  # within the dead zone: the growth stops before it
+    channels[0, 13:15, 4, 4] = -0.9  # above the terrain (depth < 0): not underground
+    channels[0, 10, 8, 8] = -2.0  # a drawn cave just deep enough (terrain tsdf 1)...
+    channels[0, 11, 8, 8] = -0.4  # ...and haze above it in the ground's skin (tsdf 0.5): it keeps its roof
+    channels[1:, 4, 4, 5] = 0.25
+    out = ch.grown_caves(channels, depth, vs)
+    density, _ = ch.decode(out, depth, np.zeros(n), vs, "grass")
+    np.testing.assert_array_equal(density[4, 4, 4:9] <= 0, True)
+    assert density[4, 4, 9] > 0 and (density[4, 10, 4:8] > 0).all()
+    assert (out[0, 13:15] == channels[0, 13:15]).all()
+    changed = out[0] != channels[0]
+    assert changed.sum() == 4 and changed[4, 4, 5:9].all()
+    assert density[10, 8, 8] <= 0 < density[11, 8, 8]
+    np.testing.assert_array_equal(out[1:], channels[1:])
+    np.testing.assert_array_equal(ch.decode(channels, depth, np.zeros(n), vs, "grass")[0][4, 4, 5:9] > 0, True)

@@ -83,12 +83,18 @@ KEEP_AREA_M2 = (1.8e3, 1.8e4)
 FILL_FALL = 0.02
 LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the land: gullies, spurs, side valleys
 RECIPES: dict[str, Recipe] = {
-    "raise": Recipe(0.5, erosion=LIGHT), "lower": Recipe(0.5, erosion=LIGHT),  # new detail on the moved ground
+    # new detail on the moved ground; a raise is worn by its weight over the whole radius, as a ridge (below): its
+    # outline 0.93 -> 0.79 (mean |Laplacian| at 0.7-0.8 of the radius, 0.35 around)
+    "raise": Recipe(0.5, erosion=LIGHT, worn_from=1.0), "lower": Recipe(0.5, erosion=LIGHT),
+    # a ridge is worn by its weight over the whole radius: fully from half its weight, the stage's change faded out
+    # between half and four fifths of the radius and drew an outline around it there (mean |Laplacian| 0.63 at 0.7-0.8
+    # of the radius on the README's ridge, 0.35 around; 0.51 so)
+    "ridge": Recipe(0.4, erosion=LIGHT, worn_from=1.0),
     # a valley's stream is drained before and after the stage: its side only partly worn gave a narrow valley a
     # floor 1.5x as rough as around (two channel networks blended), its rim blended from the target flat runs; worn
     # fully from half its weight, not a quarter: the stage's change cut off at 0.67 of the radius drew a rim cliff
     # (steepest 1 % of the edge band 64 -> 50 degrees on the README's valley, 27 in the land around)
-    "ridge": Recipe(0.4, erosion=LIGHT), "valley": Recipe(0.4, erosion=LIGHT, rim_on_target=False),
+    "valley": Recipe(0.4, erosion=LIGHT, rim_on_target=False),
     # little noise: the point is less relief; a flattened stretch is worn and drained as the land around it. The
     # worn land is smooth: smooth's model detail from 0.08 made it rougher than before (tiny test models: 1.8x)
     "flatten": Recipe(0.15, erosion=LIGHT), "smooth": Recipe(0.03),
@@ -173,8 +179,8 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
 
     weight: [h, w] float64 in [0, 1], 0 = untouched (bit for bit); t: [h, w] the target in network units
     (see ``network_units``); pinned: optional [h, w] in [0, 1], how much of each cell ends on the target (1:
-    exactly; a river's channel); strength: how much of the new detail a ``mixed`` recipe keeps; drain: run on
-    the result at the models' cells (a valley's stream). Pure function of its inputs and seed.
+    exactly; a river's channel); strength: how much of the new detail a ``mixed`` recipe keeps (times the
+    weight); drain: run on the result at the models' cells (a valley's stream). Pure function of its inputs and seed.
     """
     r0, c0, r1, c1 = window
     original = heights[r0:r1, c0:c1]
@@ -328,8 +334,12 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
             residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma, settings.detail_steps,
                                               cond_fine.replace(spatial=up), rng, settings.sampler,
                                               lambda info: report(info, up)))
-            if recipe.mixed:  # linear in the residual: the known part stays exact, the rim stays seamless
-                residual = torch.lerp((kept - up) / scale, residual, strength)
+            if recipe.mixed:
+                # linear in the residual, so the known part stays exact, and by the stroke's weight as well as its
+                # strength, so the new style thins out along the brush's falloff as every other kind's change does:
+                # at the strength alone a painted dune patch kept its full texture out to three quarters of the
+                # radius and stopped there (roughness 6.1 -> 0.9 from one quarter of the radius to the next)
+                residual = torch.lerp((kept - up) / scale, residual, strength * pad(weight))
             fine = up + scale * residual
             if fixed is not None:
                 # a fully fixed cell exactly tp, not up + scale * (tp - up) / scale

@@ -285,9 +285,9 @@ def generate_chunk_with_stats(model: VoxelModel, request: VoxelChunkRequest) -> 
     folded = sample_canvas(model, cond, known_t, values_t, noise, settings)
     canvas = np.where(known[None], values, ch.unfold(folded)[0].cpu().numpy())
     centre = (slice(margin, margin + CHUNK),) * 3
-    drawn = _Drawn(canvas[(slice(None), *centre)], *ch.decode(canvas[(slice(None), *centre)], depth[centre],
-                                                                z[centre[0]], vs, model.cover(request.style_weights)),
-                   depth[centre], z[centre[0]], model.cover(request.style_weights))
+    block = ch.grown_caves(canvas[(slice(None), *centre)], depth[centre], vs)
+    cover = model.cover(request.style_weights)
+    drawn = _Drawn(block, *ch.decode(block, depth[centre], z[centre[0]], vs, cover), depth[centre], z[centre[0]], cover)
     stats.sample_s = time.perf_counter() - t0
 
     def redraw(mask: np.ndarray) -> np.ndarray:
@@ -297,7 +297,8 @@ def generate_chunk_with_stats(model: VoxelModel, request: VoxelChunkRequest) -> 
         fixed = np.where(keep[None], canvas, 0.0).astype(np.float32)
         again = sample_canvas(model, cond, _fold(np.broadcast_to(keep, values.shape), device), _fold(fixed, device),
                               noise, REDRAW, start=_fold(canvas.astype(np.float32), device))
-        return np.where(keep[None], canvas, ch.unfold(again)[0].cpu().numpy())[(slice(None), *centre)]
+        block = np.where(keep[None], canvas, ch.unfold(again)[0].cpu().numpy())[(slice(None), *centre)]
+        return ch.grown_caves(block, depth[centre], vs)
 
     t1 = time.perf_counter()
     density, material = refine_chunk(drawn, request, stats, redraw)

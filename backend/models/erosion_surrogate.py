@@ -62,7 +62,9 @@ class SurrogateConfig:
     routing: dict[str, Any] = field(default_factory=lambda: asdict(SINGLE_FLOW))
     cell_size: float = 30.0
     gate: GateConfig = GateConfig()
-    trust_tolerance: float = 0.25  # a tile is doubtful when one K-jump and two K/2 jumps differ by more
+    # the gated stage's physics budget: at most this share of a period's tiles, those where one K-jump and
+    # shorter jumps differ most (surrogate_stage; reports/erosion_surrogate: the fallback criterion allows 30 %)
+    fallback_share: float = 0.3
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SurrogateConfig:
@@ -71,6 +73,7 @@ class SurrogateConfig:
         d["shipped"] = None if d.get("shipped") is None else tuple(d["shipped"])
         # files from before the implicit-step gate also carry a linear model's "coef" (their process is refused)
         d["gate"] = GateConfig(**{k: v for k, v in d.get("gate", {}).items() if k != "coef"})
+        d.pop("trust_tolerance", None)  # files from before the share-capped fallback: a tolerance on a ratio
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:

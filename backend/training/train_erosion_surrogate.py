@@ -181,7 +181,7 @@ def train(cfg: dict[str, Any], corpus: list[str]) -> None:
     torch.manual_seed(cfg["seed"])
     train_data, heldout = dataset(cfg, corpus, run_dir, "train"), dataset(cfg, corpus, run_dir, "heldout")
     config = SurrogateConfig(unet=cfg["unet"], fold=cfg["fold"], horizons=tuple(cfg["horizons"]),
-                             trust_tolerance=cfg["trust_tolerance"], process=process_dict(MATURE_STEP),
+                             fallback_share=cfg["fallback_share"], process=process_dict(MATURE_STEP),
                              routing=asdict(MATURE_STEP.routing))
     net = SurrogateNet(config)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
