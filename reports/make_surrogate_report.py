@@ -346,8 +346,9 @@ def write_readme(path: Path, results: dict[str, Any], lines: list[str], cfg: dic
     text = f"""# The learned erosion surrogate: held-out figures
 
 Made by `python reports/make_surrogate_report.py` (model sha256 `{results['model_sha256'][:16]}`; horizons the
-product uses, at least 3x faster than physics in `benchmarks/results/surrogate_cpu.txt`: {results['shipped']}; every
-learned horizon is measured below). The surrogate jumps K steps of the erosion stage's process (fastscapelib stream
+product uses: {results['shipped']}, chosen as those at least 3x faster than physics in a run of
+`benchmarks/bench_surrogate.py`, whose latest figures, which move with this host's speed, are in
+`benchmarks/results/surrogate_cpu.txt`; every learned horizon is measured below). The surrogate jumps K steps of the erosion stage's process (fastscapelib stream
 power, n = 1, and backward-Euler hillslope diffusion, {results['process']['diffusion']:g} m² a step, at 30 m cells) in one
 call; every figure compares it with the physics on held-out terrain:
 {cfg['maps']['heldout']['corpus']} held-out corpus maps and {cfg['maps']['heldout']['generated']} maps the shipped
