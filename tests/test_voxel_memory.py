@@ -26,7 +26,8 @@ from backend.training.train_memory import memory_adapter
 from backend.training.train_voxel_memory import voxel_memory_config
 from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk, voxelise_terrain
-from backend.world.voxel_memory import NEIGHBOURS_3D, VoxelMemory
+from backend.memory.chunk_geometry import NEIGHBOURS_3D
+from backend.world.voxel_memory import VoxelMemory
 from backend.world.voxel_store import VoxelStore
 
 sys.path.insert(0, str(Path(__file__).parent))

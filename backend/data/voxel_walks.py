@@ -29,7 +29,7 @@ from backend.data.voxel_corpus import REGION_CHUNKS, WINDOW, VoxelRegions, known
 from backend.diffusion.preconditioning import Conditioning
 from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK
-from backend.world.voxel_memory import NEIGHBOURS_3D, memory_geometry
+from backend.memory.chunk_geometry import NEIGHBOURS_3D, memory_geometry
 
 
 def held_out(regions: VoxelRegions, per_style: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,26 +24,12 @@ import torch
 from torch import Tensor
 
 from backend.memory.banks import MemoryBanks
-from backend.memory.network import MemoryDenoiser, MemoryNetwork, neighbour_offsets
+from backend.memory.chunk_geometry import NEIGHBOURS_3D, memory_geometry
+from backend.memory.network import MemoryDenoiser, MemoryNetwork
 from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk
 
-NEIGHBOURS_3D = neighbour_offsets(3)  # (dz, drow, dcol) of the chunks read around a window
 Depth = Callable[[ChunkKey], np.ndarray]  # the terrain depth (metres, CHUNK³) at a chunk's cells
-
-
-def memory_geometry(target: tuple[int, ...], origin: tuple[int, ...], window: int,
-                    region_tiles: int) -> tuple[Tensor, Tensor]:
-    """(the window centre's offset in the target chunk's memory region [3] (0..1), each neighbour chunk's origin
-    minus the window's origin in chunks [27, 3]) for a ``window``-cell window at cell ``origin`` whose centre lies
-    in chunk ``target``; chunks and cells are (z, row, col) in key space."""
-    span = region_tiles * CHUNK
-    region = tuple(t // region_tiles for t in target)
-    centre = [o + window / 2 for o in origin]
-    offset = torch.tensor([(c - r * span) / span for c, r in zip(centre, region)], dtype=torch.float32)
-    relative = torch.tensor([[((t + d) * CHUNK - o) / CHUNK for t, d, o in zip(target, delta, origin)]
-                             for delta in NEIGHBOURS_3D], dtype=torch.float32)
-    return offset, relative
 
 
 def chunk_tile(chunk: VoxelChunk, depth: np.ndarray) -> Tensor:
