@@ -171,11 +171,15 @@ class VoxelWindowDataset:
         cond = spatial_condition(depth, known_mask(rng), x, reg.voxel_size)
         k = int(rng.integers(N_DIHEDRAL))
         x_t, cond_t = (dihedral(torch.from_numpy(a), k).contiguous() for a in (x, cond))
-        style = torch.zeros(len(reg.style_names))
-        style[int(reg.style[r])] = 1.0
-        return ch.fold(x_t[None])[0], Conditioning(style_weights=style,
-                                                   sliders=torch.from_numpy(2 * reg.sliders[r] - 1).float(),
-                                                   spatial=ch.fold(cond_t[None])[0])
+        return ch.fold(x_t[None])[0], region_conditioning(reg, r, cond_t)
+
+
+def region_conditioning(regions: VoxelRegions, r: int, spatial: Tensor) -> Conditioning:
+    """Region r's style (one-hot) and sliders (in [-1, 1]) with a window's spatial condition [C, *cells], folded."""
+    style = torch.zeros(len(regions.style_names))
+    style[int(regions.style[r])] = 1.0
+    return Conditioning(style_weights=style, sliders=torch.from_numpy(2 * regions.sliders[r] - 1).float(),
+                        spatial=ch.fold(spatial[None])[0])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -25,11 +25,12 @@ import torch
 from torch import Tensor
 
 from backend.data.datasets import N_DIHEDRAL, dihedral
-from backend.data.voxel_corpus import REGION_CHUNKS, WINDOW, VoxelRegions, known_mask, spatial_condition
+from backend.data.voxel_corpus import (REGION_CHUNKS, WINDOW, VoxelRegions, known_mask, region_conditioning,
+                                       spatial_condition)
 from backend.diffusion.preconditioning import Conditioning
+from backend.memory.chunk_geometry import NEIGHBOURS_3D, memory_geometry
 from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK
-from backend.memory.chunk_geometry import NEIGHBOURS_3D, memory_geometry
 
 
 def held_out(regions: VoxelRegions, per_style: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,8 +145,4 @@ class VoxelWalkDataset:
                   "nb_present": nb_present, "nb_relative": relative, "offset": offset,
                   "target_region": torch.tensor(self._bank(key(target))), "fold_region": torch.tensor(plan.fold),
                   "region_count": torch.tensor(int(np.prod(self.per_axis)))}
-        style = torch.zeros(len(reg.style_names))
-        style[int(reg.style[plan.r])] = 1.0
-        cond = Conditioning(style_weights=style, sliders=torch.from_numpy(2 * reg.sliders[plan.r] - 1).float(),
-                            spatial=ch.fold(torch.from_numpy(spatial)[None])[0])
-        return ch.fold(window[None])[0], cond, extras
+        return ch.fold(window[None])[0], region_conditioning(reg, plan.r, torch.from_numpy(spatial)), extras

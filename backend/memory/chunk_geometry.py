@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from backend.voxels.chunk import CHUNK
-
 from backend.memory.network import neighbour_offsets
+from backend.voxels.chunk import CHUNK
 
 NEIGHBOURS_3D = neighbour_offsets(3)  # (dz, drow, dcol) of the chunks read around a window
 
