@@ -13,6 +13,7 @@ measured: the readout's error on their reads against the constant that best fits
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -145,8 +146,6 @@ def run_training(run: ReadoutRunConfig) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import argparse
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", help="configs/voxel_readout.json")
     ap.add_argument("--steps", type=int, help="override the config's step count (smoke runs)")
