@@ -16,6 +16,8 @@ of its training (the readout holds out the same).
    cave-poor held-out region around it, or of the region itself: by the memory model alone, and as served (the
    memory model conditioned on the slider readout's estimate); with the null memory and by the shipped model.
 2. The slider readout's error on the held-out regions' reads against the best constant (its file's figures).
+3. How far the estimate reaches: the readout's cave density for chunks 0 to 8 chunks east of a target, in memory
+   written from the chunks of a cave-rich or a cave-poor held-out region around the target.
 """
 
 from __future__ import annotations
@@ -131,6 +133,29 @@ def donor_conditions(memory_model: VoxelModel, readout: VoxelReadout, key: Chunk
             f"served, {label}": [MemoryChunks(m, readout.readout, margin).condition(key, {}) for m in memories]}
 
 
+REACH = (0, 1, 2, 4, 8)  # chunks east of the target whose estimate section 3 reads
+
+
+def estimate_reach(memory_model: VoxelModel, readout: VoxelReadout, regions, donors: dict[str, list[int]]
+                   ) -> dict[str, list[float]]:
+    """Section 3: per donor kind, the mean cave density estimate at each distance in REACH (the donor's chunks
+    committed around its own target, read farther and farther east)."""
+    vs, margin = regions.voxel_size, int(memory_model.meta["margin"])
+    out = {}
+    for kind, found in donors.items():
+        rows, served = [], []
+        for d in found:
+            key0 = ChunkKey(0, 0, int(round((regions.z[d][0] - vs / 2) / (CHUNK * vs))))
+            chunks = MemoryChunks(committed_memory(memory_model, region_chunks(regions, d, key0)), readout.readout,
+                                  margin)
+            target = ChunkKey(key0.i + TARGET[2], key0.j + TARGET[1], key0.k + TARGET[0])
+            keys = [ChunkKey(target.i + r, target.j, target.k) for r in REACH]
+            rows.append([chunks.readout.estimate(chunks.memory.read(k, margin))["cave_density"] for k in keys])
+            served.append([chunks.memory.near(k) for k in keys])
+        out[kind] = {"estimate": np.mean(rows, axis=0).tolist(), "served": np.all(served, axis=0).tolist()}
+    return out
+
+
 def cave_response(memory_model: VoxelModel, base: VoxelModel, readout: VoxelReadout, regions, held: np.ndarray
                   ) -> dict:
     """Section 1: mean cave share of generated chunks per condition, each target's row, the readout's estimates."""
@@ -168,7 +193,8 @@ def cave_response(memory_model: VoxelModel, base: VoxelModel, readout: VoxelRead
             "off_corpus": {n: float(np.mean([abs(row[n] - row["corpus"]) for row in rows])) for n in names[1:]},
             "estimates": {n: {s: float(np.mean([e[s] for e in found])) for s in found[0]}
                           for n, found in estimates.items()},
-            "donor_share": {"rich": [shares[d] for d in rich], "poor": [shares[d] for d in poor]}}
+            "donor_share": {"rich": [shares[d] for d in rich], "poor": [shares[d] for d in poor]},
+            "reach": estimate_reach(memory_model, readout, regions, {"cave-rich": rich, "cave-poor": poor})}
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -193,7 +219,7 @@ def readout_table(readout_meta: dict) -> str:
 
 def write_readme(errors: dict, caves: dict, meta: dict, readout_meta: dict, seconds: float, out: Path) -> dict:
     summary: dict = {"denoising": {}, "caves": caves["mean"], "off_corpus": caves["off_corpus"],
-                     "estimates": caves["estimates"], "readout": readout_meta["held_out"]}
+                     "estimates": caves["estimates"], "readout": readout_meta["held_out"], "reach": caves["reach"]}
     sections = []
     for setting, found in errors.items():
         means = {n: np.mean(np.array(v), axis=0) for n, v in found.items()}
@@ -238,7 +264,12 @@ def write_readme(errors: dict, caves: dict, meta: dict, readout_meta: dict, seco
         readout=readout_table(readout_meta), readout_params=readout_meta["run"]["parameters"],
         train_regions=readout_meta["train_regions"], train_reads=readout_meta["train_reads"],
         held_reads=readout_meta["held_reads"], readout_seconds=readout_meta["run"]["seconds"],
-        seconds=seconds, params=run.get("trained_parameters"))
+        reach=table(["donor region", *(f"{r} east" for r in REACH)],
+                    [[kind, *(f"{v:.2f}" + ("" if near else " (not served)") for v, near in
+                              zip(found["estimate"], found["served"]))] for kind, found in caves["reach"].items()]),
+        reach_summary="; ".join(f"{kind} {found['estimate'][0]:.2f} at the target, {found['estimate'][-1]:.2f} "
+                                f"at {REACH[-1]} chunks east" for kind, found in caves["reach"].items()),
+        n_donors=DONORS, seconds=seconds, params=run.get("trained_parameters"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "README.md").write_text(text)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -337,7 +368,9 @@ region's other chunks: {off_corpus} (`reports/voxel_memory/README.md`).
 simulator's two sliders, so it can only ask the model for more or fewer caves and overhangs, not for a cave's
 shape or place. Overhang is read little better than its constant (the figures above), so its estimate stays near
 the middle. It reads the committed chunks' content, not the slider they were drawn with: a style that draws few
-caves at any slider can read as a low cave density.
+caves at any slider can read as a low cave density. It learned from reads of a region's own chunks, so serving
+takes its estimate only where a committed chunk lies in a chunk's neighbourhood or memory region (farther, from the
+world bank alone, it read the same for cave-rich and cave-poor worlds: the report's section 3).
 """
 
 
@@ -368,6 +401,8 @@ memory's and the readout's training (the last 2 of each style; the shipped model
   region's 17 other chunks: {off_corpus}.
 - Readout (section 2), held-out RMSE vs the best constant: {readout_figures}. Its mean estimates in section 1:
   {estimates}.
+- How far the estimate reaches (section 3), cave density read beside the committed chunks and farther east (where
+  serving no longer takes it): {reach_summary}.
 - Denoising a window of a held-out region, memory / null-memory error, sliders given: {ratios_given}.
 - Sliders unset: {ratios_unset}. (Below 1: the memory carries information about the chunk.) For scale, what
   knowing the region's sliders buys the shipped model (its error with the sliders given / unset): {headroom};
@@ -400,6 +435,17 @@ against the region's sliders; the constant is the training labels' mean. Trained
 {train_regions} regions.
 
 {readout}
+
+## 3. How far the estimate reaches
+
+The readout's cave density estimate for the chunk at the target's place (section 1) and for chunks farther east,
+in memory written from the 17 other chunks of each cave-rich or cave-poor donor region (all {n_donors} of a kind,
+averaged). Past the neighbourhood and the region bank only the world bank reaches a chunk, and there the readout
+(trained on reads of a region's own chunks) reads the same for both kinds: serving takes its estimate only where a
+committed chunk lies in the chunk's 3 x 3 x 3 neighbourhood or memory region ("not served" marks the others, which
+keep the sliders unset).
+
+{reach}
 
 This report took {seconds:.0f} s.
 """

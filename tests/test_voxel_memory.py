@@ -221,6 +221,7 @@ def test_a_world_with_memory_takes_the_readout_estimate_for_unset_sliders_only(t
     chunks = MemoryChunks(world(store, model), readout.readout, 4)
     read, sliders = chunks.condition(far, {"overhang": 0.25})
     assert torch.equal(read, tokens) and sliders == {**estimate, "overhang": 0.25}
+    assert chunks.condition(ChunkKey(4, 0, 0), {"overhang": 0.25})[1] == {"overhang": 0.25}  # no committed chunk near
     assert estimate["overhang"] != 0.25  # the artist's slider wins over the estimate
 
     made = memory_source(model, readout, store, settings(overhang=0.25)).make(far, settings(overhang=0.25), 0, {})

@@ -83,6 +83,12 @@ class VoxelMemory(MemoryBanks):
         self.write_tokens(tuple(v // self.cfg.region_tiles for v in _zjk(chunk.key)), tokens)
         self.latest[chunk.key] = tokens[0]
 
+    def near(self, key: ChunkKey) -> bool:
+        """Whether a committed chunk lies around ``key`` (its 3 x 3 x 3 neighbourhood) or in its memory region."""
+        region = tuple(t // self.cfg.region_tiles for t in _zjk(key))
+        return region in self.regions or any(ChunkKey(key.i + dx, key.j + dy, key.k + dz) in self.latest
+                                             for dz, dy, dx in NEIGHBOURS_3D)
+
     def read(self, key: ChunkKey, margin: int) -> Tensor:
         """Tokens [1, T, D] for generating chunk ``key`` on a canvas of ``margin`` cells around it."""
         target = _zjk(key)
@@ -109,7 +115,9 @@ class MemoryChunks:
 
     def condition(self, key: ChunkKey, sliders: dict[str, float]) -> tuple[Tensor, dict[str, float]]:
         """(tokens [1, T, D] chunk ``key`` reads, its sliders: ``sliders`` where the artist set them, else the
-        readout's estimate; before anything is committed, only the artist's: an empty memory tells nothing, and
-        the readout's guess there is the corpus's mean, not the world's)."""
+        readout's estimate where committed chunks lie near (``VoxelMemory.near``); elsewhere only the artist's.
+        The readout learned from reads of a region's own chunks: from the world bank alone (far from every
+        committed chunk) it read the same low cave density beside cave-rich and cave-poor regions
+        (``reports/voxel_memory/`` section 3)."""
         tokens = self.memory.read(key, self.margin)
-        return tokens, {**(self.readout.estimate(tokens) if self.memory.writes else {}), **sliders}
+        return tokens, {**(self.readout.estimate(tokens) if self.memory.near(key) else {}), **sliders}
