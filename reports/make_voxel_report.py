@@ -516,8 +516,9 @@ Loss (mean of the first / last 10 logged steps) {first:.3f} -> {last:.3f} over {
 against the corpus's, geometric mean over the styles, {grown:.2f} with its caves grown, {ungrown:.2f} as drawn.
 
 **Limits.** Trained at 2 m voxels only (other sizes run but are out of its distribution); one chunk level
-of context; no memory conditioning in serving (an adapter that reads a world's memory was trained and
-measured, `reports/voxel_memory/`, and carries little of the committed chunks into what it draws); the layered
+of context; a world's memory reaches its chunks only through the opt-in voxel memory models (an adapter that reads
+it, which alone carries little of the committed chunks into what it draws, and a slider readout: `voxel_memory.md`,
+`reports/voxel_memory/`); the layered
 materials follow a rule, not the model. As drawn, its caves
 hold about a fifth of the corpus's cave volume, as pockets more than tunnels (a haze of hedged cells around
 them is what the decode's growth opens), and training longer did not change that

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.voxels.chunk import CHUNK, MATERIAL
+from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, voxelise_terrain
 from backend.world.voxel_store import VoxelStore
 from protocol import ErrorCode
 from protocol.client import BackendError, Client
@@ -157,6 +157,8 @@ def test_export_writes_vox_and_glb_inside_roots(client, tmp_path):
     ({"export": {"out_dir": "/tmp/x", "name": "../up"}}, ErrorCode.BAD_PARAMS, "export.name"),
     ({"surprise": 1}, ErrorCode.BAD_PARAMS, "unknown voxels params"),
     ({"style_weights": {"alpine": -1}}, ErrorCode.BAD_PARAMS, "style_weights"),
+    ({"memory": "yes"}, ErrorCode.BAD_PARAMS, "memory must be true or false"),
+    ({"memory": True}, ErrorCode.BAD_PARAMS, "memory needs the learned source and a world folder"),
 ])
 def test_bad_region_requests_are_refused(client, bad, code, words):
     with pytest.raises(BackendError) as info:
@@ -263,3 +265,51 @@ def test_distant_chunks_stream_at_a_coarser_level_of_detail(client):
         with pytest.raises(BackendError) as info:
             client.submit("voxels", _params(lod=lod), "", timeout=10, arrays={"heights": _heights()})
         assert info.value.code == ErrorCode.BAD_PARAMS.value and words in str(info.value)
+
+
+def _committed(world: Path, key: ChunkKey) -> None:
+    """An artist's committed edit, as voxel_edit stores one: the ground under the test terrain with a cave box."""
+    store = VoxelStore(world, 2.0)
+    ground = voxelise_terrain(_heights(), CELL, (-32 * CELL, 32 * CELL), key, 2.0, "grass")
+    density = ground.density.copy()
+    density[4:28, 4:28, 4:28] = -1.0
+    chunk = VoxelChunk(key, 2.0, density, ground.material)
+    store.put(chunk, 0)
+    store.record_edit("carve", {key: None}, {key: (chunk, 0)})
+
+
+@pytest.mark.skipif(not (MODELS / "voxel_readout.safetensors").is_file(), reason="needs the voxel memory models")
+def test_a_world_with_memory_draws_reading_its_committed_edits(private_backend, tmp_path):
+    """Opted in (``memory: true``), a new chunk beside a committed one is drawn reading the world's memory and the
+    readout's slider estimate: unlike the same world without memory, and the same in a second world with the same
+    edit log (a backend serving this checkout's models)."""
+    client = Client(private_backend("--models-dir", str(MODELS)).address)
+    params = {k: v for k, v in _params(chunk_min=[0, 0, 0], chunk_count=[1, 1, 1]).items() if k != "source"}
+    meshes = {}
+    try:
+        for name, memory in (("a", True), ("b", True), ("plain", False)):
+            _committed(tmp_path / name, ChunkKey(1, 0, 0))
+            meta, previews = _run(client, "voxels", {**params, "world": str(tmp_path / name), "memory": memory},
+                                  timeout=180)
+            assert meta["memory"] is memory and meta["source"] == "learned" and len(previews) == 1
+            meshes[name] = previews[0].arrays["vertices"]
+    finally:
+        client.close()
+    np.testing.assert_array_equal(meshes["a"], meshes["b"])
+    assert meshes["a"].shape != meshes["plain"].shape or not np.array_equal(meshes["a"], meshes["plain"])
+
+
+@pytest.mark.skipif(not (MODELS / "voxel_chunks.safetensors").is_file(), reason="needs the shipped voxel model")
+def test_memory_is_refused_without_the_voxel_memory_models(private_backend, tmp_path):
+    """From a models folder with the voxel model but not the memory's, a world with memory is refused at submit,
+    naming the weights it needs."""
+    models = terrain_models_only(tmp_path / "models", MODELS)
+    (models / "voxel_chunks.safetensors").symlink_to(MODELS / "voxel_chunks.safetensors")
+    client = Client(private_backend("--models-dir", str(models)).address)
+    try:
+        with pytest.raises(BackendError) as info:
+            client.submit("voxels", _params(source="learned", world=str(tmp_path / "w"), memory=True), "",
+                          timeout=10, arrays={"heights": _heights()})
+        assert info.value.code == ErrorCode.BAD_PARAMS.value and "voxel_memory and voxel_readout" in str(info.value)
+    finally:
+        client.close()

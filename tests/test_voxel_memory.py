@@ -1,7 +1,9 @@
 """Voxel world memory with a tiny model trained by the real corpus and training scripts: step 0 is the shipped
 model, walk items hold other chunks of the region (never the target), the weights load with their config, and
 a world's memory is a function of its voxel edit log (bit-identical after a restart, changed by an edit, the
-learned baseline when nothing is committed)."""
+learned baseline when nothing is committed). Its slider readout (trained by its script on the same corpus) holds
+out the memory's regions; a world with memory takes its estimate for the sliders left unset only, the same chunk
+after a restart; and the shipped readout reads more caves from cave-rich committed chunks than from bare ground."""
 
 from __future__ import annotations
 
@@ -19,15 +21,16 @@ from safetensors.torch import load_file
 from backend.data.voxel_corpus import load_regions
 from backend.data.voxel_walks import VoxelWalkDataset, held_out, region_channels, region_chunk
 from backend.generators.voxel_chunks import VoxelChunkRequest, canvas_axes, generate_chunk, terrain_depth
+from backend.generators.voxel_region import ChunkSettings, memory_source
 from backend.memory.network import MemoryDenoiser, null_tokens
 from backend.models.inference import read_metadata
-from backend.models.voxel import VoxelModel
+from backend.models.voxel import VoxelModel, VoxelReadout
 from backend.training.train_memory import memory_adapter
 from backend.training.train_voxel_memory import voxel_memory_config
 from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk, voxelise_terrain
 from backend.memory.chunk_geometry import NEIGHBOURS_3D
-from backend.world.voxel_memory import VoxelMemory
+from backend.world.voxel_memory import MemoryChunks, VoxelMemory
 from backend.world.voxel_store import VoxelStore
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -60,7 +63,14 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     (out / "memory.json").write_text(json.dumps(config))
     subprocess.run(run + ["backend.training.train_voxel_memory", str(out / "memory.json")], cwd=ROOT, env=env,
                    check=True, capture_output=True, timeout=300)
-    return {"base": base, "memory": out / "voxel_memory.safetensors", "corpus": out / "voxels", "folder": out}
+    readout = {"corpus": str(out / "voxels"), "memory_model": str(out / "voxel_memory.safetensors"),
+               "ship_to": str(out / "voxel_readout.safetensors"), "reads_per_region": 2, "held_reads_per_region": 2,
+               "steps": 5, "batch_size": 4}
+    (out / "readout.json").write_text(json.dumps(readout))
+    subprocess.run(run + ["backend.training.train_voxel_readout", str(out / "readout.json")], cwd=ROOT, env=env,
+                   check=True, capture_output=True, timeout=300)
+    return {"base": base, "memory": out / "voxel_memory.safetensors", "corpus": out / "voxels", "folder": out,
+            "readout": out / "voxel_readout.safetensors"}
 
 
 def test_the_adapter_starts_as_the_shipped_model_and_trains_only_itself(trained) -> None:
@@ -179,3 +189,100 @@ def test_a_worlds_memory_is_a_function_of_its_edit_log(trained, tmp_path) -> Non
 
     store.set_edit(seq, active=False)  # undone: nothing committed, the baseline again
     assert store.committed() == [] and torch.equal(world(store, model).read(far, 4), baseline)
+
+
+def test_the_readout_reads_the_memory_it_was_trained_on_and_holds_out_its_regions(trained) -> None:
+    model, readout = VoxelModel.load(trained["memory"]), VoxelReadout.load(trained["readout"])
+    regions = load_regions(trained["corpus"])
+    assert readout.meta["memory_model"]["sha256"] == model.sha256
+    assert readout.meta["held_out_regions"] == model.meta["held_out_regions"]
+    assert readout.meta["train_regions"] == len(regions) - len(model.meta["held_out_regions"])
+    assert readout.meta["train_reads"] == 2 * readout.meta["train_regions"] and len(readout.meta["loss_log"]) == 2
+    assert readout.readout.config.dim == model.denoiser.network.config.dim
+    estimate = readout.readout.estimate(null_tokens(model.denoiser.network.config, 1))
+    assert sorted(estimate) == sorted(model.meta["slider_names"]) and all(0 < v < 1 for v in estimate.values())
+
+
+def settings(**sliders: float) -> ChunkSettings:
+    """The test terrain (its north-west vertex at ORIGIN) with the artist's sliders."""
+    return ChunkSettings(sloped_heights(), 8.0, 2.0, seed=5, style_weights=(("alpine", 1.0),), **sliders)
+
+
+def test_a_world_with_memory_takes_the_readout_estimate_for_unset_sliders_only(trained, tmp_path) -> None:
+    model, readout = VoxelModel.load(trained["memory"]), VoxelReadout.load(trained["readout"])
+    store = VoxelStore(tmp_path / "world", 2.0)
+    near, far = ChunkKey(0, 0, 0), ChunkKey(1, 0, 0)
+    empty = MemoryChunks(world(store, model), readout.readout, 4)
+    assert empty.condition(far, {"overhang": 0.25})[1] == {"overhang": 0.25}  # nothing committed: no estimate
+    store.record_edit("carve", {near: None}, {near: (carved(near, 12), 0)})
+    assert settings().depth(far).tobytes() == depth(far).tobytes()  # the memory is written over the same terrain
+    tokens = world(store, model).read(far, 4)
+    estimate = readout.readout.estimate(tokens)
+    chunks = MemoryChunks(world(store, model), readout.readout, 4)
+    read, sliders = chunks.condition(far, {"overhang": 0.25})
+    assert torch.equal(read, tokens) and sliders == {**estimate, "overhang": 0.25}
+    assert chunks.condition(ChunkKey(4, 0, 0), {"overhang": 0.25})[1] == {"overhang": 0.25}  # no committed chunk near
+    assert estimate["overhang"] != 0.25  # the artist's slider wins over the estimate
+
+    made = memory_source(model, readout, store, settings(overhang=0.25)).make(far, settings(overhang=0.25), 0, {})
+    sliders = {"cave_density": estimate["cave_density"], "overhang": 0.25}
+    expected = generate_chunk(model, VoxelChunkRequest(sloped_heights(), 8.0, ORIGIN, far, world_seed=5,
+                                                       style_weights={"alpine": 1.0}, sliders=sliders, memory=tokens))
+    assert made.density.tobytes() == expected.density.tobytes()
+    unset = generate_chunk(model, VoxelChunkRequest(sloped_heights(), 8.0, ORIGIN, far, world_seed=5,
+                                                    style_weights={"alpine": 1.0}, sliders={"overhang": 0.25},
+                                                    memory=tokens))
+    assert made.density.tobytes() != unset.density.tobytes()  # the estimate reaches the chunk
+
+    both = settings(cave_density=0.75, overhang=0.25)
+    set_by_artist = generate_chunk(model, VoxelChunkRequest(sloped_heights(), 8.0, ORIGIN, far, world_seed=5,
+                                                            style_weights={"alpine": 1.0}, sliders=both.sliders,
+                                                            memory=tokens))
+    assert memory_source(model, readout, store, both).make(far, both, 0, {}).density.tobytes() == \
+        set_by_artist.density.tobytes()  # both sliders set: the readout has no say
+
+    script = "\n".join([
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})",
+        "import numpy as np, torch",
+        f"torch.set_num_threads({torch.get_num_threads()})",
+        "from test_voxel_memory import settings",
+        "from backend.generators.voxel_region import memory_source",
+        "from backend.models.voxel import VoxelModel, VoxelReadout",
+        "from backend.voxels.chunk import ChunkKey",
+        "from backend.world.voxel_store import VoxelStore",
+        f"m, r = VoxelModel.load({str(trained['memory'])!r}), VoxelReadout.load({str(trained['readout'])!r})",
+        "s = settings(overhang=0.25)",
+        f"chunk = memory_source(m, r, VoxelStore({str(tmp_path / 'world')!r}, 2.0), s).make(ChunkKey(1, 0, 0), s, 0, {{}})",
+        f"np.save({str(tmp_path / 'm.npy')!r}, chunk.density)"])
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=180)
+    assert np.load(tmp_path / "m.npy").tobytes() == made.density.tobytes()  # after a restart, bit for bit
+
+
+def test_memory_source_refuses_a_model_without_memory_or_a_readout_of_other_weights(trained, tmp_path) -> None:
+    model, readout = VoxelModel.load(trained["memory"]), VoxelReadout.load(trained["readout"])
+    store = VoxelStore(tmp_path / "world", 2.0)
+    with pytest.raises(ValueError, match="voxel_memory.safetensors"):
+        memory_source(VoxelModel.load(trained["base"]), readout, store, settings())
+    other = VoxelReadout(readout.readout, {**readout.meta, "memory_model": {"sha256": "0" * 64}}, readout.sha256)
+    with pytest.raises(ValueError, match="other memory weights"):
+        memory_source(model, other, store, settings())
+
+
+SHIPPED = ROOT / "models"
+
+
+@pytest.mark.skipif(not (SHIPPED / "voxel_readout.safetensors").is_file(), reason="needs the voxel memory models")
+def test_the_shipped_readout_reads_more_caves_from_cave_rich_committed_chunks() -> None:
+    """A chunk's neighbourhood committed with big caves carved in every chunk below the surface reads a higher
+    cave density than the same neighbourhood committed as bare ground."""
+    model, readout = VoxelModel.load(SHIPPED / "voxel_memory.safetensors"), VoxelReadout.load(
+        SHIPPED / "voxel_readout.safetensors")
+    target = ChunkKey(0, 0, -1)
+    around = [ChunkKey(i, j, k) for k in (-1, 0) for j in (-1, 0, 1) for i in (-1, 0, 1)
+              if ChunkKey(i, j, k) != target]
+    estimates = {}
+    for name, cells in (("rich", 16), ("poor", 0)):
+        edits = [(seq, carved(key, cells)) for seq, key in enumerate(around)]
+        memory = VoxelMemory.from_edits(model.denoiser, 5, edits, depth)
+        estimates[name] = MemoryChunks(memory, readout.readout, int(model.meta["margin"])).condition(target, {})[1]
+    assert estimates["rich"]["cave_density"] > estimates["poor"]["cave_density"] + 0.1, estimates

@@ -7,7 +7,8 @@ from pathlib import Path
 from . import registry
 from .base import Cancelled, GenerateRequest, Generator, StepCallback
 from backend.models.shipped import (ENV_VAR, MODELS_DIR, describe_source, shipped_models_present,
-                                    shipped_profile_present, shipped_styles, shipped_voxel_present)
+                                    shipped_profile_present, shipped_styles, shipped_voxel_memory_present,
+                                    shipped_voxel_present)
 
 from .learned import DiffusionGenerator
 from .procedural import STYLES, ProceduralGenerator
@@ -19,7 +20,8 @@ def use_models_dir(models_dir: str | Path = MODELS_DIR) -> bool:
     if not shipped_models_present(models_dir):
         return False
     extras = frozenset(name for name, present in (("profile", shipped_profile_present(models_dir)),
-                                                  ("voxel", shipped_voxel_present(models_dir))) if present)
+                                                  ("voxel", shipped_voxel_present(models_dir)),
+                                                  ("voxel_memory", shipped_voxel_memory_present(models_dir))) if present)
     registry.register(registry.GeneratorSpec("diffusion", shipped_styles(models_dir),
                                              partial(DiffusionGenerator, models_dir=models_dir), extras))
     return True

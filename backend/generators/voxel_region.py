@@ -9,7 +9,9 @@ version and grows by one each time the artist regenerates part of it, so a sourc
 the heightfield, no caves) and the learned one (``voxel_chunks.generate_chunk``: caves, overhangs and arches
 drawn by the voxel diffusion model, the default; it refuses to be made without the model). A source whose chunks depend on their neighbours, and so on the order they are made
 in, is registered with ``keep=True``: each chunk it makes is stored in the world at once, so the world shows the
-same chunk every time.
+same chunk every time. A world with memory draws from ``memory_source``: the learned source with the
+memory-conditioned voxel model, each chunk reading the memory its world's committed edits wrote and taking the
+memory's slider estimate for every slider the artist left unset (``backend.world.voxel_memory.MemoryChunks``).
 
 A chunk the world keeps (edited by the artist, or kept as made) comes from the ``VoxelStore`` exactly as stored;
 the others come from the source. A region is told which chunks it may make (``makes``): a neighbour outside them
@@ -30,11 +32,13 @@ from typing import Callable, Collection, Literal
 
 import numpy as np
 
-from backend.generators.voxel_chunks import VoxelChunkRequest, generate_chunk
+from backend.generators.voxel_chunks import VoxelChunkRequest, canvas_axes, generate_chunk
 from backend.meshing.voxels import Mesh, blocky_surface, smooth_surface
-from backend.models.voxel import VoxelModel
+from backend.models.voxel import VoxelModel, VoxelReadout
 from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, terrain_heights_at, voxelise_terrain
+from backend.voxels.features import SLIDER_NAMES
 from backend.voxels.lod import LodRings, coarse_cells
+from backend.world.voxel_memory import MemoryChunks, VoxelMemory
 from backend.world.voxel_store import VoxelStore
 
 MeshStyle = Literal["smooth", "blocky"]
@@ -44,14 +48,15 @@ MESH_STYLES: tuple[str, ...] = ("smooth", "blocky")
 @dataclass(frozen=True)
 class ChunkSettings:
     """What a chunk source may use: the terrain above (in the terrain mesh's centred frame), the world's
-    seed and the artist's feature sliders."""
+    seed and the artist's feature sliders (None: unset, the model's null, or the memory's estimate in a world
+    with memory)."""
 
     heights: np.ndarray  # (H, W) float32 metres, row 0 north
     cell_size: float  # metres between terrain samples
     voxel_size: float  # metres per voxel (one of VOXEL_SIZES_M)
     seed: int = 0
-    cave_density: float = 0.5  # 0..1: share of caves the artist asks for
-    overhang: float = 0.5  # 0..1: overhangs and arches
+    cave_density: float | None = None  # 0..1: share of caves the artist asks for
+    overhang: float | None = None  # 0..1: overhangs and arches
     cover: str = "grass"  # the top layer's material
     style_weights: tuple[tuple[str, float], ...] = ()  # the terrain style mix (name, weight); () = the source's default
 
@@ -60,6 +65,17 @@ class ChunkSettings:
         """(x, y) of terrain sample (0, 0): the terrain mesh is centred on its grid."""
         h, w = self.heights.shape
         return -(w - 1) / 2 * self.cell_size, (h - 1) / 2 * self.cell_size
+
+    @property
+    def sliders(self) -> dict[str, float]:
+        """The sliders the artist set, by name."""
+        return {name: getattr(self, name) for name in SLIDER_NAMES if getattr(self, name) is not None}
+
+    def depth(self, key: ChunkKey) -> np.ndarray:
+        """The terrain's depth (metres) at the chunk's cells, (z, row, col)."""
+        z, y, x = canvas_axes(key, self.voxel_size, 0)
+        surface = terrain_heights_at(self.heights, self.cell_size, self.grid_origin, x, y)
+        return (surface[None] - z[:, None, None]).astype(np.float32)
 
 
 Offset = tuple[int, int, int]
@@ -82,23 +98,38 @@ def featureless_chunk(key: ChunkKey, settings: ChunkSettings, variant: int,
 VARIANT_SEED_STRIDE = 1_000_003  # a regenerated chunk's variant draws from another world seed
 
 
-def learned_source(model: VoxelModel | None) -> ChunkSourceSpec:
+def learned_source(model: VoxelModel | None, memory: MemoryChunks | None = None) -> ChunkSourceSpec:
     """Caves, overhangs and arches drawn by ``model``, outpainting from the chunks around (kept as made: its
-    chunks depend on their neighbours)."""
+    chunks depend on their neighbours); with ``memory`` (``model`` then the memory-conditioned voxel model) each
+    chunk reads it and the sliders left unset are its estimate."""
     if model is None:
         raise ValueError("the learned chunk source needs the voxel model (voxel_chunks.safetensors) beside the "
                          "terrain models; ask for source 'featureless' or add the model")
 
     def make(key: ChunkKey, settings: ChunkSettings, variant: int,
              neighbours: dict[Offset, VoxelChunk]) -> VoxelChunk:
+        tokens, sliders = (None, settings.sliders) if memory is None else memory.condition(key, settings.sliders)
         request = VoxelChunkRequest(settings.heights, settings.cell_size, settings.grid_origin, key,
                                     settings.voxel_size, world_seed=settings.seed + VARIANT_SEED_STRIDE * variant,
                                     style_weights=dict(settings.style_weights) or {"alpine": 1.0},
-                                    sliders={"cave_density": settings.cave_density, "overhang": settings.overhang},
-                                    neighbours=neighbours)
+                                    sliders=sliders, neighbours=neighbours, memory=tokens)
         return generate_chunk(model, request)
 
     return ChunkSourceSpec(make, keep=True)
+
+
+def memory_source(model: VoxelModel, readout: VoxelReadout, store: VoxelStore,
+                  settings: ChunkSettings) -> ChunkSourceSpec:
+    """The learned source of a world with memory: ``model`` (the memory-conditioned voxel model) reading the
+    memory the world's committed voxel edits write (``store.committed()``, under the settings' terrain), and
+    ``readout``'s slider estimate where the artist left a slider unset."""
+    if "memory" not in model.meta:
+        raise ValueError("a world with memory needs the memory-conditioned voxel model (voxel_memory.safetensors)")
+    if readout.meta["memory_model"]["sha256"] != model.sha256:
+        raise ValueError("the voxel memory's slider readout was trained on other memory weights than "
+                         "voxel_memory.safetensors: train it again (configs/voxel_readout.json)")
+    memory = VoxelMemory.from_edits(model.denoiser, settings.seed, store.committed(), settings.depth)
+    return learned_source(model, MemoryChunks(memory, readout.readout, int(model.meta["margin"])))
 
 
 # A source by name, made from the voxel model the server holds (None when it has none).

@@ -19,7 +19,7 @@ from .erosion_surrogate import ErosionSurrogate
 from .inference import read_metadata
 from .profile import ProfileModel
 from .terrain import TerrainModel
-from .voxel import VOXEL_FILE, VoxelModel
+from .voxel import READOUT_FILE, VOXEL_FILE, VOXEL_MEMORY_FILE, VoxelModel, VoxelReadout
 
 BASE_FILE, SUPERRES_FILE = "terrain_base.safetensors", "terrain_superres.safetensors"
 MEMORY_FILE = "terrain_memory.safetensors"  # optional: the memory-conditioned base model (backend.memory)
@@ -64,17 +64,22 @@ class ShippedModels:
     device: torch.device
     erosion: ErosionSurrogate | None = None  # for the erosion stage's surrogate and gated engines
     voxel: VoxelModel | None = None  # for the learned voxel chunk source (caves, overhangs, arches)
+    voxel_memory: VoxelModel | None = None  # for voxel worlds with memory (with voxel_readout)
+    voxel_readout: VoxelReadout | None = None
 
     @classmethod
     def load(cls, models_dir: str | Path = MODELS_DIR, device: str | torch.device = "cpu") -> ShippedModels:
         folder, device = Path(models_dir), torch.device(device)
         memory, profile, erosion = folder / MEMORY_FILE, folder / PROFILE_FILE, folder / EROSION_FILE
+        with_memory = shipped_voxel_memory_present(folder)
         return cls(base=TerrainModel.load(folder / BASE_FILE, device),
                    superres=TerrainModel.load(folder / SUPERRES_FILE, device),
                    memory=TerrainModel.load(memory, device) if memory.is_file() else None,
                    profile=ProfileModel.load(profile, device) if profile.is_file() else None,
                    device=device, erosion=ErosionSurrogate.load(erosion, device) if erosion.is_file() else None,
-                   voxel=VoxelModel.load(folder / VOXEL_FILE, device) if shipped_voxel_present(folder) else None)
+                   voxel=VoxelModel.load(folder / VOXEL_FILE, device) if shipped_voxel_present(folder) else None,
+                   voxel_memory=VoxelModel.load(folder / VOXEL_MEMORY_FILE, device) if with_memory else None,
+                   voxel_readout=VoxelReadout.load(folder / READOUT_FILE, device) if with_memory else None)
 
 
 def shipped_models_present(models_dir: str | Path = MODELS_DIR) -> bool:
@@ -87,6 +92,11 @@ def shipped_profile_present(models_dir: str | Path = MODELS_DIR) -> bool:
 
 def shipped_voxel_present(models_dir: str | Path = MODELS_DIR) -> bool:
     return (Path(models_dir) / VOXEL_FILE).is_file()
+
+
+def shipped_voxel_memory_present(models_dir: str | Path = MODELS_DIR) -> bool:
+    """The voxel model, its memory-conditioned copy and the memory's slider readout are all there."""
+    return all((Path(models_dir) / f).is_file() for f in (VOXEL_FILE, VOXEL_MEMORY_FILE, READOUT_FILE))
 
 
 def load_voxel_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> VoxelModel:

@@ -3,6 +3,9 @@
 Training (``backend.training.train_voxels``) writes ``models/voxel_chunks.safetensors`` with everything
 serving needs in its metadata: the style and slider names, the voxel size and window it was trained on, the
 fold of cells into channels and each style's cover material. Serving holds it in ``shipped.ShippedModels``.
+A voxel world with memory is drawn by the memory-conditioned voxel model (``VOXEL_MEMORY_FILE``, a
+``VoxelModel`` whose denoiser reads memory tokens) and conditioned on its slider readout (``READOUT_FILE``,
+``VoxelReadout``: ``backend.memory.readout``), both written by training.
 """
 
 from __future__ import annotations
@@ -10,13 +13,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import json
+from typing import Any
+
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 from backend.diffusion.preconditioning import Conditioning
+from backend.memory.readout import ReadoutConfig, SliderReadout
 
-from .inference import LoadedModel, file_sha256, load_inference, read_metadata
+from .inference import LoadedModel, file_sha256, load_inference, module_tensors, read_metadata, save_tensors
 
 VOXEL_FILE = "voxel_chunks.safetensors"
+VOXEL_MEMORY_FILE = "voxel_memory.safetensors"  # optional: voxel worlds with memory (with READOUT_FILE)
+READOUT_FILE = "voxel_readout.safetensors"
+READOUT_FORMAT = "worldsculpt.slider_readout.v1"
 
 
 @dataclass(frozen=True)
@@ -64,3 +76,29 @@ class VoxelModel(LoadedModel):
         heaviest = max(style_weights, key=lambda s: style_weights[s])
         return self.meta["covers"][heaviest]
 
+
+
+def save_readout(path: str | Path, readout: SliderReadout, meta: dict[str, Any]) -> None:
+    """Write a slider readout's weights, its config and free-form ``meta`` (the memory model it reads, figures)."""
+    save_tensors(module_tensors(readout), Path(path), {"format": READOUT_FORMAT,
+                                                       "config": json.dumps(readout.config.to_dict()),
+                                                       "meta": json.dumps(meta)})
+
+
+@dataclass(frozen=True)
+class VoxelReadout:
+    """A loaded slider readout (eval mode), its metadata and its file's SHA-256."""
+
+    readout: SliderReadout
+    meta: dict[str, Any]
+    sha256: str
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> VoxelReadout:
+        with safe_open(str(path), framework="pt") as f:
+            found = f.metadata() or {}
+        if found.get("format") != READOUT_FORMAT:
+            raise ValueError(f"{path} is not a {READOUT_FORMAT} file (format={found.get('format')!r})")
+        readout = SliderReadout(ReadoutConfig.from_dict(json.loads(found["config"])))
+        readout.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+        return cls(readout.to(device).eval().requires_grad_(False), json.loads(found["meta"]), file_sha256(path))

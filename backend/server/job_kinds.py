@@ -111,7 +111,8 @@ def _run_export(services: Services, job: Job) -> Outcome:
 
 
 # -- brush and curve (edits of a terrain the client sends) -----------------------------------
-_EXTRA_WEIGHTS = {"profile": "profile_1d", "voxel": "voxel_chunks"}  # an optional model's weights file
+_EXTRA_WEIGHTS = {"profile": "profile_1d", "voxel": "voxel_chunks",  # an optional model's weights files
+                  "voxel_memory": "voxel_chunks, voxel_memory and voxel_readout"}
 
 
 def _learned_styles(job: str, extra: str | None = None) -> tuple[str, ...]:
@@ -221,6 +222,8 @@ def _voxel_parser(job: str) -> Callable[[dict[str, Any], Arrays, Roots], VoxelRe
         request = VoxelRequest.from_params(job, params, arrays, roots)
         if request.source in MODEL_SOURCES:
             _learned_styles(f"the {request.source!r} chunk source", "voxel")
+        if request.memory:
+            _learned_styles("a voxel world with memory", "voxel_memory")
         return request
     return parse
 
@@ -240,8 +243,10 @@ def _run_voxels(services: Services, job: Job) -> Outcome:
         services.send(job, "preview", {"step": done, "meta": meta},
                       {"vertices": vertices, "faces": faces, "material": material})
 
-    model = services.generator("diffusion").models.voxel if request.source in MODEL_SOURCES else None
-    return run_voxels(request, on_mesh, lambda step, total: _check_cancel(job, step, total), model), {}
+    models = services.generator("diffusion").models if request.source in MODEL_SOURCES else None
+    memory = (models.voxel_memory, models.voxel_readout) if request.memory else None
+    return run_voxels(request, on_mesh, lambda step, total: _check_cancel(job, step, total),
+                      models.voxel if models is not None else None, memory), {}
 
 
 JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in (

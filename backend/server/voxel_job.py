@@ -5,7 +5,9 @@ export the region (.vox, GLB). ``voxel_edit`` applies a brush stroke (carve, fil
 chunks it reaches, stores them in the world folder's voxel store before answering (with the edit's number,
 ``edit_seq``, in the store's history), and streams the meshes that changed: those chunks and their -i, -j, -k
 neighbours, whose meshes read their first layer. ``voxel_undo`` undoes or redoes stored edits by number (the
-artist undid them in Blender) and streams the meshes that changed alike.
+artist undid them in Blender) and streams the meshes that changed alike. ``memory: true`` (opt-in, the learned
+source in a world folder) draws new chunks reading the world's voxel memory, written from its committed edits,
+with the memory's slider estimate for each slider left unsent (``voxel_region.memory_source``).
 Params are checked at submit time; sizes are bounded so a request cannot ask for unbounded work.
 """
 
@@ -22,10 +24,11 @@ import numpy as np
 from backend.editing.voxel_brushes import VoxelStroke, apply_stroke
 from backend.export.voxels import VOX_FORMATS, export_voxel_region
 from backend.generators.voxel_region import (CHUNK_SOURCES, DEFAULT_SOURCE, FINE, MESH_STYLES, ChunkSettings,
-                                             VoxelRegion)
+                                             VoxelRegion, memory_source)
 from backend.meshing.voxels import Mesh
-from backend.models.voxel import VoxelModel
+from backend.models.voxel import VoxelModel, VoxelReadout
 from backend.voxels.chunk import CHUNK, MATERIAL, VOXEL_SIZES_M, ChunkKey
+from backend.voxels.features import SLIDER_NAMES
 from backend.voxels.lod import LodRings
 from backend.world.voxel_store import VoxelStore
 
@@ -39,7 +42,7 @@ MAX_KEY = 2**20  # |i|, |j|, |k|: a million chunks (32 km at 1 m) from the origi
 MAX_TERRAIN_SIDE = 4097
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _FRAME_KEYS = {"voxel_size", "mesh", "cell_size", "world", "seed", "cave_density", "overhang", "cover", "source",
-               "style_weights"}
+               "style_weights", "memory"}
 _KEYS = {"voxels": _FRAME_KEYS | {"chunk_min", "chunk_count", "export", "lod"},
          "voxel_edit": _FRAME_KEYS | {"edit"}, "voxel_undo": _FRAME_KEYS | {"undo", "redo"}}
 
@@ -86,6 +89,7 @@ class VoxelRequest:
     export: tuple[str, str, tuple[str, ...]] | None = None  # (out_dir, name, formats)
     lod: LodRings = FINE  # the meshes' levels of detail
     history: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # voxel_undo: (edits to undo, to redo)
+    memory: bool = False  # new chunks read the world's voxel memory (the learned source in a world folder)
 
     @classmethod
     def from_params(cls, job: str, params: Any, arrays: dict[str, np.ndarray], roots: Roots) -> VoxelRequest:
@@ -99,16 +103,27 @@ class VoxelRequest:
         if source not in CHUNK_SOURCES:
             raise ValueError(f"unknown chunk source {source!r:.40}; available: {sorted(CHUNK_SOURCES)}")
         world = str(roots.confine(params["world"], "world")) if params.get("world") is not None else None
+        memory = _memory(params.get("memory", False), source, world)
         if job == "voxel_undo":
             history, keys = _history(params, world, settings.voxel_size)
-            return cls(settings, mesh, source, world, keys, history=history)
+            return cls(settings, mesh, source, world, keys, history=history, memory=memory)
         if job == "voxel_edit":
             if world is None:
                 raise ValueError("voxel_edit needs a world folder to keep the edit in")
             stroke = VoxelStroke.from_params(params.get("edit"))
-            return cls(settings, mesh, source, world, _edit_keys(stroke, settings.voxel_size), stroke)
+            return cls(settings, mesh, source, world, _edit_keys(stroke, settings.voxel_size), stroke, memory=memory)
         return cls(settings, mesh, source, world, _region_keys(params), None, _export(params.get("export"), roots),
-                   _lod(params.get("lod")))
+                   _lod(params.get("lod")), memory=memory)
+
+
+def _memory(value: Any, source: str, world: str | None) -> bool:
+    """The opt-in to the world's voxel memory: the learned source, in a world folder (its edits write it)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"memory must be true or false, got {value!r:.40}")
+    if value and (source != "learned" or world is None):
+        raise ValueError(f"memory needs the learned source and a world folder (its committed edits write the "
+                         f"memory), got source {source!r:.40} and world {world!r:.100}")
+    return value
 
 
 def _settings(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ChunkSettings:
@@ -125,8 +140,10 @@ def _settings(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ChunkSet
     cover = params.get("cover", "grass")
     if cover not in MATERIAL or MATERIAL[cover] == 0:
         raise ValueError(f"cover must be a solid palette material, got {cover!r:.40}")
-    return ChunkSettings(heights, cell_size, float(voxel_size), seed, _number(params, "cave_density", 0.5, 0, 1),
-                         _number(params, "overhang", 0.5, 0, 1), cover, _style_weights(params.get("style_weights", {})))
+    # an unsent slider is unset: the model's null, or the memory's estimate in a world with memory
+    cave_density, overhang = (_number(params, n, 0.5, 0, 1) if n in params else None for n in SLIDER_NAMES)
+    return ChunkSettings(heights, cell_size, float(voxel_size), seed, cave_density, overhang, cover,
+                         _style_weights(params.get("style_weights", {})))
 
 
 def _style_weights(value: Any) -> tuple[tuple[str, float], ...]:
@@ -224,12 +241,20 @@ def _apply_history(store: VoxelStore, undo: tuple[int, ...], redo: tuple[int, ..
 
 
 def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callable[[int, int], None],
-               voxel_model: VoxelModel | None = None) -> dict[str, Any]:
+               voxel_model: VoxelModel | None = None,
+               memory_models: tuple[VoxelModel, VoxelReadout] | None = None) -> dict[str, Any]:
     """Apply the stroke (if any, stored before meshing), mesh the chunks it or the region asks for and the kept
     chunks beside them whose meshes read theirs, export; the result's meta. ``voxel_model``: the shipped voxel
-    model the learned source draws with (the server's ``ShippedModels.voxel``)."""
+    model the learned source draws with (the server's ``ShippedModels.voxel``); ``memory_models``: the
+    memory-conditioned voxel model and its slider readout, for a request with memory."""
     store = VoxelStore(request.world, request.settings.voxel_size) if request.world is not None else None
-    spec = CHUNK_SOURCES[request.source](voxel_model)
+    if not request.memory:
+        spec = CHUNK_SOURCES[request.source](voxel_model)
+    elif memory_models is None or store is None:
+        raise ValueError("memory needs the voxel memory models (voxel_memory.safetensors and voxel_readout."
+                         "safetensors) and a world folder")
+    else:
+        spec = memory_source(*memory_models, store, request.settings)
     touched = (request.stroke.chunks(request.settings.voxel_size) if request.stroke is not None
                else _edit_chunks(store, *request.history) if request.history is not None and store is not None else [])
     edit = request.stroke is not None or request.history is not None
@@ -257,4 +282,5 @@ def run_voxels(request: VoxelRequest, on_mesh: MeshSender, check_cancel: Callabl
                                                      meshes[:len(request.keys)], out_dir, name, formats)]
     return {"chunks": [[k.i, k.j, k.k] for k in keys], "levels": [request.lod.level(k) for k in keys],
             **done_meta, "faces": faces, "mesh": request.mesh, "voxel_size": request.settings.voxel_size,
+            "memory": request.memory,
             "chunk_size_m": CHUNK * request.settings.voxel_size, "source": request.source, "files": files}

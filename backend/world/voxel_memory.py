@@ -4,10 +4,15 @@ Only the artist's committed voxel edits write it: the chunks each active edit of
 (``VoxelStore.committed``), in edit order, each into its region's bank and the world bank. Generated chunks
 would read it and never write it, so a chunk stays a function of (world seed, chunk key, edit log, terrain). It
 is built from the log (one encoder pass per committed chunk; no state on disk to go stale), so after a restart
-the same log gives the same memory bit for bit. The chunk sources do not read it yet: the memory model measured
-in ``reports/voxel_memory/`` carries little of the committed chunks' content into what it draws. A chunk is
-written as the voxel model's folded channels over the terrain's depth there, noise-augmented at ``write_sigma``
-with noise drawn from (world seed, chunk key, edit), as in training.
+the same log gives the same memory bit for bit. A chunk is written as the voxel model's folded channels over the
+terrain's depth there, noise-augmented at ``write_sigma`` with noise drawn from (world seed, chunk key, edit), as
+in training.
+
+A world that opts into memory draws its chunks with ``MemoryChunks``: the memory-conditioned voxel model reads
+the chunk's tokens, and every slider the artist left unset is the memory's slider readout's estimate
+(``backend.memory.readout``) with the slider guidance, as if the artist had set it; sliders the artist sets win.
+The memory adapter alone carries little of the committed chunks' character into what is drawn; the readout's
+sliders do (``reports/voxel_memory/``).
 
 Geometry: a chunk key (i east, j south, k up) starts at cell (k, j, i) x CHUNK in (z, row, col); region banks
 are keyed (k, j, i) // region_tiles; a chunk is read as the model's window (the chunk and ``margin`` cells
@@ -26,6 +31,7 @@ from torch import Tensor
 from backend.memory.banks import MemoryBanks
 from backend.memory.chunk_geometry import NEIGHBOURS_3D, memory_geometry
 from backend.memory.network import MemoryDenoiser, MemoryNetwork
+from backend.memory.readout import SliderReadout
 from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk
 
@@ -77,6 +83,12 @@ class VoxelMemory(MemoryBanks):
         self.write_tokens(tuple(v // self.cfg.region_tiles for v in _zjk(chunk.key)), tokens)
         self.latest[chunk.key] = tokens[0]
 
+    def near(self, key: ChunkKey) -> bool:
+        """Whether a committed chunk lies around ``key`` (its 3 x 3 x 3 neighbourhood) or in its memory region."""
+        region = tuple(t // self.cfg.region_tiles for t in _zjk(key))
+        return region in self.regions or any(ChunkKey(key.i + dx, key.j + dy, key.k + dz) in self.latest
+                                             for dz, dy, dx in NEIGHBOURS_3D)
+
     def read(self, key: ChunkKey, margin: int) -> Tensor:
         """Tokens [1, T, D] for generating chunk ``key`` on a canvas of ``margin`` cells around it."""
         target = _zjk(key)
@@ -91,3 +103,21 @@ class VoxelMemory(MemoryBanks):
             tokens = self.network.read(*(t[None].to(self.device) for t in (self.world, region, offset, neighbours,
                                                                           present, relative)))
         return tokens.cpu()
+
+
+class MemoryChunks:
+    """How a chunk of a world with memory is conditioned: the tokens it reads and the sliders they imply."""
+
+    def __init__(self, memory: VoxelMemory, readout: SliderReadout, margin: int):
+        if readout.config.dim != memory.cfg.dim:
+            raise ValueError(f"the readout reads {readout.config.dim}-wide tokens, the memory makes {memory.cfg.dim}")
+        self.memory, self.readout, self.margin = memory, readout, int(margin)
+
+    def condition(self, key: ChunkKey, sliders: dict[str, float]) -> tuple[Tensor, dict[str, float]]:
+        """(tokens [1, T, D] chunk ``key`` reads, its sliders: ``sliders`` where the artist set them, else the
+        readout's estimate where committed chunks lie near (``VoxelMemory.near``); elsewhere only the artist's.
+        The readout learned from reads of a region's own chunks: from the world bank alone (far from every
+        committed chunk) it read the same low cave density beside cave-rich and cave-poor regions
+        (``reports/voxel_memory/`` section 3)."""
+        tokens = self.memory.read(key, self.margin)
+        return tokens, {**(self.readout.estimate(tokens) if self.memory.near(key) else {}), **sliders}
