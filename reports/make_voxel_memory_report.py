@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from itertools import product
 from pathlib import Path
@@ -31,19 +32,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.data.voxel_corpus import REGION_CHUNKS, load_regions
-from backend.data.voxel_walks import VoxelWalkDataset
-from backend.diffusion.preconditioning import Conditioning
-from backend.generators.voxel_chunks import VoxelChunkRequest, generate_chunk_with_stats
-from backend.memory.loss import walk_memory
-from backend.memory.network import MemoryDenoiser, null_tokens
-from backend.models.voxel import VoxelModel, VoxelReadout
-from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk
-from backend.voxels.measures import cave_cells
-from backend.world.voxel_memory import MemoryChunks, VoxelMemory
-from reports.make_voxel_report import committed_log, training_curve
-
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # allow `python reports/make_voxel_memory_report.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from backend.data.voxel_corpus import REGION_CHUNKS, load_regions  # noqa: E402
+from backend.data.voxel_walks import VoxelWalkDataset  # noqa: E402
+from backend.diffusion.preconditioning import Conditioning  # noqa: E402
+from backend.generators.voxel_chunks import VoxelChunkRequest, generate_chunk_with_stats  # noqa: E402
+from backend.memory.loss import walk_memory  # noqa: E402
+from backend.memory.network import MemoryDenoiser, null_tokens  # noqa: E402
+from backend.models.voxel import VoxelModel, VoxelReadout  # noqa: E402
+from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk  # noqa: E402
+from backend.voxels.measures import cave_cells  # noqa: E402
+from backend.world.voxel_memory import MemoryChunks, VoxelMemory  # noqa: E402
+from reports.make_voxel_report import committed_log, training_curve  # noqa: E402
+
 OUT = ROOT / "reports" / "voxel_memory"
 SIGMAS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
 WINDOWS_PER_REGION = 4
@@ -211,10 +215,11 @@ def own_region_distance(off: dict[str, float]) -> str:
 def readout_table(readout_meta: dict) -> str:
     """Section 2: the readout's held-out error per slider against the best constant."""
     rows = [[name, f"{e['rmse']:.3f}", f"{e['constant_rmse']:.3f}", f"{e['rmse'] / e['constant_rmse']:.2f}",
-             f"{e['correlation']:.2f}", f"{readout_meta['train'][name]['rmse']:.3f}"]
+             f"{e['correlation']:.2f}", f"{readout_meta['train'][name]['rmse']:.3f}",
+             "yes" if name in readout_meta["served"] else "no"]
             for name, e in readout_meta["held_out"].items()]
     return table(["slider", "readout RMSE", "constant RMSE", "readout / constant", "correlation",
-                  "readout RMSE on training reads"], rows)
+                  "readout RMSE on training reads", "served"], rows)
 
 
 def write_readme(errors: dict, caves: dict, meta: dict, readout_meta: dict, seconds: float, out: Path) -> dict:
@@ -262,6 +267,7 @@ def write_readme(errors: dict, caves: dict, meta: dict, readout_meta: dict, seco
         readout_figures=", ".join(f"{n} {e['rmse']:.3f} vs {e['constant_rmse']:.3f}"
                                   for n, e in readout_meta["held_out"].items()),
         readout=readout_table(readout_meta), readout_params=readout_meta["run"]["parameters"],
+        served=", ".join(readout_meta["served"]) or "none",
         train_regions=readout_meta["train_regions"], train_reads=readout_meta["train_reads"],
         held_reads=readout_meta["held_reads"], readout_seconds=readout_meta["run"]["seconds"],
         reach=table(["donor region", *(f"{r} east" for r in REACH)],
@@ -304,6 +310,7 @@ def write_readout_card(readout: VoxelReadout, summary: dict, path: Path) -> None
         memory_sha=m["memory_model"]["sha256"][:16], train_regions=m["train_regions"], train_reads=m["train_reads"],
         held=len(m["held_out_regions"]), held_reads=m["held_reads"], steps=run["steps"], batch=run["batch_size"],
         lr=run["lr"], wd=run["weight_decay"], reads_minutes=run["reads_seconds"] / 60, minutes=run["seconds"] / 60,
+        min_gain=run["min_gain"], served=", ".join(m["served"]) or "none",
         figures="; ".join(f"{n}: RMSE {e['rmse']:.3f} vs {e['constant_rmse']:.3f} for the best constant, correlation "
                           f"{e['correlation']:.2f}" for n, e in m["held_out"].items()),
         served_rich_poor=summary["rich_poor"]["served"], memory_rich_poor=summary["rich_poor"]["memory"],
@@ -346,9 +353,10 @@ READOUT_CARD = """# voxel_readout.safetensors: the feature sliders a voxel world
 
 **What it does.** From the tokens a chunk being generated reads from its world's voxel memory
 (`voxel_memory.safetensors`, sha256 {memory_sha}...), estimates the region's feature sliders (cave_density,
-overhang in [0, 1]); a voxel world with memory conditions every chunk on that estimate for each slider the artist
-left unset, with the slider guidance (`backend/memory/readout.py`, `backend/world/voxel_memory.py`
-`MemoryChunks`). Attention pooling over the read tokens and a small MLP: {params} parameters, config
+overhang in [0, 1]); a voxel world with memory conditions every chunk near its committed edits on that estimate
+for each slider the artist left unset, with the slider guidance (`backend/memory/readout.py`, `backend/world/voxel_memory.py`
+`MemoryChunks`), for the sliders it reads at least {min_gain:.0%} better than a constant on held-out regions:
+served {served}. Attention pooling over the read tokens and a small MLP: {params} parameters, config
 `{config}`.
 
 **Data.** Reads after 0 to 17 other chunks of a corpus region were written (the memory's training walks, at the
@@ -366,8 +374,8 @@ region's other chunks: {off_corpus} (`reports/voxel_memory/README.md`).
 
 **Limits.** Trained on {train_regions} regions' slider draws: it reads the region's character as the corpus
 simulator's two sliders, so it can only ask the model for more or fewer caves and overhangs, not for a cave's
-shape or place. Overhang is read little better than its constant (the figures above), so its estimate stays near
-the middle. It reads the committed chunks' content, not the slider they were drawn with: a style that draws few
+shape or place. A slider it reads no better than a constant (overhang, the figures above) is not served: its
+estimate would only pull every chunk toward the corpus's mean. It reads the committed chunks' content, not the slider they were drawn with: a style that draws few
 caves at any slider can read as a low cave density. It learned from reads of a region's own chunks, so serving
 takes its estimate only where a committed chunk lies in a chunk's neighbourhood or memory region (farther, from the
 world bank alone, it read the same for cave-rich and cave-poor worlds: the report's section 3).
@@ -387,8 +395,8 @@ parameters), trained {steps} steps of batch {batch} ({minutes:.0f} min on one CP
 ({readout_params} parameters, {readout_seconds:.0f} s on one CPU thread) estimates the region's feature sliders
 from the tokens a chunk reads.
 Conditions: **memory** = `voxel_memory` reading memory written from committed chunks, sliders unset;
-**served** = what a voxel world with memory draws: the same, with every unset slider set to the readout's
-estimate (with the slider guidance); **null memory** = `voxel_memory` reading the memory-dropout null;
+**served** = what a voxel world with memory draws: the same, with every unset slider the readout serves
+({served}) set to its estimate (with the slider guidance); **null memory** = `voxel_memory` reading the memory-dropout null;
 **shipped** = `voxel_chunks` without memory. All figures are on the {held} corpus regions held out of the
 memory's and the readout's training (the last 2 of each style; the shipped model saw them).
 

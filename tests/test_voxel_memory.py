@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +23,15 @@ from backend.data.voxel_corpus import load_regions
 from backend.data.voxel_walks import VoxelWalkDataset, held_out, region_channels, region_chunk
 from backend.generators.voxel_chunks import VoxelChunkRequest, canvas_axes, generate_chunk, terrain_depth
 from backend.generators.voxel_region import ChunkSettings, memory_source
+from backend.memory.chunk_geometry import NEIGHBOURS_3D
 from backend.memory.network import MemoryDenoiser, null_tokens
 from backend.models.inference import read_metadata
 from backend.models.voxel import VoxelModel, VoxelReadout
 from backend.training.train_memory import memory_adapter
 from backend.training.train_voxel_memory import voxel_memory_config
+from backend.training.train_voxel_readout import served_sliders
 from backend.voxels import channels as ch
 from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk, voxelise_terrain
-from backend.memory.chunk_geometry import NEIGHBOURS_3D
 from backend.world.voxel_memory import MemoryChunks, VoxelMemory
 from backend.world.voxel_store import VoxelStore
 
@@ -65,7 +67,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
                    check=True, capture_output=True, timeout=300)
     readout = {"corpus": str(out / "voxels"), "memory_model": str(out / "voxel_memory.safetensors"),
                "ship_to": str(out / "voxel_readout.safetensors"), "reads_per_region": 2, "held_reads_per_region": 2,
-               "steps": 5, "batch_size": 4}
+               "steps": 5, "batch_size": 4, "min_gain": -100.0}  # 5 steps read nothing: serve every slider anyway
     (out / "readout.json").write_text(json.dumps(readout))
     subprocess.run(run + ["backend.training.train_voxel_readout", str(out / "readout.json")], cwd=ROOT, env=env,
                    check=True, capture_output=True, timeout=300)
@@ -201,6 +203,15 @@ def test_the_readout_reads_the_memory_it_was_trained_on_and_holds_out_its_region
     assert readout.readout.config.dim == model.denoiser.network.config.dim
     estimate = readout.readout.estimate(null_tokens(model.denoiser.network.config, 1))
     assert sorted(estimate) == sorted(model.meta["slider_names"]) and all(0 < v < 1 for v in estimate.values())
+
+
+def test_the_readout_serves_only_the_sliders_it_reads_better_than_a_constant(trained) -> None:
+    skill = {"cave_density": {"rmse": 0.23, "constant_rmse": 0.30}, "overhang": {"rmse": 0.366, "constant_rmse": 0.373}}
+    assert served_sliders(skill, 0.1) == ("cave_density",) and served_sliders(skill, 0.0) == ("cave_density", "overhang")
+    readout = VoxelReadout.load(trained["readout"]).readout
+    tokens = null_tokens(VoxelModel.load(trained["memory"]).denoiser.network.config, 1)
+    readout.config = replace(readout.config, served=("overhang",))
+    assert list(readout.estimate(tokens)) == ["overhang"]
 
 
 def settings(**sliders: float) -> ChunkSettings:

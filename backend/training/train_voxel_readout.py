@@ -8,7 +8,8 @@ after other chunks of it were committed. Reads come from the memory's own traini
 turned by a random symmetry) with every context chunk noise-augmented at the serving write noise
 (``write_sigma``), as ``VoxelMemory.commit`` writes them. They are computed once; the readout then trains on
 them for ``steps`` steps (mean squared error). The memory model's held-out regions are held out here too and
-measured: the readout's error on their reads against the constant that best fits the training labels.
+measured: the readout's error on their reads against the constant that best fits the training labels. Only the
+sliders it reads at least ``min_gain`` better than that constant are served (``ReadoutConfig.served``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,6 +50,7 @@ class ReadoutRunConfig:
     weight_decay: float = 1e-2
     seed: int = 0
     threads: int = 1
+    min_gain: float = 0.1  # a slider is served when its held-out RMSE is at least this share below a constant's
 
     @classmethod
     def load(cls, path: str | Path) -> ReadoutRunConfig:
@@ -108,6 +110,11 @@ def errors(estimate: Tensor, labels: Tensor, constant: Tensor, names: Sequence[s
     return out
 
 
+def served_sliders(held_errors: dict[str, dict[str, float]], min_gain: float) -> tuple[str, ...]:
+    """The sliders whose held-out RMSE is at least ``min_gain`` of a constant's below it: what serving estimates."""
+    return tuple(name for name, e in held_errors.items() if e["rmse"] <= (1.0 - min_gain) * e["constant_rmse"])
+
+
 def run_training(run: ReadoutRunConfig) -> Path:
     if run.threads:
         torch.set_num_threads(run.threads)
@@ -130,10 +137,12 @@ def run_training(run: ReadoutRunConfig) -> Path:
     with torch.no_grad():
         held_estimate, train_estimate = readout(held_reads), readout(reads)
     constant = labels.mean(0)
+    held_errors = errors(held_estimate, held_labels, constant, cfg.slider_names)
+    readout.config = replace(cfg, served=served_sliders(held_errors, run.min_gain))
     meta = {"memory_model": {"file": Path(run.memory_model).name, "sha256": file_sha256(run.memory_model)},
             "held_out_regions": held.tolist(), "train_regions": len(train), "train_reads": len(reads),
             "held_reads": len(held_reads), "constant": constant.tolist(),
-            "held_out": errors(held_estimate, held_labels, constant, cfg.slider_names),
+            "held_out": held_errors, "served": list(readout.config.served),
             "train": errors(train_estimate, labels, constant, cfg.slider_names),
             "loss_log": log, "run": {**asdict(run), "reads_seconds": t_reads,
                                      "seconds": time.perf_counter() - t0,
