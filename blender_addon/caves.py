@@ -361,7 +361,16 @@ class WSC_PT_caves(bpy.types.Panel):
         layout = self.layout
         layout.use_property_split = True
         col = layout.column()
-        for name in ("source", "size", "depth", "voxel_size", "mesh_style", "cave_density", "overhang", "seed", "cover"):
+        for name in ("source", "size", "depth", "voxel_size", "mesh_style"):
+            col.prop(s, name)
+        if s.source == "learned":
+            col.prop(s, "memory")
+            if s.memory:
+                col.prop(s, "cave_density_from_memory")
+        density = col.row()
+        density.active = not (s.source == "learned" and s.memory and s.cave_density_from_memory)
+        density.prop(s, "cave_density")
+        for name in ("overhang", "seed", "cover"):
             col.prop(s, name)
         col.prop(s, "coarse_far")
         if s.coarse_far:

@@ -39,6 +39,13 @@ class WSC_CaveSettings(bpy.types.PropertyGroup):
                                           description="How much of the ground the cave generator hollows out")
     overhang: bpy.props.FloatProperty(name="Overhangs", default=0.5, min=0.0, max=1.0,
                                       description="How much overhangs and arches the cave generator makes")
+    memory: bpy.props.BoolProperty(name="World memory", default=False,
+                                    description="Generated chunks read the world's voxel memory, which the voxel "
+                                                "edits you committed write: beside them, new caves follow yours")
+    cave_density_from_memory: bpy.props.BoolProperty(
+        name="Density from memory", default=True,
+        description="Beside your committed voxel edits, the cave density is the one the world's memory reads from "
+                    "them; elsewhere the generator's own")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     cover: bpy.props.EnumProperty(name="Ground cover", items=COVER_ITEMS, default="grass")
     radius: bpy.props.FloatProperty(name="Radius", default=4.0, min=0.5, max=64.0, unit="LENGTH",

@@ -462,3 +462,4 @@ def test_caves_stream_carve_fill_regenerate_in_blender(addon_zip, backend, tmp_p
     vox = (tmp_path / "export" / "scene_caves.vox").read_bytes()
     assert vox[:4] == b"VOX " and (tmp_path / "export" / "scene_caves.glb").stat().st_size > 0
     assert results["too_big_status"] in results["labels"]  # the panel shows why
+    assert results["memory_region"]["status"].startswith("Done")  # generated chunks reading the world's memory

@@ -1,11 +1,15 @@
 """The Caves panel's bpy-free part (blender_addon/caves_plan.py): the region around the cursor, refusals,
-palette colours, mesh checks."""
+palette colours, mesh checks, the params its jobs send."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from backend.server.paths import Roots
+from backend.server.voxel_job import VoxelRequest
 from backend.voxels.chunk import CHUNK, PALETTE
 from conftest import addon_module
 
@@ -67,3 +71,24 @@ def test_lod_rings_centre_on_the_cursor_chunk_at_the_ground():
     assert rings == {"focus": [0, 0, region.chunk_min[2] + region.chunk_count[2] - 1], "radius": 1}
     assert rings["focus"][2] == int(100.0 // (CHUNK * 2.0))  # the layer holding the ground
     assert plan.lod_rings(-70.0, 70.0, region, 2.0, 0)["focus"][:2] == [-2, -2]
+
+
+def panel(**changes) -> SimpleNamespace:
+    """The Caves panel's settings as the add-on's defaults, with ``changes``."""
+    defaults = dict(voxel_size="2", mesh_style="SMOOTH", seed=3, cave_density=0.8, overhang=0.2, cover="grass",
+                    source="learned", memory=False, cave_density_from_memory=True)
+    return SimpleNamespace(**{**defaults, **changes})
+
+
+@pytest.mark.parametrize("changes, memory, cave_density", [
+    ({}, False, 0.8),  # memory off: the artist's sliders
+    ({"memory": True}, True, None),  # the world's memory: its cave density where committed edits lie near
+    ({"memory": True, "cave_density_from_memory": False}, True, 0.8),  # memory, the artist's own density
+    ({"memory": True, "source": "featureless"}, False, 0.8),  # plain ground has no memory to read
+])
+def test_the_panels_memory_switch_reaches_the_backend_as_meant(changes, memory, cave_density, tmp_path):
+    params = plan.frame_params(panel(**changes), 16.0, str(tmp_path / "scene.world"))
+    request = VoxelRequest.from_params("voxels", {**params, "chunk_min": [0, 0, 0], "chunk_count": [1, 1, 1]},
+                                       {"heights": np.zeros((65, 65), np.float32)}, Roots([tmp_path]))
+    assert request.memory is memory and request.settings.cave_density == cave_density
+    assert request.settings.overhang == 0.2  # the memory does not read overhangs: always the artist's

@@ -1,5 +1,6 @@
 """Scenario: generate a terrain, stream a region of cave chunks around the 3D cursor, carve a tunnel along a
-stroke (undo it in Blender and redo it), fill part of it, regenerate it, switch to blocky meshes.
+stroke (undo it in Blender and redo it), fill part of it, regenerate it, switch to blocky meshes, then generated
+chunks that read the world's memory.
 
     python caves.py <zip> <backend address> <out dir> [chunks across] [depth] [voxel size]
 
@@ -158,6 +159,10 @@ for _ in range(25):  # whatever the backend still sends about the stopped job is
     time.sleep(0.02)
 h.check(c.status == "Stopped", f"a stopped job's late messages changed the status: {c.status}")
 h.check(len(chunk_objects()) == before_stop, "stopping removed chunks")
+
+# generated chunks reading the world's memory, which the carves above wrote: the panel's switch reaches the job
+c.source, c.memory, c.size, c.depth = "learned", True, 1, 1
+h.results["memory_region"] = run(bpy.ops.worldsculpt.caves_generate, "generated chunks with the world's memory")
 
 c.size = 8
 c.depth = 8
