@@ -44,8 +44,14 @@ from backend.voxels.measures import chunk_measures, solidity_difference  # noqa:
 OUT = ROOT / "reports" / "voxels"
 VOXEL_M = 2.0
 SIDE_M = CHUNK * VOXEL_M
-MEASURES = ("cave_share", "largest_system", "systems", "open_to_sky", "overhang_columns")
+MEASURES = ("cave_share", "largest_system", "systems", "open_to_sky", "elongation", "overhang_columns")
 TERMS = ("floating", "thin_overhang", "unheld_water", "lava_water")
+
+
+def mean_of(rows: list[dict], measure: str) -> float:
+    """The mean of a measure over the rows that have it (elongation is NaN for a chunk without a cave to shape)."""
+    found = [r[measure] for r in rows if not np.isnan(r[measure])]
+    return float(np.mean(found)) if found else float("nan")
 
 
 def place(heights: np.ndarray, rng: np.random.Generator) -> ChunkKey:
@@ -173,7 +179,7 @@ def corpus_reference(regions: VoxelRegions, per_style: int = 12) -> dict[str, di
         middle = ((slice(kz * CHUNK, (kz + 1) * CHUNK), slice(CHUNK, 2 * CHUNK), slice(CHUNK, 2 * CHUNK))
                   for kz in range(regions.density.shape[1] // CHUNK))
         found.setdefault(style, []).extend(surface_measures(regions, n, middle))
-    return {s: {m: float(np.mean([r[m] for r in rs])) for m in MEASURES} for s, rs in found.items()}
+    return {s: {m: mean_of(rs, m) for m in MEASURES} for s, rs in found.items()}
 
 
 def material_image(material: np.ndarray) -> np.ndarray:
@@ -291,7 +297,7 @@ def summarise(results: dict[str, dict], reference: dict[str, dict[str, float]]) 
     for style, res in results.items():
         final = [r for r in res["rows"] if r["refinement"] == "anneal"]
         seams = res["seams"]
-        per_style[style] = {**{m: float(np.mean([r[m] for r in final])) for m in MEASURES},
+        per_style[style] = {**{m: mean_of(final, m) for m in MEASURES},
                             "cave_share_ungrown": float(np.mean([r["cave_share_ungrown"] for r in final])),
                             "diversity": float(np.mean(res["diversity"])) if res["diversity"] else float("nan"),
                             "seam_ratio": float(np.mean([s["face"] for s in seams]) /
@@ -338,6 +344,7 @@ def write_readme(summary: dict, meta: dict, render: dict, settings: dict) -> Non
                    f"{v['largest_system']:.2f} ({v['corpus'].get('largest_system', float('nan')):.2f})",
                    f"{v['systems']:.1f} ({v['corpus'].get('systems', float('nan')):.1f})",
                    f"{v['open_to_sky']:.2f} ({v['corpus'].get('open_to_sky', float('nan')):.2f})",
+                   f"{v['elongation']:.2f} ({v['corpus'].get('elongation', float('nan')):.2f})",
                    f"{v['overhang_columns']:.3f} ({v['corpus'].get('overhang_columns', float('nan')):.3f})",
                    f"{v['diversity']:.2f}", f"{v['seam_ratio']:.2f}"] for s, v in per_style.items()]
     ref_rows = [[r, f"{100 * v['chunks_with_floating_before']:.0f} %", f"{100 * v['chunks_with_floating_after']:.1f} %",
@@ -350,11 +357,12 @@ def write_readme(summary: dict, meta: dict, render: dict, settings: dict) -> Non
     text = README.format(
         settings=json.dumps(settings), params=meta.get("run", {}).get("parameters", "?"),
         style_table=table(["style", "cave share", "not grown", "largest system", "systems", "open to sky",
-                           "overhang columns", "seed diversity", "seam / interior"], style_rows),
+                           "elongation", "overhang columns", "seed diversity", "seam / interior"], style_rows),
         ref_table=table(["refinement", "chunks with floating (raw)", "after", "thin overhang cells",
                          "unheld water cells", "lava-water cells", "median s / chunk", "refinement share"], ref_rows),
         trace=trace, render=json.dumps(render), seam_all=summary["seam_ratio_all"],
         grown=cave_ratio(summary, "cave_share"), ungrown=cave_ratio(summary, "cave_share_ungrown"),
+        elongation=style_mean(summary, "elongation"), corpus_elongation=style_mean(summary, "elongation", corpus=True),
         kinds_table=kinds_table(OUT / "diffusion_kinds.md"),
         sliders=table(["sliders", "cave share", "overhang columns"],
                       [[v, f"{r['cave_share']:.4f}", f"{r['overhang_columns']:.4f}"]
@@ -380,7 +388,10 @@ measure on the voxel corpus's surface chunks of the style (the simulation the mo
 Cave share: open cells among those under the terrain; not grown: the same chunks decoded without growing the
 drawn caves through the model's haze (`backend/voxels/channels.py`, `CAVE_REACH`). Largest system: the biggest
 6-connected cave's share of the cave volume; systems: how many. Open to sky: cave volume connected to the open
-air above the terrain. Overhang columns: columns with rock over open air above the terrain surface. Seed
+air above the terrain. Elongation: tunnels or pockets; per cave of at least 20 cells, its length along its principal
+axis over twice its largest inscribed radius (a ball about 1, a worm tunnel several), volume-weighted, mean over
+the chunks with such a cave (`backend/voxels/measures.py`); over the styles {elongation:.2f}
+({corpus_elongation:.2f}). Overhang columns: columns with rock over open air above the terrain surface. Seed
 diversity: share of the cells differing from the terrain in either of two world seeds' chunks (same place)
 that differ between them (0 = identical, 1 = disjoint features). Seam / interior: mean jump of the truncated
 density across the face to an east neighbour outpainted from this chunk, over the mean jump across interior
@@ -472,6 +483,13 @@ def cave_ratio(summary: dict, measure: str) -> float:
     return float(np.exp(np.mean(np.log(ratios)))) if ratios else float("nan")
 
 
+def style_mean(summary: dict, measure: str, corpus: bool = False) -> float:
+    """A measure's mean over the styles where both the model's chunks and the corpus's have it."""
+    found = [(v[measure], v["corpus"].get(measure, float("nan"))) for v in summary["per_style"].values()]
+    found = [c if corpus else m for m, c in found if not (np.isnan(m) or np.isnan(c))]
+    return float(np.mean(found)) if found else float("nan")
+
+
 def write_model_card(meta: dict, summary: dict, curve: dict, path: Path) -> None:
     run = meta.get("run", {})
     train = run.get("train_config", {})
@@ -485,7 +503,8 @@ def write_model_card(meta: dict, summary: dict, curve: dict, path: Path) -> None
         styles=", ".join(meta["style_names"]), first=curve["first_logged"], last=curve["last_logged"],
         sps=curve["seconds_per_step"], chunk_s=ref["anneal"]["median_seconds"],
         refine=100 * ref["anneal"]["refine_share_of_time"], floating=100 * ref["anneal"]["chunks_with_floating_after"],
-        grown=cave_ratio(summary, "cave_share"), ungrown=cave_ratio(summary, "cave_share_ungrown"))
+        grown=cave_ratio(summary, "cave_share"), ungrown=cave_ratio(summary, "cave_share_ungrown"),
+        elongation=style_mean(summary, "elongation"), corpus_elongation=style_mean(summary, "elongation", corpus=True))
     path.write_text(text)
 
 
@@ -513,7 +532,8 @@ Loss (mean of the first / last 10 logged steps) {first:.3f} -> {last:.3f} over {
 
 **Figures** (`reports/voxels/README.md`): interactive chunk {chunk_s:.2f} s median with refinement
 (refinement {refine:.0f} % of it), chunks with floating pieces after refinement {floating:.1f} %; cave share
-against the corpus's, geometric mean over the styles, {grown:.2f} with its caves grown, {ungrown:.2f} as drawn.
+against the corpus's, geometric mean over the styles, {grown:.2f} with its caves grown, {ungrown:.2f} as drawn;
+the caves' elongation (tunnels or pockets), mean over the styles, {elongation:.2f} (the corpus's {corpus_elongation:.2f}).
 
 **Limits.** Trained at 2 m voxels only (other sizes run but are out of its distribution); one chunk level
 of context; no memory conditioning in serving (an adapter that reads a world's memory was trained and

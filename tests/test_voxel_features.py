@@ -67,3 +67,20 @@ def test_chunk_measures_count_caves_systems_and_overhangs() -> None:
     assert m["systems"] == 2 and m["largest_system"] == 27 / 33
     assert m["cave_share"] == 33 / (21 * 32 * 32) and m["open_to_sky"] == 6 / 33
     assert m["overhang_columns"] == 16 / (32 * 32)
+
+
+def test_elongation_tells_tunnels_from_pockets() -> None:
+    from backend.voxels.measures import elongation
+
+    caves = np.zeros((32, 32, 32), bool)
+    assert np.isnan(elongation(caves))
+    caves[2:4, 2:4, 2:4] = True  # 8 cells: too small to shape, left out
+    assert np.isnan(elongation(caves))
+    caves[20:26, 20:26, 20:26] = True  # a 6-cell cube: as long as it is thick
+    assert abs(elongation(caves) - 1) < 0.05
+    tunnel = np.zeros_like(caves)
+    tunnel[10:13, 10:13, 4:28] = True  # 24 cells long, 3 across: 24 / (2 x 2)
+    assert abs(elongation(tunnel) - 6) < 0.05
+    both = caves | tunnel  # weighted by volume: 216 cube cells, 216 tunnel cells
+    assert abs(elongation(both) - (elongation(caves) + elongation(tunnel)) / 2) < 1e-9
+
