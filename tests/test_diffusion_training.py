@@ -163,6 +163,23 @@ def test_progressive_distillation_halves_steps(trained) -> None:
         progressive_distillation(trainer.ema, batches, teacher_steps=6, rounds=2, generator=torch.Generator())
 
 
+def test_cell_weight_scales_the_loss_where_it_is_set(trained) -> None:
+    """A cell weight multiplies each element's error; without one the loss is the plain mean (2D models)."""
+    trainer, data, _ = trained
+    x0, sigma = data[:4], torch.full((4,), 0.5)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = EDMLoss()(trainer.ema, x0, sigma=sigma, noise=noise)
+        doubled = EDMLoss(cell_weight=lambda x: torch.full_like(x, 2.0))(trainer.ema, x0, sigma=sigma, noise=noise)
+        left = torch.zeros_like(x0)
+        left[..., :8] = 1.0
+        half = EDMLoss(cell_weight=lambda x: left)(trainer.ema, x0, sigma=sigma, noise=noise)
+        right = EDMLoss(cell_weight=lambda x: 1 - left)(trainer.ema, x0, sigma=sigma, noise=noise)
+    torch.testing.assert_close(doubled, 2 * plain)
+    torch.testing.assert_close(half + right, plain)
+    assert not torch.allclose(half, right)
+
+
 def test_bad_config_raises() -> None:
     with pytest.raises(ValueError, match="empty"):
         Trainer(Denoiser(build_unet("tiny")), torch.zeros(0, 1, 16, 16), EDMLoss(), config(None, 1))

@@ -44,9 +44,9 @@ def test_a_drawn_cave_grows_through_the_haze_around_it_and_nowhere_else() -> Non
     depth = np.broadcast_to((12.0 - np.arange(n, dtype=np.float32))[:, None, None] * vs, (n, n, n)).copy()
     channels = np.zeros((3, n, n, n), np.float32)
     channels[0, 4, 4, 4] = -2.0  # a drawn cave cell deep in the rock (terrain tsdf 1)
-    channels[0, 4, 4, 5:9] = -0.6  # haze joined to it
+    channels[0, 4, 4, 5:9] = -0.9  # haze joined to it
     channels[0, 4, 10, 4:8] = -0.9  # haze on its own
-    channels[0, 4, 4, 9] = -0.2  # within the dead zone: the growth stops before it
+    channels[0, 4, 4, 9] = -0.5  # a change too faint for the reach: the growth stops before it
     channels[0, 13:15, 4, 4] = -0.9  # above the terrain (depth < 0): not underground
     channels[0, 10, 8, 8] = -2.0  # a drawn cave just deep enough (terrain tsdf 1)...
     channels[0, 11, 8, 8] = -0.4  # ...and haze above it in the ground's skin (tsdf 0.5): it keeps its roof

@@ -67,3 +67,35 @@ def test_chunk_measures_count_caves_systems_and_overhangs() -> None:
     assert m["systems"] == 2 and m["largest_system"] == 27 / 33
     assert m["cave_share"] == 33 / (21 * 32 * 32) and m["open_to_sky"] == 6 / 33
     assert m["overhang_columns"] == 16 / (32 * 32)
+
+
+def test_elongation_tells_tunnels_from_pockets() -> None:
+    from backend.voxels.measures import elongation
+
+    caves = np.zeros((32, 32, 32), bool)
+    assert np.isnan(elongation(caves))
+    caves[2:4, 2:4, 2:4] = True  # 8 cells: too small to shape, left out
+    assert np.isnan(elongation(caves))
+    caves[20:26, 20:26, 20:26] = True  # a 6-cell cube: as long as it is thick
+    assert abs(elongation(caves) - 1) < 0.05
+    tunnel = np.zeros_like(caves)
+    tunnel[10:13, 10:13, 4:28] = True  # 24 cells long, 3 across: 24 / (2 x 2)
+    assert abs(elongation(tunnel) - 6) < 0.05
+    both = caves | tunnel  # weighted by volume: 216 cube cells, 216 tunnel cells
+    assert abs(elongation(both) - (elongation(caves) + elongation(tunnel)) / 2) < 1e-9
+
+
+def test_feature_weight_covers_the_features_and_their_reach() -> None:
+    import torch
+
+    from backend.training.train_voxels import FeatureWeight
+    from backend.voxels import channels as ch
+
+    x = torch.zeros(2, ch.N_CHANNELS, 16, 16, 16)
+    x[0, 0, 8, 8, 8] = -1.5  # a cave cell
+    x[0, 0, 2, 2, 2] = -0.2  # haze inside the dead zone: no feature
+    x[1, 1, 4, 4, 4] = 1.0  # water: not a change of density
+    weight = ch.unfold(FeatureWeight(5.0, 2)(ch.fold(x)))
+    assert weight.shape == x.shape
+    assert (weight[0, :, 6:11, 6:11, 6:11] == 6).all() and (weight[0] == 6).sum() == ch.N_CHANNELS * 5**3
+    assert (weight[0] == 1).sum() == weight[0].numel() - ch.N_CHANNELS * 5**3 and (weight[1] == 1).all()

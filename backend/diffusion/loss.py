@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -18,11 +19,14 @@ class EDMLoss:
 
     cond_dropout maps a Conditioning field to the probability of replacing it, per sample, by its
     null (zeros), so the same network also learns the unconditional model classifier-free guidance needs.
+    cell_weight, when set, maps the clean batch x0 to a weight per element (broadcastable to x0): rare features
+    that a plain mean lets the network hedge on can be made to cost what they matter (the voxel model's caves).
     """
 
     P_mean: float = -1.2  # mean of log(sigma)
     P_std: float = 1.2  # std of log(sigma)
     cond_dropout: dict[str, float] = field(default_factory=lambda: {"style_weights": 0.1, "sliders": 0.1})
+    cell_weight: Callable[[Tensor], Tensor] | None = None
 
     def __post_init__(self) -> None:
         for k, p in self.cond_dropout.items():
@@ -61,4 +65,7 @@ class EDMLoss:
         sd = getattr(denoiser, "module", denoiser).sigma_data  # .module: unwrap DDP
         weight = (s**2 + sd**2) / (s * sd) ** 2
         D = denoiser(x0 + s * noise, sigma, cond)
-        return (weight * (D - x0) ** 2).flatten(1).mean(1)
+        error = weight * (D - x0) ** 2
+        if self.cell_weight is not None:
+            error = error * self.cell_weight(x0)
+        return error.flatten(1).mean(1)

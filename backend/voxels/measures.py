@@ -6,6 +6,24 @@ import numpy as np
 from scipy import ndimage
 
 _SIX = ndimage.generate_binary_structure(3, 1)
+ELONGATION_MIN_CELLS = 20  # smaller caves have no shape to speak of
+
+
+def elongation(caves: np.ndarray) -> float:
+    """Tunnels or pockets: per 6-connected cave of at least ELONGATION_MIN_CELLS cells, its length along its
+    principal axis (sqrt(12 x the largest eigenvalue of its cells' covariance), a rod's length) over its thickness
+    (twice its largest inscribed radius), mean weighted by volume; NaN without such a cave. A ball is about 1,
+    a worm tunnel several."""
+    labels, n = ndimage.label(caves, structure=_SIX)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    found, weights = [], []
+    for k in np.flatnonzero(sizes[1:] >= ELONGATION_MIN_CELLS) + 1:
+        cave = labels == k
+        thickness = 2 * ndimage.distance_transform_edt(np.pad(cave, 1)).max()
+        length = np.sqrt(12 * np.linalg.eigvalsh(np.cov(np.argwhere(cave).T.astype(np.float64)))[-1])
+        found.append(length / thickness)
+        weights.append(sizes[k])
+    return float(np.average(found, weights=weights)) if found else float("nan")
 
 
 def cave_cells(solid: np.ndarray, terrain_depth: np.ndarray) -> np.ndarray:
@@ -15,8 +33,9 @@ def cave_cells(solid: np.ndarray, terrain_depth: np.ndarray) -> np.ndarray:
 
 def chunk_measures(solid: np.ndarray, terrain_depth: np.ndarray) -> dict[str, float]:
     """Cave volume share (of the cells under the terrain), how connected the caves are (the largest
-    system's share of the cave volume, the number of systems, the share open to the sky), and the
-    overhang share: columns with rock above open air that lies above the terrain's surface."""
+    system's share of the cave volume, the number of systems, the share open to the sky), their elongation
+    (NaN without a cave to shape) and the overhang share: columns with rock above open air that lies above the
+    terrain's surface."""
     caves = cave_cells(solid, terrain_depth)
     under = int((terrain_depth > 0).sum())
     labels, n = ndimage.label(caves, structure=_SIX)
@@ -29,6 +48,7 @@ def chunk_measures(solid: np.ndarray, terrain_depth: np.ndarray) -> dict[str, fl
             "largest_system": float(sizes.max() / sizes.sum()) if n else 0.0,
             "systems": float(n),
             "open_to_sky": open_to_sky,
+            "elongation": elongation(caves),
             "overhang_columns": float(rock_over_air.any(axis=0).mean())}
 
 
