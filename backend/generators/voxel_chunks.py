@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -107,8 +107,22 @@ def canvas_axes(key: ChunkKey, voxel_size: float, margin: int) -> tuple[np.ndarr
     return z0 + steps, y0 - steps, x0 + steps
 
 
-def terrain_depth(request: VoxelChunkRequest, z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    surface = terrain_heights_at(request.heights, request.cell_size, request.grid_origin, x, y)
+class TerrainFrame(Protocol):
+    """Where the terrain lies: a chunk request's, or a region's chunk settings."""
+
+    @property
+    def heights(self) -> np.ndarray: ...  # (H, W) metres, row 0 north
+
+    @property
+    def cell_size(self) -> float: ...
+
+    @property
+    def grid_origin(self) -> tuple[float, float]: ...  # (x, y) of heights[0, 0]
+
+
+def terrain_depth(frame: TerrainFrame, z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The terrain's depth (metres) below its surface at cells (z, y, x), (len z, len y, len x)."""
+    surface = terrain_heights_at(frame.heights, frame.cell_size, frame.grid_origin, x, y)
     return (surface[None] - z[:, None, None]).astype(np.float32)
 
 

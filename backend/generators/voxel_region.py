@@ -32,7 +32,7 @@ from typing import Callable, Collection, Literal
 
 import numpy as np
 
-from backend.generators.voxel_chunks import VoxelChunkRequest, canvas_axes, generate_chunk
+from backend.generators.voxel_chunks import VoxelChunkRequest, canvas_axes, generate_chunk, terrain_depth
 from backend.meshing.voxels import Mesh, blocky_surface, smooth_surface
 from backend.models.voxel import VoxelModel, VoxelReadout
 from backend.voxels.chunk import CHUNK, MATERIAL, ChunkKey, VoxelChunk, terrain_heights_at, voxelise_terrain
@@ -73,9 +73,7 @@ class ChunkSettings:
 
     def depth(self, key: ChunkKey) -> np.ndarray:
         """The terrain's depth (metres) at the chunk's cells, (z, row, col)."""
-        z, y, x = canvas_axes(key, self.voxel_size, 0)
-        surface = terrain_heights_at(self.heights, self.cell_size, self.grid_origin, x, y)
-        return (surface[None] - z[:, None, None]).astype(np.float32)
+        return terrain_depth(self, *canvas_axes(key, self.voxel_size, 0))
 
 
 Offset = tuple[int, int, int]

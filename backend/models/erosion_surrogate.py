@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from backend.models.inference import file_sha256, module_tensors, save_tensors
+from backend.models.inference import file_sha256, module_tensors, read_format_metadata, save_tensors
 from backend.networks.unet import ResBlock, UNet, UNetConfig
 from backend.simulation.landscape import SINGLE_FLOW, Routing, StreamPower
 from backend.simulation.learned_steps import (MATURE_STEP, SURROGATE_CHANNELS, Fields, height_scale,
@@ -139,11 +138,7 @@ def save_surrogate(path: str | Path, net: SurrogateNet, config: SurrogateConfig,
 
 
 def read_surrogate_config(path: str | Path) -> SurrogateConfig:
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != SURROGATE_FORMAT:
-        raise ValueError(f"{path} is not a {SURROGATE_FORMAT} file (format={meta.get('format')!r})")
-    return SurrogateConfig.from_dict(json.loads(meta["config"]))
+    return SurrogateConfig.from_dict(json.loads(read_format_metadata(path, SURROGATE_FORMAT)["config"]))
 
 
 @dataclass

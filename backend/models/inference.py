@@ -49,12 +49,18 @@ def save_inference(path: str | Path, denoiser: Denoiser, config_dict: dict[str, 
     save_tensors(module_tensors(denoiser), Path(path), meta)
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """{'denoiser': {...}, 'config': {...}} from an inference file, without loading weights."""
+def read_format_metadata(path: str | Path, file_format: str) -> dict[str, str]:
+    """A .safetensors file's metadata strings, without loading weights; ValueError unless it is ``file_format``."""
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
-    if meta.get("format") != INFERENCE_FORMAT:
-        raise ValueError(f"{path} is not a {INFERENCE_FORMAT} file (format={meta.get('format')!r})")
+    if meta.get("format") != file_format:
+        raise ValueError(f"{path} is not a {file_format} file (format={meta.get('format')!r})")
+    return meta
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """{'denoiser': {...}, 'config': {...}} from an inference file, without loading weights."""
+    meta = read_format_metadata(path, INFERENCE_FORMAT)
     return {"denoiser": json.loads(meta["denoiser"]), "config": json.loads(meta["config"])}
 
 

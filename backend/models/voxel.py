@@ -10,20 +10,19 @@ A voxel world with memory is drawn by the memory-conditioned voxel model (``VOXE
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import json
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file
 
 from backend.diffusion.preconditioning import Conditioning
 from backend.memory.readout import ReadoutConfig, SliderReadout
 
-from .inference import LoadedModel, file_sha256, load_inference, module_tensors, read_metadata, save_tensors
+from .inference import (LoadedModel, file_sha256, load_inference, module_tensors, read_format_metadata,
+                        read_metadata, save_tensors)
 
 VOXEL_FILE = "voxel_chunks.safetensors"
 VOXEL_MEMORY_FILE = "voxel_memory.safetensors"  # optional: voxel worlds with memory (with READOUT_FILE)
@@ -77,7 +76,6 @@ class VoxelModel(LoadedModel):
         return self.meta["covers"][heaviest]
 
 
-
 def save_readout(path: str | Path, readout: SliderReadout, meta: dict[str, Any]) -> None:
     """Write a slider readout's weights, its config and free-form ``meta`` (the memory model it reads, figures)."""
     save_tensors(module_tensors(readout), Path(path), {"format": READOUT_FORMAT,
@@ -95,10 +93,7 @@ class VoxelReadout:
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> VoxelReadout:
-        with safe_open(str(path), framework="pt") as f:
-            found = f.metadata() or {}
-        if found.get("format") != READOUT_FORMAT:
-            raise ValueError(f"{path} is not a {READOUT_FORMAT} file (format={found.get('format')!r})")
+        found = read_format_metadata(path, READOUT_FORMAT)
         readout = SliderReadout(ReadoutConfig.from_dict(json.loads(found["config"])))
         readout.load_state_dict(load_file(str(path), device="cpu"), strict=True)
         return cls(readout.to(device).eval().requires_grad_(False), json.loads(found["meta"]), file_sha256(path))
