@@ -4,6 +4,7 @@ import numpy as np
 from scipy import ndimage
 
 from backend.data.voxel_corpus import WINDOW, VoxelRegions, VoxelWindowDataset
+from backend.voxels import channels as ch
 from backend.voxels import energy as en
 from backend.voxels.chunk import CHUNK, MATERIAL
 from backend.voxels.features import Region, simulate_region
@@ -46,12 +47,12 @@ def test_window_items_carry_known_cells_only_where_known() -> None:
                            np.array([0]), np.array([[1.0, 0.5]], np.float32), ("alpine", "canyon_mesa"), 2.0)
     data = VoxelWindowDataset(regions)
     x, cond = data[5]
-    assert x.shape == (24, WINDOW // 2, WINDOW // 2, WINDOW // 2)
-    assert cond.spatial.shape == (40, WINDOW // 2, WINDOW // 2, WINDOW // 2)
+    assert x.shape == (ch.N_CHANNELS * 8, WINDOW // 2, WINDOW // 2, WINDOW // 2)
+    assert cond.spatial.shape == ((2 + ch.N_CHANNELS) * 8, WINDOW // 2, WINDOW // 2, WINDOW // 2)
     assert cond.style_weights.tolist() == [1.0, 0.0] and cond.sliders.tolist() == [1.0, 0.0]
     known = cond.spatial[8:16]  # the folded known mask
     values = cond.spatial[16:]
-    assert ((values != 0) <= (known.repeat(3, 1, 1, 1) > 0)).all()
+    assert ((values != 0) <= (known.repeat(ch.N_CHANNELS, 1, 1, 1) > 0)).all()
     assert data[5][0].equal(x)  # items are functions of their index
 
 
@@ -89,7 +90,6 @@ def test_feature_weight_covers_the_features_and_their_reach() -> None:
     import torch
 
     from backend.training.train_voxels import FeatureWeight
-    from backend.voxels import channels as ch
 
     x = torch.zeros(2, ch.N_CHANNELS, 16, 16, 16)
     x[0, 0, 8, 8, 8] = -1.5  # a cave cell
@@ -99,3 +99,4 @@ def test_feature_weight_covers_the_features_and_their_reach() -> None:
     assert weight.shape == x.shape
     assert (weight[0, :, 6:11, 6:11, 6:11] == 6).all() and (weight[0] == 6).sum() == ch.N_CHANNELS * 5**3
     assert (weight[0] == 1).sum() == weight[0].numel() - ch.N_CHANNELS * 5**3 and (weight[1] == 1).all()
+

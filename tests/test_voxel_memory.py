@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from backend.data.voxel_corpus import load_regions
+from backend.data.voxel_corpus import SPATIAL_CHANNELS, load_regions
 from backend.data.voxel_walks import VoxelWalkDataset, held_out, region_channels, region_chunk
 from backend.generators.voxel_chunks import VoxelChunkRequest, canvas_axes, generate_chunk, terrain_depth
 from backend.generators.voxel_region import ChunkSettings, memory_source
@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from voxel_helpers import STYLES, sloped_heights, tiny_voxel_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+FOLDED = ch.N_CHANNELS * ch.FOLD**3  # the model's channels
+SPATIAL_FOLDED = SPATIAL_CHANNELS * ch.FOLD**3
 ORIGIN = (-128.0, 128.0)  # the test heightfield's north-west vertex (as in test_voxel_chunks)
 torch.set_num_threads(1)
 
@@ -82,9 +84,9 @@ def test_the_adapter_starts_as_the_shipped_model_and_trains_only_itself(trained)
     adapter = memory_adapter(str(trained["base"]), found["denoiser"], cfg, freeze_base=True, memory_emb=True)
     base = VoxelModel.load(trained["base"]).denoiser
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 24, 20, 20, 20, generator=g)
+    x = torch.randn(2, FOLDED, 20, 20, 20, generator=g)
     cond = VoxelModel.load(trained["base"]).conditioning({"alpine": 1.0}, {}).map(lambda t: t.repeat(2, 1))
-    cond = cond.replace(spatial=torch.randn(2, 40, 20, 20, 20, generator=g))
+    cond = cond.replace(spatial=torch.randn(2, SPATIAL_FOLDED, 20, 20, 20, generator=g))
     memory = torch.randn(2, cfg.read_tokens, cfg.dim, generator=g)
     with torch.no_grad():
         assert torch.equal(adapter(x, torch.tensor([0.5, 2.0]), cond.replace(memory=memory)),
@@ -99,7 +101,7 @@ def test_weights_load_with_their_config_and_keep_the_held_out_regions_out(traine
     model = VoxelModel.load(trained["memory"])
     assert isinstance(model.denoiser, MemoryDenoiser)
     cfg = model.denoiser.network.config
-    assert (cfg.dims, cfg.channels, cfg.tile_cells, cfg.dim) == (3, 24, 16, 16)
+    assert (cfg.dims, cfg.channels, cfg.tile_cells, cfg.dim) == (3, FOLDED, 16, 16)
     unet = model.denoiser.denoiser.net.config
     assert unet.memory_dim == cfg.dim and unet.memory_emb
     regions = load_regions(trained["corpus"])
@@ -166,8 +168,8 @@ def test_a_worlds_memory_is_a_function_of_its_edit_log(trained, tmp_path) -> Non
     other.record_edit("carve", {near: None}, {near: (carved(near, 4), 0)})
     assert not torch.equal(tokens, world(other, model).read(far, 4))  # another edit: another memory read nearby
     cfg = model.denoiser.network.config
-    x = torch.randn(1, 24, 20, 20, 20, generator=torch.Generator().manual_seed(1))
-    cond = model.conditioning({"alpine": 1.0}, {}).replace(spatial=torch.zeros(1, 40, 20, 20, 20))
+    x = torch.randn(1, FOLDED, 20, 20, 20, generator=torch.Generator().manual_seed(1))
+    cond = model.conditioning({"alpine": 1.0}, {}).replace(spatial=torch.zeros(1, SPATIAL_FOLDED, 20, 20, 20))
     with torch.no_grad():
         outputs = [model.denoiser(x, torch.tensor([1.0]), cond.replace(memory=m))
                    for m in (tokens, world(other, model).read(far, 4), null_tokens(cfg, 1))]

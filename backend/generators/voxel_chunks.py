@@ -6,7 +6,8 @@ cells of its neighbours each side: the neighbours already generated are known ce
 artist-locked cells are known inside the chunk (inpainting), and at every step the denoiser's estimate
 takes the known values where they are, and is pulled toward them a few cells beyond (``feathered``), so
 features crossing a chunk face continue. The initial noise comes from (world seed, chunk key, voxel size)
-only, so a chunk regenerates bit for bit. After decoding (``backend.voxels.channels``), the refinement
+only, so a chunk regenerates bit for bit. Its caves are grown through the model's haze and joined by passages
+(``backend.voxels.passages``); after decoding (``backend.voxels.channels``), the refinement
 (``backend.voxels.refine``) deletes floating rock, optionally redraws the violating cells with the model,
 and anneals the rest; locked cells are pasted back bit for bit at the end.
 """
@@ -30,6 +31,7 @@ from backend.diffusion.schedules import karras_sigmas
 from backend.models.voxel import VOXEL_QUALITY, VoxelModel, VoxelSampling
 from backend.voxels import channels as ch
 from backend.voxels import energy as en
+from backend.voxels import passages
 from backend.voxels.chunk import CHUNK, ChunkKey, VoxelChunk, terrain_heights_at
 from backend.voxels.materials import compose
 from backend.voxels.refine import AnnealSchedule, anneal, delete_floating, model_unary
@@ -299,9 +301,17 @@ def generate_chunk_with_stats(model: VoxelModel, request: VoxelChunkRequest) -> 
     folded = sample_canvas(model, cond, known_t, values_t, noise, settings)
     canvas = np.where(known[None], values, ch.unfold(folded)[0].cpu().numpy())
     centre = (slice(margin, margin + CHUNK),) * 3
-    block = ch.grown_caves(canvas[(slice(None), *centre)], depth[centre], vs)
+    z_chunk, y_chunk, x_chunk = (axis[margin:margin + CHUNK] for axis in (z, y, x))
+    resistance = passages.resistance_field(request.world_seed, z_chunk, y_chunk, x_chunk)
+
+    def opened(block: np.ndarray) -> np.ndarray:
+        """The drawn caves grown through the model's haze, then joined by passages."""
+        grown = ch.grown_caves(block, depth[centre], vs)
+        return passages.joined_caves(grown, depth[centre], z_chunk, vs, resistance, passages.PASSAGES)
+
+    block = opened(canvas[(slice(None), *centre)])
     cover = model.cover(request.style_weights)
-    drawn = _Drawn(block, *ch.decode(block, depth[centre], z[centre[0]], vs, cover), depth[centre], z[centre[0]], cover)
+    drawn = _Drawn(block, *ch.decode(block, depth[centre], z_chunk, vs, cover), depth[centre], z_chunk, cover)
     stats.sample_s = time.perf_counter() - t0
 
     def redraw(mask: np.ndarray) -> np.ndarray:
@@ -311,8 +321,7 @@ def generate_chunk_with_stats(model: VoxelModel, request: VoxelChunkRequest) -> 
         fixed = np.where(keep[None], canvas, 0.0).astype(np.float32)
         again = sample_canvas(model, cond, _fold(np.broadcast_to(keep, values.shape), device), _fold(fixed, device),
                               noise, REDRAW, start=_fold(canvas.astype(np.float32), device))
-        block = np.where(keep[None], canvas, ch.unfold(again)[0].cpu().numpy())[(slice(None), *centre)]
-        return ch.grown_caves(block, depth[centre], vs)
+        return opened(np.where(keep[None], canvas, ch.unfold(again)[0].cpu().numpy())[(slice(None), *centre)])
 
     t1 = time.perf_counter()
     density, material = refine_chunk(drawn, request, stats, redraw)

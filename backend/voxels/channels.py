@@ -67,13 +67,18 @@ def terrain_outside_features(density: np.ndarray, terrain_depth: np.ndarray) -> 
     return np.where(feature, density, terrain_depth).astype(np.float32)
 
 
+def cave_cells_drawn(change: np.ndarray, terrain_depth: np.ndarray, voxel_size: float) -> np.ndarray:
+    """The cells under the terrain that the change channel opens when decoded."""
+    dead_zoned = np.where(np.abs(change) < CHANGE_DEAD_ZONE, 0.0, change)
+    return (terrain_depth > 0) & (tsdf(terrain_depth, voxel_size) + dead_zoned < 0)
+
+
 def grown_caves(channels: np.ndarray, terrain_depth: np.ndarray, voxel_size: float) -> np.ndarray:
     """The channels with each drawn cave grown through the deep rock connected to it (6-neighbours) whose change is
     below -CAVE_REACH (see there); the other channels and every other cell as they were."""
     terrain = tsdf(terrain_depth, voxel_size)
     change = channels[0]
-    underground = terrain_depth > 0
-    drawn_open = underground & (terrain + np.where(np.abs(change) < CHANGE_DEAD_ZONE, 0.0, change) < 0)
+    drawn_open = cave_cells_drawn(change, terrain_depth, voxel_size)
     reach = (terrain >= 1) & (change < -CAVE_REACH)  # deep rock only
     pieces, _ = ndimage.label(drawn_open | reach)
     joined = np.isin(pieces, np.unique(pieces[drawn_open])) & (pieces > 0)
