@@ -35,18 +35,19 @@ class PassageSettings:
     """How far water joins pockets and how wide it dissolves the passages.
 
     ``reach`` is calibrated on the training split (4 places x 2 seeds a style, annealed interactive chunks, the
-    shipped voxel model): the caves' elongation 1.98 as drawn, 2.91 / 3.41 / 4.05 / 5.09 / 6.41 at reach
-    10 / 14 / 15 / 20 / 40, the corpus's surface chunks 3.75; systems per chunk 5.8 -> 5.1 / 4.7 / 4.4 / 3.7 / 2.9
-    (corpus 2.8); cave share 0.0143 -> 0.0149 / 0.0154 / 0.0158 / 0.0169 / 0.0196 (corpus 0.0144).
+    shipped voxel model): the caves' elongation 1.98 as drawn, 2.90 / 3.38 / 4.01 / 4.24 at reach 10 / 14 / 15 / 17,
+    the corpus's surface chunks 3.75; systems per chunk 5.8 -> 5.1 / 4.7 / 4.4 / 4.1 (corpus 2.8); cave share
+    0.0143 -> 0.0156 / 0.0166 / 0.0175 / 0.0182 (corpus 0.0144).
     """
 
-    reach: float = 14.0  # the most a passage may cost: a cell of rock costs 1 where the model drew a cave's haze
+    reach: float = 15.0  # the most a passage may cost: a cell of rock costs 1 where the model drew a cave's haze
     haze_cost: float = 4.0  # extra cost of a cell where the model drew no haze (change 0 or more)
     bedding_share: float = 0.5  # cost factor within a cell of a strata boundary (karst follows bedding planes)
     resistance: float = 0.6  # log-amplitude of the rock's smooth resistance field
     wavelength_m: float = 24.0  # its typical wavelength
     min_cells: int = 8  # pockets smaller than this are specks, not chambers: left alone
-    radius_cells: tuple[float, float] = (1.0, 1.8)  # a passage's radius: the narrower chamber's half thickness, clipped
+    radius_share: float = 0.8  # a passage's radius over the narrower chamber's inscribed radius...
+    radius_cells: tuple[float, float] = (1.2, 2.6)  # ...clipped to the corpus's worm tunnels' radii
     smoothing_cells: float = 1.5  # the course is smoothed this much before dissolving (the grid path is jagged)
 
 
@@ -176,11 +177,11 @@ def joined_caves(channels: np.ndarray, terrain_depth: np.ndarray, z: np.ndarray,
     if not courses:
         return channels
     labels, _ = ndimage.label(caves, structure=_SIX)
-    thickness = ndimage.distance_transform_edt(caves)
+    inscribed = ndimage.distance_transform_edt(caves)  # each cave cell's distance to rock
     passage = np.zeros(caves.shape, bool)
     for course, pair in courses:
-        narrower = min(float(thickness[labels == p].max()) for p in pair)
-        radius = float(np.clip(narrower / 2, *settings.radius_cells))
+        narrower = min(float(inscribed[labels == p].max()) for p in pair)
+        radius = float(np.clip(settings.radius_share * narrower, *settings.radius_cells))
         passage |= dissolve(caves.shape, course, radius, settings.smoothing_cells)
     passage &= deep & ~caves
     out = channels.copy()
