@@ -370,7 +370,7 @@ class WSC_PT_caves(bpy.types.Panel):
         density = col.row()
         density.active = not (s.source == "learned" and s.memory and s.cave_density_from_memory)
         density.prop(s, "cave_density")
-        for name in ("overhang", "seed", "cover"):
+        for name in ("overhang", "passages", "seed", "cover"):
             col.prop(s, name)
         col.prop(s, "coarse_far")
         if s.coarse_far:

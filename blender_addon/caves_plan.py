@@ -96,7 +96,7 @@ def frame_params(s: Any, cell_size: float, world: str) -> dict[str, Any]:
     world's memory (generated chunks only) an unsent cave density is the one the memory reads near committed edits."""
     params = {"voxel_size": float(s.voxel_size), "mesh": s.mesh_style.lower(), "cell_size": float(cell_size),
               "world": world, "seed": int(s.seed), "cave_density": float(s.cave_density),
-              "overhang": float(s.overhang), "cover": s.cover, "source": s.source}
+              "overhang": float(s.overhang), "passages": float(s.passages), "cover": s.cover, "source": s.source}
     if s.memory and s.source == "learned":
         params["memory"] = True
         if s.cave_density_from_memory:

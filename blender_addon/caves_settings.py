@@ -39,6 +39,9 @@ class WSC_CaveSettings(bpy.types.PropertyGroup):
                                           description="How much of the ground the cave generator hollows out")
     overhang: bpy.props.FloatProperty(name="Overhangs", default=0.5, min=0.0, max=1.0,
                                       description="How much overhangs and arches the cave generator makes")
+    passages: bpy.props.FloatProperty(name="Passages", default=0.5, min=0.0, max=1.0,
+                                      description="How far the generated caves are joined into systems by passages "
+                                                  "through the deep rock, as water joins cave chambers (0: as drawn)")
     memory: bpy.props.BoolProperty(name="World memory", default=False,
                                     description="Generated chunks read the world's voxel memory, which the voxel "
                                                 "edits you committed write: beside them, new caves follow yours")

@@ -75,8 +75,8 @@ def test_lod_rings_centre_on_the_cursor_chunk_at_the_ground():
 
 def panel(**changes) -> SimpleNamespace:
     """The Caves panel's settings as the add-on's defaults, with ``changes``."""
-    defaults = dict(voxel_size="2", mesh_style="SMOOTH", seed=3, cave_density=0.8, overhang=0.2, cover="grass",
-                    source="learned", memory=False, cave_density_from_memory=True)
+    defaults = dict(voxel_size="2", mesh_style="SMOOTH", seed=3, cave_density=0.8, overhang=0.2, passages=0.3,
+                    cover="grass", source="learned", memory=False, cave_density_from_memory=True)
     return SimpleNamespace(**{**defaults, **changes})
 
 
@@ -92,3 +92,4 @@ def test_the_panels_memory_switch_reaches_the_backend_as_meant(changes, memory, 
                                        {"heights": np.zeros((65, 65), np.float32)}, Roots([tmp_path]))
     assert request.memory is memory and request.settings.cave_density == cave_density
     assert request.settings.overhang == 0.2  # the memory does not read overhangs: always the artist's
+    assert request.settings.passages == 0.3

@@ -115,6 +115,8 @@ def test_bad_requests_are_refused_clearly(model) -> None:
         VoxelChunkRequest(np.full((4, 4), np.nan), 8.0, ORIGIN, ChunkKey(0, 0, 0))
     with pytest.raises(ValueError, match="sliders"):
         request(sliders={"cave_density": 3.0})
+    with pytest.raises(ValueError, match="passages"):
+        request(passages=1.5)
     with pytest.raises(FileNotFoundError, match="train_voxels"):
         load_voxel_model(ROOT / "no-such-folder")
     with pytest.raises(ValueError, match="unknown style"):
@@ -192,3 +194,26 @@ def test_the_sliders_move_caves_and_overhangs() -> None:
     assert caves[1.0] >= 5 * caves[0.0] and caves[1.0] > 0.003, caves
     overhangs = {v: mean_measures({"overhang": v})["overhang_columns"] for v in (0.0, 1.0)}
     assert overhangs[1.0] >= 0.002 and overhangs[1.0] > 2 * overhangs[0.0], overhangs
+
+
+@needs_shipped
+def test_passages_join_the_drawn_caves_into_longer_systems() -> None:
+    """With passages the same chunks hold fewer, longer cave systems than as drawn (passages 0), and more so the
+    farther they reach; the caves' cells as drawn stay open."""
+    model = load_voxel_model(SHIPPED.parent)
+    key = ChunkKey(0, 0, 0)
+    depth = terrain_depth(request(key), *canvas_axes(key, 2.0, 0))
+    found: dict[float, list[dict[str, float]]] = {}
+    for amount in (0.0, 0.5, 1.0):
+        chunks = [generate_chunk(model, request(key, world_seed=seed, style_weights={"canyon_mesa": 1.0},
+                                                sliders={"cave_density": 1.0}, passages=amount, refinement="none"))
+                  for seed in range(3)]
+        found[amount] = [chunk_measures(c.solid, depth) for c in chunks]
+        if amount == 0.0:
+            drawn = [c.solid for c in chunks]
+        else:
+            assert all(not (c.solid & ~d & (depth > 0)).any() for c, d in zip(chunks, drawn))  # nothing refilled
+    systems = {a: np.mean([f["systems"] for f in v]) for a, v in found.items()}
+    longest = {a: np.nanmean([f["elongation"] for f in v]) for a, v in found.items()}
+    assert systems[0.0] > systems[0.5] > systems[1.0], systems
+    assert longest[1.0] > longest[0.5] > longest[0.0], longest

@@ -152,6 +152,7 @@ def test_export_writes_vox_and_glb_inside_roots(client, tmp_path):
     ({"source": "dreams"}, ErrorCode.BAD_PARAMS, "chunk source"),
     ({"chunk_min": [0, 0]}, ErrorCode.BAD_PARAMS, "chunk_min"),
     ({"cave_density": 2}, ErrorCode.BAD_PARAMS, "cave_density"),
+    ({"passages": -0.1}, ErrorCode.BAD_PARAMS, "passages"),
     ({"world": "/etc"}, ErrorCode.FORBIDDEN, "outside"),
     ({"export": {"out_dir": "/etc", "name": "x"}}, ErrorCode.FORBIDDEN, "outside"),
     ({"export": {"out_dir": "/tmp/x", "name": "../up"}}, ErrorCode.BAD_PARAMS, "export.name"),

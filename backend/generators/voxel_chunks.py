@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
 import numpy as np
@@ -52,6 +52,7 @@ class VoxelChunkRequest:
     world_seed: int = 0
     style_weights: dict[str, float] = field(default_factory=lambda: {"alpine": 1.0})
     sliders: dict[str, float] = field(default_factory=dict)  # cave_density, overhang in [0, 1]; unsent 0.5
+    passages: float = 0.5  # 0..1: how far passages join the drawn caves (0 none, 0.5 the calibrated reach, 1 twice it)
     neighbours: Neighbours = field(default_factory=dict)  # chunks already generated around this one
     locked: np.ndarray | None = None  # (CHUNK,)*3 bool: cells kept exactly as in ``current``
     current: VoxelChunk | None = None  # the chunk as the artist has it (needed with ``locked``)
@@ -68,6 +69,8 @@ class VoxelChunkRequest:
             raise ValueError("heights must be a 2D grid of at least 2 x 2 and cell_size positive")
         if not np.isfinite(self.heights).all():
             raise ValueError("heights must be finite numbers (metres)")
+        if not 0 <= self.passages <= 1:
+            raise ValueError(f"passages must lie in [0, 1], got {self.passages}")
         if any(not 0 <= float(v) <= 1 for v in self.sliders.values()) or not self.style_weights:
             raise ValueError(f"sliders must lie in [0, 1] and a style be given, got {self.sliders}, {self.style_weights}")
         if self.locked is not None and (np.shape(self.locked) != (CHUNK,) * 3 or self.current is None):
@@ -303,11 +306,12 @@ def generate_chunk_with_stats(model: VoxelModel, request: VoxelChunkRequest) -> 
     centre = (slice(margin, margin + CHUNK),) * 3
     z_chunk, y_chunk, x_chunk = (axis[margin:margin + CHUNK] for axis in (z, y, x))
     resistance = passages.resistance_field(request.world_seed, z_chunk, y_chunk, x_chunk)
+    joining = replace(passages.PASSAGES, reach=passages.PASSAGES.reach * 2 * request.passages)
 
     def opened(block: np.ndarray) -> np.ndarray:
         """The drawn caves grown through the model's haze, then joined by passages."""
         grown = ch.grown_caves(block, depth[centre], vs)
-        return passages.joined_caves(grown, depth[centre], z_chunk, vs, resistance, passages.PASSAGES)
+        return passages.joined_caves(grown, depth[centre], z_chunk, vs, resistance, joining)
 
     block = opened(canvas[(slice(None), *centre)])
     cover = model.cover(request.style_weights)

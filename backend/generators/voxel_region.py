@@ -59,6 +59,7 @@ class ChunkSettings:
     overhang: float | None = None  # 0..1: overhangs and arches
     cover: str = "grass"  # the top layer's material
     style_weights: tuple[tuple[str, float], ...] = ()  # the terrain style mix (name, weight); () = the source's default
+    passages: float = 0.5  # 0..1: how far passages join the drawn caves (VoxelChunkRequest.passages)
 
     @property
     def grid_origin(self) -> tuple[float, float]:
@@ -110,7 +111,7 @@ def learned_source(model: VoxelModel | None, memory: MemoryChunks | None = None)
         request = VoxelChunkRequest(settings.heights, settings.cell_size, settings.grid_origin, key,
                                     settings.voxel_size, world_seed=settings.seed + VARIANT_SEED_STRIDE * variant,
                                     style_weights=dict(settings.style_weights) or {"alpine": 1.0},
-                                    sliders=sliders, neighbours=neighbours, memory=tokens)
+                                    sliders=sliders, passages=settings.passages, neighbours=neighbours, memory=tokens)
         return generate_chunk(model, request)
 
     return ChunkSourceSpec(make, keep=True)

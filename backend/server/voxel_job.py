@@ -41,8 +41,8 @@ MAX_REGION_CHUNKS = 64  # chunks meshed by one job (a 4 x 4 x 2 region is 32)
 MAX_KEY = 2**20  # |i|, |j|, |k|: a million chunks (32 km at 1 m) from the origin is far enough
 MAX_TERRAIN_SIDE = 4097
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_FRAME_KEYS = {"voxel_size", "mesh", "cell_size", "world", "seed", "cave_density", "overhang", "cover", "source",
-               "style_weights", "memory"}
+_FRAME_KEYS = {"voxel_size", "mesh", "cell_size", "world", "seed", "cave_density", "overhang", "passages", "cover",
+               "source", "style_weights", "memory"}
 _KEYS = {"voxels": _FRAME_KEYS | {"chunk_min", "chunk_count", "export", "lod"},
          "voxel_edit": _FRAME_KEYS | {"edit"}, "voxel_undo": _FRAME_KEYS | {"undo", "redo"}}
 
@@ -143,7 +143,7 @@ def _settings(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ChunkSet
     # an unsent slider is unset: the model's null, or the memory's estimate in a world with memory
     cave_density, overhang = (_number(params, n, 0.5, 0, 1) if n in params else None for n in SLIDER_NAMES)
     return ChunkSettings(heights, cell_size, float(voxel_size), seed, cave_density, overhang, cover,
-                         _style_weights(params.get("style_weights", {})))
+                         _style_weights(params.get("style_weights", {})), _number(params, "passages", 0.5, 0, 1))
 
 
 def _style_weights(value: Any) -> tuple[tuple[str, float], ...]:
