@@ -45,6 +45,7 @@ class PassageSettings:
     bedding_share: float = 0.5  # cost factor within a cell of a strata boundary (karst follows bedding planes)
     resistance: float = 0.6  # log-amplitude of the rock's smooth resistance field
     wavelength_m: float = 24.0  # its typical wavelength
+    waves: int = 8  # plane waves summed into it
     min_cells: int = 8  # pockets smaller than this are specks, not chambers: left alone
     radius_share: float = 0.8  # a passage's radius over the narrower chamber's inscribed radius...
     radius_cells: tuple[float, float] = (1.2, 2.6)  # ...clipped to the corpus's worm tunnels' radii
@@ -60,7 +61,7 @@ def resistance_field(world_seed: int, z: np.ndarray, y: np.ndarray, x: np.ndarra
     same at a point whichever chunk asks."""
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"passages:{world_seed}".encode()).digest()[:8],
                                                "little"))
-    waves = 8
+    waves = settings.waves
     directions = rng.normal(size=(waves, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     numbers = 2 * np.pi / (settings.wavelength_m * rng.uniform(0.6, 1.6, waves))
