@@ -1,4 +1,5 @@
-"""The README's figures, computed from benchmarks/results/: written into the docs, never typed.
+"""The README's figures, computed from benchmarks/results/ and the reports' committed results: written into the
+docs, never typed.
 
 In README.md (and docs/*.md) every measured figure sits between markers, ``<!--fig:NAME-->0.42 s<!--/fig-->``
 (invisible on GitHub). ``python -m benchmarks.figures`` rewrites every marked figure from the results files;
@@ -7,6 +8,7 @@ In README.md (and docs/*.md) every measured figure sits between markers, ``<!--f
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+REPORTS = ROOT / "reports"
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 MARKER = re.compile(r"<!--fig:(?P<name>[a-z0-9_]+)-->(?P<value>.*?)<!--/fig-->")
 
@@ -54,6 +57,17 @@ def _measured(name: str, pattern: str, unit: str, digits: int = 0) -> Callable[[
     return lambda: f"{_number(name, pattern):.{digits}f} {unit}"
 
 
+def _reported(name: str, *keys: str, digits: int = 2) -> Callable[[], str]:
+    """A figure a report committed (reports/NAME, a JSON file), found by its keys."""
+    def value() -> str:
+        found = json.loads((REPORTS / name).read_text())
+        for key in keys:
+            found = found[key]
+        return f"{float(found):.{digits}f}"
+
+    return value
+
+
 FIGURES: dict[str, Callable[[], str]] = {
     "learned_256_interactive": _measured("learned_cpu.txt", r"256\^2 interactive\s+erosion light\s*: median\s+([\d.]+) s",
                                          "s", 2),
@@ -82,6 +96,11 @@ FIGURES: dict[str, Callable[[], str]] = {
                                        "s", 2),
     "voxel_chunk_cpu": _measured("voxels_cpu.txt", r"^learned chunk, .*\(cpu, .*median\s+([\d.]+) ms", "ms"),
     "voxel_chunk_cuda": _measured("voxels_cuda.txt", r"^learned chunk, .*\(cuda, .*median\s+([\d.]+) ms", "ms"),
+    "voxel_elongation": _reported("voxels/results.json", "over_styles", "elongation"),
+    "voxel_elongation_as_drawn": _reported("voxels/results.json", "over_styles", "elongation_as_drawn"),
+    "voxel_corpus_elongation": _reported("voxels/results.json", "over_styles", "corpus_elongation"),
+    "voxel_cave_share_ratio": _reported("voxels/results.json", "over_styles", "grown"),
+    "voxel_memory_rich_poor": _reported("voxel_memory/summary.json", "rich_poor", "served"),
     "surrogate_2048_cuda": _measured("surrogate_cuda.txt", r"2048\^2 K=10: .* x\s*([\d.]+)", "x", 1),
 }
 

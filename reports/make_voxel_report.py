@@ -366,9 +366,7 @@ def write_readme(summary: dict, meta: dict, render: dict, settings: dict) -> Non
         ref_table=table(["refinement", "chunks with floating (raw)", "after", "thin overhang cells",
                          "unheld water cells", "lava-water cells", "median s / chunk", "refinement share"], ref_rows),
         trace=trace, render=json.dumps(render), seam_all=summary["seam_ratio_all"],
-        grown=cave_ratio(summary, "cave_share"), as_drawn=cave_ratio(summary, "cave_share_as_drawn"),
-        elongation=style_mean(summary, "elongation"), elongation_as_drawn=style_mean(summary, "elongation_as_drawn", like="elongation"),
-        corpus_elongation=style_mean(summary, "elongation", corpus=True),
+        **summary["over_styles"],
         kinds_table=kinds_table(OUT / "diffusion_kinds.md"),
         sliders=table(["sliders", "cave share", "overhang columns"],
                       [[v, f"{r['cave_share']:.4f}", f"{r['overhang_columns']:.4f}"]
@@ -483,6 +481,15 @@ def training_curve(metrics_csv: Path, path: Path) -> dict[str, float]:
             "seconds_per_step": float(np.median(rows["sec_per_step"])), "last_step": int(rows["step"][-1])}
 
 
+def over_styles(summary: dict) -> dict[str, float]:
+    """The figures over all styles the README, the model card and the project README (benchmarks/figures.py) show:
+    cave share against the corpus's as served and as drawn, the caves' elongation likewise and the corpus's."""
+    return {"grown": cave_ratio(summary, "cave_share"), "as_drawn": cave_ratio(summary, "cave_share_as_drawn"),
+            "elongation": style_mean(summary, "elongation"),
+            "elongation_as_drawn": style_mean(summary, "elongation_as_drawn", like="elongation"),
+            "corpus_elongation": style_mean(summary, "elongation", corpus=True)}
+
+
 def cave_ratio(summary: dict, measure: str) -> float:
     """Generated over corpus cave share, geometric mean over the styles where the corpus has caves."""
     ratios = [v[measure] / v["corpus"]["cave_share"] for v in summary["per_style"].values()
@@ -511,9 +518,7 @@ def write_model_card(meta: dict, summary: dict, curve: dict, path: Path) -> None
         styles=", ".join(meta["style_names"]), first=curve["first_logged"], last=curve["last_logged"],
         sps=curve["seconds_per_step"], chunk_s=ref["anneal"]["median_seconds"],
         refine=100 * ref["anneal"]["refine_share_of_time"], floating=100 * ref["anneal"]["chunks_with_floating_after"],
-        grown=cave_ratio(summary, "cave_share"), as_drawn=cave_ratio(summary, "cave_share_as_drawn"),
-        elongation=style_mean(summary, "elongation"), elongation_as_drawn=style_mean(summary, "elongation_as_drawn", like="elongation"),
-        corpus_elongation=style_mean(summary, "elongation", corpus=True))
+        **summary["over_styles"])
     path.write_text(text)
 
 
@@ -605,6 +610,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = summarise(results, corpus_reference(regions))
     summary["slider_response"] = slider_response(model, [r["places"][0] for r in results.values()])
     summary["corpus_slider_response"] = corpus_slider_response(regions)
+    summary["over_styles"] = over_styles(summary)
     render_slices({s: r["examples"][0] for s, r in results.items()}, OUT / "slices.png")
     cave_style = max(summary["per_style"], key=lambda s: summary["per_style"][s]["cave_share"])
     req = results[cave_style]["examples"][0][0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -34,6 +35,16 @@ def test_every_figure_is_shown_and_a_changed_result_is_caught(tmp_path, monkeypa
     readme = figures.ROOT / "README.md"
     assert figures.render(readme.read_text()) != readme.read_text()
     assert "<!--fig:learned_256_interactive-->0.78 s<!--/fig-->" in figures.render(readme.read_text())
+
+
+def test_a_changed_report_is_caught(tmp_path, monkeypatch):
+    """Report figures (reports/*/results JSON) are checked as the benchmarks' are."""
+    (tmp_path / "voxel_memory").mkdir()
+    summary = json.loads((figures.REPORTS / "voxel_memory" / "summary.json").read_text())
+    summary["rich_poor"]["served"] = 9.876
+    (tmp_path / "voxel_memory" / "summary.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(figures, "REPORTS", tmp_path)
+    assert figures.FIGURES["voxel_memory_rich_poor"]() == "9.88"
 
 
 def test_stale_statements_are_gone():
