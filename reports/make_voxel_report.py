@@ -361,8 +361,9 @@ def write_readme(summary: dict, meta: dict, render: dict, settings: dict) -> Non
     trace = ", ".join(f"{e:.1f}" for e in summary["anneal_trace_mean"])
     text = README.format(
         settings=json.dumps(settings), params=meta.get("run", {}).get("parameters", "?"),
-        style_table=table(["style", "cave share", "as drawn: share, elongation", "largest system", "systems", "open to sky",
-                           "elongation", "overhang columns", "seed diversity", "seam / interior"], style_rows),
+        style_table=table(["style", "cave share", "as drawn: share, elongation", "largest system", "systems",
+                           "open to sky", "elongation", "overhang columns", "seed diversity", "seam / interior"],
+                          style_rows),
         ref_table=table(["refinement", "chunks with floating (raw)", "after", "thin overhang cells",
                          "unheld water cells", "lava-water cells", "median s / chunk", "refinement share"], ref_rows),
         trace=trace, render=json.dumps(render), seam_all=summary["seam_ratio_all"],
@@ -555,15 +556,17 @@ as drawn (the corpus's {corpus_elongation:.2f}).
 **Limits.** Trained at 2 m voxels only (other sizes run but are out of its distribution); one chunk level
 of context; a world's memory reaches its chunks only through the opt-in voxel memory models (an adapter that reads
 it, which alone carries little of the committed chunks into what it draws, and a slider readout: `voxel_memory.md`,
-`reports/voxel_memory/`); the layered materials follow a rule, not the model. It draws its caves as pockets, not tunnels (the elongation as
-drawn above; issue 22): denoising a corpus window with worm tunnels once at sigma 0.2 to 2 (sigma_data 0.13) it
-restores the tunnels, and at 2 it adds round blobs where there were none, so it knows a tunnel from evidence and
-places caves as blobs from noise; the layout is decided above sigma 2, where its training (log-normal, P_mean -1.2)
-puts about 6 % of its samples. Fine-tuned 600 steps at P_mean 1.0 / 1.5 its caves as drawn grew longer (elongation
-2.70 / 2.88 on `reports/measure_cave_shape.py`'s 28 held-out chunks, this model 1.93) and three to four times as many (cave share 0.044 / 0.059,
-the corpus's 0.014); with a wide log-normal (P_mean 0.2, P_std 1.8) 2.75 / 0.035, and so with the plain loss
-2.30 / 0.0073, with feature weight 2 2.85 / 0.022 (this model 0.012): rendered, these are bigger, merged blobs, not
-tunnels; not shipped. Served chunks join the pockets by passages (`backend/voxels/passages.py`). Its loss weighs cells within 2 of a change beyond the decode's dead zone 6 times (`feature_weight` 5
+`reports/voxel_memory/`); the layered materials follow a rule, not the model. It draws its caves as pockets, not
+tunnels (the elongation as drawn above; issue 22): denoising a corpus window with worm tunnels once at sigma 0.2 to
+2 (sigma_data 0.13) it restores the tunnels, and at 2 it adds round blobs where there were none, so it knows a
+tunnel from evidence and places caves as blobs from noise; the layout is decided above sigma 2, where its training
+(log-normal, P_mean -1.2) puts about 6 % of its samples. Fine-tuned 600 steps at P_mean 1.0 / 1.5 its caves (grown,
+not joined by passages) grew longer (elongation 2.70 / 2.88 on `reports/measure_cave_shape.py`'s 28 held-out chunks,
+this model 1.93) and three to four times as many (cave share 0.044 / 0.059, the corpus's 0.014); with a wide
+log-normal (P_mean 0.2, P_std 1.8) 2.75 / 0.035, and so with the plain loss 2.30 / 0.0073, with feature weight 2
+2.85 / 0.022 (this model 0.012): rendered, these are bigger, merged blobs, not tunnels; not shipped. Served chunks
+join the pockets by passages (`backend/voxels/passages.py`). Its loss weighs cells within 2 of a change beyond the
+decode's dead zone 6 times (`feature_weight` 5
 in the config, `train_voxels.FeatureWeight`): under the plain mean the haze of hedged change around its caves cost
 little. That made it draw about three times the cave volume of the model before it (so its caves grow through only
 the stronger haze, `channels.CAVE_REACH` 0.7 instead of 0.3) and slightly longer caves, not tunnels. Measured by
