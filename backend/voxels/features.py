@@ -92,7 +92,7 @@ def _underground_point(rng: np.random.Generator, region: Region, min_depth_cells
     return candidates[rng.integers(len(candidates))] + rng.uniform(-0.5, 0.5, 3)
 
 
-def _carve_spheres(field: np.ndarray, centres: np.ndarray, radii: np.ndarray, squash_z: float = 1.0) -> None:
+def carve_spheres(field: np.ndarray, centres: np.ndarray, radii: np.ndarray, squash_z: float = 1.0) -> None:
     """field = min(field, distance to the nearest sphere's surface) in cells; z distances scaled by squash_z."""
     shape = np.array(field.shape)
     for c, r in zip(centres, radii):
@@ -129,7 +129,7 @@ def carve_tunnels(rng: np.random.Generator, region: Region, rates: FeatureRates,
         if start is not None:
             points = _walk(rng, start, int(rng.integers(30, 120)), flat=False)
             radii = np.clip(rng.uniform(1.2, 2.6) + np.cumsum(rng.normal(0, 0.08, len(points))), 1.0, 3.5)
-            _carve_spheres(field, points, radii)
+            carve_spheres(field, points, radii)
     for _ in range(_count(rng, rates.karst, scale)):
         start = _underground_point(rng, region, 4.0)
         if start is None:
@@ -138,7 +138,7 @@ def carve_tunnels(rng: np.random.Generator, region: Region, rates: FeatureRates,
                                                                      // STRATA_M)) * STRATA_M
         start[0] = (boundary - region.z[0]) / region.voxel_size  # along a strata boundary
         points = _walk(rng, start, int(rng.integers(40, 140)), flat=True)
-        _carve_spheres(field, points, np.full(len(points), rng.uniform(2.0, 3.2)), squash_z=2.0)
+        carve_spheres(field, points, np.full(len(points), rng.uniform(2.0, 3.2)), squash_z=2.0)
     return field
 
 

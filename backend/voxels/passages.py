@@ -25,6 +25,7 @@ from scipy.sparse import csgraph
 
 from . import channels as ch
 from .chunk import STRATA_M
+from .features import carve_spheres
 
 _SIX = ndimage.generate_binary_structure(3, 1)
 _OFFSETS = [o for o in itertools.product((-1, 0, 1), repeat=3) if o > (0, 0, 0)]  # each 26-neighbour pair once
@@ -96,16 +97,22 @@ def _graph(passable: np.ndarray, cost: np.ndarray) -> tuple[sparse.csr_matrix, n
     return graph, u, v, w
 
 
-def passage_courses(caves: np.ndarray, passable: np.ndarray, cost: np.ndarray,
-                    settings: PassageSettings = PASSAGES) -> list[tuple[np.ndarray, tuple[int, int]]]:
-    """The cell courses (K, 3) of the passages joining the pockets of ``caves``, each with the two pockets' labels
-    (from ``ndimage.label`` with 6-neighbours), cheapest first: a minimum spanning forest over pockets whose
-    cheapest joining way costs at most ``settings.reach``."""
+def chambers_of(caves: np.ndarray, settings: PassageSettings = PASSAGES) -> tuple[np.ndarray, np.ndarray]:
+    """The pockets of ``caves`` (labels from ``ndimage.label`` with 6-neighbours) and the labels of those big
+    enough to be joined (at least ``settings.min_cells``)."""
     labels, n = ndimage.label(caves, structure=_SIX)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    chambers = np.flatnonzero(sizes[1:] >= settings.min_cells) + 1
+    return labels, np.flatnonzero(sizes[1:] >= settings.min_cells) + 1
+
+
+def passage_courses(labels: np.ndarray, chambers: np.ndarray, passable: np.ndarray, cost: np.ndarray,
+                    settings: PassageSettings = PASSAGES) -> list[tuple[np.ndarray, tuple[int, int]]]:
+    """The cell courses (K, 3) of the passages joining the ``chambers`` among the pockets ``labels``, each with
+    the two chambers' labels, cheapest first: a minimum spanning forest over chambers whose cheapest joining way
+    costs at most ``settings.reach``."""
     if len(chambers) < 2:
         return []
+    caves = labels > 0
     graph, u, v, w = _graph(passable | caves, np.where(caves, 0.0, cost))
     flat = labels.ravel()
     sources = np.flatnonzero(np.isin(flat, chambers))
@@ -139,7 +146,7 @@ def passage_courses(caves: np.ndarray, passable: np.ndarray, cost: np.ndarray,
                     break
                 cell = previous[cell]
         cells = half[0][::-1] + half[1]
-        courses.append((np.array(np.unravel_index(cells, caves.shape)).T, pair))
+        courses.append((np.array(np.unravel_index(cells, labels.shape)).T, pair))
     return courses
 
 
@@ -153,17 +160,9 @@ def dissolve(shape: tuple[int, ...], course: np.ndarray, radius: float, smoothin
     for p, q in zip(points[:-1], points[1:]):
         steps = int(np.ceil(2 * np.linalg.norm(q - p)))
         dense += [p + (q - p) * t for t in np.arange(1, steps + 1) / max(steps, 1)]
-    centres = np.array(dense)
-    lo = np.maximum(np.floor(centres.min(0) - radius).astype(int), 0)
-    hi = np.minimum(np.ceil(centres.max(0) + radius).astype(int) + 1, shape)
-    grid = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)), indexing="ij"), -1).reshape(-1, 3)
-    near = np.zeros(len(grid), bool)
-    for start in range(0, len(centres), 64):
-        d2 = ((grid[:, None, :] - centres[None, start:start + 64]) ** 2).sum(-1)
-        near |= d2.min(1) <= radius**2
-    out = np.zeros(shape, bool)
-    out[tuple(grid[near].T)] = True
-    return out
+    field = np.full(shape, np.inf)
+    carve_spheres(field, np.array(dense), np.full(len(dense), radius))
+    return field <= 0
 
 
 def joined_caves(channels: np.ndarray, terrain_depth: np.ndarray, z: np.ndarray, voxel_size: float,
@@ -174,14 +173,16 @@ def joined_caves(channels: np.ndarray, terrain_depth: np.ndarray, z: np.ndarray,
     change = channels[0]
     caves = ch.cave_cells_drawn(change, terrain_depth, voxel_size)
     deep = terrain >= 1
-    courses = passage_courses(caves, deep, cell_costs(change, z, voxel_size, resistance, settings), settings)
+    labels, chambers = chambers_of(caves, settings)
+    courses = passage_courses(labels, chambers, deep, cell_costs(change, z, voxel_size, resistance, settings),
+                              settings)
     if not courses:
         return channels
-    labels, _ = ndimage.label(caves, structure=_SIX)
     inscribed = ndimage.distance_transform_edt(caves)  # each cave cell's distance to rock
+    chamber_radius = dict(zip(chambers.tolist(), ndimage.maximum(inscribed, labels, chambers)))
     passage = np.zeros(caves.shape, bool)
     for course, pair in courses:
-        narrower = min(float(inscribed[labels == p].max()) for p in pair)
+        narrower = min(float(chamber_radius[p]) for p in pair)
         radius = float(np.clip(settings.radius_share * narrower, *settings.radius_cells))
         passage |= dissolve(caves.shape, course, radius, settings.smoothing_cells)
     passage &= deep & ~caves
