@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow `python reports/make_brush_render.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from backend.editing.brushes import Stroke, footprint  # noqa: E402
+from backend.editing.brushes import Stroke, footprint, rounded  # noqa: E402
 from backend.headless import LocalBackend, render_preview  # noqa: E402
 from backend.metrics.realism import hillshade  # noqa: E402
 from backend.terrain import Heightfield  # noqa: E402
@@ -39,7 +39,9 @@ STROKES = [  # rows north to south, columns west to east, in cells of the 512² 
     {"kind": "ridge", "points": [[130.0, 60.0, 1.0], [105.0, 180.0, 1.0], [135.0, 300.0, 1.0], [115.0, 430.0, 1.0]],
      "radius": 36.0, "strength": 0.8, "seed": 1},
     {"kind": "valley", "points": [[r, c, 1.0] for r, c in VALLEY], "radius": 34.0, "strength": 0.8, "seed": 2},
-    {"curve": "river", "points": VALLEY, "width": 20.0, "strength": 0.6, "seed": 3},
+    # the River drawn along the valley's floor as the brush carved it (its corners rounded), as an artist's curve is
+    {"curve": "river", "points": rounded(np.c_[VALLEY, np.ones(len(VALLEY))], 34.0)[:, :2].tolist(), "width": 20.0,
+     "strength": 0.6, "seed": 3},
     {"kind": "regenerate", "points": [[240.0, 70.0, 1.0], [265.0, 150.0, 1.0]], "radius": 40.0, "strength": 1.0,
      "seed": 4},
     {"kind": "style_paint", "points": [[220.0, 390.0, 1.0], [290.0, 420.0, 1.0]], "radius": 50.0, "strength": 0.5,

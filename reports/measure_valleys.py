@@ -1,6 +1,6 @@
 """Trough or valley? Measures of the README's carved valley (issue 24), and a close-up hillshade of it.
 
-    python reports/measure_valleys.py [--save DIR] [--png out.png] [NAME=DIR ...]
+    python reports/measure_valleys.py [--save DIR] [--png out.png] [--json out.json] [NAME=DIR ...]
 
 Sculpts the README picture's valley stroke (``make_brush_render``: alpine, 512² over 4 km, seed 5) with this
 checkout through the add-on in headless Blender (``backend.render.sculpt``), keeping before.npy and after.npy in
@@ -8,7 +8,8 @@ checkout through the add-on in headless Blender (``backend.render.sculpt``), kee
 test's roughness and pit density in the stroke's core vs the ring around it, and two measures that tell a trough
 from a valley: the variation of its width along it (std / mean of the width at half its depth, cross-sections a
 cell apart) and the side channels entering its floor per km (D8 streams draining over SIDE_AREA_M2 that cross from
-the walls into the floor, d < FLOOR of the radius), with the same count on the land before the edit for scale.
+the walls into the floor, d < FLOOR of the radius), with the same count on the land before the edit for scale;
+and how deep it cut along its path and how steep its walls are (the steepest 1 % of them, beside the land's).
 """
 
 from __future__ import annotations
@@ -102,16 +103,28 @@ def side_channels(h: np.ndarray, dist: np.ndarray, radius: float) -> int:
     return int(((area >= SIDE_AREA_M2) & ~floor & (flat < radius) & floor[rec]).sum())
 
 
+def steepest(h: np.ndarray, where: np.ndarray) -> float:
+    """Degrees: the steepest 1 % of the cells ``where``."""
+    gy, gx = np.gradient(h, CELL)
+    return float(np.percentile(np.degrees(np.arctan(np.hypot(gx, gy)))[where], 99))
+
+
 def measure(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
     path, radius = stroke()
     dist, _, _ = nearest_on_path(np.c_[path[:, :2], np.zeros(len(path))], (0, 0, N, N))
     stats = compare(before, after, dist, radius)
     km = float(np.linalg.norm(np.diff(path[:, :2], axis=0), axis=1).sum()) * CELL / 1000
     w = widths(after, path, radius)
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path[:, :2], axis=0), axis=1))])
+    along = [np.interp(np.arange(arc[-1]), arc, path[:, k]) for k in (0, 1)]
+    cut = ndi.map_coordinates(before - after, along, order=1)
     return {**{k: stats[k] for k in ("rough_in", "rough_around", "pits_in", "pits_around")},
             "width_mean_cells": float(w.mean()), "width_cv": float(w.std() / w.mean()),
             "side_channels_per_km": side_channels(after, dist, radius) / km,
-            "land_side_channels_per_km": side_channels(before, dist, radius) / km}
+            "land_side_channels_per_km": side_channels(before, dist, radius) / km,
+            "deepest_cut_m": float(cut.max()), "mean_cut_m": float(cut.mean()),
+            "steepest_wall_deg": steepest(after, (dist > FLOOR * radius) & (dist < radius)),
+            "land_steepest_deg": steepest(before, (dist > radius + 6) & (dist < 2 * radius + 6))}
 
 
 def closeup(h: np.ndarray) -> Image.Image:
@@ -126,17 +139,22 @@ def main() -> None:
     ap.add_argument("runs", nargs="*", help="NAME=DIR: earlier runs' --save folders to measure beside this one")
     ap.add_argument("--save", type=Path, help="keep this checkout's before.npy and after.npy here")
     ap.add_argument("--png", type=Path, help="close-up hillshades of every run, one under the other")
+    ap.add_argument("--json", type=Path, help="write every run's measures here ({name: measures})")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         here = args.save or Path(tmp)
         here.mkdir(parents=True, exist_ok=True)
         sculpt(here)
-        images = []
+        images, measured = [], {}
         for name, folder in [("this checkout", here)] + [tuple(r.split("=", 1)) for r in args.runs]:
             before = np.load(Path(folder) / "before.npy").astype(np.float64)
             after = np.load(Path(folder) / "after.npy").astype(np.float64)
-            print(f"{name}: " + json.dumps({k: round(v, 4) for k, v in measure(before, after).items()}))
+            measured[name] = {k: round(v, 4) for k, v in measure(before, after).items()}
+            print(f"{name}: " + json.dumps(measured[name]))
             images.append((name, closeup(after)))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(measured, indent=1) + "\n")
     if args.png:
         width, height = images[0][1].size
         sheet = Image.new("RGB", (width, height * len(images)), "white")

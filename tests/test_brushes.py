@@ -326,3 +326,28 @@ def test_valley_stream_falls_under_its_cap_without_cutting_to_its_lowest_point()
     assert (line <= cap + 1e-9).all()
     cut = descending(floor[10], 0.1)
     assert (ground[10] - line).max() < (ground[10] - cut).max() - 5  # 55 m under the spur's top, not 65
+
+
+def test_valley_stream_over_high_ground_heads_at_a_divide_instead_of_a_gorge():
+    """A valley stroke across a ridge higher than both its ends: its stream rises to one divide on the ridge and
+    falls from it to both ends by at least the fall asked, with no pit, and its deepest cut under the target is a
+    small share of the ridge (falling all the way, ``descending``, cuts the ridge down to the far end's level)."""
+    from backend.editing.brushes import Stroke, burn_stream, descending, divided, stream_cap
+
+    cols = np.arange(160, dtype=np.float64)
+    ridge = 300 * np.exp(-((cols - 90) / 25) ** 2)  # 300 m over ground that falls 0.5 m a cell
+    ground = np.tile(200 - 0.5 * cols + ridge + 5 * np.sin(cols / 3), (21, 1))
+    floor = ground - 40
+    stroke = Stroke("valley", np.array([[10.0, 0.0, 1.0], [10.0, 159.0, 1.0]]), 10.0, 1.0)
+    window = (0, 0, 21, 160)
+    line = burn_stream(stroke, floor, window, np.ones_like(floor), 0.1, 3.0, stream_cap(stroke, floor, ground, window))[10]
+    top = int(np.argmax(line))
+    assert 60 < top < 120, top  # on the ridge, not at an end
+    assert (np.diff(line[:top + 1]) > 0).all() and (np.diff(line[top:]) < 0).all()
+    assert (floor[10] - line).max() < 40  # the cut under the target is the wiggle's, not the ridge's
+    assert (floor[10] - descending(floor[10], 0.1)).max() > 250  # what falling all the way would have cut
+
+    # a line that falls all the way keeps falling: its divide at (or a wiggle from) its higher end
+    falling = 100 - cols + 3 * np.sin(cols / 2)
+    fitted = divided(falling, 0.1)
+    assert np.argmax(fitted) < 5 and (np.diff(fitted[5:]) < 0).all()

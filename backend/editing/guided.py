@@ -432,7 +432,7 @@ def kept_drainage(t: np.ndarray, x: np.ndarray, cell: float, blur: float) -> np.
 def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], units: NetworkUnits, model_cell: float,
                  cap: np.ndarray) -> Drain:
     """A valley's stream drained at the models' cells, before and after the erosion stage: its path's heights
-    fitted to the nearest line falling downhill under ``cap`` (``brushes.burn_stream``), ``DRAIN_CELLS`` either
+    fitted to the nearest line falling from one divide under ``cap`` (``brushes.burn_stream``), ``DRAIN_CELLS`` either
     side eased onto it. At that
     scale the channel survives the resampling into the mesh, so the mesh's own burn afterwards moves the floor
     little; eased over one model cell, it left a beaded notch along a narrow valley (2.6x as rough as around)."""
