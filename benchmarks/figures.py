@@ -101,6 +101,12 @@ FIGURES: dict[str, Callable[[], str]] = {
     "voxel_corpus_elongation": _reported("voxels/results.json", "over_styles", "corpus_elongation"),
     "voxel_cave_share_ratio": _reported("voxels/results.json", "over_styles", "grown"),
     "voxel_memory_rich_poor": _reported("voxel_memory/summary.json", "rich_poor", "served"),
+    "valley_deepest_cut": _reported("valleys/results.json", "this checkout", "deepest_cut_m"),
+    "valley_deepest_cut_before": _reported("valleys/results.json", "falling all the way (85895aa)", "deepest_cut_m"),
+    "valley_steepest_wall": _reported("valleys/results.json", "this checkout", "steepest_wall_deg"),
+    "valley_steepest_wall_before": _reported("valleys/results.json", "falling all the way (85895aa)",
+                                             "steepest_wall_deg"),
+    "valley_land_steepest": _reported("valleys/results.json", "this checkout", "land_steepest_deg"),
     "surrogate_2048_cuda": _measured("surrogate_cuda.txt", r"2048\^2 K=10: .* x\s*([\d.]+)", "x", 1),
 }
 
