@@ -340,7 +340,8 @@ def test_valley_stream_over_high_ground_heads_at_a_divide_instead_of_a_gorge():
     floor = ground - 40
     stroke = Stroke("valley", np.array([[10.0, 0.0, 1.0], [10.0, 159.0, 1.0]]), 10.0, 1.0)
     window = (0, 0, 21, 160)
-    line = burn_stream(stroke, floor, window, np.ones_like(floor), 0.1, 3.0, stream_cap(stroke, floor, ground, window))[10]
+    cap = stream_cap(stroke, floor, ground, window)
+    line = burn_stream(stroke, floor, window, np.ones_like(floor), 0.1, 3.0, cap)[10]
     top = int(np.argmax(line))
     assert 60 < top < 120, top  # on the ridge, not at an end
     assert (np.diff(line[:top + 1]) > 0).all() and (np.diff(line[top:]) < 0).all()
