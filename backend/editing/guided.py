@@ -55,9 +55,6 @@ class Recipe:
     # the stroke's weight from which its ground is fully worn by the erosion stage; less of it at the rim, where
     # wearing everything above 1/feather (a sharp switch from worn to unworn ground) drew the stroke's outline
     worn_from: float = 0.5
-    # toward its rim (weight under 1/feather) the edit blends into its target (the moved ground with its texture
-    # kept), not into the ground as it was: that cut off the last quarter of a raise or a valley in a few cells
-    rim_on_target: bool = True
 
 
 COARSE_REACH = 4.0  # base cells: a re-sampled coarse map leans into the known one over this far (no step)
@@ -91,10 +88,10 @@ RECIPES: dict[str, Recipe] = {
     # of the radius on the README's ridge, 0.35 around; 0.51 so)
     "ridge": Recipe(0.4, erosion=LIGHT, worn_from=1.0),
     # a valley's stream is drained before and after the stage: its side only partly worn gave a narrow valley a
-    # floor 1.5x as rough as around (two channel networks blended), its rim blended from the target flat runs; worn
-    # fully from half its weight, not a quarter: the stage's change cut off at 0.67 of the radius drew a rim cliff
-    # (steepest 1 % of the edge band 64 -> 50 degrees on the README's valley, 27 in the land around)
-    "valley": Recipe(0.4, erosion=LIGHT, rim_on_target=False),
+    # floor 1.5x as rough as around (two channel networks blended); worn fully from half its weight, not a quarter:
+    # the stage's change cut off at 0.67 of the radius drew a rim cliff (steepest 1 % of the edge band 64 -> 50
+    # degrees on the README's valley, 27 in the land around)
+    "valley": Recipe(0.4, erosion=LIGHT),
     # little noise: the point is less relief; a flattened stretch is worn and drained as the land around it. The
     # worn land is smooth: smooth's model detail from 0.08 made it rougher than before (tiny test models: 1.8x)
     "flatten": Recipe(0.15, erosion=LIGHT), "smooth": Recipe(0.03),
@@ -189,7 +186,7 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     model_cell = superres.meta["cell_size_m"]
     grid = ModelGrid.of(x.shape, cell_size, model_cell)
     blend = torch.clamp(weight * settings.feather, 0, 1)
-    x_model, weight_model = grid.to_model(x), grid.to_model(weight)
+    weight_model = grid.to_model(weight)
     fixed = None if pinned is None else grid.to_model(pinned.double()).clamp(0, 1)
 
     def to_metres(net: Tensor) -> np.ndarray:
@@ -199,14 +196,16 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     def on_mesh(net_model: Tensor) -> Tensor:
         """The mesh window with the stroke's ground remade at the models' scale, faded out at its rim. None of the
         mesh's detail finer than the models' cells is kept under it: on generated ground that detail is the
-        resampling's, and half of it kept doubled the texture of the worn ground and left pits in it."""
-        rim = t if recipe.rim_on_target else x
-        out = rim + blend * (grid.to_mesh(net_model.double().cpu()) - rim)
+        resampling's, and half of it kept doubled the texture of the worn ground and left pits in it. Toward its rim
+        (weight under 1/feather) it blends into its target (the moved ground with its texture kept), not into the
+        ground as it was: that cut off the last quarter of a raise in a few cells and drew a shoulder along a
+        valley's rim (Laplacian std 0.79 vs the land's 0.16 at 0.6-0.7 of its radius; 0.54 so)."""
+        out = t + blend * (grid.to_mesh(net_model.double().cpu()) - t)
         return out if pinned is None else torch.where(pinned >= 1, t, torch.lerp(out, t, pinned))  # 1: exactly
 
     show = None if on_step is None else \
         lambda step, total, net: on_step(step, total, window, to_metres(on_mesh(net)))  # noqa: E731
-    result = diffuse(base, superres, x_model, grid.to_model(t), weight_model, fixed, recipe, style_weights, sliders,
+    result = diffuse(base, superres, grid.to_model(t), weight_model, fixed, recipe, style_weights, sliders,
                      guidance, seed, settings, show, strength)
     drainage = sum(w * STYLES[name].drainage for name, w in style_weights.items() if name in STYLES)
     stage = scaled(recipe.erosion, drainage)  # as generation: the style's share of the stage (none for dunes)
@@ -273,13 +272,13 @@ def level_kept(sampled: Tensor, before: Tensor, weight: Tensor) -> Tensor:
     return sampled + shift * weight
 
 
-def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, weight: Tensor, fixed: Tensor | None,
+def diffuse(base: TerrainModel, superres: TerrainModel, t: Tensor, weight: Tensor, fixed: Tensor | None,
             recipe: Recipe, style_weights: dict[str, float], sliders: dict[str, float], guidance: float, seed: int,
             settings: EditSettings, show: Callable[[int, int, Tensor], None] | None, strength: float) -> Tensor:
     """The few-step SDEdit of ``recipe`` on a window at the models' cells: [h, w] network units in and out.
 
-    x: the window, t: its target, weight: the stroke's, fixed: how much of each cell is kept on the target (1:
-    exactly; or None);
+    t: the window's target (outside the stroke, the window itself), weight: the stroke's, fixed: how much of each
+    cell is kept on the target (1: exactly; or None);
     ``show(step, total, estimate)`` streams each step's estimate.
     """
     factor = superres.meta["factor"]
@@ -288,13 +287,13 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
     if not total:
         return t.float()
     rng = torch.Generator().manual_seed(seed)
-    h, w = x.shape
+    h, w = t.shape
     # each network runs on its own grid padded to the sizes it accepts, not both on the lcm of the two: a 128²
     # mesh window is 34² model cells, which that padded to 64² (3.5x the super-resolution's work) for a coarse
     # map of 9² that the base model takes padded to 16² just as well
     pad = lambda a: _pad(a.float()[None, None].to(device), math.lcm(factor, _levels(superres)))  # noqa: E731
     pad_coarse = lambda a: _pad(a, _levels(base))  # noqa: E731
-    xp, tp, known = pad(x), pad(t), 1 - pad(torch.clamp(weight * settings.feather, 0, 1))
+    tp, known = pad(t), 1 - pad(torch.clamp(weight * settings.feather, 0, 1))
     fixed = None if fixed is None else pad(fixed)
     cond = base.conditioning(style_weights, sliders)
     cond_fine = superres.conditioning(style_weights, sliders)
@@ -308,7 +307,7 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
         if show is None:
             return
         if up is None:  # a coarse step: show its estimate upsampled
-            up, denoised = upsample(info["denoised"][..., :hc, :wc], factor), torch.zeros_like(xp)
+            up, denoised = upsample(info["denoised"][..., :hc, :wc], factor), torch.zeros_like(tp)
         else:
             denoised = info["denoised"]
         show(done, total, (up + superres.meta["residual_scale"] * denoised)[0, 0, :h, :w])
@@ -328,9 +327,8 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
         if recipe.detail_sigma > 0:
             scale = superres.meta["residual_scale"]
             denoiser = ClassifierFreeGuidance(superres.denoiser, guidance) if recipe.guided else superres.denoiser
-            rim = tp if recipe.rim_on_target else xp
-            kept, keep = (rim, known) if fixed is None else (torch.lerp(rim, tp, fixed), torch.maximum(known, fixed))
-            model = Inpainting(denoiser, (kept - up) / scale, keep)
+            keep = known if fixed is None else torch.maximum(known, fixed)
+            model = Inpainting(denoiser, (tp - up) / scale, keep)
             residual = model.finalize(_sample(model, (tp - up) / scale, recipe.detail_sigma, settings.detail_steps,
                                               cond_fine.replace(spatial=up), rng, settings.sampler,
                                               lambda info: report(info, up)))
@@ -339,7 +337,7 @@ def diffuse(base: TerrainModel, superres: TerrainModel, x: Tensor, t: Tensor, we
                 # strength, so the new style thins out along the brush's falloff as every other kind's change does:
                 # at the strength alone a painted dune patch kept its full texture out to three quarters of the
                 # radius and stopped there (roughness 6.1 -> 0.9 from one quarter of the radius to the next)
-                residual = torch.lerp((kept - up) / scale, residual, strength * pad(weight))
+                residual = torch.lerp((tp - up) / scale, residual, strength * pad(weight))
             fine = up + scale * residual
             if fixed is not None:
                 # a fully fixed cell exactly tp, not up + scale * (tp - up) / scale
