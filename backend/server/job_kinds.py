@@ -140,14 +140,15 @@ def _run_edit(services: Services, job: Job) -> Outcome:
     services.send(job, "progress", {"step": 0, "total": 0, "stage": "started"})
     stage = "brushing" if job.kind == "brush" else "shaping"
 
-    def on_step(step: int, total: int, window: tuple[int, int, int, int], heights: np.ndarray) -> None:
+    def on_step(step: int, total: int, window: tuple[int, int, int, int], heights: Callable[[], np.ndarray]) -> None:
         _check_cancel(job, step, total)
         _progress(services, job, step, total, stage)
-        services.send(job, "preview", {"step": step, "meta": {"window": list(window)}}, {"heights": heights})
+        services.send(job, "preview", {"step": step, "meta": {"window": list(window)}}, {"heights": heights()})
 
-    def on_live_step(step: int, total: int, window: tuple[int, int, int, int], heights: np.ndarray) -> None:
+    def on_live_step(step: int, total: int, window: tuple[int, int, int, int], heights: Callable[[], np.ndarray]
+                     ) -> None:
         """A live update is itself a preview, its result due within a few tens of ms: its steps are not
-        streamed (each one Blender would write into the mesh, on the same CPU, only to overwrite it)."""
+        streamed (each one Blender would write into the mesh, on the same CPU, only to overwrite it), nor made."""
         _check_cancel(job, step, total)
         _progress(services, job, step, total, stage)
 
