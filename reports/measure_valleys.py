@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 sys.path.insert(0, str(ROOT / "tests"))
 
 from backend.editing.brushes import nearest_on_path, rounded  # noqa: E402
+from backend.grids import slope_degrees  # noqa: E402
 from backend.headless import LocalBackend  # noqa: E402
 from backend.metrics.realism import hillshade  # noqa: E402
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions  # noqa: E402
@@ -105,8 +106,7 @@ def side_channels(h: np.ndarray, dist: np.ndarray, radius: float) -> int:
 
 def steepest(h: np.ndarray, where: np.ndarray) -> float:
     """Degrees: the steepest 1 % of the cells ``where``."""
-    gy, gx = np.gradient(h, CELL)
-    return float(np.percentile(np.degrees(np.arctan(np.hypot(gx, gy)))[where], 99))
+    return float(np.percentile(slope_degrees(h, CELL)[where], 99))
 
 
 def measure(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
