@@ -11,6 +11,7 @@ from PIL import Image
 from backend.metrics.realism import (
     FAMILIES,
     contact_sheet,
+    grid_alignment,
     hillshade,
     pit_features,
     set_distance,
@@ -35,6 +36,23 @@ def test_spectral_slope_recovers_fbm_exponent():
     assert np.mean(betas) == pytest.approx(3.0, abs=0.35)  # fbm(beta) has P(k) ~ k^-(beta+1)
     smooth = [spectral_slope(fbm(128, rng, beta=3.0) * 500, 30.0) for _ in range(3)]
     assert np.mean(smooth) > np.mean(betas) + 0.5
+
+
+def test_grid_alignment_tells_facets_facing_the_grid_from_any_one_aspect():
+    """Noise with no preferred direction and a plane facing any one way measure about 0; terraces of planes whose
+    slopes face the grid's axes and diagonals (what steepest-neighbour flow cuts) measure near 1."""
+    rng = np.random.default_rng(0)
+    assert abs(grid_alignment(fbm(128, rng) * 500, 30.0)) < 0.02
+    rows, cols = np.mgrid[0:128, 0:128] * 30.0
+    for angle in (0.0, 20.0, 45.0):
+        a = math.radians(angle)
+        assert abs(grid_alignment(0.3 * (cols * math.cos(a) + rows * math.sin(a)), 30.0)) < 0.01, angle
+    facing = np.radians(45.0 * rng.integers(0, 8, (8, 8))).repeat(16, 0).repeat(16, 1)  # 16-cell patches
+    facets = np.zeros((128, 128))
+    for k in np.unique(facing):
+        patch = facing == k
+        facets[patch] = 0.3 * (cols * np.cos(k) + rows * np.sin(k))[patch]
+    assert grid_alignment(facets, 30.0) > 0.5
 
 
 def test_pits_counted_exactly():

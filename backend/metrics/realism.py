@@ -157,6 +157,25 @@ def hypsometry_features(heights: np.ndarray) -> dict[str, float]:
     return {"integral": float((z.mean() - z.min()) / rng), "skewness": _skew(z)}
 
 
+def grid_alignment(heights: np.ndarray, cell_size: float) -> float:
+    """How much more the slopes face the grid's eight neighbours than any other set of eight directions.
+
+    With H(k) = |sum |g| e^(i k theta)| / sum |g| the slope-weighted k-fold harmonic of the aspect theta over the
+    interior, this is H(8) - (H(7) + H(9)) / 2: a map whose slopes mostly face one way (a tilted plane) has all
+    three near 1, ground with no preferred direction all three near 0, and only facets that face the grid's
+    axes and diagonals raise H(8) alone. Steepest-neighbour (D8) flow cuts such facets (the simulated corpus
+    0.1-0.3); real DEMs measure 0.00 +- 0.01."""
+    gy, gx = np.gradient(heights.astype(np.float64), cell_size)
+    gx, gy = gx[2:-2, 2:-2], gy[2:-2, 2:-2]
+    weight = np.hypot(gx, gy)
+    total = weight.sum()
+    if total <= 0:
+        return 0.0
+    aspect = np.arctan2(gy, gx)
+    h7, h8, h9 = (float(np.abs((weight * np.exp(1j * k * aspect)).sum()) / total) for k in (7, 8, 9))
+    return h8 - (h7 + h9) / 2
+
+
 def terrain_features(hf: Heightfield) -> dict[str, dict[str, float]]:
     """All metric families of one terrain: {family: {feature: value}}."""
     z = hf.heights.astype(np.float64)
