@@ -127,10 +127,12 @@ class WSC_Settings(bpy.types.PropertyGroup):
         ("full", "Full", "The full sampler: slower, a little more detail")), default="interactive")
     erosion_stage: bpy.props.EnumProperty(name="Erosion", items=(
         ("off", "Off", "The models' terrain as sampled"),
-        ("light", "Light", "A few steps of river and hillslope erosion: drains the pits, starts valley networks"),
-        ("smooth", "Smooth", "Light erosion with the flow spread over every lower neighbour: no stair-stepped, "
-                             "grid-aligned channels on worlds finer than the models' 30 m cells; a little more concave"),
-        ("mature", "Mature", "More erosion: deeper, branching valleys and gullied slopes (slower)")),
+        ("light", "Light", "A few steps of river and hillslope erosion: drains the pits, starts valley networks "
+                           "whose flow follows the slopes' own direction"),
+        ("smooth", "Smooth", "Light erosion with the flow spread wider over the lower neighbours: smoother, "
+                             "more concave valleys"),
+        ("mature", "Mature", "More erosion: deeper, branching valleys and gullied slopes (slower; its flow keeps "
+                             "to the steepest of eight neighbours, which can cut grid-aligned facets)")),
         default="light", description="Stream-power erosion after sampling (a new explore world keeps the one it was made with)")
     terrain_material: bpy.props.BoolProperty(
         name="Terrain material", default=True,

@@ -81,14 +81,18 @@ KEEP_AREA_M2 = (1.8e3, 1.8e4)
 # erosion stage barely wore it and a lowered patch came out smoother than around (roughness 0.236 vs 0.307)
 FILL_FALL = 0.02
 LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the land: gullies, spurs, side valleys
+# raised ground is steeper than the land it stands on (a third as much of it gentle), so the stage cuts it harder:
+# worn at LIGHT's own slope diffusion a raise was 1.38x as rough as the land around it (std of the Laplacian;
+# 1.33x a ridge), with half as much again 1.0-1.2x
+RAISED_WEAR = replace(LIGHT, diffusion=1.5 * LIGHT.diffusion)
 RECIPES: dict[str, Recipe] = {
     # new detail on the moved ground; a raise is worn by its weight over the whole radius, as a ridge (below): its
     # outline 0.93 -> 0.79 (mean |Laplacian| at 0.7-0.8 of the radius, 0.35 around)
-    "raise": Recipe(0.5, erosion=LIGHT, worn_from=1.0), "lower": Recipe(0.5, erosion=LIGHT),
+    "raise": Recipe(0.5, erosion=RAISED_WEAR, worn_from=1.0), "lower": Recipe(0.5, erosion=LIGHT),
     # a ridge is worn by its weight over the whole radius: fully from half its weight, the stage's change faded out
     # between half and four fifths of the radius and drew an outline around it there (mean |Laplacian| 0.63 at 0.7-0.8
     # of the radius on the README's ridge, 0.35 around; 0.51 so)
-    "ridge": Recipe(0.4, erosion=LIGHT, worn_from=1.0),
+    "ridge": Recipe(0.4, erosion=RAISED_WEAR, worn_from=1.0),
     # a valley's stream is drained before and after the stage: its side only partly worn gave a narrow valley a
     # floor 1.5x as rough as around (two channel networks blended); worn fully from half its weight, not a quarter:
     # the stage's change cut off at 0.67 of the radius drew a rim cliff (steepest 1 % of the edge band 64 -> 50
