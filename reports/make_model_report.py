@@ -298,7 +298,8 @@ def ground_row(style: str, name: str, g: GroundFigures, real_pits: float, real_t
 
 
 def real_ground_lines(c: Comparison, qualities: list[str]) -> list[str]:
-    """Every set of every style against the real elevation samples at 120 m: the realism issue's checks."""
+    """Every set of every style against the real elevation samples at 120 m: the realism issue's checks, then
+    the grid facets against the same samples."""
     real, real_feats, real_pits, real_tau, sources = real_reference(REAL_CELL_M, REAL_SIDE)
     lines = ["", f"## Against real ground ({REAL_CELL_M:g} m cells, {REAL_SIDE}² maps)", "",
              f"Real samples: {len(real)} crops of SRTM / USGS DEMs ({sources}; `data/real_dems/`): pit density "
@@ -317,12 +318,11 @@ def real_ground_lines(c: Comparison, qualities: list[str]) -> list[str]:
                 figures["full"].distance[f] <= figures["interactive"].distance[f] for f in FAMILIES]
     lines += ["", "Checks (generated with the erosion stage, every style and setting):", ""]
     lines += [f"- {name}: {sum(v)} of {len(v)} hold" for name, v in checks.items()]
-    return lines
+    return lines + facet_lines(c, qualities, real)
 
 
-def facet_lines(c: Comparison, qualities: list[str]) -> list[str]:
-    """How much each set's slopes face the grid's eight neighbours, against real ground."""
-    real = real_samples(REAL_CELL_M, REAL_SIDE)
+def facet_lines(c: Comparison, qualities: list[str], real: list[Heightfield]) -> list[str]:
+    """How much each set's slopes face the grid's eight neighbours, against the ``real`` crops."""
     real_facets = np.array([grid_alignment(hf.heights, hf.cell_size) for hf in real])
     limit = float(np.percentile(real_facets, 95))
     names = list(next(iter(c.facets.values())))
@@ -424,7 +424,6 @@ def main() -> None:
         (args.out / "README.md").write_text("\n".join(lines))
         return
     lines += real_ground_lines(comparison, qualities)
-    lines += facet_lines(comparison, qualities)
     lines += mountain_lines(gen, held, qualities, args)
     lines += cost_lines(comparison, qualities)
     (args.out / "README.md").write_text("\n".join(lines))
