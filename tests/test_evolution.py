@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from backend.metrics.realism import pit_density
+from backend.metrics.realism import grid_alignment, pit_density
 from backend.simulation.evolution import Evolution, evolve
 from backend.simulation.hillslope import held, no_flux
 
@@ -59,3 +59,20 @@ def test_held_border_diffusion_solves_backward_euler_and_keeps_the_border() -> N
     spread = held(spike, 3000.0, 30.0)
     for along, oblique in ((spread[32, 37], spread[35, 36]), (spread[32, 42], spread[38, 40])):  # 5 and 10 cells
         assert abs(along - oblique) < 0.08 * along
+
+
+def test_evolved_slopes_face_no_grid_direction() -> None:
+    """Area gathered over multiple flow directions: the valleys follow the slopes, not the grid's axes and
+    diagonals as they do when area runs along the steepest neighbour's paths (D8)."""
+    rng = np.random.default_rng(5)
+    size = 128
+    initial = rng.normal(0, 1, (size, size))
+    outlets = np.zeros((size, size), bool)
+    outlets[0, :] = outlets[-1, :] = True
+
+    def alignment(area_slope_exponent: float | None) -> float:
+        run = Evolution(steps=60, incision=1.0, hillslope_m=60.0, area_slope_exponent=area_slope_exponent)
+        return grid_alignment(evolve(initial, np.ones((size, size)), outlets, 30.0, run).heights, 30.0)
+
+    shipped, steepest = alignment(Evolution.area_slope_exponent), alignment(None)
+    assert steepest > 0.1 and shipped < 0.5 * steepest, (shipped, steepest)
