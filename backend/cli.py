@@ -52,6 +52,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from backend.simulation.landscape import EROSION_STAGES  # numpy and fastscapelib only: --help stays quick
+
     parser = argparse.ArgumentParser(prog="worldsculpt", description="worldsculpt backend")
     parser.add_argument("--log-level", default="INFO")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--style", default="alpine")
     gen.add_argument("--quality", choices=("interactive", "full"), default="interactive",
                      help="few sampler steps, or the full sampler (learned terrain)")
-    gen.add_argument("--erosion", choices=("off", "light", "smooth", "mature"), default="light",
+    gen.add_argument("--erosion", choices=tuple(EROSION_STAGES), default="light",
                      help="stream-power erosion after sampling: carves drainage (learned terrain)")
     gen.add_argument("--generator", default=None, help="diffusion or procedural (default: the backend's default)")
     gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

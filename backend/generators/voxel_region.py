@@ -59,7 +59,7 @@ class ChunkSettings:
     overhang: float | None = None  # 0..1: overhangs and arches
     cover: str = "grass"  # the top layer's material
     style_weights: tuple[tuple[str, float], ...] = ()  # the terrain style mix (name, weight); () = the source's default
-    passages: float = 0.5  # 0..1: how far passages join the drawn caves (VoxelChunkRequest.passages)
+    passages: float = VoxelChunkRequest.passages  # 0..1: how far passages join the drawn caves
 
     @property
     def grid_origin(self) -> tuple[float, float]:
