@@ -118,8 +118,8 @@ def started_from_row(meta: dict) -> list[str]:
     if not start:
         return []
     return [f"| started from | `{start['file']}` sha256 {start['sha256'][:16]}... (the weights shipped at revision "
-            f"{start.get('revision', '?')}, trained on the earlier corpus; `scripts/train_models.sh` takes them from git "
-            "history) |"]
+            f"{start.get('revision', '?')}, {start.get('about', 'trained on an earlier corpus')}; `scripts/train_models.sh` "
+            "takes them from git history) |"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -297,7 +297,7 @@ def ground_row(style: str, name: str, g: GroundFigures, real_pits: float, real_t
             f"| {g.area_exponent:.3f} ({g.area_exponent - real_tau:+.3f}) |")
 
 
-def real_ground_lines(c: Comparison, qualities: list[str]) -> list[str]:
+def real_ground_lines(c: Comparison, qualities: list[str], cell_size: float) -> list[str]:
     """Every set of every style against the real elevation samples at 120 m: the realism issue's checks, then
     the grid facets against the same samples."""
     real, real_feats, real_pits, real_tau, sources = real_reference(REAL_CELL_M, REAL_SIDE)
@@ -318,10 +318,10 @@ def real_ground_lines(c: Comparison, qualities: list[str]) -> list[str]:
                 figures["full"].distance[f] <= figures["interactive"].distance[f] for f in FAMILIES]
     lines += ["", "Checks (generated with the erosion stage, every style and setting):", ""]
     lines += [f"- {name}: {sum(v)} of {len(v)} hold" for name, v in checks.items()]
-    return lines + facet_lines(c, qualities, real)
+    return lines + facet_lines(c, qualities, real, cell_size)
 
 
-def facet_lines(c: Comparison, qualities: list[str], real: list[Heightfield]) -> list[str]:
+def facet_lines(c: Comparison, qualities: list[str], real: list[Heightfield], cell_size: float) -> list[str]:
     """How much each set's slopes face the grid's eight neighbours, against the ``real`` crops."""
     real_facets = np.array([grid_alignment(hf.heights, hf.cell_size) for hf in real])
     limit = float(np.percentile(real_facets, 95))
@@ -329,9 +329,10 @@ def facet_lines(c: Comparison, qualities: list[str], real: list[Heightfield]) ->
     lines = ["", "## Grid facets", "",
              "Slopes facing the grid's axes and diagonals more than any other eight directions "
              "(`realism.grid_alignment`: the aspect's eight-fold harmonic over its seven- and nine-fold ones, slope-"
-             f"weighted; 0 = no preferred direction), mean per set at {SIZE}² x 30 m. Real samples ({len(real)} "
+             f"weighted; 0 = no preferred direction), mean per set at {SIZE}² x {cell_size:g} m. Real samples ({len(real)} "
              f"crops at {REAL_CELL_M:g} m): mean {real_facets.mean():.3f}, 95th percentile {limit:.3f}. "
-             "Steepest-neighbour (D8) flow cuts such facets; the corpus's landscape evolution routes by D8.", "",
+             "Area gathered along the steepest neighbour's paths (D8) cuts such facets: the erosion stages and the "
+             "corpus's landscape evolution gather it over multiple flow directions (mature keeps D8).", "",
              "| style | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     lines += [f"| {st} | " + " | ".join(f"{v:.3f}" for v in sets.values()) + " |" for st, sets in c.facets.items()]
     held = [sets[q] <= limit for sets in c.facets.values() for q in qualities]
@@ -423,7 +424,7 @@ def main() -> None:
     if "full" not in qualities:  # a tuning run: the tables above are all it is for
         (args.out / "README.md").write_text("\n".join(lines))
         return
-    lines += real_ground_lines(comparison, qualities)
+    lines += real_ground_lines(comparison, qualities, held.cell_size)
     lines += mountain_lines(gen, held, qualities, args)
     lines += cost_lines(comparison, qualities)
     (args.out / "README.md").write_text("\n".join(lines))

@@ -8,7 +8,7 @@ latter it also holds a ridge regression from the same z-scored features to the s
 terrain's shape reveals (roughness, erosion strength), and a softmax temperature calibrated on held-out
 maps so the style weights are as confident as the classifier is right. Fitted on corpus maps by
 
-    python -m backend.metrics.style_classifier --corpus corpus/v2a corpus/v2b corpus/v2c --out models/style_classifier.json
+    python -m backend.metrics.style_classifier --corpus corpus/v3a corpus/v3b corpus/v3c --out models/style_classifier.json
 
 and stored as JSON (feature names, means, stds, one centroid per style, the distance's precision matrix,
 temperature, slider regression). The features are correlated (slope mean and spread, pits and depressions),
