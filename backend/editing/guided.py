@@ -85,10 +85,13 @@ LIGHT = EROSION_STAGES["light"]  # the new ground worn as generation wears the l
 # worn at LIGHT's own slope diffusion a raise was 1.38x as rough as the land around it (std of the Laplacian;
 # 1.33x a ridge), with half as much again 1.0-1.2x
 RAISED_WEAR = replace(LIGHT, diffusion=1.5 * LIGHT.diffusion)
+# and lowered ground sinks into gentler land, so the stage's diffusion smooths it more: worn at LIGHT's own a lowered
+# patch was 0.74x as rough as the land around it, 0.89x so
+SUNK_WEAR = replace(LIGHT, diffusion=0.75 * LIGHT.diffusion)
 RECIPES: dict[str, Recipe] = {
     # new detail on the moved ground; a raise is worn by its weight over the whole radius, as a ridge (below): its
     # outline 0.93 -> 0.79 (mean |Laplacian| at 0.7-0.8 of the radius, 0.35 around)
-    "raise": Recipe(0.5, erosion=RAISED_WEAR, worn_from=1.0), "lower": Recipe(0.5, erosion=LIGHT),
+    "raise": Recipe(0.5, erosion=RAISED_WEAR, worn_from=1.0), "lower": Recipe(0.5, erosion=SUNK_WEAR),
     # a ridge is worn by its weight over the whole radius: fully from half its weight, the stage's change faded out
     # between half and four fifths of the radius and drew an outline around it there (mean |Laplacian| 0.63 at 0.7-0.8
     # of the radius on the README's ridge, 0.35 around; 0.51 so)
