@@ -216,8 +216,8 @@ def model_card(model_path: Path, meta: dict, table: list[str]) -> None:
         f"the extraction, {meta['extract_s_per_map']:.1f} s per map in the report's run (cached in the run folder) |",
         f"| hardware | {run['hardware']}, torch {run['torch']} |",
         f"| final loss (EDM, last 200 steps) | {run.get('final_loss_mean_last_200_steps', float('nan')):.4f} |",
-        "", "Reproduce: `python -m backend.training.train_terrain configs/profile_1d.json` (the corpus of "
-        "`scripts/train_models.sh` in `corpus/`).", "",
+        "", "Reproduce: `python -m backend.training.train_terrain configs/profile_1d.json` on corpus v2 (the corpus "
+        "lines of `scripts/train_models.sh` at revision d49fce2).", "",
         "## Measured (reports/profiles/README.md)", "", *table, ""]
     model_path.with_suffix(".md").write_text("\n".join(lines))
 

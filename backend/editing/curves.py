@@ -33,7 +33,7 @@ river's: see RECIPES).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -54,13 +54,11 @@ CHANNEL_FRACTION = 0.1  # river: share of the band either side of the curve that
 CLIFF_FACE_CELLS = 1.0  # cliff: the face spans this many cells either side of the curve
 FOLLOW_SIGMA = 1 / 8  # ridge / cliff: ground smoothing along the curve, as a share of its samples
 MIN_RELIEF_M = 1.0  # a flat terrain still gets a (small) offset unit
-# As the ridge and valley brushes: new detail, then worn; a cliff's fresh face is the point: cut half as much, but
-# its slopes relax fully (with both halved, the profile model's uneven top line and the gullies in the face were
-# 1.41x as rough as the land around on the natural-edit test's world, 1.02x so)
+# As the ridge and valley brushes: new detail, then worn; a cliff's fresh face is the point: worn half as much.
 # A river is not worn: the stage filled its pinned trench from the banks beside it, which it raised into levees
 # up to 43 m high with a line of pits along each (49 pits within half a width of it; 3 unworn)
 RECIPES = {"ridge": Recipe(detail_sigma=0.4, erosion=LIGHT), "river": Recipe(detail_sigma=0.4),
-           "cliff": Recipe(detail_sigma=0.4, erosion=replace(scaled(LIGHT, 0.5), diffusion=LIGHT.diffusion))}
+           "cliff": Recipe(detail_sigma=0.4, erosion=scaled(LIGHT, 0.5))}
 RIVER_DEPTH = 0.1  # river: the bed's depth under the ground, as a share of the band's width, at strength 1
 RIFFLE = 0.25  # river: the profile model's riffles and steps, in depths either side of its design bed
 # river: its bed falls at least this much per metre, a quarter of a carved valley's floor: on a floor falling at
