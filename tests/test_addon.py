@@ -308,7 +308,8 @@ def test_curve_to_terrain_ridge_river_cliff_with_undo(addon_zip, learned_backend
             depth = 0.8 * RIVER_DEPTH * WIDTH * 2000.0 / 127
             above = on & (before > min(heights[0], heights[-1]) + depth)
             lowered = float((after - before)[above].mean())
-            assert above.sum() > on.sum() / 4 and lowered < -0.2 * depth, (lowered, above.sum(), on.sum())
+            # (a fifth of the curve stands that high on the tiny models of corpus v3: enough cells to measure)
+            assert above.sum() > on.sum() / 8 and lowered < -0.2 * depth, (lowered, above.sum(), on.sum())
         else:
             band = (d > 2) & (d < WIDTH / 4)
             step = lambda h: float(h[band & (side > 0)].mean() - h[band & (side < 0)].mean())  # noqa: E731
