@@ -283,7 +283,7 @@ whole-map erosion| / mean depth (0 = the tiles are exactly the whole map's erosi
 first row includes sampling the (k + 2)² uneroded tiles; later rows share them. Erosion concentrates the steps
 in a few valley walls, so on the few border lines of a small grid the seam ratio is noisy (the control lines
 and the whole-map erosion, which has no borders, stray as far from 1); that the tiles equal the whole-map
-erosion to within a fraction of a percent of its depth is what says the tiling adds no seam. The uneroded
+erosion to within a few percent of its depth (tiles vs whole) is what says the tiling adds no seam. The uneroded
 world's own seams over bigger grids: [README.md](README.md).
 
 | stage | grid | seam ratio: eroded tiles | control (no border) | uneroded | whole-map erosion | mean depth | tiles vs whole | CPU s/tile |

@@ -84,10 +84,10 @@ class StreamPower:
 # the steepest paths (D8) area runs down parallel lines on the sampled maps' smooth planar slopes and incision
 # cuts planar facets that face the grid (grid alignment 0.16 on the default alpine world, 4 km at 512², seed 5;
 # 0.005 with light's routing; real DEMs 0.00 +- 0.01). Light keeps near the steepest path (slope ** 8), smooth
-# spreads wider (slope ** 4: more concave valleys). Either way the style classifier, fitted on the corpus,
-# recognises fewer generated maps (0.83 with D8; light 0.78, smooth 0.75-0.77 on 105 interactive maps): the
-# corpus's own landscape evolution routes by D8 and its maps carry the same facets (0.1-0.3), which the
-# classifier learned as part of alpine and canyon. Mature keeps D8: the erosion surrogate learned that physics.
+# spreads wider (slope ** 4: more concave valleys). While the corpus's landscape evolution gathered area by D8
+# (corpus v2, facets 0.1-0.3) the style classifier fitted on it recognised fewer generated maps with this routing
+# (0.83 with D8; light 0.78, smooth 0.75-0.77 on 105 interactive maps); corpus v3 gathers it as light does (0.80).
+# Mature keeps D8: the erosion surrogate learned that physics.
 EROSION_STAGES: dict[str, StreamPower | None] = {
     "off": None,
     "light": StreamPower(steps=4, incision=1.0, diffusion=1500.0, routing=NEAR_STEEPEST_FLOW),
