@@ -142,8 +142,9 @@ def _settings(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ChunkSet
         raise ValueError(f"cover must be a solid palette material, got {cover!r:.40}")
     # an unsent slider is unset: the model's null, or the memory's estimate in a world with memory
     cave_density, overhang = (_number(params, n, 0.5, 0, 1) if n in params else None for n in SLIDER_NAMES)
+    passages = _number(params, "passages", ChunkSettings.passages, 0, 1)
     return ChunkSettings(heights, cell_size, float(voxel_size), seed, cave_density, overhang, cover,
-                         _style_weights(params.get("style_weights", {})), _number(params, "passages", ChunkSettings.passages, 0, 1))
+                         _style_weights(params.get("style_weights", {})), passages)
 
 
 def _style_weights(value: Any) -> tuple[tuple[str, float], ...]:

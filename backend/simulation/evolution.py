@@ -111,4 +111,3 @@ def _gather_over_multiple_flow(gathering: fs.FlowGraph, z: np.ndarray, area: np.
     gathering.accumulate(shared, 1.0)
     defined = np.isfinite(shared)
     area[defined] = shared[defined]
-
