@@ -118,8 +118,8 @@ def started_from_row(meta: dict) -> list[str]:
     if not start:
         return []
     return [f"| started from | `{start['file']}` sha256 {start['sha256'][:16]}... (the weights shipped at revision "
-            f"{start.get('revision', '?')}, {start.get('about', 'trained on an earlier corpus')}; `scripts/train_models.sh` "
-            "takes them from git history) |"]
+            f"{start.get('revision', '?')}, {start.get('about', 'trained on an earlier corpus')}; "
+            "`scripts/train_models.sh` takes them from git history) |"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -329,8 +329,8 @@ def facet_lines(c: Comparison, qualities: list[str], real: list[Heightfield], ce
     lines = ["", "## Grid facets", "",
              "Slopes facing the grid's axes and diagonals more than any other eight directions "
              "(`realism.grid_alignment`: the aspect's eight-fold harmonic over its seven- and nine-fold ones, slope-"
-             f"weighted; 0 = no preferred direction), mean per set at {SIZE}² x {cell_size:g} m. Real samples ({len(real)} "
-             f"crops at {REAL_CELL_M:g} m): mean {real_facets.mean():.3f}, 95th percentile {limit:.3f}. "
+             f"weighted; 0 = no preferred direction), mean per set at {SIZE}² x {cell_size:g} m. Real samples "
+             f"({len(real)} crops at {REAL_CELL_M:g} m): mean {real_facets.mean():.3f}, 95th percentile {limit:.3f}. "
              "Area gathered along the steepest neighbour's paths (D8) cuts such facets: the erosion stages and the "
              "corpus's landscape evolution gather it over multiple flow directions (mature keeps D8).", "",
              "| style | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
@@ -360,6 +360,34 @@ def mountain_lines(gen: DiffusionGenerator, held: MapSet, qualities: list[str], 
                     for k, crop in enumerate(matched)]
             lines.append(ground_row(style, q, ground_figures(maps, real_feats), real_pits, real_tau))
     return lines
+
+
+STYLE_SEEDS = 6  # seeds each style is drawn with for the style-over-seed check
+BASE_SIDE = 64  # the base model's map side: generated maps averaged down to it before correlating
+
+
+def style_over_seed_lines(gen: DiffusionGenerator, styles: list[str], cell_size: float, guidance: float) -> list[str]:
+    """The realism issue's check that the style, not the seed, decides the large form: every pair of styles drawn
+    with the same seed, correlated at the base level, beside pairs of seeds of one style."""
+    maps = {}
+    for style, seed in itertools.product(styles, range(STYLE_SEEDS)):
+        request = GenerateRequest(style_weights={style: 1.0}, seed=seed, resolution=SIZE,
+                                  size_m=cell_size * (SIZE - 1), generator="diffusion", quality="interactive",
+                                  guidance=guidance, erosion_stage="off")
+        base_level = averaged_down(gen.generate(request, lambda step, total, preview: None), BASE_SIDE)
+        maps[style, seed] = normalised(base_level.heights.astype(np.float64)).ravel()
+    corr = lambda a, b: float(np.mean(maps[a] * maps[b]))  # noqa: E731  (both normalised)
+    same_seed = [corr((a, s), (b, s)) for a, b in itertools.combinations(styles, 2) for s in range(STYLE_SEEDS)]
+    same_style = [corr((st, s), (st, t)) for st in styles for s, t in itertools.combinations(range(STYLE_SEEDS), 2)]
+    return ["", "## Style over seed", "",
+            f"Each style drawn with seeds 0-{STYLE_SEEDS - 1} (interactive, erosion off, default sliders), averaged "
+            f"down to the base model's {BASE_SIDE}² and correlated: the same seed in two different styles against "
+            "two seeds of one style.", "",
+            "| pairs | count | mean correlation | largest | above 0.5 |", "|---|---|---|---|---|",
+            f"| same seed, two styles | {len(same_seed)} | {np.mean(same_seed):.3f} | {max(same_seed):.3f} | "
+            f"{sum(r > 0.5 for r in same_seed)} |",
+            f"| one style, two seeds | {len(same_style)} | {np.mean(same_style):.3f} | {max(same_style):.3f} | "
+            f"{sum(r > 0.5 for r in same_style)} |"]
 
 
 def cost_lines(c: Comparison, qualities: list[str]) -> list[str]:
@@ -426,6 +454,7 @@ def main() -> None:
         return
     lines += real_ground_lines(comparison, qualities, held.cell_size)
     lines += mountain_lines(gen, held, qualities, args)
+    lines += style_over_seed_lines(gen, list(held.style_names), held.cell_size, args.guidance)
     lines += cost_lines(comparison, qualities)
     (args.out / "README.md").write_text("\n".join(lines))
     if args.split != "heldout":
