@@ -29,6 +29,7 @@ import fastscapelib as fs
 import numpy as np
 
 from backend.simulation import hillslope
+from backend.simulation.landscape import NEAR_STEEPEST_FLOW, Routing
 
 # erodibility(z, rock_depth) -> per-cell multiplier of K (strata), or None for uniform rock.
 Erodibility = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -42,7 +43,7 @@ class Evolution:
     incision: float  # K dt: stream-power coefficient per step (A in m², distances in m)
     hillslope_m: float  # hillslope length where channels take over, metres
     area_exponent: float = 0.45  # m of the stream-power law (n = 1)
-    area_slope_exponent: float | None = 8.0  # area shared among lower neighbours by slope ** p; None: D8
+    routing: Routing = NEAR_STEEPEST_FLOW  # how upstream area is gathered (the light erosion stage's way)
 
     @property
     def diffusion(self) -> float:
@@ -74,10 +75,7 @@ def evolve(initial: np.ndarray, uplift: np.ndarray, base_level: np.ndarray, cell
         raise ValueError("the landscape needs at least one base-level cell for water to leave")
     grid = fs.RasterGrid([rows, cols], [cell_size, cell_size], fs.NodeStatus.CORE, fixed)
     graph = fs.FlowGraph(grid, [fs.SingleFlowRouter(), fs.MSTSinkResolver()])
-    gathering = graph
-    if params.area_slope_exponent is not None:  # the same spills, then area over multiple directions
-        gathering = fs.FlowGraph(grid, [fs.SingleFlowRouter(), fs.MSTSinkResolver(),
-                                        fs.MultiFlowRouter(params.area_slope_exponent)])
+    gathering = params.routing.area_graph(grid, through_spills=True)
     lift = np.where(base_level, 0.0, uplift).astype(np.float64)
     z = np.where(base_level, 0.0, initial).astype(np.float64)
     cumulative = np.zeros_like(z)
@@ -89,9 +87,10 @@ def evolve(initial: np.ndarray, uplift: np.ndarray, base_level: np.ndarray, cell
         z = z + lift
         cumulative += lift
         graph.update_routes(z)
-        graph.accumulate(area, 1.0)
-        if gathering is not graph:
-            _gather_over_multiple_flow(gathering, z, area)
+        if gathering is None:
+            graph.accumulate(area, 1.0)
+        else:
+            _gather_over_multiple_flow(gathering, graph, z, area)
         if erodibility is not None:
             eroder.k_coef = (params.incision * erodibility(z, cumulative))
         incised = z - eroder.erode(z, area, 1.0)
@@ -103,11 +102,15 @@ def evolve(initial: np.ndarray, uplift: np.ndarray, base_level: np.ndarray, cell
     return Evolved(z, wear, deposition, area.copy())
 
 
-def _gather_over_multiple_flow(gathering: fs.FlowGraph, z: np.ndarray, area: np.ndarray) -> None:
-    """Replace the steepest paths' ``area`` by the multiple-flow graph's where that is defined: a pit below the
-    base level beside it has only higher receivers, whose slope ** p shares are undefined (NaN)."""
+def _gather_over_multiple_flow(gathering: fs.FlowGraph, steepest: fs.FlowGraph, z: np.ndarray,
+                               area: np.ndarray) -> None:
+    """``area`` gathered over multiple flow directions, and along the ``steepest`` graph's paths (its routes
+    up to date) where that is undefined: a pit below the base level beside it has only higher receivers, whose
+    slope ** p shares are NaN."""
     gathering.update_routes(z)
-    shared = np.empty_like(area)
-    gathering.accumulate(shared, 1.0)
-    defined = np.isfinite(shared)
-    area[defined] = shared[defined]
+    gathering.accumulate(area, 1.0)
+    undefined = ~np.isfinite(area)
+    if undefined.any():
+        along_steepest = np.empty_like(area)
+        steepest.accumulate(along_steepest, 1.0)
+        area[undefined] = along_steepest[undefined]

@@ -47,11 +47,13 @@ class Routing:
 
     area_slope_exponent: float | None = None  # None: single flow (D8); p: multiple flow directions
 
-    def area_graph(self, grid: fs.RasterGrid) -> fs.FlowGraph | None:
-        """The graph that gathers area in the later steps, or None where the steepest paths do."""
+    def area_graph(self, grid: fs.RasterGrid, through_spills: bool = False) -> fs.FlowGraph | None:
+        """The graph that gathers area, or None where the steepest paths do; ``through_spills``: closed
+        depressions routed to their spills first (the corpus's evolution, whose every step has pits)."""
         if self.area_slope_exponent is None:
             return None
-        return fs.FlowGraph(grid, [fs.MultiFlowRouter(self.area_slope_exponent)])
+        spills = [fs.SingleFlowRouter(), fs.MSTSinkResolver()] if through_spills else []
+        return fs.FlowGraph(grid, [*spills, fs.MultiFlowRouter(self.area_slope_exponent)])
 
 
 SINGLE_FLOW = Routing()
