@@ -92,3 +92,22 @@ def test_preset_sizes_and_bad_inputs() -> None:
         den(x, torch.ones(3), cond)
     with pytest.raises(ValueError, match="sigma_data"):
         Denoiser(build_unet("tiny"), sigma_data=0.0)
+
+
+@pytest.mark.parametrize("norm", ["group", "none"])
+@pytest.mark.parametrize("side", [16, 64])
+def test_inference_matches_training_forward_and_leaves_inputs_and_flags_alone(norm: str, side: int) -> None:
+    """Inference overwrites its own activations and convolves small maps without oneDNN: the same numbers as the
+    autograd forward (which does neither), the caller's tensors untouched, oneDNN enabled again afterwards."""
+    torch.manual_seed(0)
+    net = build_unet("tiny", norm=norm, n_styles=3, attn_levels=(), mid_attn=False).eval()
+    x, c_noise, styles = torch.randn(2, 1, side, side), torch.rand(2), torch.softmax(torch.randn(2, 3), 1)
+    kept = x.clone()
+    with torch.no_grad():
+        fast = net(x, c_noise, styles)
+    assert torch.backends.mkldnn.enabled
+    with torch.backends.mkldnn.flags(enabled=side > 24, deterministic=None, allow_tf32=None, fp32_precision=None):
+        reference = net(x, c_noise, styles).detach()  # with grad: the plain activations, the same backend
+    assert torch.equal(fast, reference) and torch.equal(x, kept)
+    oneDNN = net(x, c_noise, styles).detach()
+    assert torch.allclose(fast, oneDNN, atol=1e-5)  # the two backends agree to rounding

@@ -2,8 +2,9 @@
 
 Backward Euler is unconditionally stable and, solved exactly, isotropic at any step: the erosion stage
 relaxes slopes by D dt = 1500 m² a step at 30 m cells (D dt / dx² = 1.7), where fastscapelib's
-Crank-Nicolson ADI leaves streaks along the grid axes and a checkerboard. The transforms use every core (at
-1024² a step takes 21 ms on two, 39 on one). Two borders:
+Crank-Nicolson ADI leaves streaks along the grid axes and a checkerboard. The transforms of large maps use
+every core (at 1024² a step takes 21 ms on two, 39 on one); below ``THREADED_FROM_CELLS`` handing the work to
+threads costs more than it saves (a 36² transform, a brush window's, 131 us threaded, 40 on one). Two borders:
 * ``no_flux``: nothing leaves through the edges (the corpus's closed landscapes; cosine basis);
 * ``held``: the border is the base level (the erosion stage's): nothing flows in from beyond it, its
   corners keep their heights and it relaxes only along itself (sine basis).
@@ -14,6 +15,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.fft import dctn, dstn, idctn, idstn
 
+THREADED_FROM_CELLS = 128 * 128
+
+
+def _workers(z: np.ndarray) -> int:
+    """scipy.fft's workers for a transform of ``z``: every core for large maps, one for small ones."""
+    return -1 if z.size >= THREADED_FROM_CELLS else 1
+
 
 def _eigenvalues(modes: np.ndarray, period: int, cell_size: float) -> np.ndarray:
     """Minus the eigenvalues of the 1D second difference for the basis functions of frequency k pi / ``period``."""
@@ -23,10 +31,10 @@ def _eigenvalues(modes: np.ndarray, period: int, cell_size: float) -> np.ndarray
 def no_flux(z: np.ndarray, diffusion: float, cell_size: float) -> np.ndarray:
     """One step of dz/dt = D laplacian(z) with no-flux edges (D dt = ``diffusion`` m²); keeps the mass."""
     rows, cols = z.shape
-    spectrum = dctn(z, type=2, norm="ortho", workers=-1)
+    spectrum = dctn(z, type=2, norm="ortho", workers=_workers(z))
     spectrum /= 1.0 + diffusion * (_eigenvalues(np.arange(rows), rows, cell_size)[:, None]
                                    + _eigenvalues(np.arange(cols), cols, cell_size)[None, :])
-    return idctn(spectrum, type=2, norm="ortho", workers=-1)
+    return idctn(spectrum, type=2, norm="ortho", workers=_workers(z))
 
 
 def held(z: np.ndarray, diffusion: float, cell_size: float) -> np.ndarray:
@@ -61,5 +69,6 @@ def _held_step(z: np.ndarray, diffusion: float, cell_size: float) -> np.ndarray:
         shape[axis] = n - 2
         denominator = denominator + diffusion * _eigenvalues(np.arange(1, n - 1), n - 1, cell_size).reshape(shape)
     out = z.copy()
-    out[inside] += idstn(dstn(diffusion * lap, type=1, workers=-1) / denominator, type=1, workers=-1)
+    workers = _workers(lap)
+    out[inside] += idstn(dstn(diffusion * lap, type=1, workers=workers) / denominator, type=1, workers=workers)
     return out
