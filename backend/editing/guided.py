@@ -54,6 +54,10 @@ class Recipe:
     mixed: bool = False  # the stroke's strength mixes the new detail into the old: how much of the style
     erosion: StreamPower | None = None  # the erosion stage run on the edited window after sampling (None: none)
     anchored: bool = False  # a coarse map sampled anew keeps its level and leans into the known ground (no scarp)
+    # the new ground fades into the old along the stroke's whole falloff (its weight), not over the rim's last
+    # 1/feather: a kind whose change is new texture differs from the old ground as much at its rim as at its
+    # centre, and a ramp a quarter of the radius wide between the two drew the stroke's outline
+    faded: bool = False
     # the stroke's weight from which its ground is fully worn by the erosion stage; less of it at the rim, where
     # wearing everything above 1/feather (a sharp switch from worn to unworn ground) drew the stroke's outline
     worn_from: float = 0.5
@@ -107,7 +111,9 @@ RECIPES: dict[str, Recipe] = {
     "flatten": Recipe(0.15, erosion=LIGHT), "smooth": Recipe(0.02),
     # the erosion stage alone, its steps by strength, faded out over the whole falloff
     "erode": Recipe(0.0, erosion=EROSION_STAGES["mature"], worn_from=1.0),
-    "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT, anchored=True),
+    # fades in by the weight: blended over the rim's last quarter, the ground at 0.6-0.8 of the radius was 2.2-2.4x
+    # as rough as the land around (std of the Laplacian; the outline in the README's hillshade), so 1.1-1.2x
+    "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT, anchored=True, faded=True),
     "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True, erosion=LIGHT),  # large forms kept
 }
 
@@ -195,7 +201,8 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     x = units.net(torch.from_numpy(original.astype(np.float64)))
     model_cell = superres.meta["cell_size_m"]
     grid = ModelGrid.of(x.shape, cell_size, model_cell)
-    blend = torch.clamp(weight * settings.feather, 0, 1)
+    resampled = torch.clamp(weight * settings.feather, 0, 1)  # 1: sampled anew whole
+    blend = weight if recipe.faded else resampled  # how much of the new ground the mesh takes
     weight_model = grid.to_model(weight)
     fixed = None if pinned is None else grid.to_model(pinned.double()).clamp(0, 1)
 
@@ -207,9 +214,10 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
         """The mesh window with the stroke's ground remade at the models' scale, faded out at its rim. None of the
         mesh's detail finer than the models' cells is kept under it: on generated ground that detail is the
         resampling's, and half of it kept doubled the texture of the worn ground and left pits in it. Toward its rim
-        (weight under 1/feather) it blends into its target (the moved ground with its texture kept), not into the
-        ground as it was: that cut off the last quarter of a raise in a few cells and drew a shoulder along a
-        valley's rim (Laplacian std 0.79 vs the land's 0.16 at 0.6-0.7 of its radius; 0.54 so)."""
+        (weight under 1/feather, or along the whole falloff for a ``faded`` kind) it blends into its target (the
+        moved ground with its texture kept), not into the ground as it was: that cut off the last quarter of a raise
+        in a few cells and drew a shoulder along a valley's rim (Laplacian std 0.79 vs the land's 0.16 at 0.6-0.7 of
+        its radius; 0.54 so)."""
         out = t + blend * (grid.to_mesh(net_model.double().cpu()) - t)
         return out if pinned is None else torch.where(pinned >= 1, t, torch.lerp(out, t, pinned))  # 1: exactly
 
@@ -235,7 +243,7 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     # is filled too (those the land had there are its own)
     heights = to_metres(on_mesh(result))
     dammed = (weight.numpy() > 0) & (original >= lowest_neighbour(original))
-    return Edit(window, fill_pits(heights, (blend.numpy() >= 1) | dammed), weight.numpy().astype(np.float32))
+    return Edit(window, fill_pits(heights, (resampled.numpy() >= 1) | dammed), weight.numpy().astype(np.float32))
 
 
 def lowest_neighbour(heights: np.ndarray) -> np.ndarray:
@@ -276,9 +284,11 @@ def worn(x: Tensor, stage: StreamPower, share: Tensor, cell: float, to_net: floa
 
 def level_kept(sampled: Tensor, before: Tensor, weight: Tensor) -> Tensor:
     """The re-sampled coarse map shifted (by the stroke's weight, so not at its rim) to the mean level it had under
-    the stroke: the models place new land at their own idea of its level, which sank a regenerated patch into a
-    bowl with a scarp around it."""
-    shift = ((before - sampled) * weight).sum() / weight.sum().clamp_min(1e-9)
+    the stroke (weighted by the stroke): the models place new land at their own idea of its level, which sank a
+    regenerated patch into a bowl with a scarp around it. The shift is scaled by the weight, so it is the one whose
+    weighted mean cancels the change (divided by the weight's sum of squares: by its sum, half the change stayed
+    and a regenerated patch stood 8-13 m above the land around it)."""
+    shift = ((before - sampled) * weight).sum() / (weight * weight).sum().clamp_min(1e-9)
     return sampled + shift * weight
 
 
