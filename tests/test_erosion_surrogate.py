@@ -107,6 +107,21 @@ def test_surrogate_contract_supports_only_what_it_learned_and_is_deterministic(t
                                rtol=1e-4, atol=1e-3)
 
 
+def test_surrogate_result_stays_within_the_maps_range_as_the_physics_does(tiny):
+    """Neither process makes a new extreme, so neither may the jump: a random network's raw output leaves the range
+    (the test's own check that the case is hard), the step's result does not."""
+    surrogate, _ = tiny
+    rows, cols = np.mgrid[0:96, 0:96]
+    z = np.maximum(0.0, 400.0 - 12.0 * np.hypot(rows - 48, cols - 48)) + lumpy_slope(96, seed=5) * (rows > 60)
+    inputs, implicit, scale = surrogate_inputs(z, 30.0, MATURE_STEP, 8)
+    raw = z + implicit + scale * surrogate.correction(inputs, 8)
+    assert raw.min() < z.min() or raw.max() > z.max()
+    result = z + surrogate.delta({"heights": z}, 30.0, MATURE_STEP, 8)["heights"]
+    assert z.min() <= result.min() and result.max() <= z.max()
+    physics = z + StreamPowerPhysics().delta({"heights": z}, 30.0, MATURE_STEP, 8)["heights"]
+    assert z.min() <= physics.min() and physics.max() <= z.max()
+
+
 def test_windows_cover_the_map_once():
     seen = np.zeros((300, 260), int)
     for outer, inner, core in windows((300, 260), 128, 32, 16):

@@ -192,11 +192,18 @@ class ErosionSurrogate:
         if not self.supports(process, cell_size, horizon):
             raise ValueError(f"the surrogate was trained for {self.process()} at {self.config.cell_size} m "
                              f"and horizons {self.config.horizons}, not {process} at {cell_size} m, K={horizon}")
-        inputs, implicit, scale = surrogate_inputs(fields["heights"], cell_size, process, horizon)
+        heights = np.asarray(fields["heights"], np.float64)
+        inputs, implicit, scale = surrogate_inputs(heights, cell_size, process, horizon)
         correction = self.correction(inputs, horizon).astype(np.float64)
         # the border is the base level: it only relaxes along itself (corners held), as the implicit step has it
         correction[[0, -1], :] = correction[:, [0, -1]] = 0.0
-        return {"heights": implicit + scale * correction}
+        # Both processes keep every height within the map's range (implicit stream power moves a cell to a mix of
+        # its old height and its receiver's new one; backward-Euler diffusion with a held border has a maximum
+        # principle), so the result is clipped to it. Unclipped, the corpus's held-out maps went up to 30 m below
+        # their base level in one jump of 10 and ten chained jumps drifted: 0.027 of the change off physics'
+        # (one jump 0.013); clipped 0.0011, and the hypsometric gap 0.019 -> 0.014.
+        result = np.clip(heights + implicit + scale * correction, heights.min(), heights.max())
+        return {"heights": result - heights}
 
     def settled(self, fields: Fields, cell_size: float, process: StreamPower, horizon: int,
                 tile: int) -> np.ndarray:
