@@ -112,7 +112,7 @@ RECIPES: dict[str, Recipe] = {
     # the erosion stage alone, its steps by strength, faded out over the whole falloff
     "erode": Recipe(0.0, erosion=EROSION_STAGES["mature"], worn_from=1.0),
     # fades in by the weight: blended over the rim's last quarter, the ground at 0.6-0.8 of the radius was 2.2-2.4x
-    # as rough as the land around (std of the Laplacian; the outline in the README's hillshade), so 1.1-1.2x
+    # as rough as the land around (mean |Laplacian|; the outline in the README's hillshade), so 1.1-1.2x
     "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT, anchored=True, faded=True),
     "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True, erosion=LIGHT),  # large forms kept
 }

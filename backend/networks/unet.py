@@ -10,9 +10,9 @@ spatial size must be divisible by 2 ** (len(channel_mult) - 1).
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from typing import Any, ContextManager
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -27,11 +27,18 @@ _CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 SMALL_MAP_CELLS = 24 * 24
 
 
-def _convolutions_for(x: Tensor) -> ContextManager[None]:
-    """The convolution backend for a map like ``x``: ATen's own for small 2D maps on a CPU, oneDNN otherwise."""
-    if x.device.type != "cpu" or x.ndim != 4 or x.shape[-2] * x.shape[-1] > SMALL_MAP_CELLS:
-        return nullcontext()
-    return torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None)
+@contextmanager
+def _convolutions_for(x: Tensor) -> Iterator[None]:
+    """The convolution backend for a map like ``x``: ATen's own for small 2D maps on a CPU, oneDNN otherwise (only
+    its on/off switch is touched: ``mkldnn.flags`` also resets its other settings, and its arguments differ across
+    the torch versions the project accepts)."""
+    small = x.device.type == "cpu" and x.ndim == 4 and x.shape[-2] * x.shape[-1] <= SMALL_MAP_CELLS
+    was = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = was and not small
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = was
 
 
 @dataclass(frozen=True)
