@@ -57,15 +57,19 @@ def _measured(name: str, pattern: str, unit: str, digits: int = 0) -> Callable[[
     return lambda: f"{_number(name, pattern):.{digits}f} {unit}"
 
 
-def _reported(name: str, *keys: str, digits: int = 2) -> Callable[[], str]:
-    """A figure a report committed (reports/NAME, a JSON file), found by its keys."""
+def _reported(name: str, *keys: str, digits: int = 2, scale: float = 1.0) -> Callable[[], str]:
+    """A figure a report committed (reports/NAME, a JSON file), found by its keys (times ``scale``: 100 for a share
+    shown as a percentage)."""
     def value() -> str:
         found = json.loads((REPORTS / name).read_text())
         for key in keys:
             found = found[key]
-        return f"{float(found):.{digits}f}"
+        return f"{scale * float(found):.{digits}f}"
 
     return value
+
+
+TERRAIN = "terrain_models/results.json"
 
 
 FIGURES: dict[str, Callable[[], str]] = {
@@ -107,6 +111,16 @@ FIGURES: dict[str, Callable[[], str]] = {
     "valley_steepest_wall_before": _reported("valleys/results.json", "falling all the way (85895aa)",
                                              "steepest_wall_deg"),
     "valley_land_steepest": _reported("valleys/results.json", "this checkout", "land_steepest_deg"),
+    "classifier_generated": _reported(TERRAIN, "classifier", "generated"),
+    "alpine_pits_raw": _reported(TERRAIN, "real_ground", "alpine", "interactive, erosion off", "pits_percent"),
+    "alpine_pits_light": _reported(TERRAIN, "real_ground", "alpine", "interactive", "pits_percent"),
+    "real_pits": _reported(TERRAIN, "real_samples", "pits_percent"),
+    "same_seed_mean": _reported(TERRAIN, "style_over_seed", "same_seed", "mean"),
+    "same_style_mean": _reported(TERRAIN, "style_over_seed", "same_style", "mean"),
+    "same_seed_above": _reported(TERRAIN, "style_over_seed", "same_seed", "above_half", digits=0),
+    "same_seed_pairs": _reported(TERRAIN, "style_over_seed", "same_seed", "pairs", digits=0),
+    "same_seed_share": _reported(TERRAIN, "style_over_seed", "same_seed", "share_above_half", digits=1, scale=100),
+    "real_pairs_share": _reported(TERRAIN, "style_over_seed", "real", "share_above_half", digits=1, scale=100),
     "surrogate_2048_cuda": _measured("surrogate_cuda.txt", r"2048\^2 K=10: .* x\s*([\d.]+)", "x", 1),
 }
 

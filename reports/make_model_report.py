@@ -151,6 +151,7 @@ class Comparison:
     diversity: dict[str, tuple[float, float]] = field(default_factory=dict)  # style -> (generated, held-out)
     at_real_scale: dict[str, dict[str, list[Heightfield]]] = field(default_factory=dict)  # style -> set -> 120 m maps
     facets: dict[str, dict[str, float]] = field(default_factory=dict)  # style -> set -> mean grid alignment
+    figures: dict[str, Any] = field(default_factory=dict)  # the report's headline figures, for results.json
 
     def accuracy(self) -> tuple[float, float]:
         """The style classifier's accuracy on the generated maps and on the held-out maps themselves."""
@@ -218,6 +219,7 @@ def realism_lines(c: Comparison, classifier: StyleClassifier, qualities: list[st
     """The realism table (generated and fBm vs held-out) and the style classifier's confusion."""
     rows, truth, predicted, styles = c.rows, c.truth, c.predicted, list(c.rows)
     acc, held_acc = c.accuracy()
+    c.figures["classifier"] = {"generated": acc, "heldout": held_acc}
     wins = c.fbm_wins()
     n_win = sum(v for w in wins.values() for v in w.values())
     lines = [
@@ -310,6 +312,8 @@ def real_ground_lines(c: Comparison, qualities: list[str], cell_size: float) -> 
     for st, sets in c.at_real_scale.items():
         figures = {name: ground_figures(maps, real_feats) for name, maps in sets.items()}
         lines += [ground_row(st, name, g, real_pits, real_tau) for name, g in figures.items()]
+        c.figures.setdefault("real_ground", {})[st] = {
+            name: {"pits_percent": 100 * g.pits, "area_exponent": g.area_exponent} for name, g in figures.items()}
         for q in qualities:
             checks["pits <= 1.5x real"].append(figures[q].pits <= 1.5 * real_pits)
             checks["area exponent within 0.05"].append(abs(figures[q].area_exponent - real_tau) <= 0.05)
@@ -318,6 +322,8 @@ def real_ground_lines(c: Comparison, qualities: list[str], cell_size: float) -> 
                 figures["full"].distance[f] <= figures["interactive"].distance[f] for f in FAMILIES]
     lines += ["", "Checks (generated with the erosion stage, every style and setting):", ""]
     lines += [f"- {name}: {sum(v)} of {len(v)} hold" for name, v in checks.items()]
+    c.figures["real_ground_checks"] = {name: {"hold": int(sum(v)), "of": len(v)} for name, v in checks.items()}
+    c.figures["real_samples"] = {"pits_percent": 100 * real_pits, "area_exponent": real_tau}
     return lines + facet_lines(c, qualities, real, cell_size)
 
 
@@ -372,7 +378,8 @@ def _correlations(maps: list[np.ndarray]) -> list[float]:
     return [float(np.mean(a * b)) for a, b in itertools.combinations(flat, 2)]
 
 
-def style_over_seed_lines(gen: DiffusionGenerator, styles: list[str], cell_size: float, guidance: float) -> list[str]:
+def style_over_seed_lines(gen: DiffusionGenerator, styles: list[str], cell_size: float, guidance: float,
+                          figures: dict[str, Any]) -> list[str]:
     """The realism issue's check that the style, not the seed, decides the large form: every pair of styles drawn
     with the same seed, correlated at the base level, beside pairs of seeds of one style and, for scale, pairs of
     real ground windows of the same size and cells (independent land: how often two of them pass 0.5 by chance)."""
@@ -389,9 +396,15 @@ def style_over_seed_lines(gen: DiffusionGenerator, styles: list[str], cell_size:
     base_cell = cell_size * SIZE / BASE_SIDE
     real = _correlations([hf.heights for hf in real_samples(base_cell, BASE_SIDE)])
 
-    def row(name: str, r: list[float]) -> str:
-        above = sum(v > 0.5 for v in r)
-        return (f"| {name} | {len(r)} | {np.mean(r):.3f} | {max(r):.3f} | {above} | {above / len(r):.3f} |")
+    figures["style_over_seed"] = {name: {"pairs": len(r), "mean": float(np.mean(r)), "largest": float(max(r)),
+                                         "above_half": int(sum(v > 0.5 for v in r)),
+                                         "share_above_half": float(np.mean([v > 0.5 for v in r]))}
+                                  for name, r in (("same_seed", same_seed), ("same_style", same_style), ("real", real))}
+
+    def row(name: str, key: str) -> str:
+        f = figures["style_over_seed"][key]
+        return (f"| {name} | {f['pairs']} | {f['mean']:.3f} | {f['largest']:.3f} | {f['above_half']} | "
+                f"{f['share_above_half']:.3f} |")
 
     return ["", "## Style over seed", "",
             f"Each style drawn with seeds 0-{STYLE_SEEDS - 1} (interactive, erosion off, default sliders), averaged "
@@ -400,8 +413,8 @@ def style_over_seed_lines(gen: DiffusionGenerator, styles: list[str], cell_size:
             "and cells (every pair of the real samples: unrelated land, the share of pairs above 0.5 that chance "
             "alone gives maps of this size).", "",
             "| pairs | count | mean correlation | largest | above 0.5 | share above 0.5 |", "|---|---|---|---|---|---|",
-            row("same seed, two styles", same_seed), row("one style, two seeds", same_style),
-            row(f"real ground, two windows ({base_cell:g} m)", real)]
+            row("same seed, two styles", "same_seed"), row("one style, two seeds", "same_style"),
+            row(f"real ground, two windows ({base_cell:g} m)", "real")]
 
 
 def cost_lines(c: Comparison, qualities: list[str]) -> list[str]:
@@ -468,9 +481,10 @@ def main() -> None:
         return
     lines += real_ground_lines(comparison, qualities, held.cell_size)
     lines += mountain_lines(gen, held, qualities, args)
-    lines += style_over_seed_lines(gen, list(held.style_names), held.cell_size, args.guidance)
+    lines += style_over_seed_lines(gen, list(held.style_names), held.cell_size, args.guidance, comparison.figures)
     lines += cost_lines(comparison, qualities)
     (args.out / "README.md").write_text("\n".join(lines))
+    (args.out / "results.json").write_text(json.dumps(comparison.figures, indent=1))
     if args.split != "heldout":
         return
     model_cards(comparison, classifier, args.models_dir, base_meta)
