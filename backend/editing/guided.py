@@ -129,10 +129,10 @@ class EditSettings:
 
 # While the pen moves, each update is replaced by the next within a fraction of a second: one detail step and
 # three coarse ones (128² windows at 512² over 4 km, in one run: 0.54-0.66x the time of two and four).
-# benchmarks/results/brush_steps_cpu.txt: the shaping kinds end 4-12 % of their change off the converged edit
-# (1-9 % committed); regenerate draws other ground (1.1-1.25x as rough as the land around it) and style
-# paint's style is weaker (dunes distance 1.51, committed 0.85, 5.86 before). Two coarse steps would be one jump
-# from the top noise level: a blurred guess. The stroke's final, committed job uses the full EditSettings.
+# benchmarks/results/brush_steps_cpu.txt: the shaping kinds end 2.8-3.9 % of their change off the converged edit
+# (2.2-3.1 % committed); regenerate draws other ground, and style paint's style is a little weaker (dunes
+# distance 1.06, committed 1.01, 5.96 before). Two coarse steps would be one jump from the top noise level: a
+# blurred guess. The stroke's final, committed job uses the full EditSettings.
 LIVE_SETTINGS = EditSettings(detail_steps=1, coarse_steps=3)
 
 
