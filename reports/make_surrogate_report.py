@@ -322,9 +322,9 @@ def verdicts(rows: list[dict[str, Any]], gate: list[dict[str, Any]], seam: dict[
             line(max(r["hyps_gap"] for r in rows) <= 0.01,
                  f"hypsometric integral within 0.01 (largest gap {max(r['hyps_gap'] for r in rows):.4f})"),
             line(ratio <= 2 and all(r["chained_finite"] for r in rows),
-                 f"10 chained calls within 2x the single-call error, no NaN (largest ratio {ratio:.2f}, {drift['source']} "
-                 f"at K = {drift['K']}, where the physics itself chained the same way is {floor:.2f}x that single-call "
-                 "error off its one long run)"),
+                 f"10 chained calls within 2x the single-call error, no NaN (largest ratio {ratio:.2f}, "
+                 f"{drift['source']} at K = {drift['K']}, where the physics itself chained the same way is {floor:.2f}x "
+                 "that single-call error off its one long run)"),
             line(min(g["recall"] for g in gate) >= 0.95 and min(g["skipped_share"] for g in gate) >= 0.5,
                  f"gate recall >= 0.95 with >= 50 % skipped on settled terrain (recall >= "
                  f"{min(g['recall'] for g in gate):.3f}, skipped >= {min(g['skipped_share'] for g in gate):.2f})"),
@@ -447,7 +447,8 @@ K on the ladder {list(surrogate.horizons)}. sha256 `{surrogate.sha256}`.
   on this project's 2-core CPU at 1 thread in the background, Adam, lr {cfg['lr']} (cosine over {cfg['steps']}
   steps), batches of {cfg['batch']} crops of {cfg['crop']}², dihedral flips, noise up to {cfg['noise']} on the heights;
   loss: the relative error of the change per crop plus {cfg['gradient_loss']:g} x the same ratio for its gradients
-  (they decide where the result drains). Log: `reports/erosion_surrogate/training_log.csv`.
+  (they decide where the result drains) and {cfg['mean_loss']:g} x for its mean (the map's level: its hypsometry).
+  Log: `reports/erosion_surrogate/training_log.csv`.
 - Gate: log10 mean |change| per step of a 32² tile ~ log10 of its mean |change| in one implicit physics step
   + bias {surrogate.config.gate.bias:.3f} (median over {cfg['gate_maps']} training maps' rollouts), margin
   {surrogate.config.gate.margin:.3f} (the 98th percentile of underestimates); fallback share

@@ -14,7 +14,7 @@ from backend.simulation.landscape import MULTIPLE_FLOW, StreamPower, erode
 from backend.simulation.learned_steps import (MATURE_STEP, StreamPowerPhysics, ladder_plan, surrogate_inputs,
                                               windows)
 from backend.simulation.surrogate_stage import doubtful_tiles, reference_plans, run_stage, split_horizon, trust_map
-from backend.training.train_erosion_surrogate import fit_gate, gradient_error, relative_error
+from backend.training.train_erosion_surrogate import fit_gate, gradient_error, mean_error, relative_error
 
 TINY_UNET = {"dims": 2, "in_channels": 64, "out_channels": 16, "model_channels": 8, "channel_mult": [1, 2],
              "num_res_blocks": 1, "attn_levels": [], "mid_attn": False, "groups": 8, "emb_channels": 16,
@@ -272,9 +272,9 @@ def test_stage_engines(tiny):
         run_stage(z, 30.0, mature, "magic", surrogate)
 
 
-def test_gradient_loss_tells_a_grid_from_an_offset_of_the_same_size():
-    """The training loss's gradient term: two errors with the same relative error of the change, a smooth
-    offset and a cell-scale grid (what reroutes rivers), differ by far in their gradients."""
+def test_loss_terms_tell_a_grid_from_an_offset_of_the_same_size():
+    """The training loss's gradient and mean terms: two errors with the same relative error of the change, a smooth
+    offset and a cell-scale grid (what reroutes rivers), differ by far in their gradients and in their means."""
     rows, cols = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
     change = torch.sin(rows / 10.0) + torch.cos(cols / 13.0)
     target = torch.stack([torch.zeros_like(change), change])[None]  # nothing missed
@@ -283,3 +283,6 @@ def test_gradient_loss_tells_a_grid_from_an_offset_of_the_same_size():
     assert relative_error(offset, target) == pytest.approx(float(relative_error(grid, target)))
     assert gradient_error(offset, target) == 0.0
     assert gradient_error(grid, target) > 100 * relative_error(grid, target)
+    # and its mean term, the other way round: the offset moves the map's level, the grid leaves it
+    assert mean_error(offset, target) == pytest.approx(float(relative_error(offset, target)))
+    assert mean_error(grid, target) == pytest.approx(0.0, abs=1e-12)

@@ -25,7 +25,8 @@ TINY_SURROGATE = {
     "unet": {"dims": 2, "in_channels": 64, "out_channels": 16, "model_channels": 8, "channel_mult": [1, 2],
              "num_res_blocks": 1, "attn_levels": [], "mid_attn": False, "groups": 8, "emb_channels": 16,
              "n_sliders": 1, "norm": "none"},
-    "fold": 4, "crop": 64, "batch": 2, "lr": 0.002, "noise": 0.005, "gradient_loss": 1.0, "steps": 4, "max_minutes": 5, "save_every": 2,
+    "fold": 4, "crop": 64, "batch": 2, "lr": 0.002, "noise": 0.005, "gradient_loss": 1.0, "mean_loss": 4.0,
+    "steps": 4, "max_minutes": 5, "save_every": 2,
     "seed": 0, "gate_maps": 2, "gate_tolerance": 0.001, "fallback_share": 0.3}
 
 

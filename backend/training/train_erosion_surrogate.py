@@ -143,6 +143,14 @@ def gradient_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return (energy(predicted[:, 0] - missed) / energy(changed).clamp_min(1e-6)).mean()
 
 
+def mean_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The squared mean of the error over the mean square of the change, per crop: a map's level after the jump
+    (its hypsometry) follows the mean of the change, which the per-cell error weighs as one mode among many."""
+    missed, changed = target[:, 0], target[:, 1]
+    err = (predicted[:, 0] - missed).mean(dim=(1, 2)) ** 2
+    return (err / (changed**2).mean(dim=(1, 2)).clamp_min(1e-4)).mean()
+
+
 def dataset(cfg: dict[str, Any], corpus: list[str], run_dir: Path, split: str) -> dict[str, np.ndarray]:
     """The examples of ``split`` ("train" or "heldout"), built once and cached in the run folder."""
     cached = run_dir / f"{split}.npz"
@@ -200,7 +208,8 @@ def train(cfg: dict[str, Any], corpus: list[str]) -> None:
         x, y, k = batch(train_data, cfg, step)
         predicted = net(x, k)
         relative = relative_error(predicted, y)
-        loss = relative + cfg["gradient_loss"] * gradient_error(predicted, y)
+        loss = (relative + cfg["gradient_loss"] * gradient_error(predicted, y)
+                + cfg["mean_loss"] * mean_error(predicted, y))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
