@@ -23,6 +23,7 @@ and writes no model cards, so the held-out figures stay unseen by the tuning.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import platform
@@ -278,9 +279,11 @@ GROUND_HEADER = ("| style | set | " + " | ".join(FAMILIES) + " | total | pits % 
                  "|---|---|" + "---|" * (len(FAMILIES) + 3))
 
 
+@functools.cache
 def real_reference(cell_m: float, side: int, names: tuple[str, ...] | None = None
                    ) -> tuple[list[Heightfield], list[dict[str, dict[str, float]]], float, float, str]:
-    """Real crops at ``cell_m``: the maps, their features, mean pit density, mean area exponent, the sources."""
+    """Real crops at ``cell_m``: the maps, their features, mean pit density, mean area exponent, the sources (read
+    and measured once per scale: the real-ground and style-over-seed sections share the 120 m crops)."""
     real = real_samples(cell_m, side, names)
     feats = [terrain_features(hf) for hf in real]
     pits = float(np.mean([pit_density(hf.heights) for hf in real]))
@@ -372,10 +375,9 @@ STYLE_SEEDS = 6  # seeds each style is drawn with for the style-over-seed check
 BASE_SIDE = 64  # the base model's map side: generated maps averaged down to it before correlating
 
 
-def _correlations(maps: list[np.ndarray]) -> list[float]:
-    """Every pair's correlation of normalised maps."""
-    flat = [normalised(m.astype(np.float64)).ravel() for m in maps]
-    return [float(np.mean(a * b)) for a, b in itertools.combinations(flat, 2)]
+def _flat(heights: np.ndarray) -> np.ndarray:
+    """A map normalised to zero mean and unit std, flattened: the mean of two such products is their correlation."""
+    return normalised(heights.astype(np.float64)).ravel()
 
 
 def style_over_seed_lines(gen: DiffusionGenerator, styles: list[str], cell_size: float, guidance: float,
@@ -389,12 +391,14 @@ def style_over_seed_lines(gen: DiffusionGenerator, styles: list[str], cell_size:
                                   size_m=cell_size * (SIZE - 1), generator="diffusion", quality="interactive",
                                   guidance=guidance, erosion_stage="off")
         base_level = averaged_down(gen.generate(request, lambda step, total, preview: None), BASE_SIDE)
-        maps[style, seed] = normalised(base_level.heights.astype(np.float64)).ravel()
-    corr = lambda a, b: float(np.mean(maps[a] * maps[b]))  # noqa: E731  (both normalised)
-    same_seed = [corr((a, s), (b, s)) for a, b in itertools.combinations(styles, 2) for s in range(STYLE_SEEDS)]
-    same_style = [corr((st, s), (st, t)) for st in styles for s, t in itertools.combinations(range(STYLE_SEEDS), 2)]
+        maps[style, seed] = _flat(base_level.heights)
+    corr = lambda a, b: float(np.mean(a * b))  # noqa: E731  (both normalised)
+    same_seed = [corr(maps[a, s], maps[b, s]) for a, b in itertools.combinations(styles, 2) for s in range(STYLE_SEEDS)]
+    same_style = [corr(maps[st, s], maps[st, t]) for st in styles
+                  for s, t in itertools.combinations(range(STYLE_SEEDS), 2)]
     base_cell = cell_size * SIZE / BASE_SIDE
-    real = _correlations([hf.heights for hf in real_samples(base_cell, BASE_SIDE)])
+    real = [corr(a, b) for a, b in itertools.combinations(
+        [_flat(hf.heights) for hf in real_reference(base_cell, BASE_SIDE)[0]], 2)]
 
     figures["style_over_seed"] = {name: {"pairs": len(r), "mean": float(np.mean(r)), "largest": float(max(r)),
                                          "above_half": int(sum(v > 0.5 for v in r)),

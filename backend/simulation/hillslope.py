@@ -31,10 +31,11 @@ def _eigenvalues(modes: np.ndarray, period: int, cell_size: float) -> np.ndarray
 def no_flux(z: np.ndarray, diffusion: float, cell_size: float) -> np.ndarray:
     """One step of dz/dt = D laplacian(z) with no-flux edges (D dt = ``diffusion`` m²); keeps the mass."""
     rows, cols = z.shape
-    spectrum = dctn(z, type=2, norm="ortho", workers=_workers(z))
+    workers = _workers(z)
+    spectrum = dctn(z, type=2, norm="ortho", workers=workers)
     spectrum /= 1.0 + diffusion * (_eigenvalues(np.arange(rows), rows, cell_size)[:, None]
                                    + _eigenvalues(np.arange(cols), cols, cell_size)[None, :])
-    return idctn(spectrum, type=2, norm="ortho", workers=_workers(z))
+    return idctn(spectrum, type=2, norm="ortho", workers=workers)
 
 
 def held(z: np.ndarray, diffusion: float, cell_size: float) -> np.ndarray:

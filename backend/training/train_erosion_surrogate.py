@@ -126,11 +126,15 @@ def batch(data: dict[str, np.ndarray], cfg: dict[str, Any], step: int) -> tuple[
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)), torch.tensor(ts)
 
 
+def _over_change(per_crop: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
+    """A per-crop error [B] over the crop's mean square change (floored), averaged over the batch."""
+    return (per_crop / (changed**2).mean(dim=(1, 2)).clamp_min(1e-4)).mean()
+
+
 def relative_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """||pred - missed||² / (||change||² + small) per crop, averaged: the report's figure on crops."""
     missed, changed = target[:, 0], target[:, 1]
-    err = ((predicted[:, 0] - missed) ** 2).mean(dim=(1, 2))
-    return (err / (changed**2).mean(dim=(1, 2)).clamp_min(1e-4)).mean()
+    return _over_change(((predicted[:, 0] - missed) ** 2).mean(dim=(1, 2)), changed)
 
 
 def gradient_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -147,8 +151,7 @@ def mean_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The squared mean of the error over the mean square of the change, per crop: a map's level after the jump
     (its hypsometry) follows the mean of the change, which the per-cell error weighs as one mode among many."""
     missed, changed = target[:, 0], target[:, 1]
-    err = (predicted[:, 0] - missed).mean(dim=(1, 2)) ** 2
-    return (err / (changed**2).mean(dim=(1, 2)).clamp_min(1e-4)).mean()
+    return _over_change((predicted[:, 0] - missed).mean(dim=(1, 2)) ** 2, changed)
 
 
 def dataset(cfg: dict[str, Any], corpus: list[str], run_dir: Path, split: str) -> dict[str, np.ndarray]:
