@@ -33,15 +33,13 @@ from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
 from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
 from backend.simulation.style_specs import STYLES
 
-from .brushes import RegionStroke, Stroke, burn_stream, footprint, rounded, stream_cap, target
+from .brushes import RegionStroke, Stroke, burn_stream, footprint, rounded, stream_breach, stream_cap, target
 from .scale import ModelGrid, mesh_margin
 
 # on_step(step, total, window (row0, col0, row1, col1), its heights in metres so far); may raise Cancelled. The
 # heights come as a function that makes them: a live dab's steps are never shown, and making each one's (the window
 # resampled into the mesh) cost 3 ms of a 34 ms style-paint dab at 128²
 EditCallback = Callable[[int, int, tuple[int, int, int, int], Callable[[], np.ndarray]], None]
-# drain(window at the models' cells [hm, wm] network units, its grid, the weight there) -> the window drained
-Drain = Callable[[Tensor, ModelGrid, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,13 @@ STREAM_CELLS = 3.0  # model cells: a valley's stream is cut into its target this
 # model cells: a valley's stream eased onto its falling line this far either side at the models' cells (3 left
 # a narrow valley a raised floor between two side channels that the stage cut: 1.6x as rough as around)
 DRAIN_CELLS = 4.0
-CHANNEL_CELLS = 2.0  # mesh cells: a valley's stream channel eased onto its line this far either side of its path
+# 1/m: a valley's stream breached through a dam in a gap curved at most this much across (the land's roughness, std
+# of the Laplacian, is about 0.3 m a cell² at 7.8 m cells: 0.005/m)
+BREACH_CURVATURE = 0.005
+# m: the erosion stage's dams on a valley's stream up to this high are breached, higher ones eased away as before the
+# stage: where a valley crosses a spur the stage's slope diffusion fills its fresh floor (39 m on the README's
+# valley), and a gap through that drew a slot (roughness 1.8x the land around)
+BREACH_MAX_M = 10.0
 MIN_FALL = 0.005  # a carved valley's floor falls at least this much per metre along it (0.5 %)
 # the kinds whose target is drained before sampling (``drain_target``): a lowered patch or a valley carved into a
 # hillside held a closed basin as wide as the stroke (priority-flood fill > 0.5 m on 18 % and 29 % of the cells
@@ -186,14 +190,15 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
                 weight: Tensor, t: Tensor, recipe: Recipe, style_weights: dict[str, float], sliders: dict[str, float],
                 guidance: float, seed: int, cell_size: float, settings: EditSettings = EditSettings(),
                 on_step: EditCallback | None = None, pinned: Tensor | None = None, strength: float = 1.0,
-                drain: Drain | None = None) -> Edit:
+                drain: StreamDrain | None = None) -> Edit:
     """The masked guided edit of one window of ``heights`` (H, W float32 metres, ``cell_size`` m cells) toward
     the target ``t``, sampled at the models' own cells and resampled into the mesh (``scale.ModelGrid``).
 
     weight: [h, w] float64 in [0, 1], 0 = untouched (bit for bit); t: [h, w] the target in network units
     (see ``network_units``); pinned: optional [h, w] in [0, 1], how much of each cell ends on the target (1:
     exactly; a river's channel); strength: how much of the new detail a ``mixed`` recipe keeps (times the
-    weight); drain: run on the result at the models' cells (a valley's stream). Pure function of its inputs and seed.
+    weight); drain: a valley's stream, drained at the models' cells before and after the erosion stage. Pure function
+    of its inputs and seed.
     """
     r0, c0, r1, c1 = window
     original = heights[r0:r1, c0:c1]
@@ -228,15 +233,15 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
     drainage = sum(w * STYLES[name].drainage for name, w in style_weights.items() if name in STYLES)
     stage = scaled(recipe.erosion, drainage)  # as generation: the style's share of the stage (none for dunes)
     if drain is not None:  # before the stage, which wears the ground around the stream as around any other
-        result = drain(result.double(), grid, weight_model)
+        result = drain.eased(result.double(), grid, weight_model)
     if stage is None:
         return Edit(window, to_metres(on_mesh(result)), weight.numpy().astype(np.float32))
     # fully worn in the stroke's core (as generation wears all of its map), faded out toward the rim
     share = torch.clamp(weight_model / recipe.worn_from, 0, 1)
     share = share if fixed is None else share * (1 - fixed)
     result = worn(result.double(), stage, share, model_cell, units.to_net)
-    if drain is not None:  # and after it, which leaves the stream a little off its falling line
-        result = drain(result.double(), grid, weight_model)
+    if drain is not None:  # and after it, which leaves the stream off its falling line where it fills it
+        result = drain.settled(result.double(), grid, weight_model)
     # resampled into the mesh as generation resamples its maps; the stage drained the fully worn ground, and
     # what the cubic leaves there on gentle ground are millimetre pits, filled as DEM pipelines do. Toward the
     # rim the stage wears less: where a raise's foot dams a valley the land drained through, the pit it makes
@@ -408,13 +413,14 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     if stroke.kind == "erode":  # strength 1: the mature stage's steps
         steps = max(1, round(stroke.strength * recipe.erosion.steps))
         recipe = replace(recipe, erosion=replace(recipe.erosion, steps=steps))
-    drain = None if cap is None else stream_drain(stroke, window, units, superres.meta["cell_size_m"], cap)
+    drain = None if cap is None else StreamDrain(stroke, window, units, superres.meta["cell_size_m"], cap)
     edit = edit_window(base, superres, heights, window, fp.weight, t, recipe, style_weights, sliders,
                        guidance, seed, cell_size, settings, on_step, strength=stroke.strength, drain=drain)
     if cap is None:
         return edit
-    # the stream kept draining in the mesh: its path's cells on the nearest falling line, a channel eased around it
-    burnt = burn_stream(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size, CHANNEL_CELLS, cap)
+    # the stream kept draining in the mesh: breached where the resampling dammed it
+    lowered, _ = stream_breach(stroke, edit.heights, window, MIN_FALL * cell_size, BREACH_CURVATURE * cell_size**2)
+    burnt = np.where(edit.weight > 0, edit.heights - lowered, edit.heights).astype(edit.heights.dtype)
     moved = ndi.binary_dilation(burnt != edit.heights) & (edit.weight > 0)
     made = moved & (edit.heights >= lowest_neighbour(edit.heights))
     return replace(edit, heights=fill_pits(burnt, made))  # the pits the burn made, not those the models drew
@@ -447,22 +453,41 @@ def kept_drainage(t: np.ndarray, x: np.ndarray, cell: float, blur: float) -> np.
     return t - keep * np.maximum(t - x, 0)
 
 
-def stream_drain(stroke: Stroke, window: tuple[int, int, int, int], units: NetworkUnits, model_cell: float,
-                 cap: np.ndarray) -> Drain:
-    """A valley's stream drained at the models' cells, before and after the erosion stage: its path's heights
-    fitted to the nearest line falling from one divide under ``cap`` (``brushes.burn_stream``), ``DRAIN_CELLS`` either
-    side eased onto it. At that
-    scale the channel survives the resampling into the mesh, so the mesh's own burn afterwards moves the floor
-    little; eased over one model cell, it left a beaded notch along a narrow valley (2.6x as rough as around)."""
+@dataclass(frozen=True)
+class StreamDrain:
+    """A valley's stream drained at the models' cells (window [hm, wm] network units, its ``ModelGrid``, the stroke's
+    weight there). At that scale the channel survives the resampling into the mesh, so the mesh's own breach
+    afterwards moves the floor little."""
 
-    def drain(net: Tensor, grid: ModelGrid, weight: Tensor) -> Tensor:
+    stroke: Stroke
+    window: tuple[int, int, int, int]
+    units: NetworkUnits
+    model_cell: float
+    cap: np.ndarray  # ``brushes.stream_cap``
+
+    def _at_model_cells(self, grid: ModelGrid) -> Stroke:
         scale = np.array([(m - 1) / max(n - 1, 1) for m, n in zip(grid.model, grid.mesh)])
-        points = np.c_[(stroke.points[:, :2] - window[:2]) * scale, stroke.points[:, 2]]
-        burnt = burn_stream(replace(stroke, points=points), units.metres(net.numpy()), (0, 0, *grid.model),
-                            weight.numpy(), MIN_FALL * model_cell, DRAIN_CELLS, cap)
-        return units.net(torch.from_numpy(burnt))
+        return replace(self.stroke, points=np.c_[(self.stroke.points[:, :2] - self.window[:2]) * scale,
+                                                 self.stroke.points[:, 2]])
 
-    return drain
+    def eased(self, net: Tensor, grid: ModelGrid, weight: Tensor) -> Tensor:
+        """The path's heights fitted to the nearest line falling from one divide under ``cap``
+        (``brushes.burn_stream``), ``DRAIN_CELLS`` either side eased onto it: eased over one model cell, it left a
+        beaded notch along a narrow valley (2.6x as rough as around)."""
+        burnt = burn_stream(self._at_model_cells(grid), self.units.metres(net.numpy()), (0, 0, *grid.model),
+                            weight.numpy(), MIN_FALL * self.model_cell, DRAIN_CELLS, self.cap)
+        return self.units.net(torch.from_numpy(burnt))
+
+    def settled(self, net: Tensor, grid: ModelGrid, weight: Tensor) -> Tensor:
+        """After the erosion stage: breached (``brushes.stream_breach``) where it dammed the stream up to
+        BREACH_MAX_M, so the valley keeps the floor the stage wore; eased again where it dammed it higher. Eased
+        every time, a valley falling all the way down a slope was a canal, a flat floor band between uniform walls."""
+        metres = self.units.metres(net.numpy())
+        lowered, deepest = stream_breach(self._at_model_cells(grid), metres, (0, 0, *grid.model),
+                                         MIN_FALL * self.model_cell, BREACH_CURVATURE * self.model_cell**2)
+        if deepest > BREACH_MAX_M:
+            return self.eased(net, grid, weight)
+        return self.units.net(torch.from_numpy(np.where(weight.numpy() > 0, metres - lowered, metres)))
 
 
 def seam_ratio(after: np.ndarray, weight: np.ndarray) -> float:
