@@ -219,6 +219,30 @@ def test_trust_map_sends_the_doubtful_tile_back_to_physics():
     assert np.abs(surrogate_only[:32, :32] - truth[:32, :32]).max() > 25.0
 
 
+class DriftingOneStep(DriftingStep):
+    """Physics whose 1-step jump is wrong by 30 m in the top-left 32 x 32 cells: a horizon with no shorter jumps."""
+
+    def delta(self, fields, cell_size, process, horizon):
+        out = StreamPowerPhysics.delta(self, fields, cell_size, process, horizon)
+        if horizon == 1:
+            out["heights"][:32, :32] += 30.0
+        return out
+
+
+def test_trust_map_of_a_horizon_that_cannot_split_holds_the_jump_to_the_implicit_step():
+    """K = 1 has no shorter jumps: its reference is one implicit step of length K, at K = 1 the physics' own step, so
+    the doubtful tile is found there too and the rest trusted (once every tile scored 0 and nothing fell back)."""
+    z = lumpy_slope(128, seed=5)
+    step = DriftingOneStep()
+    jump = step.delta({"heights": z}, 30.0, MATURE_STEP, 1)["heights"]
+    doubt = trust_map(z, jump, 30.0, MATURE_STEP, 1, step, 32)
+    assert doubt[0, 0] > 25.0 and np.delete(doubt.ravel(), 0).max() < 0.5, doubt
+    gated, log = run_stage(z, 30.0, replace(MATURE_STEP, steps=1), "gated", step, tile=32, fallback_share=1 / 16)
+    assert log.fallback == 1
+    truth = erode(z, 30.0, replace(MATURE_STEP, steps=1))
+    assert np.abs(gated - truth)[:24, :24].max() < 1.0
+
+
 def test_physics_is_blended_in_without_a_step_at_the_tile_edge():
     """A smooth error of the jump: pasted, the physics tile would leave a step of metres at its edge; blended, none."""
     z = lumpy_slope(128, seed=5)

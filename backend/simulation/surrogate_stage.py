@@ -21,7 +21,7 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from .landscape import ErosionCallback, StreamPower, erode
-from .learned_steps import SimulationStep, height_scale, ladder_plan, tile_counts
+from .learned_steps import SimulationStep, drainage, height_scale, implicit_change, ladder_plan, tile_counts
 
 ENGINES = ("physics", "surrogate", "gated")  # and "auto": SURROGATE_FROM_CELLS decides
 # auto: physics below (it is more faithful, reports/erosion_surrogate, and ~2 s for a mature 1024² stage),
@@ -114,11 +114,14 @@ def reference_plans(k: int, horizons: tuple[int, ...]) -> list[tuple[int, ...]]:
 
 
 def trust_reference(z: np.ndarray, cell_size: float, process: StreamPower, k: int,
-                    learned: SimulationStep) -> np.ndarray | None:
-    """Heights after K steps as the mean of ``reference_plans``' compositions of shorter jumps (None: no split)."""
+                    learned: SimulationStep) -> np.ndarray:
+    """Heights after K steps as the mean of ``reference_plans``' compositions of shorter jumps; where K cannot
+    split, one implicit step of length K (``learned_steps.implicit_change``: stream power on the map's flow graph,
+    then one hillslope step of K D), the physics' own approximation the jump starts from; at K = 1 it is the
+    physics' step itself, so the trust map there is the jump's own error."""
     plans = reference_plans(k, tuple(h for h in range(1, k) if learned.supports(process, cell_size, h)))
     if not plans:
-        return None
+        return z + implicit_change(z, drainage(z, cell_size, process, k), process, k, cell_size)
     results = []
     for plan in plans:
         h = z
@@ -130,16 +133,13 @@ def trust_reference(z: np.ndarray, cell_size: float, process: StreamPower, k: in
 
 def trust_map(z: np.ndarray, jump: np.ndarray, cell_size: float, process: StreamPower, k: int,
               learned: SimulationStep, tile: int) -> np.ndarray:
-    """Per tile: RMS (m) of one K-jump minus ``trust_reference``; 0 where K cannot split.
+    """Per tile: RMS (m) of one K-jump minus ``trust_reference``.
 
     In metres, not over the tile's own change: the fallback is judged by the map's error of the change, which
     the tiles with the largest errors in metres carry (over the tile's change the rank correlation with the true
     per-tile error was 0.3-0.6 on the report's held-out maps, in metres 0.5-0.9).
     """
-    reference = trust_reference(z, cell_size, process, k, learned)
-    if reference is None:
-        return np.zeros(tile_counts(z.shape, tile))
-    return tile_rms(z + jump - reference, tile)
+    return tile_rms(z + jump - trust_reference(z, cell_size, process, k, learned), tile)
 
 
 def doubtful_tiles(trust: np.ndarray, settled: np.ndarray, floor: float, share: float) -> np.ndarray:
