@@ -259,10 +259,15 @@ def away_from_divide(line: np.ndarray, drop: float) -> np.ndarray:
     return out
 
 
+def arc_lengths(points: np.ndarray) -> np.ndarray:
+    """(N,) arc length (cells) at each of the (N, 2+) path's points, from its first."""
+    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points[:, :2], axis=0), axis=1))])
+
+
 def _path_samples(points: np.ndarray, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(arc length at each of the (N, 2+) path's points, rows and columns in the window of one sample a cell along
     it, first point to last)."""
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points[:, :2], axis=0), axis=1))])
+    arc = arc_lengths(points)
     along = np.linspace(0.0, arc[-1], int(np.ceil(arc[-1])) + 1)
     return arc, *(np.interp(along, arc, points[:, k]) - window[k] for k in (0, 1))
 
@@ -303,20 +308,20 @@ def burn_stream(stroke: Stroke, heights: np.ndarray, window: tuple[int, int, int
     return np.where(weight > 0, burnt, heights).astype(heights.dtype)
 
 
-def stream_breach(stroke: Stroke, heights: np.ndarray, window: tuple[int, int, int, int], drop: float,
-                  curvature: float) -> tuple[np.ndarray, float]:
-    """How far to lower the window ``heights`` (metres) to breach a valley stroke's stream through whatever dams it,
-    carve only, and the deepest cut on its path: per cell of arc along the path the lowest cell on it (d < 0.75),
-    the highest line at or below those falling ``drop`` m a cell from their highest point to both ends
+def stream_breach(stroke: Stroke, heights: np.ndarray, window: tuple[int, int, int, int], weight: np.ndarray,
+                  drop: float, curvature: float) -> tuple[np.ndarray, float]:
+    """The window ``heights`` (metres) with a valley stroke's stream breached through whatever dams it, carve only,
+    where ``weight`` > 0, and the deepest cut on its path: per cell of arc along the path the lowest cell on it
+    (d < 0.75), the highest line at or below those falling ``drop`` m a cell from their highest point to both ends
     (``away_from_divide``), and the ground around each cell of arc lowered by its floor's height above that line,
     fading out (smoothstep) over the distance that keeps the cut's curvature under ``curvature`` (m per cell²).
 
     Where the valley the models drew drains along the path nothing moves, so its floor keeps the shape the models
     and the erosion stage gave it. Easing a band either side onto a fitted line instead (cut and fill) gave every
     valley a flat floor, a canal; straight-walled notches creased the ground at their floor and rims."""
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(stroke.points[:, :2], axis=0), axis=1))])
+    arc = arc_lengths(stroke.points)
     if arc[-1] < 2:
-        return np.zeros_like(heights, dtype=np.float64), 0.0
+        return heights, 0.0
     d, at, _ = nearest_on_path(np.c_[stroke.points[:, :2], arc / arc[-1]], window)
     n = int(arc[-1])
     sample = np.minimum((at * n).astype(int), n - 1)  # the cell of arc each cell's nearest path point lies in
@@ -327,7 +332,8 @@ def stream_breach(stroke: Stroke, heights: np.ndarray, window: tuple[int, int, i
     floor = np.interp(np.arange(n), np.flatnonzero(known), floor[known])
     cut = floor - away_from_divide(floor, drop)
     reach = np.sqrt(6 * cut / curvature) + 1  # a smoothstep of depth c over w cells bends 6 c / w² at its floor
-    return cut[sample] * falloff(np.maximum(d - 0.75, 0.0) / reach[sample], "smooth"), float(cut.max())
+    lowered = cut[sample] * falloff(np.maximum(d - 0.75, 0.0) / reach[sample], "smooth")
+    return np.where(weight > 0, heights - lowered, heights).astype(heights.dtype), float(cut.max())
 
 
 def wide_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -45,7 +45,8 @@ from backend.models.profile import ProfileModel
 from backend.models.terrain import TerrainModel
 from backend.simulation.landscape import scaled
 
-from .brushes import RELIEF_PER_STRENGTH, descending, drained, falloff, land_reach, nearest_on_path, window_around
+from .brushes import (RELIEF_PER_STRENGTH, arc_lengths, descending, drained, falloff, land_reach, nearest_on_path,
+                      window_around)
 from .guided import LIGHT, MIN_FALL, Edit, EditCallback, EditSettings, Recipe, edit_window, network_units
 from .scale import mesh_margin
 
@@ -88,7 +89,7 @@ class Curve:
 
     def arc(self) -> np.ndarray:
         """(N,) arc length (cells) at each point."""
-        return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(self.points, axis=0), axis=1))])
+        return arc_lengths(self.points)
 
     def samples(self, n: int) -> np.ndarray:
         """(n, 2) positions evenly spaced in arc length from the first point to the last."""

@@ -419,11 +419,11 @@ def apply_stroke(base: TerrainModel, superres: TerrainModel, heights: np.ndarray
     if cap is None:
         return edit
     # the stream kept draining in the mesh: breached where the resampling dammed it
-    lowered, _ = stream_breach(stroke, edit.heights, window, MIN_FALL * cell_size, BREACH_CURVATURE * cell_size**2)
-    burnt = np.where(edit.weight > 0, edit.heights - lowered, edit.heights).astype(edit.heights.dtype)
-    moved = ndi.binary_dilation(burnt != edit.heights) & (edit.weight > 0)
+    breached, _ = stream_breach(stroke, edit.heights, window, edit.weight, MIN_FALL * cell_size,
+                                BREACH_CURVATURE * cell_size**2)
+    moved = ndi.binary_dilation(breached != edit.heights) & (edit.weight > 0)
     made = moved & (edit.heights >= lowest_neighbour(edit.heights))
-    return replace(edit, heights=fill_pits(burnt, made))  # the pits the burn made, not those the models drew
+    return replace(edit, heights=fill_pits(breached, made))  # the pits the breach made, not those the models drew
 
 
 def drain_target(t: np.ndarray, weight: np.ndarray, fall: float) -> np.ndarray:
@@ -482,12 +482,12 @@ class StreamDrain:
         """After the erosion stage: breached (``brushes.stream_breach``) where it dammed the stream up to
         BREACH_MAX_M, so the valley keeps the floor the stage wore; eased again where it dammed it higher. Eased
         every time, a valley falling all the way down a slope was a canal, a flat floor band between uniform walls."""
-        metres = self.units.metres(net.numpy())
-        lowered, deepest = stream_breach(self._at_model_cells(grid), metres, (0, 0, *grid.model),
-                                         MIN_FALL * self.model_cell, BREACH_CURVATURE * self.model_cell**2)
+        breached, deepest = stream_breach(self._at_model_cells(grid), self.units.metres(net.numpy()),
+                                          (0, 0, *grid.model), weight.numpy(), MIN_FALL * self.model_cell,
+                                          BREACH_CURVATURE * self.model_cell**2)
         if deepest > BREACH_MAX_M:
             return self.eased(net, grid, weight)
-        return self.units.net(torch.from_numpy(np.where(weight.numpy() > 0, metres - lowered, metres)))
+        return self.units.net(torch.from_numpy(breached))
 
 
 def seam_ratio(after: np.ndarray, weight: np.ndarray) -> float:
