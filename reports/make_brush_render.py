@@ -44,7 +44,7 @@ STROKES = [  # rows north to south, columns west to east, in cells of the 512² 
      "strength": 0.6, "seed": 3},
     {"kind": "regenerate", "points": [[240.0, 70.0, 1.0], [265.0, 150.0, 1.0]], "radius": 40.0, "strength": 1.0,
      "seed": 4},
-    {"kind": "style_paint", "points": [[220.0, 390.0, 1.0], [290.0, 420.0, 1.0]], "radius": 50.0, "strength": 0.5,
+    {"kind": "style_paint", "points": [[220.0, 390.0, 1.0], [290.0, 420.0, 1.0]], "radius": 50.0, "strength": 1.0,
      "seed": 5, "style": "desert_dunes"},
 ]
 LABELS = ("generated (alpine, 4 km)", "sculpted: ridge, valley + river, regenerated, painted dunes")

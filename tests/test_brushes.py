@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 import torch
 
 from backend.editing import seam_ratio
@@ -434,3 +435,33 @@ def test_valleys_down_slopes_keep_the_floor_the_land_wore():
             "the valley's stream has a pit"
     print("valleys down slopes: core over ring", [round(float(r), 3) for r in ratios])
     assert np.mean(ratios) < 1.25, ratios
+
+
+def test_painted_dunes_stand_as_tall_as_dunes_on_a_mountain_world():
+    """Dunes painted at full strength on the shipped models' 4 km, 800 m alpine world move the ground by a dune's
+    height (less than the style's corpus relief, 120 m at most, end to end) and their texture (heights over a 4-cell
+    blur) is as tall as the land's there (within 1.3x): the models sample in the world's units, and scaled by them
+    the patch moved the ground over 1000 m end to end, its texture 9x as tall as the land's (the blob in the
+    README's hillshade)."""
+    from backend.editing import Stroke, apply_stroke
+    from backend.editing.brushes import footprint
+    from backend.generators import DiffusionGenerator, GenerateRequest
+    from backend.simulation.style_specs import STYLES
+    gen = DiffusionGenerator("cpu")
+    res, size_m = 256, 4000.0
+    world = gen.generate(GenerateRequest.from_params({"generator": "diffusion", "resolution": res, "size_m": size_m,
+                                                      "height_m": 800.0, "seed": 5, "style_weights": {"alpine": 1.0},
+                                                      "sliders": {"sea_level": 0.0}}), lambda *a: None).heights
+    stroke = Stroke("style_paint", np.array([[110.0, 195.0, 1.0], [145.0, 210.0, 1.0]]), 40.0, 1.0)
+    edit = apply_stroke(gen.base, gen.superres, world, stroke, {"desert_dunes": 1.0}, {"sea_level": 0.0}, 3.0,
+                        size_m / (res - 1), 5)
+    r0, c0, r1, c1 = edit.window
+    before = world.astype(np.float64)
+    after = before.copy()
+    after[r0:r1, c0:c1] = edit.heights
+    core = footprint(stroke, (0, 0, res, res)).distance.numpy() < stroke.radius / 2
+    texture = [(h - ndi.gaussian_filter(h, 4))[core].std() for h in (after, before)]
+    print("painted dunes: change", round(float((after - before).min()), 1), "..",
+          round(float((after - before).max()), 1), "m; texture", [round(float(t), 2) for t in texture], "m")
+    assert 5.0 < np.ptp(after - before) < STYLES["desert_dunes"].landscape.relief_m.high
+    assert 1 / 1.3 < texture[0] / texture[1] < 1.3

@@ -31,7 +31,7 @@ from backend.grids import downsample, upsample
 from backend.models.terrain import TerrainModel
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
 from backend.simulation.landscape import EROSION_STAGES, StreamPower, erode, scaled
-from backend.simulation.style_specs import STYLES
+from backend.simulation.style_specs import STYLES, typical_relief_m
 
 from .brushes import RegionStroke, Stroke, burn_stream, footprint, rounded, stream_breach, stream_cap, target
 from .scale import ModelGrid, mesh_margin
@@ -59,6 +59,10 @@ class Recipe:
     # the stroke's weight from which its ground is fully worn by the erosion stage; less of it at the rim, where
     # wearing everything above 1/feather (a sharp switch from worn to unworn ground) drew the stroke's outline
     worn_from: float = 0.5
+    # the new ground's change (coarse and detail) scaled to the style's typical relief over the world's, at most 1:
+    # the models sample in the world's units, so dunes painted on the README's 800 m alpine world stood -60..+137 m
+    # (a blob 8x as rough as the land around); the corpus's dunes have 20-120 m of relief
+    own_relief: bool = False
 
 
 COARSE_REACH = 4.0  # base cells: a re-sampled coarse map leans into the known one over this far (no step)
@@ -118,7 +122,8 @@ RECIPES: dict[str, Recipe] = {
     # fades in by the weight: blended over the rim's last quarter, the ground at 0.6-0.8 of the radius was 2.2-2.4x
     # as rough as the land around (mean |Laplacian|; the outline in the README's hillshade), so 1.1-1.2x
     "regenerate": Recipe(10.0, coarse_sigma=80.0, erosion=LIGHT, anchored=True, faded=True),
-    "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True, erosion=LIGHT),  # large forms kept
+    # large forms kept, the style's own texture drawn at its own relief
+    "style_paint": Recipe(10.0, coarse_sigma=1.0, guided=True, mixed=True, erosion=LIGHT, own_relief=True),
 }
 
 
@@ -134,9 +139,8 @@ class EditSettings:
 # While the pen moves, each update is replaced by the next within a fraction of a second: one detail step and
 # three coarse ones (128² windows at 512² over 4 km, in one run: 0.54-0.66x the time of two and four).
 # benchmarks/results/brush_steps_cpu.txt: the shaping kinds end 2.8-3.9 % of their change off the converged edit
-# (2.2-3.1 % committed); regenerate draws other ground, and style paint's style is a little weaker (dunes
-# distance 1.06, committed 1.01, 5.96 before). Two coarse steps would be one jump from the top noise level: a
-# blurred guess. The stroke's final, committed job uses the full EditSettings.
+# (2.2-3.1 % committed); regenerate draws other ground, and style paint keeps a little less detail (0.85 of the
+# converged paint's, committed 0.89). Two coarse steps would be one jump from the top noise level: a blurred guess. The stroke's final, committed job uses the full EditSettings.
 LIVE_SETTINGS = EditSettings(detail_steps=1, coarse_steps=3)
 
 
@@ -228,8 +232,10 @@ def edit_window(base: TerrainModel, superres: TerrainModel, heights: np.ndarray,
 
     show = None if on_step is None else \
         lambda step, total, net: on_step(step, total, window, lambda: to_metres(on_mesh(net)))  # noqa: E731
+    # the models sample in the world's units: a style's texture comes out as tall as the world's relief
+    relief_scale = min(1.0, typical_relief_m(style_weights) * units.to_net / 2) if recipe.own_relief else 1.0
     result = diffuse(base, superres, grid.to_model(t), weight_model, fixed, recipe, style_weights, sliders,
-                     guidance, seed, settings, show, strength)
+                     guidance, seed, settings, show, strength, relief_scale)
     drainage = sum(w * STYLES[name].drainage for name, w in style_weights.items() if name in STYLES)
     stage = scaled(recipe.erosion, drainage)  # as generation: the style's share of the stage (none for dunes)
     if drain is not None:  # before the stage, which wears the ground around the stream as around any other
@@ -299,11 +305,13 @@ def level_kept(sampled: Tensor, before: Tensor, weight: Tensor) -> Tensor:
 
 def diffuse(base: TerrainModel, superres: TerrainModel, t: Tensor, weight: Tensor, fixed: Tensor | None,
             recipe: Recipe, style_weights: dict[str, float], sliders: dict[str, float], guidance: float, seed: int,
-            settings: EditSettings, show: Callable[[int, int, Tensor], None] | None, strength: float) -> Tensor:
+            settings: EditSettings, show: Callable[[int, int, Tensor], None] | None, strength: float,
+            relief_scale: float = 1.0) -> Tensor:
     """The few-step SDEdit of ``recipe`` on a window at the models' cells: [h, w] network units in and out.
 
     t: the window's target (outside the stroke, the window itself), weight: the stroke's, fixed: how much of each
-    cell is kept on the target (1: exactly; or None);
+    cell is kept on the target (1: exactly; or None); relief_scale: how much of the re-sampled coarse map's change
+    and of the new detail an ``own_relief`` recipe keeps (its style's relief over the world's);
     ``show(step, total, estimate)`` streams each step's estimate.
     """
     factor = superres.meta["factor"]
@@ -346,7 +354,8 @@ def diffuse(base: TerrainModel, superres: TerrainModel, t: Tensor, weight: Tenso
             sampled = model.finalize(_sample(model, pad_coarse(coarse), recipe.coarse_sigma, settings.coarse_steps,
                                              cond, rng, settings.sampler, lambda info: report(info, None)))
             sampled = sampled[..., :hc, :wc]
-            coarse = level_kept(sampled, coarse, downsample(pad(weight), factor)) if recipe.anchored else sampled
+            coarse = level_kept(sampled, coarse, downsample(pad(weight), factor)) if recipe.anchored else \
+                torch.lerp(coarse, sampled, relief_scale)
         up = upsample(coarse, factor)
         fine = tp
         if recipe.detail_sigma > 0:
@@ -362,7 +371,7 @@ def diffuse(base: TerrainModel, superres: TerrainModel, t: Tensor, weight: Tenso
                 # strength, so the new style thins out along the brush's falloff as every other kind's change does:
                 # at the strength alone a painted dune patch kept its full texture out to three quarters of the
                 # radius and stopped there (roughness 6.1 -> 0.9 from one quarter of the radius to the next)
-                residual = torch.lerp((tp - up) / scale, residual, strength * pad(weight))
+                residual = torch.lerp((tp - up) / scale, relief_scale * residual, strength * pad(weight))
             fine = up + scale * residual
             if fixed is not None:
                 # a fully fixed cell exactly tp, not up + scale * (tp - up) / scale

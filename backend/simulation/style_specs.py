@@ -36,6 +36,11 @@ class LogUniform:
     def sample(self, rng: np.random.Generator) -> float:
         return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
 
+    @property
+    def typical(self) -> float:
+        """The middle of the range in log space (the geometric mean of its ends)."""
+        return math.sqrt(self.low * self.high)
+
 
 @dataclass(frozen=True)
 class Integers:
@@ -192,3 +197,13 @@ def parameter_names() -> tuple[str, ...]:
     for spec in STYLES.values():
         names.update(spec.landscape.names(), spec.extras, *(g.names() for g in spec.groups()))
     return tuple(sorted(names))
+
+
+def typical_relief_m(style_weights: dict[str, float]) -> float:
+    """A style mix's typical relief in metres: its styles' (the middle of each corpus range) averaged in log space
+    by weight. Dunes stand tens of metres high, alpine ranges a couple of kilometres."""
+    known = {name: w for name, w in style_weights.items() if name in STYLES and w > 0}
+    total = sum(known.values())
+    if not total:
+        raise ValueError(f"no known style in {sorted(style_weights)}")
+    return math.exp(sum(w * math.log(STYLES[name].landscape.relief_m.typical) for name, w in known.items()) / total)
