@@ -16,7 +16,8 @@ from backend.data.elevation_profiles import KINDS, ProfileDataset, ProfileSettin
 from backend.diffusion.guidance import nonincreasing
 from backend.editing import seam_ratio
 from backend.editing.brushes import RELIEF_PER_STRENGTH, nearest_on_path
-from backend.editing.curves import RIFFLE, RIVER_DEPTH, Curve, banks_under, channel_cells, river_bed
+from backend.editing.curves import (GORGE_WALL_DEG, RIFFLE, RIVER_DEPTH, Curve, band_reach, banks_under, channel_cells,
+                                   curve_target, river_bed)
 from backend.generators.curve_profiles import sample_profiles
 from backend.models.inference import read_metadata
 from backend.models.profile import ProfileModel
@@ -158,6 +159,31 @@ def test_river_along_a_valley_side_cuts_under_its_lower_bank():
     above[inside] = ground[inside] > 60.0  # where the bank, not the ground on the curve, is what holds the water
     assert above.sum() > n / 3 and (bed[above] <= 60.0 - (1 - RIFFLE) * depth + 1e-9).all()  # a riffle shallower
     assert (np.diff(bed) < 0).all()
+
+
+def test_river_through_a_spur_cuts_a_gorge_not_a_slot():
+    """A river drawn (bending) across a spur 200 m higher than its two ends cuts through it with banks no steeper
+    than GORGE_WALL_DEG (at the artist's width its walls stood at 75-80 degrees, a slot; taken from the nearest point
+    of a band wider than the bend, its banks had hatched steps inside the bend), never raises the ground beside its
+    bed, and keeps the artist's band where it runs on the ground."""
+    cell = 10.0
+    rows, cols = np.mgrid[0:160, 0:240].astype(np.float64)
+    heights = 100.0 + 200.0 * np.exp(-(((cols - 120.0) / 25.0) ** 2))  # a spur running north-south
+    curve = Curve("river", np.array([[90.0, 10.0], [70.0, 80.0], [80.0, 120.0], [70.0, 160.0], [90.0, 230.0]]),
+                  16.0, 1.0)
+    n = 128
+    ground = ndi.map_coordinates(heights, curve.samples(n).T, order=1)
+    profile = river_bed(ground.copy(), ground, banks_under(heights, curve, n), curve, cell)
+    reach = band_reach(curve, profile, ground, cell)
+    window = (0, 0, *heights.shape)
+    target, weight, _ = curve_target(curve, window, heights, profile, ground, 0.0, reach)
+    slope = np.degrees(np.arctan(np.hypot(*np.gradient(target, cell))))
+    cut = weight > 0
+    print("gorge: band up to", round(float(reach.max()), 1), "cells, steepest bank", round(float(slope[cut].max()), 1))
+    assert reach.max() > 4 * curve.reach and reach.min() == curve.reach
+    assert slope[cut].max() < GORGE_WALL_DEG + 3.0
+    assert (target <= heights + 1e-9)[ndi.distance_transform_edt(weight < 1) > 4].all()  # never up beside the bed
+    assert (target[weight == 0] == heights[weight == 0]).all()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -2,9 +2,9 @@
 
 The 1D profile model (``backend.generators.curve_profiles``) fills in the line's height between its two ends,
 which are pinned to the terrain under them plus the artist's offset (ridge higher, cliff top half a step up,
-a river on the ground itself); a cross-section turns that profile into a target over a band ``width`` cells wide, and
-the masked guided edit (``guided.edit_window``) makes terrain of it on the curve's window only: outside
-the band nothing changes, bit for bit.
+a river on the ground itself); a cross-section turns that profile into a target over a band ``width`` cells
+wide (a river's wider where it cuts deep), and the masked guided edit (``guided.edit_window``) makes terrain of it
+on the curve's window only: outside the band nothing changes, bit for bit.
 
 Cross-sections, with t = distance to the curve / half the width and u the position along it:
 
@@ -19,7 +19,8 @@ Cross-sections, with t = distance to the curve / half the width and u the positi
   fitted to fall all the way from the higher end to the lower one, with no flat stretch (only a dip deeper
   than its mouth is crossed at the mouth's level); the target is
   that bed over the middle ``BED_FRACTION`` of the band and banks easing back to the ground, never above
-  it; the channel (``CHANNEL_FRACTION`` of the band, at least a cell either side) ends exactly on the bed,
+  it, the band widened where the bed lies deep so the banks stand no steeper than ``GORGE_WALL_DEG``
+  (``band_reach``, ``river_banks``); the channel (``CHANNEL_FRACTION`` of the band, at least a cell either side) ends exactly on the bed,
   and the pull onto the target fades out over twice the bed's width, so the models' ground meets it without
   a kerb;
 * cliff: the profile is the cliff top, following the ground like a ridge; the side left of the
@@ -65,6 +66,10 @@ RIFFLE = 0.25  # river: the profile model's riffles and steps, in depths either 
 # river: its bed falls at least this much per metre, a quarter of a carved valley's floor: on a floor falling at
 # the valley's rate, a bed cut deeper upstream (under a low bank) could never come back up to its depth
 RIVER_FALL = MIN_FALL / 4
+# river: where its bed lies deep under the ground (across a spur or a divide) its band widens so that its banks, a
+# smoothstep from the bed's edge to the band's (steepest at 1.5x its mean), stand no steeper than this: at the
+# artist's width, a River through the README's 230 m spur was a slot 40 m wide with walls of 75 degrees
+GORGE_WALL_DEG = 35.0
 RIVER_TAPER = 0.1  # river: share of its length (at most its width) over which its depth grows from 0 at either end
 OFFSET_SIGN = {"ridge": 1.0, "river": 0.0, "cliff": 0.5}  # the ends' offset, in offsets: a cliff top is half up
 
@@ -97,8 +102,10 @@ class Curve:
         t = np.linspace(0.0, s[-1], n)
         return np.stack([np.interp(t, s, self.points[:, k]) for k in range(2)], axis=1)
 
-    def window(self, shape: tuple[int, int], margin: int, align: int) -> tuple[int, int, int, int]:
-        return window_around(self.points, self.reach, shape, margin, align)
+    def window(self, shape: tuple[int, int], margin: int, align: int, reach: float | None = None
+               ) -> tuple[int, int, int, int]:
+        """The band (``reach`` cells either side, the artist's by default) plus ``margin``, aligned, clipped."""
+        return window_around(self.points, self.reach if reach is None else reach, shape, margin, align)
 
 
 def follow_ground(ground: np.ndarray) -> np.ndarray:
@@ -172,20 +179,39 @@ def river_bed(profile: np.ndarray, ground: np.ndarray, banks: np.ndarray, curve:
     return np.maximum(bed, ground[low] + fall * to_end)
 
 
+def band_reach(curve: Curve, profile: np.ndarray, ground: np.ndarray, cell_size: float) -> np.ndarray:
+    """(L,) the band's half width in cells along the curve (as ``profile``): the artist's, and for a river wide
+    enough where its bed lies under the ground on the curve that its banks stand no steeper than GORGE_WALL_DEG
+    (a gorge's V through high ground, not a slot); widened over twice the artist's half width along the curve
+    each way and eased over one, so the walls do not jump."""
+    reach = np.full(len(profile), curve.reach)
+    if curve.kind != "river":
+        return reach
+    bed = BED_FRACTION * curve.reach
+    mean_slope = np.tan(np.radians(GORGE_WALL_DEG)) / 1.5
+    need = bed + np.maximum(ground - profile, 0.0) / (mean_slope * cell_size)
+    per_cell = (len(profile) - 1) / max(curve.arc()[-1], 1e-9)  # samples per cell of arc
+    span = max(1.0, curve.reach * per_cell)
+    widened = ndi.gaussian_filter1d(ndi.maximum_filter1d(need, int(4 * span) + 1, mode="nearest"), span,
+                                    mode="nearest")
+    return np.maximum(reach, widened)
+
+
 def channel_cells(reach: float) -> float:
     """A river's channel, the cells within this distance of its curve (at least one): exactly on its bed."""
     return max(1.0, CHANNEL_FRACTION * reach)
 
 
 def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.ndarray, profile: np.ndarray,
-                 ground: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 ground: np.ndarray, offset: float, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(target metres, weight in [0, 1], pinned: how much of each cell ends on the target) over the window, all
-    (h, w)."""
+    (h, w); ``reach``: the band's half width along the curve (``band_reach``)."""
     s = curve.arc()
     along = np.c_[curve.points, s / s[-1]]
     d, u, side = nearest_on_path(along, window)
-    t = d / curve.reach
     at = lambda values: np.interp(u, np.linspace(0.0, 1.0, len(values)), values)  # noqa: E731
+    band = at(reach)
+    t = d / band
     p = at(profile)
     weight = falloff(t, "smooth")  # 1 on the curve, 0 from the band's edge on, no crease there
     pinned = np.zeros(window_m.shape)
@@ -195,17 +221,42 @@ def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.n
         feet = t * (1 + (1 / share - 1) * t * t)  # t on the crest and its shoulders, t / share at the band's edge
         target = window_m + np.clip(1 - feet, 0, 1) ** 2 * (p - at(ground))
     elif curve.kind == "river":
-        bank = falloff((t - BED_FRACTION) / (1 - BED_FRACTION), "smooth")  # 1 on the bed
         # its channel exactly, the rest of the bed eased into what the models draw beside it (no kerb at its edge)
         channel = channel_cells(curve.reach)
         pinned = falloff(np.maximum(d - channel, 0) / max(2 * BED_FRACTION * curve.reach - channel, 1), "smooth")
-        banks = np.minimum(window_m, window_m + bank * (p - window_m))  # never up
-        target = np.where(t <= BED_FRACTION, p, banks)
+        banks, weight = river_banks(curve, window, window_m, profile, reach)
+        # the bed itself as the profile says, even where it crosses a dip deeper than its mouth (filled)
+        return np.where(d <= BED_FRACTION * curve.reach, p, banks), weight, pinned
     else:
         high = -side if curve.flip else side
         level = p - offset * falloff((high * d + CLIFF_FACE_CELLS) / (2 * CLIFF_FACE_CELLS), "smooth")
         target = window_m + weight * (level - window_m)
     return np.where(t < 1, target, window_m), weight, pinned
+
+
+def river_banks(curve: Curve, window: tuple[int, int, int, int], window_m: np.ndarray, profile: np.ndarray,
+                reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(banks target metres, weight) of a river over the window: at each point of the curve (every half cell) its
+    bed (``profile``) over the middle ``BED_FRACTION`` of the artist's band and banks easing back to the ground over
+    its ``reach`` (``band_reach``), never above the ground; the target is the lowest of these, the weight the
+    largest. Taken from the nearest point alone, a band wider than a bend's radius met itself inside the bend
+    where that point jumps along the curve, and the bed and band widths jumped with it: hatched steps of 3-6 m."""
+    r0, c0, r1, c1 = window
+    n = max(len(profile), int(np.ceil(2 * curve.arc()[-1])) + 1)
+    u, stations = np.linspace(0.0, 1.0, len(profile)), np.linspace(0.0, 1.0, n)
+    beds, bands = np.interp(stations, u, profile), np.interp(stations, u, reach)
+    bed = BED_FRACTION * curve.reach  # the artist's bed, however wide the banks
+    target, weight = window_m.copy(), np.zeros(window_m.shape)
+    for (row, col), level, band in zip(curve.samples(n), beds, bands):
+        rows = slice(max(int(row - band) - r0, 0), max(min(int(row + band) + 2 - r0, r1 - r0), 0))
+        cols = slice(max(int(col - band) - c0, 0), max(min(int(col + band) + 2 - c0, c1 - c0), 0))
+        rr, cc = np.mgrid[rows, cols]
+        dist = np.hypot(rr + r0 - row, cc + c0 - col)
+        ground = window_m[rows, cols]
+        bank = falloff((dist - bed) / (band - bed), "smooth")  # 1 on the bed
+        target[rows, cols] = np.minimum(target[rows, cols], ground + bank * np.minimum(level - ground, 0.0))
+        weight[rows, cols] = np.maximum(weight[rows, cols], falloff(dist / band, "smooth"))
+    return np.where(weight > 0, target, window_m), weight
 
 
 def apply_curve(base: TerrainModel, superres: TerrainModel, profile_model: ProfileModel, heights: np.ndarray,
@@ -214,11 +265,12 @@ def apply_curve(base: TerrainModel, superres: TerrainModel, profile_model: Profi
                 on_step: EditCallback | None = None) -> tuple[Edit, np.ndarray]:
     """(the edited window of ``heights`` (H, W float32 metres), the profile (L,) metres along the curve)."""
     profile, ground, offset = curve_profile(profile_model, heights, curve, cell_size, seed)
+    reach = band_reach(curve, profile, ground, cell_size)
     window = curve.window(heights.shape, mesh_margin(settings.margin, cell_size, superres.meta["cell_size_m"]),
-                          superres.meta["factor"])
+                          superres.meta["factor"], float(reach.max()))
     r0, c0, r1, c1 = window
     target_m, weight, pinned = curve_target(curve, window, heights[r0:r1, c0:c1].astype(np.float64), profile,
-                                            ground, offset)
+                                            ground, offset, reach)
     t = torch.from_numpy(network_units(heights).net(target_m))
     edit = edit_window(base, superres, heights, window, torch.from_numpy(weight), t, RECIPES[curve.kind],
                        style_weights, sliders, guidance, seed, cell_size, settings, on_step,
