@@ -94,7 +94,10 @@ def main() -> None:
             outside &= d > r + 1
             change = np.abs(after - before)[d < r / 2].mean()
             print(f"{s.get('curve', s.get('kind')):<12} mean change in its core {change:6.1f} m")
-        print(f"outside every edit: {int((after != before)[outside].sum())} of {int(outside.sum())} cells changed")
+        moved = (after != before) & outside  # a river's band widens where it cuts deep (``curves.band_reach``)
+        river = reach(next(s for s in STROKES if s.get("curve") == "river"))[0]
+        print(f"outside every drawn band: {int(moved.sum())} of {int(outside.sum())} cells changed, all within "
+              f"{float(river[moved].max(initial=0.0)) * cell:.0f} m of the river's curve")
         images = [Image.open(render_preview(Heightfield(h, cell), Path(tmp) / f"{name}.png")).convert("RGB")
                   for name, h in (("before", before), ("after", after))]
     side_by_side(images, args.out)
