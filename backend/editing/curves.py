@@ -20,9 +20,9 @@ Cross-sections, with t = distance to the curve / half the width and u the positi
   than its mouth is crossed at the mouth's level); the target is
   that bed over the middle ``BED_FRACTION`` of the band and banks easing back to the ground, never above
   it, the band widened where the bed lies deep so the banks stand no steeper than ``GORGE_WALL_DEG``
-  (``band_reach``, ``river_banks``); the channel (``CHANNEL_FRACTION`` of the band, at least a cell either side) ends exactly on the bed,
-  and the pull onto the target fades out over twice the bed's width, so the models' ground meets it without
-  a kerb;
+  (``band_reach``, ``river_banks``); the channel (``CHANNEL_FRACTION`` of the band, at least a cell either
+  side) ends exactly on the bed, and the pull onto the target fades out over twice the bed's width, so the
+  models' ground meets it without a kerb;
 * cliff: the profile is the cliff top, following the ground like a ridge; the side left of the
   drawing direction (right when flipped) is levelled toward it, the other toward one step (the offset)
   lower, with a face ``CLIFF_FACE_CELLS`` either side of the curve.

@@ -140,7 +140,8 @@ class EditSettings:
 # three coarse ones (128² windows at 512² over 4 km, in one run: 0.54-0.66x the time of two and four).
 # benchmarks/results/brush_steps_cpu.txt: the shaping kinds end 2.8-3.9 % of their change off the converged edit
 # (2.2-3.1 % committed); regenerate draws other ground, and style paint keeps a little less detail (0.85 of the
-# converged paint's, committed 0.89). Two coarse steps would be one jump from the top noise level: a blurred guess. The stroke's final, committed job uses the full EditSettings.
+# converged paint's, committed 0.89). Two coarse steps would be one jump from the top noise level: a blurred guess.
+# The stroke's final, committed job uses the full EditSettings.
 LIVE_SETTINGS = EditSettings(detail_steps=1, coarse_steps=3)
 
 
