@@ -365,18 +365,30 @@ def test_level_kept_cancels_the_weighted_mean_change():
     torch.testing.assert_close(kept[weight == 0], sampled[weight == 0])  # nothing shifted where the stroke is not
 
 
-def test_regenerated_patch_fades_in_without_an_outline():
+@pytest.fixture(scope="module")
+def gen():
+    """The shipped learned models, loaded once for the tests that judge edits on their terrain."""
+    from backend.generators import DiffusionGenerator
+    return DiffusionGenerator("cpu")
+
+
+def alpine_world(gen, res: int, seed: int) -> np.ndarray:
+    """The shipped models' 4 km, 800 m alpine world at ``res``² (dry: no sea), as an artist starts one."""
+    from backend.generators import GenerateRequest
+    request = GenerateRequest.from_params({"generator": "diffusion", "resolution": res, "size_m": 4000.0,
+                                           "height_m": 800.0, "seed": seed, "style_weights": {"alpine": 1.0},
+                                           "sliders": {"sea_level": 0.0}})
+    return gen.generate(request, lambda *a: None).heights
+
+
+def test_regenerated_patch_fades_in_without_an_outline(gen):
     """On the shipped models' 4 km alpine world, the ground where a regenerated patch meets the land (0.6-0.8 of the
     radius) is no rougher than the land around it (1.3x at most; blended over the rim's last quarter it was over 2x:
     the capsule outline in the README's hillshade), and the patch keeps the land's level."""
     from backend.editing import Stroke, apply_stroke
     from backend.editing.brushes import footprint
-    from backend.generators import DiffusionGenerator, GenerateRequest
-    gen = DiffusionGenerator("cpu")
     res, size_m, radius = 256, 4000.0, 20.0
-    world = gen.generate(GenerateRequest.from_params({"generator": "diffusion", "resolution": res, "size_m": size_m,
-                                                      "height_m": 800.0, "seed": 5, "style_weights": {"alpine": 1.0},
-                                                      "sliders": {"sea_level": 0.0}}), lambda *a: None).heights
+    world = alpine_world(gen, res, 5)
     cell = size_m / (res - 1)
     ring, level = [], []
     for points in ([[120.0, 35.0], [132.0, 75.0]], [[190.0, 150.0], [210.0, 210.0]], [[50.0, 150.0], [75.0, 190.0]]):
@@ -393,7 +405,7 @@ def test_regenerated_patch_fades_in_without_an_outline():
     assert max(abs(v) for v in level) < 5.0, level  # metres, on 800 m of relief
 
 
-def test_valleys_down_slopes_keep_the_floor_the_land_wore():
+def test_valleys_down_slopes_keep_the_floor_the_land_wore(gen):
     """On the shipped models' 4 km alpine world at 512², valleys carved straight down three mountainsides (their
     steepest descents, the heights blurred over 12 cells) read as the land around them: their cores (within half the
     radius) are on average no more than 1.25x as rough as the rings around them (std of the Laplacian; with the floor
@@ -401,12 +413,8 @@ def test_valleys_down_slopes_keep_the_floor_the_land_wore():
     1.41x), and each stream still falls all the way: no pit on its path."""
     from backend.editing import Stroke, apply_stroke
     from backend.editing.brushes import nearest_on_path, rounded
-    from backend.generators import DiffusionGenerator, GenerateRequest
-    gen = DiffusionGenerator("cpu")
     res, size_m, radius = 512, 4000.0, 34.0
-    world = gen.generate(GenerateRequest.from_params({"generator": "diffusion", "resolution": res, "size_m": size_m,
-                                                      "height_m": 800.0, "seed": 7, "style_weights": {"alpine": 1.0},
-                                                      "sliders": {"sea_level": 0.0}}), lambda *a: None).heights
+    world = alpine_world(gen, res, 7)
     before, cell = world.astype(np.float64), size_m / (res - 1)
     paths = ([[260.0, 410.0], [282.0, 355.0], [288.0, 295.0], [302.0, 237.0], [296.0, 182.0], [246.0, 150.0]],
              [[185.0, 310.0], [206.0, 256.0], [227.0, 200.0], [240.0, 146.0]],
@@ -437,7 +445,7 @@ def test_valleys_down_slopes_keep_the_floor_the_land_wore():
     assert np.mean(ratios) < 1.25, ratios
 
 
-def test_painted_dunes_stand_as_tall_as_dunes_on_a_mountain_world():
+def test_painted_dunes_stand_as_tall_as_dunes_on_a_mountain_world(gen):
     """Dunes painted at full strength on the shipped models' 4 km, 800 m alpine world move the ground by a dune's
     height (less than the style's corpus relief, 120 m at most, end to end) and their texture (heights over a 4-cell
     blur) is as tall as the land's there (within 1.3x): the models sample in the world's units, and scaled by them
@@ -445,13 +453,9 @@ def test_painted_dunes_stand_as_tall_as_dunes_on_a_mountain_world():
     README's hillshade)."""
     from backend.editing import Stroke, apply_stroke
     from backend.editing.brushes import footprint
-    from backend.generators import DiffusionGenerator, GenerateRequest
     from backend.simulation.style_specs import STYLES
-    gen = DiffusionGenerator("cpu")
     res, size_m = 256, 4000.0
-    world = gen.generate(GenerateRequest.from_params({"generator": "diffusion", "resolution": res, "size_m": size_m,
-                                                      "height_m": 800.0, "seed": 5, "style_weights": {"alpine": 1.0},
-                                                      "sliders": {"sea_level": 0.0}}), lambda *a: None).heights
+    world = alpine_world(gen, res, 5)
     stroke = Stroke("style_paint", np.array([[110.0, 195.0, 1.0], [145.0, 210.0, 1.0]]), 40.0, 1.0)
     edit = apply_stroke(gen.base, gen.superres, world, stroke, {"desert_dunes": 1.0}, {"sea_level": 0.0}, 3.0,
                         size_m / (res - 1), 5)
