@@ -9,11 +9,12 @@ thermally eroded. Runs in torch on the job's device.
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import torch
 import torch.nn.functional as F
 
+from backend.simulation.erosion import ThermalParams, thermal_erosion
 from backend.simulation.style_specs import STYLES as STYLE_SPECS, ProceduralLook
 from backend.terrain import Heightfield
 
@@ -23,7 +24,8 @@ from .gradient_noise import GradientNoise, fbm
 MAX_OCTAVES = 12  # the finest octave is about two cells wide
 PREVIEW_MAX = 256  # previews are resampled to at most this many cells per side
 EROSION_ITERATIONS_PER_STEP = 10
-TALUS_SLOPE = 0.8  # rise over run above which thermal erosion moves material downhill
+# talus failure (``simulation.erosion``): slopes above a rise over run of 0.8 shed a quarter of their excess per pass
+TALUS = ThermalParams(talus_deg=math.degrees(math.atan(0.8)), rate=0.24)
 
 
 STYLES: dict[str, ProceduralLook] = {name: spec.procedural for name, spec in STYLE_SPECS.items()}
@@ -84,7 +86,7 @@ class ProceduralGenerator:
             cell_size = request.cell_size
             for step in range(erosion_steps):
                 iterations = min(EROSION_ITERATIONS_PER_STEP, erosion_iterations - step * EROSION_ITERATIONS_PER_STEP)
-                heights = thermal_erosion(heights, cell_size, iterations)
+                heights = thermal_erosion(heights[None], cell_size, replace(TALUS, iterations=iterations))[0][0]
                 on_step(2 + octaves + step, total, _preview(heights))
             # Erosion lowers peaks a little: restore the exact requested relief, keeping sea level at 0 m.
             heights = _rescale(heights, relief, sea)
@@ -136,19 +138,6 @@ def _rescale(h: torch.Tensor, relief: float, sea: float) -> torch.Tensor:
 def _smoothstep(edge0: float, edge1: float, t: torch.Tensor) -> torch.Tensor:
     s = ((t - edge0) / (edge1 - edge0)).clamp(0.0, 1.0)
     return s * s * (3.0 - 2.0 * s)
-
-
-def thermal_erosion(heights: torch.Tensor, cell_size: float, iterations: int, rate: float = 0.12) -> torch.Tensor:
-    """Move material down slopes steeper than the talus angle; conserves total volume."""
-    threshold = TALUS_SLOPE * cell_size
-    h = heights
-    for _ in range(iterations):
-        p = F.pad(h[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
-        delta = torch.zeros_like(h)
-        for nb in (p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]):
-            delta += F.relu(nb - h - threshold) - F.relu(h - nb - threshold)
-        h = h + rate * delta
-    return h
 
 
 def _preview(heights: torch.Tensor) -> "torch.Tensor":
