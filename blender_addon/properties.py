@@ -42,6 +42,34 @@ def _styles(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str
     return _style_items
 
 
+# The erosion stages the backend announced (name, label, note, number), kept alive as the styles' are; the
+# artist's choice is stored by name (``erosion_stage_name``), so it survives a backend that lists them otherwise.
+_erosion_items: list[tuple[str, str, str, int]] = [("NONE", "(connect to list erosion stages)", "", 0)]
+
+
+def set_erosion_stages(scene: bpy.types.Scene, stages: dict[str, Any] | None) -> None:
+    """Adopt the backend's erosion stages (hello_reply); a choice it does not list becomes its default."""
+    global _erosion_items
+    choices = [] if stages is None else [(str(name), str(note)) for name, note in stages["choices"]]
+    _erosion_items = [(name, name.title(), note, i) for i, (name, note) in enumerate(choices)] or \
+        [("NONE", "(backend lists no erosion stages)", "", 0)]
+    settings = scene.worldsculpt
+    if choices and settings.erosion_stage_name not in dict(choices):
+        settings.erosion_stage_name = str(stages["default"])
+
+
+def _erosion_stages(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str, str, int]]:
+    return _erosion_items
+
+
+def _get_erosion_stage(self: "WSC_Settings") -> int:
+    return next((number for name, _, _, number in _erosion_items if name == self.erosion_stage_name), 0)
+
+
+def _set_erosion_stage(self: "WSC_Settings", number: int) -> None:
+    self.erosion_stage_name = next(name for name, _, _, n in _erosion_items if n == number)
+
+
 def _is_mesh(self: Any, obj: bpy.types.Object) -> bool:
     return obj.type == "MESH"
 
@@ -125,15 +153,11 @@ class WSC_Settings(bpy.types.PropertyGroup):
     quality: bpy.props.EnumProperty(name="Quality", items=(
         ("interactive", "Interactive", "Few sampler steps: fast enough to iterate live"),
         ("full", "Full", "The full sampler: slower, a little more detail")), default="interactive")
-    erosion_stage: bpy.props.EnumProperty(name="Erosion", items=(
-        ("off", "Off", "The models' terrain as sampled"),
-        ("light", "Light", "A few steps of river and hillslope erosion: drains the pits, starts valley networks "
-                           "whose flow follows the slopes' own direction"),
-        ("smooth", "Smooth", "Light erosion with the flow spread wider over the lower neighbours: smoother, "
-                             "more concave valleys"),
-        ("mature", "Mature", "More erosion: deeper, branching valleys and gullied slopes (slower; its flow keeps "
-                             "to the steepest of eight neighbours, which can cut grid-aligned facets)")),
-        default="light", description="Stream-power erosion after sampling (a new explore world keeps the one it was made with)")
+    erosion_stage: bpy.props.EnumProperty(
+        name="Erosion", items=_erosion_stages, get=_get_erosion_stage, set=_set_erosion_stage,
+        description="Stream-power erosion after sampling (a new explore world keeps the one it was made with)")
+    erosion_stage_name: bpy.props.StringProperty(name="Erosion stage", default="",
+                                                 description="The chosen erosion stage (empty: the backend's default)")
     terrain_material: bpy.props.BoolProperty(
         name="Terrain material", default=True,
         description="Ask for slope, flow and surface masks (rock, scree, soil, grass, sand, snow) as ws_* vertex "
@@ -237,8 +261,10 @@ class WSC_Settings(bpy.types.PropertyGroup):
             "sliders": {name: getattr(self, name) for name in SLIDERS},
             "seed": self.seed, "resolution": self.resolution, "size_m": self.size_m,
             "height_m": self.height_m, "steps": self.steps or None, "guidance": self.guidance,
-            "quality": self.quality, "erosion_stage": self.erosion_stage, "masks": self.terrain_material,
+            "quality": self.quality, "masks": self.terrain_material,
         }
+        if self.erosion_stage_name:
+            params["erosion_stage"] = self.erosion_stage_name
         if self.generator:
             params["generator"] = self.generator
         if weights:

@@ -57,13 +57,18 @@ def held_jobs(client: Client) -> list[str]:
     return raw_request(client.address, Message("ping", {"sent": time.monotonic()})).content["jobs"]
 
 
-def test_hello_lists_generators_and_styles(backend):
+def test_hello_lists_generators_styles_and_erosion_stages(backend):
     content = backend.hello.content
     assert content["protocol_version"] == 1
     assert content["device"] == "cpu"
     styles = {"alpine", "rolling_hills", "desert_dunes", "canyon_mesa", "archipelago", "volcanic", "glacial_valleys"}
     assert set(content["generators"]["procedural"]) == styles
     assert set(content["generators"]["diffusion"]) == styles  # the shipped learned models, the default
+    # the Erosion menu's choices come from the backend, in the stages' order, with the default a plain request gets
+    stages = content["erosion_stages"]
+    assert [name for name, _ in stages["choices"]] == ["off", "light", "smooth", "mature"]
+    assert all(isinstance(note, str) and note for _, note in stages["choices"])
+    assert stages["default"] == "light"
 
 
 def test_generate_streams_progress_previews_and_result(client):

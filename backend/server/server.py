@@ -19,7 +19,8 @@ from typing import Any, Callable
 import zmq
 
 import backend
-from backend.generators import registry
+from backend.generators import GenerateRequest, registry
+from backend.simulation.landscape import EROSION_STAGE_NOTES, EROSION_STAGES
 from protocol import PROTOCOL_VERSION, ErrorCode, Limits, Message, ProtocolError, decode, encode
 from protocol.client import LINGER_MS, configure_socket
 
@@ -159,6 +160,8 @@ class Server:
             "generators": generators,
             "styles": sorted({s for styles in generators.values() for s in styles}),
             "jobs": list(JOB_KINDS),
+            "erosion_stages": {"choices": [[name, EROSION_STAGE_NOTES[name]] for name in EROSION_STAGES],
+                               "default": GenerateRequest.erosion_stage},
         }))
 
     def _submit(self, identity: bytes, msg: Message) -> None:

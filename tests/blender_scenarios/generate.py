@@ -27,6 +27,7 @@ s = h.settings()
 h.check(s.device != "", "device not shown after connecting")
 h.check(f"Device: {s.device}" in h.draw_panels(addon), "connection panel does not show the device")
 h.check(len(s.style_weights) > 0, "no styles listed after connecting")
+h.results["erosion_after_connect"] = s.erosion_stage  # the backend's default, from its hello
 s.style_preset = s.style_weights[-1].name  # a preset sets the mixing weights to that one style
 h.check([w.weight for w in s.style_weights] == [0.0] * (len(s.style_weights) - 1) + [1.0], "preset weights")
 target = "Test Terrain"
@@ -70,7 +71,7 @@ s = h.settings()  # undo reloads the scene
 h.results["status_before_undo"], h.results["status_after_undo"] = status, s.status  # the session's, not undone
 h.results["device_after_undo"] = s.device
 
-params["third"] = h.generate(addon, seed=5, water_plane=False, **dict(common, resolution=20))
+params["third"] = h.generate(addon, seed=5, water_plane=False, erosion_stage="mature", **dict(common, resolution=20))
 h.results["water_after_off"] = f"{target} Water" in bpy.data.objects
 np.save(out / "third.npy", h.positions(target))
 mesh = bpy.data.objects[target].data
