@@ -19,7 +19,8 @@ import numpy as np
 
 from . import edit_history, material, mesh
 from .local_backend import backend as local_backend
-from .properties import set_erosion_stages, set_styles
+from .menus import set_menus
+from .properties import set_styles
 from .protocol import ErrorCode, Message
 from .protocol.client import BackendError, Client, CurveKeys
 
@@ -428,7 +429,7 @@ def _on_connection(messages: list[Message]) -> None:
     for s in _settings():
         if hello is not None:
             set_styles(s.id_data, list(hello.content["styles"]))
-            set_erosion_stages(s.id_data, hello.content.get("erosion_stages"))
+            set_menus(s, hello.content.get("menus"))
             _set(s, device=str(hello.content["device"]))
         if link.connected:
             if not s.connected or hello is not None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import bpy
 
-from . import live
+from . import live, menus
 from .caves_settings import WSC_CaveSettings
 
 # Styles the backend announced in its hello_reply; module-level so the enum's item strings stay
@@ -42,34 +42,6 @@ def _styles(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str
     return _style_items
 
 
-# The erosion stages the backend announced (name, label, note, number), kept alive as the styles' are; the
-# artist's choice is stored by name (``erosion_stage_name``), so it survives a backend that lists them otherwise.
-_erosion_items: list[tuple[str, str, str, int]] = [("NONE", "(connect to list erosion stages)", "", 0)]
-
-
-def set_erosion_stages(scene: bpy.types.Scene, stages: dict[str, Any] | None) -> None:
-    """Adopt the backend's erosion stages (hello_reply); a choice it does not list becomes its default."""
-    global _erosion_items
-    choices = [] if stages is None else [(str(name), str(note)) for name, note in stages["choices"]]
-    _erosion_items = [(name, name.title(), note, i) for i, (name, note) in enumerate(choices)] or \
-        [("NONE", "(backend lists no erosion stages)", "", 0)]
-    settings = scene.worldsculpt
-    if choices and settings.erosion_stage_name not in dict(choices):
-        settings.erosion_stage_name = str(stages["default"])
-
-
-def _erosion_stages(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str, str, int]]:
-    return _erosion_items
-
-
-def _get_erosion_stage(self: "WSC_Settings") -> int:
-    return next((number for name, _, _, number in _erosion_items if name == self.erosion_stage_name), 0)
-
-
-def _set_erosion_stage(self: "WSC_Settings", number: int) -> None:
-    self.erosion_stage_name = next(name for name, _, _, n in _erosion_items if n == number)
-
-
 def _is_mesh(self: Any, obj: bpy.types.Object) -> bool:
     return obj.type == "MESH"
 
@@ -79,41 +51,7 @@ def _apply_preset(self: "WSC_Settings", context: bpy.types.Context) -> None:
         item.weight = 1.0 if item.name == self.style_preset else 0.0
 
 
-BRUSH_KIND_ITEMS = (
-    ("raise", "Raise", "Push the ground up under the brush"),
-    ("lower", "Lower", "Push the ground down under the brush"),
-    ("smooth", "Smooth", "Soften the relief"),
-    ("flatten", "Flatten", "Level the ground to the height under the stroke's first point"),
-    ("ridge", "Ridge", "A crest line along the stroke"),
-    ("valley", "Valley", "A trough along the stroke"),
-    ("regenerate", "Regenerate", "New terrain of the current style inside the stroke"),
-    ("style_paint", "Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms "
-                                   "(strength: how much of the style's detail)"),
-    ("erode", "Erode", "The erosion stage under the brush: rivers cut in and branch, slopes relax (strength: how long)"),
-)
-CURVE_KIND_ITEMS = (
-    ("ridge", "Ridge", "A crest along the curve, higher than the ground, with peaks and saddles"),
-    ("river", "River", "A channel with banks along the curve, its bed running downhill"),
-    ("cliff", "Cliff", "A step along the curve: high ground on its left (Flip: right), low on the other side"),
-)
-FALLOFF_ITEMS = (("smooth", "Smooth", ""), ("sphere", "Sphere", ""), ("linear", "Linear", ""),
-                 ("constant", "Constant", ""))
 SLIDERS = ("roughness", "erosion_strength", "elevation_range", "sea_level")
-
-
-EXPORT_FORMAT_ITEMS = (
-    ("png16", "PNG 16-bit", "16-bit grayscale heightmap + JSON sidecar (Unreal)"),
-    ("r16", "R16", "Raw 16-bit heightmap"),
-    ("raw", "RAW (Unity)", "Raw 16-bit heightmap, Unity row order"),
-    ("exr", "EXR", "32-bit float heightmap in metres"),
-    ("geotiff", "GeoTIFF", "32-bit float GeoTIFF in metres"),
-    ("masks", "Masks", "Splat map and material masks"),
-    ("glb", "glTF Binary", "Terrain mesh (.glb)"),
-    ("gltf", "glTF", "Terrain mesh (.gltf)"),
-    ("obj", "OBJ", "Terrain mesh (.obj)"),
-    ("ply", "PLY", "Terrain mesh (.ply)"),
-    ("stl", "STL", "Terrain mesh (.stl)"),
-)
 
 
 class WSC_StyleWeight(bpy.types.PropertyGroup):
@@ -150,14 +88,11 @@ class WSC_Settings(bpy.types.PropertyGroup):
     generator: bpy.props.StringProperty(name="Generator", default="",
                                         description="Backend generator (empty: the backend's default, the "
                                                     "learned models when it has them)")
-    quality: bpy.props.EnumProperty(name="Quality", items=(
-        ("interactive", "Interactive", "Few sampler steps: fast enough to iterate live"),
-        ("full", "Full", "The full sampler: slower, a little more detail")), default="interactive")
-    erosion_stage: bpy.props.EnumProperty(
-        name="Erosion", items=_erosion_stages, get=_get_erosion_stage, set=_set_erosion_stage,
-        description="Stream-power erosion after sampling (a new explore world keeps the one it was made with)")
-    erosion_stage_name: bpy.props.StringProperty(name="Erosion stage", default="",
-                                                 description="The chosen erosion stage (empty: the backend's default)")
+    quality: menus.enum("quality", name="Quality")
+    quality_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
+    erosion_stage: menus.enum("erosion_stage", name="Erosion", description="Stream-power erosion after sampling (a new "
+                             "explore world keeps the one it was made with)")
+    erosion_stage_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
     terrain_material: bpy.props.BoolProperty(
         name="Terrain material", default=True,
         description="Ask for slope, flow and surface masks (rock, scree, soil, grass, sand, snow) as ws_* vertex "
@@ -167,8 +102,8 @@ class WSC_Settings(bpy.types.PropertyGroup):
     # -- export
     export_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//terrain_export/",
                                          description="Folder the backend writes the exported files into")
-    export_formats: bpy.props.EnumProperty(name="Formats", options={"ENUM_FLAG"}, items=EXPORT_FORMAT_ITEMS,
-                                           default={"png16", "glb"}, description="Files the backend writes")
+    export_formats: menus.enum("export_format", name="Formats", description="Files the backend writes")
+    export_format_names: bpy.props.StringProperty(default="", options={"HIDDEN"})
     export_preset: bpy.props.EnumProperty(name="Preset", items=(
         ("NONE", "None", "Heightmaps at the grid's own size"),
         ("unreal", "Unreal", "Resample heightmaps to an Unreal Landscape size"),
@@ -180,11 +115,13 @@ class WSC_Settings(bpy.types.PropertyGroup):
         ("FBX", "FBX (.fbx)", "Blender's FBX exporter: -Z forward, Y up, 1 m = 1 unit")), default="GLB")
     export_status = live.field("export_status")
     # -- brushes
-    brush_kind: bpy.props.EnumProperty(name="Brush", items=BRUSH_KIND_ITEMS, default="raise")
+    brush_kind: menus.enum("brush_kind", name="Brush")
+    brush_kind_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
     brush_radius: bpy.props.FloatProperty(name="Radius", default=100.0, min=0.01, unit="LENGTH",
                                           description="Brush radius in metres on the terrain ([ and ] change it)")
     brush_strength: bpy.props.FloatProperty(name="Strength", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
-    brush_falloff: bpy.props.EnumProperty(name="Falloff", items=FALLOFF_ITEMS, default="smooth")
+    brush_falloff: menus.enum("brush_falloff", name="Falloff")
+    brush_falloff_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
     brush_spacing: bpy.props.FloatProperty(name="Spacing", default=0.25, min=0.02, max=2.0, subtype="FACTOR",
                                            description="Distance between stroke points, as a fraction of the radius")
     brush_use_pressure: bpy.props.BoolProperty(name="Pressure", default=True,
@@ -199,7 +136,8 @@ class WSC_Settings(bpy.types.PropertyGroup):
     curve_object: bpy.props.PointerProperty(name="Curve", type=bpy.types.Object,
                                             poll=lambda self, obj: obj.type == "CURVE",
                                             description="Curve object drawn over the terrain (seen from above)")
-    curve_kind: bpy.props.EnumProperty(name="Kind", items=CURVE_KIND_ITEMS, default="ridge")
+    curve_kind: menus.enum("curve_kind", name="Kind")
+    curve_kind_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
     curve_width: bpy.props.FloatProperty(name="Width", default=200.0, min=0.01, unit="LENGTH",
                                          description="Width of the band the curve reshapes, in metres")
     curve_strength: bpy.props.FloatProperty(name="Strength", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
@@ -261,10 +199,11 @@ class WSC_Settings(bpy.types.PropertyGroup):
             "sliders": {name: getattr(self, name) for name in SLIDERS},
             "seed": self.seed, "resolution": self.resolution, "size_m": self.size_m,
             "height_m": self.height_m, "steps": self.steps or None, "guidance": self.guidance,
-            "quality": self.quality, "masks": self.terrain_material,
+            "masks": self.terrain_material,
         }
-        if self.erosion_stage_name:
-            params["erosion_stage"] = self.erosion_stage_name
+        for key, chosen in (("quality", self.quality_name), ("erosion_stage", self.erosion_stage_name)):
+            if chosen:  # else the backend's default
+                params[key] = chosen
         if self.generator:
             params["generator"] = self.generator
         if weights:
@@ -338,7 +277,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
 
     def export_params(self, cell_size: float) -> dict[str, Any]:
         """The `export` job's params (the heights travel as an array)."""
-        formats = [key for key, _, _ in EXPORT_FORMAT_ITEMS if key in self.export_formats]  # stable order
+        formats = [key for key in menus.choices("export_format") if key in self.export_formats]  # stable order
         return {"out_dir": bpy.path.abspath(self.export_dir), "formats": formats, "name": self.export_name,
                 "cell_size": float(cell_size), "preset": None if self.export_preset == "NONE" else self.export_preset,
                 "byte_order": "little"}

@@ -123,8 +123,9 @@ def test_generate_undo_and_disable_in_blender(addon_zip, backend, client, tmp_pa
     assert {"zmq", "msgpack"} <= set(results["installed_wheels"])  # Blender unpacked the bundled wheels
     assert max(results["operator_return_s"]) < 0.5  # Generate submits and returns; it never waits for the job
     params = json.loads((tmp_path / "params.json").read_text())
-    # the Erosion menu lists the backend's stages: its default until the artist picks another, which is sent
-    assert results["erosion_after_connect"] == backend.hello.content["erosion_stages"]["default"] == "light"
+    # the menus list the backend's choices, each at its default until the artist picks another, which is sent
+    defaults = {menu: m["default"] for menu, m in backend.hello.content["menus"].items()}
+    assert results["menus_after_connect"] == dict(defaults, export_format=sorted(defaults["export_format"]))
     assert [params[step]["erosion_stage"] for step in ("first", "second", "third")] == ["light", "light", "mature"]
     for step in ("first", "second", "third"):
         heights = _expected_heights(client, params[step])

@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 import zmq
 
+from backend.data.elevation_profiles import KINDS as CURVE_KINDS
+from backend.editing import FALLOFFS, KINDS as BRUSH_KINDS
+from backend.generators.base import QUALITIES
+from backend.export import FORMATS
+from backend.simulation.landscape import EROSION_STAGES
 from protocol import ErrorCode, Limits, Message, decode, encode
 from conftest import SERVE_WITH_FAILING
 from protocol.client import BackendError, Client
@@ -57,18 +62,23 @@ def held_jobs(client: Client) -> list[str]:
     return raw_request(client.address, Message("ping", {"sent": time.monotonic()})).content["jobs"]
 
 
-def test_hello_lists_generators_styles_and_erosion_stages(backend):
+def test_hello_lists_generators_styles_and_the_menus_choices(backend):
     content = backend.hello.content
     assert content["protocol_version"] == 1
     assert content["device"] == "cpu"
     styles = {"alpine", "rolling_hills", "desert_dunes", "canyon_mesa", "archipelago", "volcanic", "glacial_valleys"}
     assert set(content["generators"]["procedural"]) == styles
     assert set(content["generators"]["diffusion"]) == styles  # the shipped learned models, the default
-    # the Erosion menu's choices come from the backend, in the stages' order, with the default a plain request gets
-    stages = content["erosion_stages"]
-    assert [name for name, _ in stages["choices"]] == ["off", "light", "smooth", "mature"]
-    assert all(isinstance(note, str) and note for _, note in stages["choices"])
-    assert stages["default"] == "light"
+    # the add-on's menus are the backend's own lists, in their order, each choice labelled and explained
+    menus = content["menus"]
+    expected = {"quality": list(QUALITIES), "erosion_stage": list(EROSION_STAGES),
+                "brush_falloff": list(FALLOFFS), "brush_kind": list(BRUSH_KINDS),
+                "curve_kind": list(CURVE_KINDS), "export_format": list(FORMATS)}
+    assert {menu: [name for name, _, _ in m["choices"]] for menu, m in menus.items()} == expected
+    assert all(label and note for m in menus.values() for _, label, note in m["choices"])
+    assert (menus["quality"]["default"], menus["erosion_stage"]["default"]) == ("interactive", "light")
+    assert (menus["brush_falloff"]["default"], menus["brush_kind"]["default"]) == ("smooth", "raise")
+    assert menus["curve_kind"]["default"] == "ridge" and menus["export_format"]["default"] == ["png16", "glb"]
 
 
 def test_generate_streams_progress_previews_and_result(client):

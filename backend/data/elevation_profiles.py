@@ -44,7 +44,13 @@ from backend.durable import atomic_write
 from backend.grids import slope_degrees
 from backend.simulation.flow import accumulate, d8_receivers, fill_depressions
 
-KINDS: tuple[str, ...] = ("ridge", "river", "cliff")
+# kind -> (label, what a curve guide of it draws): the curve job's kinds and the add-on's Kind menu (hello_reply)
+KIND_NOTES: dict[str, tuple[str, str]] = {
+    "ridge": ("Ridge", "A crest along the curve, higher than the ground, with peaks and saddles"),
+    "river": ("River", "A channel with banks along the curve, its bed running downhill"),
+    "cliff": ("Cliff", "A step along the curve: high ground on its left (Flip: right), low on the other side"),
+}
+KINDS: tuple[str, ...] = tuple(KIND_NOTES)
 REVERSIBLE = {"ridge": True, "river": False, "cliff": True}  # a river has a direction: downstream
 SLIDER_NAMES: tuple[str, ...] = ("drop_over_relief", "length_over_extent")
 TARGET_STD = 0.5  # per-kind std of the network's input (EDM's default sigma_data)

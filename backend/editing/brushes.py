@@ -21,9 +21,29 @@ import torch.nn.functional as F
 from backend.diffusion.guidance import gaussian_blur
 
 DISPLACE = {"raise": 1.0, "lower": -1.0, "ridge": 1.0, "valley": -1.0}
-KINDS = ("raise", "lower", "smooth", "flatten", "ridge", "valley", "regenerate", "style_paint", "erode")
+# kind -> (label, what it does): the brush job's kinds, and the add-on's Brush menu (hello_reply), in this order
+KIND_NOTES: dict[str, tuple[str, str]] = {
+    "raise": ("Raise", "Push the ground up under the brush"),
+    "lower": ("Lower", "Push the ground down under the brush"),
+    "smooth": ("Smooth", "Soften the relief"),
+    "flatten": ("Flatten", "Level the ground to the height under the stroke's first point"),
+    "ridge": ("Ridge", "A crest line along the stroke"),
+    "valley": ("Valley", "A trough along the stroke"),
+    "regenerate": ("Regenerate", "New terrain of the current style inside the stroke"),
+    "style_paint": ("Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms "
+                                   "(strength: how much of the style's detail)"),
+    "erode": ("Erode", "The erosion stage under the brush: rivers cut in and branch, slopes relax (strength: how long)"),
+}
+KINDS = tuple(KIND_NOTES)
 REGION_KINDS = ("regenerate", "style_paint", "erode")  # need no path: they re-sample (or wear) what they cover
-FALLOFFS = ("smooth", "sphere", "linear", "constant")
+# falloff -> (label, its profile from the stroke's path to its radius): the add-on's Falloff menu
+FALLOFF_NOTES: dict[str, tuple[str, str]] = {
+    "smooth": ("Smooth", "Smoothstep: no crease at the rim"),
+    "sphere": ("Sphere", "A dome: full over most of the radius, steep at the rim"),
+    "linear": ("Linear", "Falls evenly to the rim"),
+    "constant": ("Constant", "Full strength out to the rim"),
+}
+FALLOFFS = tuple(FALLOFF_NOTES)
 RELIEF_PER_STRENGTH = 0.25  # raise/lower/ridge/valley at strength 1: a quarter of the terrain's relief
 LAND_SCALE = 0.5  # a shaped footprint reads the land's highs and lows at this share of the radius
 LAND_GAIN = 2.0  # how sharply: a high one spread (std) above the land around agrees 88 % with a raise

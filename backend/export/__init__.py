@@ -19,9 +19,23 @@ from backend.export.paths import atomic_write, prepare_dir, safe_path
 from backend.terrain import Heightfield
 
 FORMATS: tuple[str, ...] = (*HEIGHTMAP_FORMATS, "masks", *MESH_FORMATS)
+# format -> (label, what it writes): the add-on's Formats menu (hello_reply), in FORMATS' order
+FORMAT_NOTES: dict[str, tuple[str, str]] = {
+    "png16": ("PNG 16-bit", "16-bit grayscale heightmap + JSON sidecar (Unreal)"),
+    "r16": ("R16", "Raw 16-bit heightmap"),
+    "raw": ("RAW (Unity)", "Raw 16-bit heightmap, Unity row order"),
+    "exr": ("EXR", "32-bit float heightmap in metres"),
+    "geotiff": ("GeoTIFF", "32-bit float GeoTIFF in metres"),
+    "masks": ("Masks", "Splat map and material masks"),
+    "glb": ("glTF Binary", "Terrain mesh (.glb)"),
+    "gltf": ("glTF", "Terrain mesh (.gltf)"),
+    "obj": ("OBJ", "Terrain mesh (.obj)"),
+    "ply": ("PLY", "Terrain mesh (.ply)"),
+    "stl": ("STL", "Terrain mesh (.stl)"),
+}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
-__all__ = ["FORMATS", "export_terrain", "atomic_write", "prepare_dir", "safe_path", "write_mesh"]
+__all__ = ["FORMATS", "FORMAT_NOTES", "export_terrain", "atomic_write", "prepare_dir", "safe_path", "write_mesh"]
 
 
 def export_terrain(hf: Heightfield, out_dir: str | os.PathLike[str], formats: list[str] | tuple[str, ...] = ("png16",),

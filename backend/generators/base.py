@@ -20,7 +20,12 @@ from backend.terrain import Heightfield
 
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 4096
 MAX_STEPS = 1000
-QUALITIES = ("interactive", "full")  # few-step sampling for the live loop, or the full sampler
+# quality -> (label, what it does): few-step sampling for the live loop, or the full sampler; the add-on's menu
+QUALITY_NOTES: dict[str, tuple[str, str]] = {
+    "interactive": ("Interactive", "Few sampler steps: fast enough to iterate live"),
+    "full": ("Full", "The full sampler: slower, a little more detail"),
+}
+QUALITIES = tuple(QUALITY_NOTES)
 SLIDER_NAMES = ("roughness", "erosion_strength", "elevation_range", "sea_level")
 # Defaults when a slider is not sent; "sea_level" left out means "the style's own sea level".
 SLIDER_DEFAULTS = {"roughness": 0.5, "erosion_strength": 0.3, "elevation_range": 1.0}

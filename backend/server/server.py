@@ -19,14 +19,14 @@ from typing import Any, Callable
 import zmq
 
 import backend
-from backend.generators import GenerateRequest, registry
-from backend.simulation.landscape import EROSION_STAGE_NOTES, EROSION_STAGES
+from backend.generators import registry
 from protocol import PROTOCOL_VERSION, ErrorCode, Limits, Message, ProtocolError, decode, encode
 from protocol.client import LINGER_MS, configure_socket
 
 from .auth import CurveGuard, is_loopback
 from .job_kinds import JOB_KINDS
 from .jobs import MAX_QUEUED, Job, JobQueue, QueueFull
+from .menus import menus
 from .paths import OutsideRoots, Roots, default_roots
 from .worker import WAKE_ADDRESS, Outbox, Worker
 
@@ -160,8 +160,7 @@ class Server:
             "generators": generators,
             "styles": sorted({s for styles in generators.values() for s in styles}),
             "jobs": list(JOB_KINDS),
-            "erosion_stages": {"choices": [[name, EROSION_STAGE_NOTES[name]] for name in EROSION_STAGES],
-                               "default": GenerateRequest.erosion_stage},
+            "menus": menus(),
         }))
 
     def _submit(self, identity: bytes, msg: Message) -> None:

@@ -96,14 +96,15 @@ EROSION_STAGES: dict[str, StreamPower | None] = {
     "smooth": StreamPower(steps=4, incision=1.0, diffusion=1500.0, routing=MULTIPLE_FLOW),
     "mature": StreamPower(steps=10, incision=1.0, diffusion=1500.0),
 }
-# what each stage does, for the artist: the add-on's Erosion menu lists these (hello_reply), in this order
-EROSION_STAGE_NOTES: dict[str, str] = {
-    "off": "The models' terrain as sampled",
-    "light": "A few steps of river and hillslope erosion: drains the pits, starts valley networks whose flow follows "
-             "the slopes' own direction",
-    "smooth": "Light erosion with the flow spread wider over the lower neighbours: smoother, more concave valleys",
-    "mature": "More erosion: deeper, branching valleys and gullied slopes (slower; its flow keeps to the steepest of "
-              "eight neighbours, which can cut grid-aligned facets)",
+# stage -> (label, what it does): the add-on's Erosion menu (hello_reply), in EROSION_STAGES' order
+EROSION_STAGE_NOTES: dict[str, tuple[str, str]] = {
+    "off": ("Off", "The models' terrain as sampled"),
+    "light": ("Light", "A few steps of river and hillslope erosion: drains the pits, starts valley networks whose "
+                       "flow follows the slopes' own direction"),
+    "smooth": ("Smooth", "Light erosion with the flow spread wider over the lower neighbours: smoother, more concave "
+                         "valleys"),
+    "mature": ("Mature", "More erosion: deeper, branching valleys and gullied slopes (slower; its flow keeps to the "
+                         "steepest of eight neighbours, which can cut grid-aligned facets)"),
 }
 
 

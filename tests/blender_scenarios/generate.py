@@ -27,7 +27,10 @@ s = h.settings()
 h.check(s.device != "", "device not shown after connecting")
 h.check(f"Device: {s.device}" in h.draw_panels(addon), "connection panel does not show the device")
 h.check(len(s.style_weights) > 0, "no styles listed after connecting")
-h.results["erosion_after_connect"] = s.erosion_stage  # the backend's default, from its hello
+# the menus the backend declares (hello_reply), each at its default
+h.results["menus_after_connect"] = {"quality": s.quality, "erosion_stage": s.erosion_stage, "brush_falloff": s.brush_falloff,
+                                    "brush_kind": s.brush_kind, "curve_kind": s.curve_kind,
+                                    "export_format": sorted(s.export_formats)}
 s.style_preset = s.style_weights[-1].name  # a preset sets the mixing weights to that one style
 h.check([w.weight for w in s.style_weights] == [0.0] * (len(s.style_weights) - 1) + [1.0], "preset weights")
 target = "Test Terrain"

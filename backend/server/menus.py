@@ -1,0 +1,32 @@
+"""The choices the add-on's menus offer, as the backend declares them (hello_reply's ``menus``).
+
+Each menu is its choices in order, [name, label, note] each, and the default a new scene starts with (a list
+for a menu of several choices at once). A new brush kind, curve kind, export format or erosion stage is
+declared beside the code that does it and appears in Blender from there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.data.elevation_profiles import KIND_NOTES as CURVE_KIND_NOTES
+from backend.editing.brushes import FALLOFF_NOTES, KIND_NOTES as BRUSH_KIND_NOTES
+from backend.export import FORMAT_NOTES
+from backend.generators import GenerateRequest
+from backend.generators.base import QUALITY_NOTES
+from backend.simulation.landscape import EROSION_STAGE_NOTES
+
+DEFAULT_EXPORT_FORMATS = ["png16", "glb"]  # a heightmap for engines and a mesh for DCC tools
+
+
+def _menu(notes: dict[str, tuple[str, str]], default: str | list[str]) -> dict[str, Any]:
+    return {"choices": [[name, label, note] for name, (label, note) in notes.items()], "default": default}
+
+
+def menus() -> dict[str, dict[str, Any]]:
+    return {"quality": _menu(QUALITY_NOTES, GenerateRequest.quality),
+            "erosion_stage": _menu(EROSION_STAGE_NOTES, GenerateRequest.erosion_stage),
+            "brush_falloff": _menu(FALLOFF_NOTES, next(iter(FALLOFF_NOTES))),
+            "brush_kind": _menu(BRUSH_KIND_NOTES, next(iter(BRUSH_KIND_NOTES))),
+            "curve_kind": _menu(CURVE_KIND_NOTES, next(iter(CURVE_KIND_NOTES))),
+            "export_format": _menu(FORMAT_NOTES, DEFAULT_EXPORT_FORMATS)}
