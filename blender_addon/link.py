@@ -429,7 +429,7 @@ def _on_connection(messages: list[Message]) -> None:
     for s in _settings():
         if hello is not None:
             set_styles(s.id_data, list(hello.content["styles"]))
-            set_menus(s, hello.content.get("menus"))
+            set_menus(s.id_data, hello.content.get("menus"))
             _set(s, device=str(hello.content["device"]))
         if link.connected:
             if not s.connected or hello is not None:

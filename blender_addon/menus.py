@@ -1,5 +1,5 @@
 """Menus whose choices the backend declares (hello_reply's ``menus``): sampling quality, erosion stages, brush kinds
-and falloffs, curve kinds, export formats. The add-on keeps no list of its own, so a new one shows up here.
+and falloffs, curve kinds, export formats, simulation engines. The add-on keeps no list of its own, so a new one shows up here.
 
 Each menu is an enum whose items come from the last hello; the artist's choice is stored by name in a string
 property beside it (an enum stores an index, which would point elsewhere once the list changes), so a saved
@@ -14,23 +14,24 @@ import bpy
 
 Item = tuple[str, str, str, int]  # identifier, label, description, number
 
-# menu -> (the settings' property storing the choice by name, several at once?)
-MENUS: dict[str, tuple[str, bool]] = {
-    "quality": ("quality_name", False),
-    "brush_falloff": ("brush_falloff_name", False),
-    "erosion_stage": ("erosion_stage_name", False),
-    "brush_kind": ("brush_kind_name", False),
-    "curve_kind": ("curve_kind_name", False),
-    "export_format": ("export_format_names", True),
+# menu -> (the scene's settings group, its property storing the choice by name, several at once?)
+MENUS: dict[str, tuple[str, str, bool]] = {
+    "quality": ("worldsculpt", "quality_name", False),
+    "brush_falloff": ("worldsculpt", "brush_falloff_name", False),
+    "erosion_stage": ("worldsculpt", "erosion_stage_name", False),
+    "brush_kind": ("worldsculpt", "brush_kind_name", False),
+    "curve_kind": ("worldsculpt", "curve_kind_name", False),
+    "export_format": ("worldsculpt", "export_format_names", True),
+    "simulate_engine": ("worldsculpt_simulate", "engine_name", False),
 }
 _UNLISTED: list[Item] = [("NONE", "(connect to the backend to list these)", "", 0)]
 # kept alive at module level: Blender keeps only pointers to the strings a dynamic-items callback returns
 _items: dict[str, list[Item]] = {menu: _UNLISTED for menu in MENUS}
 
 
-def set_menus(settings: Any, menus: dict[str, Any] | None) -> None:
+def set_menus(scene: Any, menus: dict[str, Any] | None) -> None:
     """Adopt the backend's menus; a stored choice it does not list becomes the menu's default."""
-    for menu, (stored, several) in MENUS.items():
+    for menu, (group, stored, several) in MENUS.items():
         offered = (menus or {}).get(menu)
         if not offered:
             _items[menu] = _UNLISTED
@@ -38,7 +39,7 @@ def set_menus(settings: Any, menus: dict[str, Any] | None) -> None:
         _items[menu] = [(str(name), str(label), str(note), 1 << i if several else i)
                         for i, (name, label, note) in enumerate(offered["choices"])]
         names = [item[0] for item in _items[menu]]
-        default = offered["default"]
+        settings, default = getattr(scene, group), offered["default"]
         if several:
             kept = [name for name in getattr(settings, stored).split(",") if name in names]
             setattr(settings, stored, ",".join(kept or [str(name) for name in default]))
@@ -53,7 +54,7 @@ def choices(menu: str) -> list[str]:
 
 def enum(menu: str, **options: Any) -> Any:
     """The EnumProperty of ``menu``, reading and writing the choice stored by name."""
-    stored, several = MENUS[menu]
+    _, stored, several = MENUS[menu]
 
     def items(self: Any, context: Any) -> list[Item]:
         return _items[menu]

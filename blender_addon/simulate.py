@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import mesh
+from . import menus, mesh
 from .brushes import _leave_edit_mode, _terrain, begin_stroke, can_edit
 from .link import end_stroke, link
 from .panels import _WorldsculptPanel
@@ -24,12 +24,8 @@ class WSC_SimulateSettings(bpy.types.PropertyGroup):
         default="ALL")
     steps: bpy.props.IntProperty(name="Amount", default=10, min=1, max=80,
                                  description="Erosion steps (10: one mature erosion stage)")
-    engine: bpy.props.EnumProperty(name="Engine", items=(
-        ("auto", "Auto", "The backend picks: physics, the learned surrogate on very large terrains (2048² and up)"),
-        ("physics", "Physics", "Stream power and hillslope diffusion, step by step"),
-        ("surrogate", "Surrogate", "The learned surrogate: many steps in one pass (30 m cells only)"),
-        ("gated", "Gated", "Surrogate where it is sure, physics where it is not, settled land skipped")),
-        default="auto")
+    engine: menus.enum("simulate_engine", name="Engine")
+    engine_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
 
 
 def selection_mask(context: bpy.types.Context):
@@ -61,7 +57,9 @@ class WSC_OT_simulate(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         stroke = begin_stroke(context, "simulate")
-        params = {"cell_size": stroke.cell_size, "steps": sim.steps, "engine": sim.engine}
+        params = {"cell_size": stroke.cell_size, "steps": sim.steps}
+        if sim.engine_name:  # else the backend's default
+            params["engine"] = sim.engine_name
         try:
             link.submit_brush(params, final=True, job="simulate", mask=mask)
         except BackendError as exc:

@@ -15,6 +15,7 @@ from backend.export import FORMAT_NOTES
 from backend.generators import GenerateRequest
 from backend.generators.base import QUALITY_NOTES
 from backend.simulation.landscape import EROSION_STAGE_NOTES
+from backend.simulation.surrogate_stage import ENGINE_NOTES
 
 DEFAULT_EXPORT_FORMATS = ["png16", "glb"]  # a heightmap for engines and a mesh for DCC tools
 
@@ -29,4 +30,5 @@ def menus() -> dict[str, dict[str, Any]]:
             "brush_falloff": _menu(FALLOFF_NOTES, next(iter(FALLOFF_NOTES))),
             "brush_kind": _menu(BRUSH_KIND_NOTES, next(iter(BRUSH_KIND_NOTES))),
             "curve_kind": _menu(CURVE_KIND_NOTES, next(iter(CURVE_KIND_NOTES))),
-            "export_format": _menu(FORMAT_NOTES, DEFAULT_EXPORT_FORMATS)}
+            "export_format": _menu(FORMAT_NOTES, DEFAULT_EXPORT_FORMATS),
+            "simulate_engine": _menu(ENGINE_NOTES, "auto")}

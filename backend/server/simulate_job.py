@@ -18,7 +18,7 @@ import numpy as np
 
 from backend.models.erosion_surrogate import ErosionSurrogate
 from backend.simulation.learned_steps import MATURE_STEP, drainage, log_cells
-from backend.simulation.surrogate_stage import ENGINES, run_stage
+from backend.simulation.surrogate_stage import ENGINE_NOTES, run_stage
 
 from .brush_job import selection_mask as selection
 from .export_job import check_heights
@@ -39,7 +39,7 @@ class SimulateRequest:
     mask: np.ndarray | None  # (H, W) in [0, 1]: how much of the change each cell takes; None: all of it
     cell_size: float
     steps: int
-    engine: str  # "auto" or one of ENGINES
+    engine: str  # a key of ENGINE_NOTES: "auto" or one of the engines
 
     @classmethod
     def from_params(cls, params: Any, arrays: dict[str, np.ndarray]) -> SimulateRequest:
@@ -55,8 +55,8 @@ class SimulateRequest:
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
             raise ValueError(f"steps must be an integer in [1, {MAX_STEPS}], got {steps!r:.40}")
         engine = params.get("engine", "auto")
-        if engine not in ("auto", *ENGINES):
-            raise ValueError(f"engine must be one of {['auto', *ENGINES]}, got {engine!r:.40}")
+        if engine not in ENGINE_NOTES:
+            raise ValueError(f"engine must be one of {list(ENGINE_NOTES)}, got {engine!r:.40}")
         mask = selection(arrays, heights.shape) if "mask" in arrays else None
         return cls(heights, mask, float(cell), steps, engine)
 

@@ -24,6 +24,13 @@ from .landscape import ErosionCallback, StreamPower, erode
 from .learned_steps import SimulationStep, drainage, height_scale, implicit_change, ladder_plan, tile_counts
 
 ENGINES = ("physics", "surrogate", "gated")  # and "auto": SURROGATE_FROM_CELLS decides
+# engine -> (label, what it does): the Simulate panel's Engine menu (hello_reply), "auto" first
+ENGINE_NOTES: dict[str, tuple[str, str]] = {
+    "auto": ("Auto", "The backend picks: physics, the learned surrogate on very large terrains (2048² and up)"),
+    "physics": ("Physics", "Stream power and hillslope diffusion, step by step"),
+    "surrogate": ("Surrogate", "The learned surrogate: many steps in one pass (30 m cells only)"),
+    "gated": ("Gated", "Surrogate where it is sure, physics where it is not, settled land skipped"),
+}
 # auto: physics below (it is more faithful, reports/erosion_surrogate, and ~2 s for a mature 1024² stage),
 # the surrogate from here up (a mature 2048² stage: 10.9 s of physics, 5.0 s of surrogate, benchmarks/results)
 SURROGATE_FROM_CELLS = 2048 * 2048
