@@ -64,7 +64,7 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         z = terrain(size, args.corpus)
         erode(z, CELL, MATURE_STEP)  # warm-up at this size: the first fastscapelib run allocates (seconds)
-        surrogate.delta({"heights": z}, CELL, MATURE_STEP, 1)  # and torch's lazy initialisation
+        surrogate.delta({"heights": z}, CELL, MATURE_STEP, min(surrogate.config.horizons))  # and torch's lazy initialisation
         shipped = []
         for k in surrogate.config.horizons:  # every learned horizon: the benchmark decides which ship
             physics = timed(erode, z, CELL, replace(MATURE_STEP, steps=k))

@@ -120,7 +120,7 @@ def fallback_oracle(z: np.ndarray, true: np.ndarray, pred: np.ndarray, k: int,
     """What the fallback could do at best: the relative error of the change when the tiles of largest true error
     (each share of ORACLE_SHARES) are redone by physics as the stage redoes doubtful tiles, the rank correlation of
     the stage's trust map with the true per-tile error, and the error of the reference the trust map compares the
-    K-jump with (shorter jumps, or the implicit step where K cannot split)."""
+    K-jump with (shorter jumps, or the physics where K cannot split)."""
     error = tile_rms(pred - true, TILE)
     out = {}
     for share in ORACLE_SHARES:
@@ -378,7 +378,7 @@ gate skips settled tiles ({TILE}² tiles).
 
 The gated engine's trust map: per tile the RMS (m) of one K-jump minus the same K made of shorter jumps, the mean of
 two compositions ({plans});
-at K = 1, which cannot split, the implicit step of length K the network starts from, there the physics' step itself. The tiles where it is largest, at most {100 * results['fallback_share']:.0f} % of the map and none
+at the ladder's shortest K, which cannot split, the physics' own K steps. The tiles where it is largest, at most {100 * results['fallback_share']:.0f} % of the map and none
 below the gate's tolerance, are redone by physics on a window with a {PHYSICS_MARGIN}-cell margin (or one whole-map
 run where those windows cover more cells than the map: on these 256² maps from 3 tiles on), blended into the jump by
 a linear ramp {BLEND:g} tiles wide each side of their edges (symmetric, so physics' mean weight over the map is the
@@ -386,7 +386,7 @@ tiles' share). "steps at tile borders": the mean |step| of the gated change acro
 elsewhere, divided by the same ratio of the physics' change (1: no seams). "oracle": the relative error of the change
 when instead the tiles of largest true error are redone the same way, the best any trust map could do at that share.
 Rank correlation: Spearman, trust against the true per-tile error of the single call, averaged over maps. "the trust
-map's reference": the relative error of the change of that mean of compositions or implicit step (a
+map's reference": the relative error of the change of that mean of compositions or the physics (a
 diagnostic).
 
 {table(results['horizons'], FALLBACK_COLUMNS)}
@@ -430,7 +430,8 @@ def write_card(path: Path, results: dict[str, Any], cfg: dict[str, Any], surroga
 The learned erosion step (`backend/models/erosion_surrogate.py`): K steps of the mature erosion stage's process
 (fastscapelib stream power, K_sp {process['incision']:g}, m {process['area_exponent']:g}, n 1, backward-Euler hillslope
 diffusion {process['diffusion']:g} m² per step) at {surrogate.config.cell_size:g} m cells in one call,
-K on the ladder {list(surrogate.horizons)}. sha256 `{surrogate.sha256}`.
+K learned on the ladder {list(surrogate.config.horizons)}, used at {list(surrogate.horizons)} (benchmarks/bench_surrogate.py: at least 3x faster than
+physics). sha256 `{surrogate.sha256}`.
 
 - Network: the shared U-Net (`backend/networks/unet.py`) without normalisation layers, model channels
   {unet['model_channels']}, levels {unet['channel_mult']}, {unet['num_res_blocks']} residual block per level, no attention,

@@ -219,27 +219,32 @@ def test_trust_map_sends_the_doubtful_tile_back_to_physics():
     assert np.abs(surrogate_only[:32, :32] - truth[:32, :32]).max() > 25.0
 
 
-class DriftingOneStep(DriftingStep):
-    """Physics whose 1-step jump is wrong by 30 m in the top-left 32 x 32 cells: a horizon with no shorter jumps."""
+@dataclass(frozen=True)
+class DriftingShortestStep(DriftingStep):
+    """Learned at K = 2 only (the shortest jump on its ladder), wrong there by 30 m in the top-left 32 x 32 cells."""
 
-    def delta(self, fields, cell_size, process, horizon):
-        out = StreamPowerPhysics.delta(self, fields, cell_size, process, horizon)
-        if horizon == 1:
-            out["heights"][:32, :32] += 30.0
-        return out
+    name: str = "drifting_shortest"
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        return (2,)
+
+    def supports(self, process, cell_size, horizon):
+        return horizon in self.horizons
 
 
-def test_trust_map_of_a_horizon_that_cannot_split_holds_the_jump_to_the_implicit_step():
-    """K = 1 has no shorter jumps: its reference is one implicit step of length K, at K = 1 the physics' own step, so
-    the doubtful tile is found there too and the rest trusted (once every tile scored 0 and nothing fell back)."""
+def test_trust_map_of_the_shortest_jump_holds_it_to_the_physics():
+    """The ladder's shortest jump has no shorter ones: its reference is the physics' own K steps, so the doubtful
+    tile is found and every other tile scores exactly 0 (held to one implicit step of length K instead, the rest
+    scored metres and ranked the jump's errors poorly)."""
     z = lumpy_slope(128, seed=5)
-    step = DriftingOneStep()
-    jump = step.delta({"heights": z}, 30.0, MATURE_STEP, 1)["heights"]
-    doubt = trust_map(z, jump, 30.0, MATURE_STEP, 1, step, 32)
-    assert doubt[0, 0] > 25.0 and np.delete(doubt.ravel(), 0).max() < 0.5, doubt
-    gated, log = run_stage(z, 30.0, replace(MATURE_STEP, steps=1), "gated", step, tile=32, fallback_share=1 / 16)
+    step = DriftingShortestStep()
+    jump = step.delta({"heights": z}, 30.0, MATURE_STEP, 2)["heights"]
+    doubt = trust_map(z, jump, 30.0, MATURE_STEP, 2, step, 32)
+    assert doubt[0, 0] > 25.0 and np.delete(doubt.ravel(), 0).max() < 1e-6, doubt
+    gated, log = run_stage(z, 30.0, replace(MATURE_STEP, steps=2), "gated", step, tile=32, fallback_share=1 / 16)
     assert log.fallback == 1
-    truth = erode(z, 30.0, replace(MATURE_STEP, steps=1))
+    truth = erode(z, 30.0, replace(MATURE_STEP, steps=2))
     assert np.abs(gated - truth)[:24, :24].max() < 1.0
 
 

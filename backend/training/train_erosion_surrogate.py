@@ -157,9 +157,10 @@ def mean_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def dataset(cfg: dict[str, Any], corpus: list[str], run_dir: Path, split: str) -> dict[str, np.ndarray]:
     """The examples of ``split`` ("train" or "heldout"), built once and cached in the run folder."""
     cached = run_dir / f"{split}.npz"
-    if cached.exists():
+    if cached.exists():  # built for this ladder or a longer one: its examples of this ladder's horizons
         with np.load(cached) as z:
-            return {k: z[k] for k in z.files}
+            keep = np.isin(z["horizon"], cfg["horizons"])
+            return {k: z[k][keep] for k in z.files}
     count = cfg["maps"][split]
     seed0 = cfg["generated_seed"][split]
     maps = corpus_maps(corpus, split, count["corpus"]) + generated_maps(count["generated"], seed0)
