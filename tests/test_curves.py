@@ -161,6 +161,29 @@ def test_river_along_a_valley_side_cuts_under_its_lower_bank():
     assert (np.diff(bed) < 0).all()
 
 
+def test_river_down_a_steep_slope_has_no_bank_under_its_bed():
+    """A river straight down a slope falling 2 m a cell: beside its bed the banks never lie under the bed (the lowest
+    of the banks of the curve's points around took the bed of those downstream: up to 9 m under it at the bed's
+    edge on the README's river, a kerb that drew blocky steps), and they still never rise above the ground."""
+    cell = 8.0
+    rows, cols = np.mgrid[0:64, 0:200].astype(np.float64)
+    heights = 500.0 - 2.0 * cols + 3.0 * np.sin(rows / 5.0)  # falling east, a little relief across
+    curve = Curve("river", np.array([[32.0, 10.0], [32.0, 190.0]]), 16.0, 1.0)
+    n = 128
+    ground = ndi.map_coordinates(heights, curve.samples(n).T, order=1)
+    profile = river_bed(ground.copy(), ground, banks_under(heights, curve, n), curve, cell)
+    reach = band_reach(curve, profile, ground, cell)
+    target, weight, _ = curve_target(curve, (0, 0, *heights.shape), heights, profile, ground, 0.0, reach)
+    s = curve.arc()
+    d, u, _ = nearest_on_path(np.c_[curve.points, s / s[-1]], (0, 0, *heights.shape))
+    bed_here = np.interp(u, np.linspace(0.0, 1.0, n), profile)
+    banks = (weight > 0) & (d > 0)
+    over = (target - np.minimum(bed_here, heights))[banks]  # over the bed, or over the ground where that is lower
+    print("steep river: lowest bank over the bed beside it", round(float(over.min()), 3), "m")
+    assert (over >= -1e-9).all()
+    assert (target <= heights + 1e-9)[banks & (bed_here <= heights)].all()
+
+
 def test_river_through_a_spur_cuts_a_gorge_not_a_slot():
     """A river drawn (bending) across a spur 200 m higher than its two ends cuts through it with banks no steeper
     than GORGE_WALL_DEG (at the artist's width its walls stood at 75-80 degrees, a slot; taken from the nearest point

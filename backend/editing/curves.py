@@ -225,7 +225,10 @@ def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.n
         channel = channel_cells(curve.reach)
         pinned = falloff(np.maximum(d - channel, 0) / max(2 * BED_FRACTION * curve.reach - channel, 1), "smooth")
         banks, weight = river_banks(curve, window, window_m, profile, reach)
-        # the bed itself as the profile says, even where it crosses a dip deeper than its mouth (filled)
+        # never under the bed beside them (unless the ground is): on a steep bed the lowest bank of the points
+        # around came from the bed downstream, up to 9 m under the bed at its edge (a kerb, blocky steps in the
+        # hillshade); the bed itself as the profile says, even where it crosses a dip deeper than its mouth (filled)
+        banks = np.maximum(banks, np.minimum(p, window_m))
         return np.where(d <= BED_FRACTION * curve.reach, p, banks), weight, pinned
     else:
         high = -side if curve.flip else side
