@@ -1,5 +1,6 @@
-"""Menus whose choices the backend declares (hello_reply's ``menus``): sampling quality, erosion stages, brush kinds
-and falloffs, curve kinds, export formats, simulation engines. The add-on keeps no list of its own, so a new one shows up here.
+"""Menus whose choices the backend declares (hello_reply's ``menus``): sampling quality, erosion stages, brush
+kinds and falloffs, curve kinds, export formats, simulation engines. The add-on keeps no list of its own, so a
+choice the backend adds shows up here.
 
 Each menu is an enum whose items come from the last hello; the artist's choice is stored by name in a string
 property beside it (an enum stores an index, which would point elsewhere once the list changes), so a saved

@@ -1,8 +1,8 @@
 """The choices the add-on's menus offer, as the backend declares them (hello_reply's ``menus``).
 
 Each menu is its choices in order, [name, label, note] each, and the default a new scene starts with (a list
-for a menu of several choices at once). A new brush kind, curve kind, export format or erosion stage is
-declared beside the code that does it and appears in Blender from there.
+for a menu of several choices at once). A new choice (a brush kind, a curve kind, an export format, an erosion
+stage, ...) is declared beside the code that does it and appears in Blender from there.
 """
 
 from __future__ import annotations
