@@ -16,8 +16,8 @@ from backend.data.elevation_profiles import KINDS, ProfileDataset, ProfileSettin
 from backend.diffusion.guidance import nonincreasing
 from backend.editing import seam_ratio
 from backend.editing.brushes import RELIEF_PER_STRENGTH, nearest_on_path
-from backend.editing.curves import (GORGE_WALL_DEG, RIFFLE, RIVER_DEPTH, Curve, band_reach, banks_under, channel_cells,
-                                   curve_target, river_bed)
+from backend.editing.curves import (GORGE_WALL_DEG, RIFFLE, RIVER_DEPTH, Curve, band_reach, banks_under, bed_between,
+                                   channel_cells, curve_target, river_bed)
 from backend.generators.curve_profiles import sample_profiles
 from backend.models.inference import read_metadata
 from backend.models.profile import ProfileModel
@@ -176,12 +176,26 @@ def test_river_down_a_steep_slope_has_no_bank_under_its_bed():
     target, weight, _ = curve_target(curve, (0, 0, *heights.shape), heights, profile, ground, 0.0, reach)
     s = curve.arc()
     d, u, _ = nearest_on_path(np.c_[curve.points, s / s[-1]], (0, 0, *heights.shape))
-    bed_here = np.interp(u, np.linspace(0.0, 1.0, n), profile)
+    bed_here = bed_between(profile, u)
     banks = (weight > 0) & (d > 0)
     over = (target - np.minimum(bed_here, heights))[banks]  # over the bed, or over the ground where that is lower
     print("steep river: lowest bank over the bed beside it", round(float(over.min()), 3), "m")
     assert (over >= -1e-9).all()
     assert (target <= heights + 1e-9)[banks & (bed_here <= heights)].all()
+
+
+def test_river_bed_between_profile_samples_keeps_falling_with_a_smooth_slope():
+    """Between the profile's samples (a few cells apart on a long curve) the pinned bed keeps falling and its slope
+    changes smoothly: linear between them, the slope changed in steps and each step drew a rectangle of one shade
+    in the hillshade (the README river's east end)."""
+    profile = np.array([100.0, 90.0, 88.0, 70.0, 69.5, 60.0])
+    u = np.linspace(0.0, 1.0, 2001)
+    bed = bed_between(profile, u)
+    np.testing.assert_allclose(bed[::400], profile)  # through the samples
+    assert (np.diff(bed) <= 0).all()
+    kinks = lambda z: np.abs(np.diff(np.diff(z))).max()  # noqa: E731  largest change of slope between neighbours
+    linear = np.interp(u, np.linspace(0.0, 1.0, len(profile)), profile)
+    assert kinks(bed) < 0.05 * kinks(linear), (kinks(bed), kinks(linear))
 
 
 def test_river_through_a_spur_cuts_a_gorge_not_a_slot():

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 import torch
+from scipy.interpolate import PchipInterpolator
 
 from backend.data.elevation_profiles import KINDS, chord
 from backend.generators.curve_profiles import sample_profiles
@@ -212,7 +213,7 @@ def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.n
     at = lambda values: np.interp(u, np.linspace(0.0, 1.0, len(values)), values)  # noqa: E731
     band = at(reach)
     t = d / band
-    p = at(profile)
+    p = bed_between(profile, u) if curve.kind == "river" else at(profile)
     weight = falloff(t, "smooth")  # 1 on the curve, 0 from the band's edge on, no crease there
     pinned = np.zeros(window_m.shape)
     if curve.kind == "ridge":  # lift every cell by the crest's height over the ground on the curve; its feet
@@ -237,6 +238,13 @@ def curve_target(curve: Curve, window: tuple[int, int, int, int], window_m: np.n
     return np.where(t < 1, target, window_m), weight, pinned
 
 
+def bed_between(profile: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A river's bed at positions ``u`` in [0, 1] along the curve, between the (L,) profile's samples: monotone
+    cubic (PCHIP), so it keeps falling and its slope changes smoothly. Linear between samples a few cells apart,
+    the pinned bed's slope changed in steps and drew rectangles of one shade each in the hillshade."""
+    return PchipInterpolator(np.linspace(0.0, 1.0, len(profile)), profile)(np.clip(u, 0.0, 1.0))
+
+
 def river_banks(curve: Curve, window: tuple[int, int, int, int], window_m: np.ndarray, profile: np.ndarray,
                 reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(banks target metres, weight) of a river over the window: at each point of the curve (every half cell) its
@@ -247,7 +255,7 @@ def river_banks(curve: Curve, window: tuple[int, int, int, int], window_m: np.nd
     r0, c0, r1, c1 = window
     n = max(len(profile), int(np.ceil(2 * curve.arc()[-1])) + 1)
     u, stations = np.linspace(0.0, 1.0, len(profile)), np.linspace(0.0, 1.0, n)
-    beds, bands = np.interp(stations, u, profile), np.interp(stations, u, reach)
+    beds, bands = bed_between(profile, stations), np.interp(stations, u, reach)
     bed = BED_FRACTION * curve.reach  # the artist's bed, however wide the banks
     target, weight = window_m.copy(), np.zeros(window_m.shape)
     for (row, col), level, band in zip(curve.samples(n), beds, bands):
