@@ -1,6 +1,6 @@
 """Menus whose choices the backend declares (hello_reply's ``menus``): sampling quality, erosion stages, brush
-kinds and falloffs, curve kinds, export formats, simulation engines. The add-on keeps no list of its own, so a
-choice the backend adds shows up here.
+kinds and falloffs, curve kinds, export formats and size presets, simulation engines. The add-on keeps no list
+of its own, so a choice the backend adds shows up here.
 
 Each menu is an enum whose items come from the last hello; the artist's choice is stored by name in a string
 property beside it (an enum stores an index, which would point elsewhere once the list changes), so a saved
@@ -23,6 +23,7 @@ MENUS: dict[str, tuple[str, str, bool]] = {
     "brush_kind": ("worldsculpt", "brush_kind_name", False),
     "curve_kind": ("worldsculpt", "curve_kind_name", False),
     "export_format": ("worldsculpt", "export_format_names", True),
+    "export_preset": ("worldsculpt", "export_preset_name", False),
     "simulate_engine": ("worldsculpt_simulate", "engine_name", False),
 }
 _UNLISTED: list[Item] = [("NONE", "(connect to the backend to list these)", "", 0)]

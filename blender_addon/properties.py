@@ -104,10 +104,8 @@ class WSC_Settings(bpy.types.PropertyGroup):
                                          description="Folder the backend writes the exported files into")
     export_formats: menus.enum("export_format", name="Formats", description="Files the backend writes")
     export_format_names: bpy.props.StringProperty(default="", options={"HIDDEN"})
-    export_preset: bpy.props.EnumProperty(name="Preset", items=(
-        ("NONE", "None", "Heightmaps at the grid's own size"),
-        ("unreal", "Unreal", "Resample heightmaps to an Unreal Landscape size"),
-        ("unity", "Unity", "Resample to a Unity terrain size (2^n + 1), Unity tile names")), default="NONE")
+    export_preset: menus.enum("export_preset", name="Preset")
+    export_preset_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
     export_name: bpy.props.StringProperty(name="Name", default="terrain",
                                           description="File name stem: letters, digits, '_', '-', '.'")
     export_blender_format: bpy.props.EnumProperty(name="Blender format", items=(
@@ -279,7 +277,7 @@ class WSC_Settings(bpy.types.PropertyGroup):
         """The `export` job's params (the heights travel as an array)."""
         formats = [key for key in menus.choices("export_format") if key in self.export_formats]  # stable order
         return {"out_dir": bpy.path.abspath(self.export_dir), "formats": formats, "name": self.export_name,
-                "cell_size": float(cell_size), "preset": None if self.export_preset == "NONE" else self.export_preset,
+                "cell_size": float(cell_size), "preset": self.export_preset_name or None,
                 "byte_order": "little"}
 
 

@@ -47,6 +47,18 @@ def test_export_writes_files_that_read_back(client, tmp_path):
     assert np.abs(decoded - heights).max() <= step
 
 
+def test_preset_none_is_the_grid_size_and_unreal_resamples(client, tmp_path):
+    """The Preset menu's choices (hello_reply): "none" exports at the grid's own size, as no preset does."""
+    heights = _heights(41, 41)  # engine sizes are square
+    sizes = {}
+    for preset in ("none", None, "unreal"):
+        out = tmp_path / str(preset)
+        files = _export(client, _params(out, formats=["png16"], preset=preset), heights)
+        (png,) = [f for f in files if f.suffix == ".png"]
+        sizes[preset] = Image.open(png).size
+    assert sizes["none"] == sizes[None] == (41, 41) and sizes["unreal"] == (127, 127)
+
+
 @pytest.mark.parametrize("params, arrays, words", [
     ({"formats": ["png16", "jpeg"]}, None, "jpeg"),
     ({"preset": "godot"}, None, "godot"),

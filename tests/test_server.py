@@ -13,6 +13,7 @@ from backend.data.elevation_profiles import KINDS as CURVE_KINDS
 from backend.editing import FALLOFFS, KINDS as BRUSH_KINDS
 from backend.generators.base import QUALITIES
 from backend.export import FORMATS
+from backend.export.heightmaps import PRESETS
 from backend.simulation.landscape import EROSION_STAGES
 from backend.simulation.surrogate_stage import ENGINES
 from protocol import ErrorCode, Limits, Message, decode, encode
@@ -75,7 +76,7 @@ def test_hello_lists_generators_styles_and_the_menus_choices(backend):
     expected = {"quality": list(QUALITIES), "erosion_stage": list(EROSION_STAGES),
                 "brush_falloff": list(FALLOFFS), "brush_kind": list(BRUSH_KINDS),
                 "curve_kind": list(CURVE_KINDS), "export_format": list(FORMATS),
-                "simulate_engine": ["auto", *ENGINES]}
+                "export_preset": ["none", *PRESETS], "simulate_engine": ["auto", *ENGINES]}
     assert {menu: [name for name, _, _ in m["choices"]] for menu, m in menus.items()} == expected
     assert all(label and note for m in menus.values() for _, label, note in m["choices"])
     assert (menus["quality"]["default"], menus["erosion_stage"]["default"]) == ("interactive", "light")

@@ -11,8 +11,8 @@ import os
 import re
 from pathlib import Path
 
-from backend.export.heightmaps import (HEIGHTMAP_FORMATS, PRESETS, ByteOrder, Layout, export_heightmaps,
-                                       preset_size, resize_heightfield)
+from backend.export.heightmaps import (HEIGHTMAP_FORMATS, PRESET_NOTES, PRESETS, ByteOrder, Layout,
+                                       export_heightmaps, preset_size, resize_heightfield)
 from backend.export.mask_images import export_masks
 from backend.export.meshes import MESH_FORMATS, Colors, Decimation, export_meshes, write_mesh
 from backend.export.paths import atomic_write, prepare_dir, safe_path
@@ -35,7 +35,7 @@ FORMAT_NOTES: dict[str, tuple[str, str]] = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
-__all__ = ["FORMATS", "FORMAT_NOTES", "export_terrain", "atomic_write", "prepare_dir", "safe_path", "write_mesh"]
+__all__ = ["FORMATS", "FORMAT_NOTES", "PRESET_NOTES", "export_terrain", "atomic_write", "prepare_dir", "safe_path", "write_mesh"]
 
 
 def export_terrain(hf: Heightfield, out_dir: str | os.PathLike[str], formats: list[str] | tuple[str, ...] = ("png16",),

@@ -21,6 +21,12 @@ from backend.terrain import Heightfield
 UNREAL_SIZES: tuple[int, ...] = (127, 253, 505, 1009, 2017, 4033, 8129)  # Epic's recommended landscape sizes
 UNITY_SIZES: tuple[int, ...] = tuple(2**n + 1 for n in range(5, 13))  # 33 .. 4097
 PRESETS: dict[str, tuple[int, ...]] = {"unreal": UNREAL_SIZES, "unity": UNITY_SIZES}
+# preset -> (label, what it does): the export job's ``preset`` ("none" as null) and the add-on's Preset menu
+PRESET_NOTES: dict[str, tuple[str, str]] = {
+    "none": ("None", "Heightmaps at the grid's own size"),
+    "unreal": ("Unreal", "Resample heightmaps to an Unreal Landscape size"),
+    "unity": ("Unity", "Resample to a Unity terrain size (2^n + 1), Unity tile names"),
+}
 HEIGHTMAP_FORMATS: dict[str, str] = {"png16": ".png", "r16": ".r16", "raw": ".raw", "exr": ".exr", "geotiff": ".tif"}
 HEIGHT_FILTER = "cubic B-spline (scipy.ndimage.zoom order=3, corner-aligned)"
 MASK_FILTER = "bilinear (scipy.ndimage.zoom order=1, corner-aligned), clipped to [0, 1]"

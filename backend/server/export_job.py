@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from backend.export import FORMATS, export_terrain
-from backend.export.heightmaps import PRESETS
+from backend.export.heightmaps import PRESET_NOTES
 from backend.terrain import Heightfield
 
 from .params import check_keys
@@ -66,8 +66,9 @@ class ExportRequest:
                 or not math.isfinite(cell_size) or cell_size <= 0:
             raise ValueError(f"cell_size must be positive metres, got {cell_size!r}")
         preset = params.get("preset")
-        if preset is not None and preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)} or null")
+        if preset is not None and preset not in PRESET_NOTES:
+            raise ValueError(f"unknown preset {preset!r:.40}; choose from {list(PRESET_NOTES)} or null")
+        preset = None if preset == "none" else preset
         byte_order = params.get("byte_order", "little")
         if byte_order not in ("little", "big"):
             raise ValueError(f"byte_order must be 'little' or 'big', got {byte_order!r}")

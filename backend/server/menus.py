@@ -11,7 +11,7 @@ from typing import Any
 
 from backend.data.elevation_profiles import KIND_NOTES as CURVE_KIND_NOTES
 from backend.editing.brushes import FALLOFF_NOTES, KIND_NOTES as BRUSH_KIND_NOTES
-from backend.export import FORMAT_NOTES
+from backend.export import FORMAT_NOTES, PRESET_NOTES
 from backend.generators import GenerateRequest
 from backend.generators.base import QUALITY_NOTES
 from backend.simulation.landscape import EROSION_STAGE_NOTES
@@ -31,4 +31,5 @@ def menus() -> dict[str, dict[str, Any]]:
             "brush_kind": _menu(BRUSH_KIND_NOTES, next(iter(BRUSH_KIND_NOTES))),
             "curve_kind": _menu(CURVE_KIND_NOTES, next(iter(CURVE_KIND_NOTES))),
             "export_format": _menu(FORMAT_NOTES, DEFAULT_EXPORT_FORMATS),
+            "export_preset": _menu(PRESET_NOTES, "none"),
             "simulate_engine": _menu(ENGINE_NOTES, "auto")}

@@ -32,7 +32,7 @@ np.save(out / "heights.npy", heights)
 s.export_dir = str(out / "backend")
 s.export_name = "scenario"
 s.export_formats = {"png16", "geotiff", "glb"}
-s.export_preset = "NONE"
+s.export_preset = "none"
 check_labels = h.LayoutRecorder()
 addon.panels.WSC_PT_export.draw(type("Ctx", (), {"layout": check_labels})(), bpy.context)
 h.check(bpy.ops.worldsculpt.export() == {"FINISHED"}, "export operator did not finish at once")
