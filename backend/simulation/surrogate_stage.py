@@ -23,14 +23,14 @@ from scipy.ndimage import distance_transform_edt
 from .landscape import ErosionCallback, StreamPower, erode
 from .learned_steps import SimulationStep, height_scale, ladder_plan, tile_counts
 
-ENGINES = ("physics", "surrogate", "gated")  # and "auto": SURROGATE_FROM_CELLS decides
-# engine -> (label, what it does): the Simulate panel's Engine menu (hello_reply), "auto" first
+# engine -> (label, what it does): the Simulate panel's Engine menu (hello_reply); "auto": SURROGATE_FROM_CELLS decides
 ENGINE_NOTES: dict[str, tuple[str, str]] = {
     "auto": ("Auto", "The backend picks: physics, the learned surrogate on very large terrains (2048² and up)"),
     "physics": ("Physics", "Stream power and hillslope diffusion, step by step"),
     "surrogate": ("Surrogate", "The learned surrogate: many steps in one pass (30 m cells only)"),
     "gated": ("Gated", "Surrogate where it is sure, physics where it is not, settled land skipped"),
 }
+ENGINES = tuple(name for name in ENGINE_NOTES if name != "auto")
 # auto: physics below (it is more faithful, reports/erosion_surrogate, and ~2 s for a mature 1024² stage),
 # the surrogate from here up (a mature 2048² stage: 10.9 s of physics, 5.0 s of surrogate, benchmarks/results)
 SURROGATE_FROM_CELLS = 2048 * 2048
@@ -125,8 +125,9 @@ def trust_reference(z: np.ndarray, cell_size: float, process: StreamPower, k: in
     """Heights after K steps as the mean of ``reference_plans``' compositions of shorter jumps; where K cannot
     split into learned jumps (the ladder's shortest), the physics' own K steps, so the trust map there is the
     jump's own error. The shortest jump is never worth running gated (a short jump never pays, benchmarks/), but
-    it is the reference of every longer one. The implicit step of length K the jump starts from ranked a 2-step
-    jump's tiles poorly (Spearman 0.36-0.52 with the true per-tile error on the report's held-out maps)."""
+    it is part of the longer ones' references (K = 10: 8 + 2 and 2 + 8). The implicit step of length K the jump
+    starts from ranked a 2-step jump's tiles poorly (Spearman 0.36-0.52 with the true per-tile error on the
+    report's held-out maps)."""
     plans = reference_plans(k, tuple(h for h in range(1, k) if learned.supports(process, cell_size, h)))
     if not plans:
         return erode(z, cell_size, replace(process, steps=k))
