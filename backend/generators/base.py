@@ -15,7 +15,7 @@ import numpy as np
 
 from backend.diffusion.samplers import Cancelled  # one exception for samplers and generators alike
 from backend.simulation.landscape import EROSION_STAGES
-from backend.simulation.surrogate_stage import ENGINES
+from backend.simulation.surrogate_stage import ENGINE_NOTES
 from backend.terrain import Heightfield
 
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 4096
@@ -54,7 +54,7 @@ class GenerateRequest:
     quality: str = "interactive"  # one of QUALITIES (diffusion generators)
     erosion_stage: str = "light"  # a key of EROSION_STAGES: drainage carved after sampling (diffusion generators)
     masks: bool = False  # send material masks (backend.simulation.material) with the result
-    erosion_engine: str = "auto"  # who runs the erosion stage: auto or one of surrogate_stage.ENGINES
+    erosion_engine: str = "auto"  # who runs the erosion stage: a key of surrogate_stage.ENGINE_NOTES
 
     @property
     def cell_size(self) -> float:
@@ -91,7 +91,7 @@ class GenerateRequest:
                                   tuple(EROSION_STAGES)),
             masks=_choice("masks", params.get("masks", cls.masks), (False, True)),
             erosion_engine=_choice("erosion_engine", params.get("erosion_engine", cls.erosion_engine),
-                                   ("auto", *ENGINES)),
+                                   tuple(ENGINE_NOTES)),
         )
 
 

@@ -53,7 +53,7 @@ def run_stage(heights: np.ndarray, cell_size: float, process: StreamPower, engin
               learned: SimulationStep | None = None, on_step: ErosionCallback | None = None,
               tile: int = 64, fallback_share: float | None = None) -> tuple[np.ndarray, StageLog]:
     """``heights`` after ``process.steps`` steps by ``engine`` (see the module's docstring), and its log."""
-    if engine not in ("auto", *ENGINES):
+    if engine not in ENGINE_NOTES:
         raise ValueError(f"erosion engine must be auto or one of {ENGINES}, got {engine!r}")
     z = np.asarray(heights, np.float64)
     if engine == "auto":
