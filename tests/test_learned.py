@@ -165,7 +165,7 @@ def test_the_style_not_the_seed_decides_the_large_form(shipped):
 
 
 def test_wide_canvases_are_super_resolved_in_windows_that_keep_the_whole_canvas_result(tiny_models, monkeypatch):
-    """On a CPU a canvas wider than one model map is super-resolved in ~192² MultiDiffusion windows (the U-Net's
+    """On a CPU a canvas wider than one model map is super-resolved in MultiDiffusion windows of at most ~272² (the U-Net's
     activations stay in the cache); the detail is the one the whole canvas gets, without window seams."""
     import torch
 
