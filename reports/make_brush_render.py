@@ -38,9 +38,10 @@ VALLEY = [[400.0, 40.0], [350.0, 150.0], [385.0, 260.0], [330.0, 380.0], [345.0,
 STROKES = [  # rows north to south, columns west to east, in cells of the 512² grid
     {"kind": "ridge", "points": [[130.0, 60.0, 1.0], [105.0, 180.0, 1.0], [135.0, 300.0, 1.0], [115.0, 430.0, 1.0]],
      "radius": 36.0, "strength": 0.8, "seed": 1},
-    {"kind": "valley", "points": [[r, c, 1.0] for r, c in VALLEY], "radius": 34.0, "strength": 0.8, "seed": 2},
+    # a valley's trough spans the inner half of its circle (the rest blends it in): 34 cells either side
+    {"kind": "valley", "points": [[r, c, 1.0] for r, c in VALLEY], "radius": 68.0, "strength": 0.8, "seed": 2},
     # the River drawn along the valley's floor as the brush carved it (its corners rounded), as an artist's curve is
-    {"curve": "river", "points": rounded(np.c_[VALLEY, np.ones(len(VALLEY))], 34.0)[:, :2].tolist(), "width": 20.0,
+    {"curve": "river", "points": rounded(np.c_[VALLEY, np.ones(len(VALLEY))], 68.0)[:, :2].tolist(), "width": 20.0,
      "strength": 0.6, "seed": 3},
     {"kind": "regenerate", "points": [[240.0, 70.0, 1.0], [265.0, 150.0, 1.0]], "radius": 40.0, "strength": 1.0,
      "seed": 4},

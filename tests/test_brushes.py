@@ -408,12 +408,13 @@ def test_regenerated_patch_fades_in_without_an_outline(gen):
 def test_valleys_down_slopes_keep_the_floor_the_land_wore(gen):
     """On the shipped models' 4 km alpine world at 512², valleys carved straight down three mountainsides (their
     steepest descents, the heights blurred over 12 cells) read as the land around them: their cores (within half the
-    radius) are on average no more than 1.25x as rough as the rings around them (std of the Laplacian; with the floor
-    eased onto the stream's line after the erosion stage as well as before, a canal's flat band between uniform walls:
-    1.41x), and each stream still falls all the way: no pit on its path."""
+    trough) are on average no more than 1.25x as rough as the land around the circle (std of the Laplacian; with the
+    floor eased onto the stream's line after the erosion stage as well as before, a canal's flat band between uniform
+    walls: 1.41x), and each stream still falls all the way: no pit on its path."""
     from backend.editing import Stroke, apply_stroke
-    from backend.editing.brushes import nearest_on_path, rounded
-    res, size_m, radius = 512, 4000.0, 34.0
+    from backend.editing.brushes import VALLEY_TROUGH, nearest_on_path, rounded
+    res, size_m, radius = 512, 4000.0, 68.0
+    trough = VALLEY_TROUGH * radius
     world = alpine_world(gen, res, 7)
     before, cell = world.astype(np.float64), size_m / (res - 1)
     paths = ([[260.0, 410.0], [282.0, 355.0], [288.0, 295.0], [302.0, 237.0], [296.0, 182.0], [246.0, 150.0]],
@@ -431,8 +432,8 @@ def test_valleys_down_slopes_keep_the_floor_the_land_wore(gen):
         d, at, _ = nearest_on_path(np.c_[carved[:, :2], arc / arc[-1]], (0, 0, res, res))
         lap = after[1:-1, 2:] + after[1:-1, :-2] + after[2:, 1:-1] + after[:-2, 1:-1] - 4 * after[1:-1, 1:-1]
         inner = d[1:-1, 1:-1]
-        ratios.append(lap[inner < radius / 2].std() / lap[(inner > radius) & (inner < 2 * radius)].std())
-        assert (before - after)[d < radius / 2].mean() > 5.0, "the valley cut nothing"
+        ratios.append(lap[inner < trough / 2].std() / lap[(inner > radius) & (inner < 2 * radius)].std())
+        assert (before - after)[d < trough / 2].mean() > 5.0, "the valley cut nothing"
         n = int(arc[-1])
         floor = np.full(n, np.inf)
         on = d < 0.75
