@@ -36,9 +36,9 @@ from backend.terrain import Heightfield  # noqa: E402
 N, SIZE_M = 512, 4000.0
 VALLEY = [[400.0, 40.0], [350.0, 150.0], [385.0, 260.0], [330.0, 380.0], [345.0, 480.0]]
 STROKES = [  # rows north to south, columns west to east, in cells of the 512² grid
+    # a ridge and a valley are shaped over the inner half of their circles (the rest blends them in): 36 and 34 cells
     {"kind": "ridge", "points": [[130.0, 60.0, 1.0], [105.0, 180.0, 1.0], [135.0, 300.0, 1.0], [115.0, 430.0, 1.0]],
-     "radius": 36.0, "strength": 0.8, "seed": 1},
-    # a valley's trough spans the inner half of its circle (the rest blends it in): 34 cells either side
+     "radius": 72.0, "strength": 0.8, "seed": 1},
     {"kind": "valley", "points": [[r, c, 1.0] for r, c in VALLEY], "radius": 68.0, "strength": 0.8, "seed": 2},
     # the River drawn along the valley's floor as the brush carved it (its corners rounded), as an artist's curve is
     {"curve": "river", "points": rounded(np.c_[VALLEY, np.ones(len(VALLEY))], 68.0)[:, :2].tolist(), "width": 20.0,

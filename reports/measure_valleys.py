@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from backend.editing.brushes import VALLEY_TROUGH, nearest_on_path, rounded  # noqa: E402
+from backend.editing.brushes import SHAPE_SHARE, nearest_on_path, rounded  # noqa: E402
 from backend.grids import slope_degrees  # noqa: E402
 from backend.headless import LocalBackend  # noqa: E402
 from backend.metrics.realism import hillshade  # noqa: E402
@@ -42,7 +42,7 @@ from test_natural_edits import compare  # noqa: E402
 N, SIZE_M = 512, 4000.0
 CELL = SIZE_M / (N - 1)
 SIDE_AREA_M2 = 2e4  # a side channel drains at least this much
-FLOOR = 0.25 * VALLEY_TROUGH  # share of the radius: the valley's floor, a quarter of its trough
+FLOOR = 0.25 * SHAPE_SHARE  # share of the radius: the valley's floor, a quarter of its trough
 
 
 GENERATE = {"target": "Terrain", "resolution": N, "size_m": SIZE_M, "height_m": 800.0, "seed": 5, "sea_level": 0.0,

@@ -412,9 +412,9 @@ def test_valleys_down_slopes_keep_the_floor_the_land_wore(gen):
     floor eased onto the stream's line after the erosion stage as well as before, a canal's flat band between uniform
     walls: 1.41x), and each stream still falls all the way: no pit on its path."""
     from backend.editing import Stroke, apply_stroke
-    from backend.editing.brushes import VALLEY_TROUGH, nearest_on_path, rounded
+    from backend.editing.brushes import SHAPE_SHARE, nearest_on_path, rounded
     res, size_m, radius = 512, 4000.0, 68.0
-    trough = VALLEY_TROUGH * radius
+    trough = SHAPE_SHARE * radius
     world = alpine_world(gen, res, 7)
     before, cell = world.astype(np.float64), size_m / (res - 1)
     paths = ([[260.0, 410.0], [282.0, 355.0], [288.0, 295.0], [302.0, 237.0], [296.0, 182.0], [246.0, 150.0]],

@@ -23,11 +23,11 @@ from backend.diffusion.guidance import gaussian_blur
 DISPLACE = {"raise": 1.0, "lower": -1.0, "ridge": 1.0, "valley": -1.0}
 # kind -> (label, what it does): the brush job's kinds, and the add-on's Brush menu (hello_reply), in this order
 KIND_NOTES: dict[str, tuple[str, str]] = {
-    "raise": ("Raise", "Push the ground up under the brush"),
-    "lower": ("Lower", "Push the ground down under the brush"),
+    "raise": ("Raise", "Push the ground up over the inner half of the circle (the rest blends it in)"),
+    "lower": ("Lower", "Push the ground down over the inner half of the circle (the rest blends it in)"),
     "smooth": ("Smooth", "Soften the relief"),
     "flatten": ("Flatten", "Level the ground to the height under the stroke's first point"),
-    "ridge": ("Ridge", "A crest line along the stroke"),
+    "ridge": ("Ridge", "A crest line along the stroke, over the inner half of the circle (the rest blends it in)"),
     "valley": ("Valley", "A valley along the stroke, over the inner half of the circle (the rest blends it in)"),
     "regenerate": ("Regenerate", "New terrain of the current style inside the stroke"),
     "style_paint": ("Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms "
@@ -55,13 +55,14 @@ MIN_SPREAD = 1e-3  # network units: flat land has no highs or lows to follow
 STREAM_HELD = 0.5
 ROUND_CELLS = 4.0  # a valley's path rounded through its corners: a point every this many cells of the bend
 GRADE = 1.0  # flatten: its cut or fill eases back at most this many times the land's mean slope
-# a valley's trough spans this share of the radius, and the rest of the circle blends it into the land: as wide as the
-# circle, the edit's blend into the land (its weight, the models' new detail and the erosion stage's wear, all at the
-# models' 30 m cells) fell over the trough's own walls and drew a capsule around it, a rim line and round end caps
-# (the README's 34-cell valley: ~9 model cells). The same trough in a circle twice as wide has no outline: the
-# curvature that follows the footprint's outline (RMS over rings of the mean Laplacian over its std) 0.16-0.18 on
-# three valleys of the README world, land 0.09-0.17; in its own circle 0.37-0.46
-VALLEY_TROUGH = 0.5
+# raise, lower, ridge and valley shape the ground over this share of the radius, and the rest of the circle blends
+# the shape into the land: shaped over the whole circle, the edit's blend into the land (its weight, the models' new
+# detail and the erosion stage's wear, all at the models' 30 m cells) lay over the shape's own flanks and drew a
+# capsule around it, a rim line and round end caps (the README's 34-cell valley: ~9 model cells). The same shapes in
+# a circle twice as wide have none: the curvature that follows the footprint's outline (RMS over rings of the mean
+# Laplacian over its std) on three strokes of the README world 0.16-0.18 for a valley, 0.12-0.22 a ridge, 0.13-0.26
+# a raise, the land 0.10-0.17; shaped over their whole circle 0.37-0.46, 0.16-0.36, 0.22-0.46
+SHAPE_SHARE = 0.5
 BLUR_CELLS = 4.0  # a wide blur runs on a grid where its sigma spans this many cells
 
 
@@ -396,7 +397,7 @@ def target(stroke: Stroke, x: torch.Tensor, fp: Footprint, flat_level: float) ->
     kind, w = stroke.kind, fp.weight
     amplitude = 2 * RELIEF_PER_STRENGTH * stroke.strength  # the network range is 2 wide
     if kind in DISPLACE:
-        reach = stroke.radius * (VALLEY_TROUGH if kind == "valley" else 1.0)
+        reach = SHAPE_SHARE * stroke.radius
         share = land_reach(x, reach, DISPLACE[kind])
         t = fp.distance / (share * reach)
         if kind in ("raise", "lower"):
