@@ -470,3 +470,40 @@ def test_painted_dunes_stand_as_tall_as_dunes_on_a_mountain_world(gen):
           round(float((after - before).max()), 1), "m; texture", [round(float(t), 2) for t in texture], "m")
     assert 5.0 < np.ptp(after - before) < STYLES["desert_dunes"].landscape.relief_m.high
     assert 1 / 1.3 < texture[0] / texture[1] < 1.3
+
+
+def outline(after: np.ndarray, distance: np.ndarray, radius: float) -> float:
+    """How much of the ground's curvature follows the footprint's outline: over rings 0.05 of the radius wide from
+    0.3 to 1.0 of it, the RMS of each ring's mean Laplacian over the mean of their stds (land: about 0.1; a stamped
+    capsule, a rim line and round end caps, 0.4)."""
+    lap = after[1:-1, 2:] + after[1:-1, :-2] + after[2:, 1:-1] + after[:-2, 1:-1] - 4 * after[1:-1, 1:-1]
+    t = distance[1:-1, 1:-1] / radius
+    rings = [lap[(t >= a) & (t < a + 0.05)] for a in np.arange(0.3, 0.999, 0.05)]
+    return float(np.sqrt(np.mean([r.mean() ** 2 for r in rings])) / np.mean([r.std() for r in rings]))
+
+
+@pytest.mark.parametrize("kind", ["valley", "raise"])
+def test_displacing_strokes_leave_no_outline_of_their_circle(gen, kind):
+    """A valley and a raise shaped 34 cells either side of their path on the shipped models' 4 km alpine world (512²,
+    7.8 m cells: under 9 of the models' cells) leave no outline: shaped over the inner half of a circle twice that
+    wide and blended over the rest, the curvature that follows the footprint's outline (``outline``) is under 0.3
+    (the land under the same rings 0.17). Shaped over their whole 34-cell circle, the blend drew a capsule around
+    the valley: 0.57 (the raise 0.24)."""
+    from backend.editing import Stroke, apply_stroke
+    from backend.editing.brushes import SHAPE_SHARE, nearest_on_path, rounded
+    res, size_m, radius = 512, 4000.0, 34.0 / SHAPE_SHARE
+    world = alpine_world(gen, res, 5).astype(np.float64)
+    path = np.array([[360.0, 260.0, 1.0], [328.0, 310.0, 1.0], [292.0, 358.0, 1.0], [250.0, 401.0, 1.0],
+                     [193.0, 416.0, 1.0], [152.0, 423.0, 1.0]])
+    stroke = Stroke(kind, path, radius, 0.8)
+    edit = apply_stroke(gen.base, gen.superres, world.astype(np.float32), stroke, {"alpine": 1.0},
+                        {"sea_level": 0.0}, 3.0, size_m / (res - 1), 2)
+    r0, c0, r1, c1 = edit.window
+    after = world.copy()
+    after[r0:r1, c0:c1] = edit.heights
+    drawn = rounded(path, radius) if kind == "valley" else path
+    distance, _, _ = nearest_on_path(np.c_[drawn[:, :2], np.zeros(len(drawn))], (0, 0, res, res))
+    measured = outline(after, distance, radius), outline(world, distance, radius)
+    print(kind, "outline after, land", [round(v, 3) for v in measured])
+    assert np.abs(after - world).max() > 5.0, "the stroke moved nothing"
+    assert measured[0] < 0.3, measured
