@@ -94,7 +94,7 @@ def region_at(x: float, y: float, heights: np.ndarray, cell_size: float, voxel_s
 def frame_params(s: Any, cell_size: float, world: str) -> dict[str, Any]:
     """The params every voxel job of the panel's settings ``s`` shares (the heights go as an array). With the
     world's memory (generated chunks only) an unsent cave density is the one the memory reads near committed edits."""
-    params = {"voxel_size": float(s.voxel_size), "mesh": s.mesh_style.lower(), "cell_size": float(cell_size),
+    params = {"voxel_size": float(s.voxel_size), "mesh": s.mesh_style, "cell_size": float(cell_size),
               "world": world, "seed": int(s.seed), "cave_density": float(s.cave_density),
               "overhang": float(s.overhang), "passages": float(s.passages), "cover": s.cover, "source": s.source}
     if s.memory and s.source == "learned":

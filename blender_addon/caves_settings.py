@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import live
-
-VOXEL_SIZE_ITEMS = (("1", "1 m", "1 m voxels: 32 m chunks"), ("2", "2 m", "2 m voxels: 64 m chunks"),
-                    ("4", "4 m", "4 m voxels: 128 m chunks"))
-MESH_ITEMS = (("SMOOTH", "Smooth", "Marching cubes, materials blended per vertex"),
-              ("BLOCKY", "Blocky", "Greedy cubes, one material per face"))
-SOURCE_ITEMS = (("learned", "Generated caves", "Caves, overhangs and arches drawn by the voxel diffusion model"),
-                ("featureless", "Ground only", "The ground under the terrain, for carving by hand"))
-COVER_ITEMS = tuple((name, name.title(), f"{name.title()} on top of the ground")
-                    for name in ("grass", "sand", "snow", "dirt", "gravel"))
-FILL_ITEMS = tuple((name, name.replace("_", " ").title(), f"Fill with {name.replace('_', ' ')}")
-                   for name in ("rock", "rock_light", "rock_dark", "dirt", "sand", "gravel", "ice", "ore_gold",
-                                "crystal"))
-
+from . import live, menus
 
 class WSC_CaveSettings(bpy.types.PropertyGroup):
     __slots__ = ()
@@ -26,15 +13,18 @@ class WSC_CaveSettings(bpy.types.PropertyGroup):
                                             "on the 3D cursor")
     depth: bpy.props.IntProperty(name="Depth", default=1, min=1, max=8,
                                  description="Chunk layers below the lowest ground in the region")
-    voxel_size: bpy.props.EnumProperty(name="Voxel size", items=VOXEL_SIZE_ITEMS, default="2")
-    mesh_style: bpy.props.EnumProperty(name="Mesh", items=MESH_ITEMS, default="SMOOTH")
+    voxel_size: menus.enum("voxel_size", name="Voxel size")
+    voxel_size_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
+    mesh_style: menus.enum("voxel_mesh", name="Mesh")
+    mesh_style_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
     coarse_far: bpy.props.BoolProperty(name="Coarser far chunks", default=False,
                                        description="Chunks away from the 3D cursor are meshed a level coarser "
                                                    "per ring of chunks (fewer faces)")
     lod_radius: bpy.props.IntProperty(name="Full detail within", default=1, min=0, max=8,
                                       description="Chunks this many chunks around the cursor's stay at full "
                                                   "detail")
-    source: bpy.props.EnumProperty(name="Chunks", items=SOURCE_ITEMS, default="learned")
+    source: menus.enum("voxel_source", name="Chunks")
+    source_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
     cave_density: bpy.props.FloatProperty(name="Cave density", default=0.5, min=0.0, max=1.0,
                                           description="How much of the ground the cave generator hollows out")
     overhang: bpy.props.FloatProperty(name="Overhangs", default=0.5, min=0.0, max=1.0,
@@ -50,9 +40,11 @@ class WSC_CaveSettings(bpy.types.PropertyGroup):
         description="Beside your committed voxel edits, the cave density is the one the world's memory reads from "
                     "them; elsewhere the generator's own")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
-    cover: bpy.props.EnumProperty(name="Ground cover", items=COVER_ITEMS, default="grass")
+    cover: menus.enum("ground_cover", name="Ground cover")
+    cover_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
     radius: bpy.props.FloatProperty(name="Radius", default=4.0, min=0.5, max=64.0, unit="LENGTH",
                                     description="Radius of the voxel brush around its stroke")
-    fill_material: bpy.props.EnumProperty(name="Fill with", items=FILL_ITEMS, default="rock")
+    fill_material: menus.enum("fill_material", name="Fill with")
+    fill_material_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
     status = live.field("caves_status")  # the session's, not the scene's: undo and saved files leave it
     progress = live.field("caves_progress")

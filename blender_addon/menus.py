@@ -1,6 +1,7 @@
 """Menus whose choices the backend declares (hello_reply's ``menus``): sampling quality, erosion stages, brush
-kinds and falloffs, curve kinds, export formats and size presets, simulation engines. The add-on keeps no list
-of its own, so a choice the backend adds shows up here.
+kinds and falloffs, curve kinds, export formats and size presets, simulation engines, and the Caves panel's voxel
+sizes, mesh styles, chunk sources, ground covers and fill materials. The add-on keeps no list of its own, so a
+choice the backend adds shows up here.
 
 Each menu is an enum whose items come from the last hello; the artist's choice is stored by name in a string
 property beside it (an enum stores an index, which would point elsewhere once the list changes), so a saved
@@ -9,13 +10,14 @@ file keeps its choice and a choice the backend no longer offers falls back to th
 
 from __future__ import annotations
 
+from functools import reduce
 from typing import Any
 
 import bpy
 
 Item = tuple[str, str, str, int]  # identifier, label, description, number
 
-# menu -> (the scene's settings group, its property storing the choice by name, several at once?)
+# menu -> (the scene's settings group, dotted, its property storing the choice by name, several at once?)
 MENUS: dict[str, tuple[str, str, bool]] = {
     "quality": ("worldsculpt", "quality_name", False),
     "brush_falloff": ("worldsculpt", "brush_falloff_name", False),
@@ -25,6 +27,11 @@ MENUS: dict[str, tuple[str, str, bool]] = {
     "export_format": ("worldsculpt", "export_format_names", True),
     "export_preset": ("worldsculpt", "export_preset_name", False),
     "simulate_engine": ("worldsculpt_simulate", "engine_name", False),
+    "voxel_size": ("worldsculpt.caves", "voxel_size_name", False),
+    "voxel_mesh": ("worldsculpt.caves", "mesh_style_name", False),
+    "voxel_source": ("worldsculpt.caves", "source_name", False),
+    "ground_cover": ("worldsculpt.caves", "cover_name", False),
+    "fill_material": ("worldsculpt.caves", "fill_material_name", False),
 }
 _UNLISTED: list[Item] = [("NONE", "(connect to the backend to list these)", "", 0)]
 # kept alive at module level: Blender keeps only pointers to the strings a dynamic-items callback returns
@@ -41,7 +48,7 @@ def set_menus(scene: Any, menus: dict[str, Any] | None) -> None:
         _items[menu] = [(str(name), str(label), str(note), 1 << i if several else i)
                         for i, (name, label, note) in enumerate(offered["choices"])]
         names = [item[0] for item in _items[menu]]
-        settings, default = getattr(scene, group), offered["default"]
+        settings, default = reduce(getattr, group.split("."), scene), offered["default"]
         if several:
             kept = [name for name in getattr(settings, stored).split(",") if name in names]
             setattr(settings, stored, ",".join(kept or [str(name) for name in default]))

@@ -75,7 +75,7 @@ def test_lod_rings_centre_on_the_cursor_chunk_at_the_ground():
 
 def panel(**changes) -> SimpleNamespace:
     """The Caves panel's settings as the add-on's defaults, with ``changes``."""
-    defaults = dict(voxel_size="2", mesh_style="SMOOTH", seed=3, cave_density=0.8, overhang=0.2, passages=0.3,
+    defaults = dict(voxel_size="2", mesh_style="smooth", seed=3, cave_density=0.8, overhang=0.2, passages=0.3,
                     cover="grass", source="learned", memory=False, cave_density_from_memory=True)
     return SimpleNamespace(**{**defaults, **changes})
 

@@ -12,10 +12,12 @@ import zmq
 from backend.data.elevation_profiles import KINDS as CURVE_KINDS
 from backend.editing import FALLOFFS, KINDS as BRUSH_KINDS
 from backend.generators.base import QUALITIES
+from backend.generators.voxel_region import CHUNK_SOURCES, MESH_STYLES
 from backend.export import FORMATS
 from backend.export.heightmaps import PRESETS
 from backend.simulation.landscape import EROSION_STAGES
 from backend.simulation.surrogate_stage import ENGINES
+from backend.voxels.chunk import MATERIAL, VOXEL_SIZES_M
 from protocol import ErrorCode, Limits, Message, decode, encode
 from conftest import SERVE_WITH_FAILING
 from protocol.client import BackendError, Client
@@ -76,12 +78,19 @@ def test_hello_lists_generators_styles_and_the_menus_choices(backend):
     expected = {"quality": list(QUALITIES), "erosion_stage": list(EROSION_STAGES),
                 "brush_falloff": list(FALLOFFS), "brush_kind": list(BRUSH_KINDS),
                 "curve_kind": list(CURVE_KINDS), "export_format": list(FORMATS),
-                "export_preset": ["none", *PRESETS], "simulate_engine": ["auto", *ENGINES]}
-    assert {menu: [name for name, _, _ in m["choices"]] for menu, m in menus.items()} == expected
+                "export_preset": ["none", *PRESETS], "simulate_engine": ["auto", *ENGINES],
+                "voxel_size": [f"{size:g}" for size in VOXEL_SIZES_M], "voxel_mesh": list(MESH_STYLES),
+                "voxel_source": list(CHUNK_SOURCES)}
+    covers, fills = ([name for name, _, _ in menus[menu]["choices"]] for menu in ("ground_cover", "fill_material"))
+    assert {menu: [name for name, _, _ in m["choices"]] for menu, m in menus.items()} == \
+        {**expected, "ground_cover": covers, "fill_material": fills}
+    assert covers and fills and all(MATERIAL.get(name, 0) > 0 for name in covers + fills)  # solid palette materials
     assert all(label and note for m in menus.values() for _, label, note in m["choices"])
     assert (menus["quality"]["default"], menus["erosion_stage"]["default"]) == ("interactive", "light")
     assert (menus["brush_falloff"]["default"], menus["brush_kind"]["default"]) == ("smooth", "raise")
     assert menus["curve_kind"]["default"] == "ridge" and menus["export_format"]["default"] == ["png16", "glb"]
+    assert [menus[m]["default"] for m in ("voxel_size", "voxel_mesh", "voxel_source", "ground_cover", "fill_material")] \
+        == ["2", "smooth", "learned", "grass", "rock"]
 
 
 def test_generate_streams_progress_previews_and_result(client):

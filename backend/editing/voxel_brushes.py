@@ -25,6 +25,12 @@ MAX_POINTS = 1024
 MAX_RADIUS_M = 64.0
 
 
+# the materials the add-on's Fill with menu offers (any solid material of the palette is accepted)
+FILL_NOTES: dict[str, tuple[str, str]] = {
+    name: (name.replace("_", " ").title(), f"Fill with {name.replace('_', ' ')}")
+    for name in ("rock", "rock_light", "rock_dark", "dirt", "sand", "gravel", "ice", "ore_gold", "crystal")}
+
+
 @dataclass(frozen=True)
 class VoxelStroke:
     op: Op

@@ -42,7 +42,12 @@ from backend.world.voxel_memory import MemoryChunks, VoxelMemory
 from backend.world.voxel_store import VoxelStore
 
 MeshStyle = Literal["smooth", "blocky"]
-MESH_STYLES: tuple[str, ...] = ("smooth", "blocky")
+# mesh style -> (label, how it is meshed): the add-on's Mesh menu (hello_reply)
+MESH_STYLE_NOTES: dict[str, tuple[str, str]] = {
+    "smooth": ("Smooth", "Marching cubes, materials blended per vertex"),
+    "blocky": ("Blocky", "Greedy cubes, one material per face"),
+}
+MESH_STYLES: tuple[str, ...] = tuple(MESH_STYLE_NOTES)
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,11 @@ def memory_source(model: VoxelModel, readout: VoxelReadout, store: VoxelStore,
 CHUNK_SOURCES: dict[str, Callable[[VoxelModel | None], ChunkSourceSpec]] = {
     "learned": learned_source,
     "featureless": lambda model: ChunkSourceSpec(featureless_chunk),
+}
+# source -> (label, what it draws): the add-on's Chunks menu (hello_reply), in CHUNK_SOURCES' order
+SOURCE_NOTES: dict[str, tuple[str, str]] = {
+    "learned": ("Generated caves", "Caves, overhangs and arches drawn by the voxel diffusion model"),
+    "featureless": ("Ground only", "The ground under the terrain, for carving by hand"),
 }
 MODEL_SOURCES = frozenset({"learned"})  # the sources that need the voxel model
 DEFAULT_SOURCE = "learned"

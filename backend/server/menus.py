@@ -11,11 +11,14 @@ from typing import Any
 
 from backend.data.elevation_profiles import KIND_NOTES as CURVE_KIND_NOTES
 from backend.editing.brushes import FALLOFF_NOTES, KIND_NOTES as BRUSH_KIND_NOTES
+from backend.editing.voxel_brushes import FILL_NOTES
 from backend.export import FORMAT_NOTES, PRESET_NOTES
 from backend.generators import GenerateRequest
 from backend.generators.base import QUALITY_NOTES
+from backend.generators.voxel_region import DEFAULT_SOURCE, MESH_STYLE_NOTES, SOURCE_NOTES
 from backend.simulation.landscape import EROSION_STAGE_NOTES
 from backend.simulation.surrogate_stage import ENGINE_NOTES
+from backend.voxels.chunk import COVER_NOTES, VOXEL_SIZE_NOTES
 
 DEFAULT_EXPORT_FORMATS = ["png16", "glb"]  # a heightmap for engines and a mesh for DCC tools
 
@@ -32,4 +35,9 @@ def menus() -> dict[str, dict[str, Any]]:
             "curve_kind": _menu(CURVE_KIND_NOTES, next(iter(CURVE_KIND_NOTES))),
             "export_format": _menu(FORMAT_NOTES, DEFAULT_EXPORT_FORMATS),
             "export_preset": _menu(PRESET_NOTES, "none"),
-            "simulate_engine": _menu(ENGINE_NOTES, "auto")}
+            "simulate_engine": _menu(ENGINE_NOTES, "auto"),
+            "voxel_size": _menu(VOXEL_SIZE_NOTES, "2"),
+            "voxel_mesh": _menu(MESH_STYLE_NOTES, "smooth"),
+            "voxel_source": _menu(SOURCE_NOTES, DEFAULT_SOURCE),
+            "ground_cover": _menu(COVER_NOTES, "grass"),
+            "fill_material": _menu(FILL_NOTES, "rock")}

@@ -22,6 +22,12 @@ import numpy as np
 
 CHUNK = 32  # cells per chunk side
 VOXEL_SIZES_M = (1.0, 2.0, 4.0)  # the voxel sizes a world may use, metres per cell
+# size -> (label, what it gives): the add-on's Voxel size menu (hello_reply), names as a request's sizes print
+VOXEL_SIZE_NOTES: dict[str, tuple[str, str]] = {
+    f"{size:g}": (f"{size:g} m", f"{size:g} m voxels: {CHUNK * size:g} m chunks") for size in VOXEL_SIZES_M}
+# the ground covers the add-on offers (any solid material of the palette is accepted): its Ground cover menu
+COVER_NOTES: dict[str, tuple[str, str]] = {
+    name: (name.title(), f"{name.title()} on top of the ground") for name in ("grass", "sand", "snow", "dirt", "gravel")}
 
 # The material palette: index = the value stored in ``VoxelChunk.material``; 0 is air. Colours are
 # sRGB, used by the .vox palette and the Blender material.

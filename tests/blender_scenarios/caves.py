@@ -36,7 +36,7 @@ terrain.location = OFFSET
 bpy.context.view_layer.update()
 s.world_dir = str(out / "scene.world")
 c = s.caves
-c.size, c.depth, c.voxel_size, c.mesh_style = size, depth, voxel, "SMOOTH"
+c.size, c.depth, c.voxel_size, c.mesh_style = size, depth, voxel, "smooth"
 c.source = "featureless"  # the checks below compare carved and regenerated ground with the plain ground
 bpy.context.scene.cursor.location = (OFFSET[0] + 10.0, OFFSET[1] - 10.0, 0.0)
 
@@ -127,7 +127,7 @@ c.radius = 4.0
 h.results["carve_curve"] = run(bpy.ops.worldsculpt.caves_edit, "carve along a curve", op="carve")
 h.check(faces() > h.results["faces_region"], "carving along the curve added nothing")
 
-c.mesh_style = "BLOCKY"
+c.mesh_style = "blocky"
 h.results["blocky"] = run(bpy.ops.worldsculpt.caves_generate, "blocky region")
 blocky = next(o for o in chunk_objects().values() if len(o.data.polygons))
 h.check(all(len(p.vertices) == 4 for p in blocky.data.polygons), "blocky chunks are not quads")
@@ -137,13 +137,13 @@ h.results["faces_blocky"] = faces(chunks)
 c.coarse_far, c.lod_radius = True, 0  # every chunk but the cursor's a level coarser
 h.results["blocky_lod"] = run(bpy.ops.worldsculpt.caves_generate, "blocky region, coarser far chunks")
 h.results["faces_blocky_lod"] = faces(chunks)
-c.mesh_style = "SMOOTH"
+c.mesh_style = "smooth"
 h.results["smooth_lod"] = run(bpy.ops.worldsculpt.caves_generate, "smooth region, coarser far chunks")
 h.results["faces_smooth_lod"] = faces(chunks)
 c.coarse_far = False
 h.results["smooth_full"] = run(bpy.ops.worldsculpt.caves_generate, "smooth region at full detail")
 h.results["faces_smooth"] = faces(chunks)
-c.mesh_style = "BLOCKY"
+c.mesh_style = "blocky"
 
 s.export_dir, s.export_name = str(out / "export"), "scene"
 h.results["export"] = run(bpy.ops.worldsculpt.caves_export, "export")

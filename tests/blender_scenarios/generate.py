@@ -31,7 +31,10 @@ h.check(len(s.style_weights) > 0, "no styles listed after connecting")
 h.results["menus_after_connect"] = {"quality": s.quality, "erosion_stage": s.erosion_stage, "brush_falloff": s.brush_falloff,
                                     "brush_kind": s.brush_kind, "curve_kind": s.curve_kind,
                                     "export_format": sorted(s.export_formats), "export_preset": s.export_preset,
-                                    "simulate_engine": bpy.context.scene.worldsculpt_simulate.engine}
+                                    "simulate_engine": bpy.context.scene.worldsculpt_simulate.engine,
+                                    "voxel_size": s.caves.voxel_size, "voxel_mesh": s.caves.mesh_style,
+                                    "voxel_source": s.caves.source, "ground_cover": s.caves.cover,
+                                    "fill_material": s.caves.fill_material}
 s.style_preset = s.style_weights[-1].name  # a preset sets the mixing weights to that one style
 h.check([w.weight for w in s.style_weights] == [0.0] * (len(s.style_weights) - 1) + [1.0], "preset weights")
 target = "Test Terrain"
