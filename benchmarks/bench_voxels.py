@@ -68,7 +68,7 @@ def blender_run(address: str, folder: str) -> dict:
     config = {"save": folder, "generate": {"target": "Terrain", "resolution": N, "size_m": SIZE_M, "height_m": 400.0, "seed": 2,
                            "sea_level": 0.0, "style_preset": "alpine"},
               "world": world, "cursor": CURSOR, "strokes": [TUNNEL], "strokes_from_ground": True,
-              "caves": {"size": 4, "depth": 2, "voxel_size": str(int(VOXEL)), "mesh_style": "SMOOTH", "source": SOURCE}}
+              "caves": {"size": 4, "depth": 2, "voxel_size": str(int(VOXEL)), "mesh_style": "smooth", "source": SOURCE}}
     run = subprocess.run([sys.executable, "-m", "backend.render.caves", address, json.dumps(config)], cwd=ROOT,
                          capture_output=True, text=True, timeout=1800)
     if run.returncode != 0:

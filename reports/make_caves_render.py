@@ -53,7 +53,7 @@ def main() -> None:
                                "sea_level": 0.0, "generator": "diffusion", "style_preset": "alpine"},
                   "world": str(Path(tmp) / "caves.world"), "cursor": CURSOR, "strokes": STROKES,
                   "strokes_from_ground": True,
-                  "caves": {"size": 4, "depth": 2, "voxel_size": "2", "mesh_style": "SMOOTH"},
+                  "caves": {"size": 4, "depth": 2, "voxel_size": "2", "mesh_style": "smooth"},
                   "render": {"width": 720, "height": 540, "terrain_drop_m": 1.0, "views": [
                       {"out": str(Path(tmp) / "above.png"), "direction": [0.8, -1.0, 0.9]},
                       {"out": str(Path(tmp) / "below.png"), "direction": [0.6, -1.0, -0.2], "hide_terrain": True,
