@@ -6,6 +6,7 @@ import bpy
 
 from . import live, menus
 
+
 class WSC_CaveSettings(bpy.types.PropertyGroup):
     __slots__ = ()
     size: bpy.props.IntProperty(name="Chunks across", default=4, min=1, max=8,

@@ -474,8 +474,8 @@ def test_painted_dunes_stand_as_tall_as_dunes_on_a_mountain_world(gen):
 
 def outline(after: np.ndarray, distance: np.ndarray, radius: float) -> float:
     """How much of the ground's curvature follows the footprint's outline: over rings 0.05 of the radius wide from
-    0.3 to 1.0 of it, the RMS of each ring's mean Laplacian over the mean of their stds (land: about 0.1; a stamped
-    capsule, a rim line and round end caps, 0.4)."""
+    0.3 to 1.0 of it, the RMS of each ring's mean Laplacian over the mean of their stds (land: 0.1-0.2; a stamped
+    capsule, a rim line and round end caps, 0.4-0.6)."""
     lap = after[1:-1, 2:] + after[1:-1, :-2] + after[2:, 1:-1] + after[:-2, 1:-1] - 4 * after[1:-1, 1:-1]
     t = distance[1:-1, 1:-1] / radius
     rings = [lap[(t >= a) & (t < a + 0.05)] for a in np.arange(0.3, 0.999, 0.05)]
