@@ -173,14 +173,17 @@ class WSC_OT_brush(bpy.types.Operator):
 
         if self.cursor is None:
             return
-        r = context.scene.worldsculpt.brush_radius
+        settings = context.scene.worldsculpt
         angles = np.linspace(0, 2 * math.pi, CIRCLE_SEGMENTS, endpoint=False)
-        ring = [(self.cursor[0] + r * math.cos(a), self.cursor[1] + r * math.sin(a), self.cursor[2]) for a in angles]
         shader = gpu.shader.from_builtin("UNIFORM_COLOR")
-        batch = batch_for_shader(shader, "LINE_LOOP", {"pos": ring})
-        shader.uniform_float("color", (1.0, 0.6, 0.1, 0.9) if link.stroke is None else (1.0, 0.2, 0.1, 1.0))
-        gpu.state.line_width_set(2.0)
-        batch.draw(shader)
+        colour = (1.0, 0.6, 0.1, 0.9) if link.stroke is None else (1.0, 0.2, 0.1, 1.0)
+        for r, width, alpha in zip(cursor_radii(settings.brush_kind, settings.brush_radius), (2.0, 1.0), (1.0, 0.6)):
+            ring = [(self.cursor[0] + r * math.cos(a), self.cursor[1] + r * math.sin(a), self.cursor[2])
+                    for a in angles]
+            batch = batch_for_shader(shader, "LINE_LOOP", {"pos": ring})
+            shader.uniform_float("color", (*colour[:3], colour[3] * alpha))
+            gpu.state.line_width_set(width)
+            batch.draw(shader)
         gpu.state.line_width_set(1.0)
 
     def _finish(self, context: bpy.types.Context) -> None:
@@ -190,6 +193,13 @@ class WSC_OT_brush(bpy.types.Operator):
 
     def cancel(self, context: bpy.types.Context) -> None:
         self._finish(context)
+
+
+def cursor_radii(kind: str, radius: float) -> list[float]:
+    """The brush circle's radius, then (for a kind that shapes only part of its circle: raise, lower, ridge, valley)
+    the ring its shape fills, as the backend's hello says (``brush_shape_share``); the rest blends it in."""
+    share = (link.hello or {}).get("brush_shape_share", {}).get(kind)
+    return [radius] if share is None else [radius, share * radius]
 
 
 def _leave_edit_mode(context: bpy.types.Context, obj: bpy.types.Object) -> None:

@@ -244,12 +244,13 @@ def test_every_brush_through_the_operator_with_undo(addon_zip, learned_backend, 
     from test_brushes import PATH, RADIUS, _direction
 
     from backend.editing import seam_ratio
-    from backend.editing.brushes import footprint, Stroke
+    from backend.editing.brushes import SHAPE_SHARE, footprint, Stroke
 
     results = _scenario("brush.py", addon_zip, learned_backend.address, tmp_path, json.dumps(PATH), str(RADIUS),
                         python=blender[1])
     _check_version(results, blender)
     assert set(results["undo"]) == {"{'FINISHED'}"}
+    assert results["cursor_radii"] == {"raise": [100.0, 100.0 * SHAPE_SHARE], "smooth": [100.0]}
     before = np.load(tmp_path / "before.npy").reshape(128, 128)
     fp = footprint(Stroke("raise", np.array(PATH), RADIUS + 1, 1.0), (0, 0, 128, 128))  # a cell of slack
     untouched = fp.distance.numpy() > RADIUS + 1

@@ -11,6 +11,7 @@ import zmq
 
 from backend.data.elevation_profiles import KINDS as CURVE_KINDS
 from backend.editing import FALLOFFS, KINDS as BRUSH_KINDS
+from backend.editing.brushes import SHAPE_SHARE
 from backend.generators.base import QUALITIES
 from backend.generators.voxel_region import CHUNK_SOURCES, MESH_STYLES
 from backend.export import FORMATS
@@ -91,6 +92,8 @@ def test_hello_lists_generators_styles_and_the_menus_choices(backend):
     assert menus["curve_kind"]["default"] == "ridge" and menus["export_format"]["default"] == ["png16", "glb"]
     assert [menus[m]["default"] for m in ("voxel_size", "voxel_mesh", "voxel_source", "ground_cover", "fill_material")] \
         == ["2", "smooth", "learned", "grass", "rock"]
+    # the share of its circle each displacing brush shapes: the add-on draws that ring inside the circle
+    assert content["brush_shape_share"] == {kind: SHAPE_SHARE for kind in ("raise", "lower", "ridge", "valley")}
 
 
 def test_generate_streams_progress_previews_and_result(client):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.data.elevation_profiles import KIND_NOTES as CURVE_KIND_NOTES
-from backend.editing.brushes import FALLOFF_NOTES, KIND_NOTES as BRUSH_KIND_NOTES
+from backend.editing.brushes import DISPLACE, FALLOFF_NOTES, KIND_NOTES as BRUSH_KIND_NOTES, SHAPE_SHARE
 from backend.editing.voxel_brushes import FILL_NOTES
 from backend.export import FORMAT_NOTES, PRESET_NOTES
 from backend.generators import GenerateRequest
@@ -41,3 +41,9 @@ def menus() -> dict[str, dict[str, Any]]:
             "voxel_source": _menu(SOURCE_NOTES, DEFAULT_SOURCE),
             "ground_cover": _menu(COVER_NOTES, "grass"),
             "fill_material": _menu(FILL_NOTES, "rock")}
+
+
+def brush_shape_share() -> dict[str, float]:
+    """Brush kind -> the share of its circle it shapes (the rest blends the shape in): the add-on draws that ring
+    inside the brush circle, so the artist sees where the shape goes."""
+    return {kind: SHAPE_SHARE for kind in DISPLACE}

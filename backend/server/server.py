@@ -26,7 +26,7 @@ from protocol.client import LINGER_MS, configure_socket
 from .auth import CurveGuard, is_loopback
 from .job_kinds import JOB_KINDS
 from .jobs import MAX_QUEUED, Job, JobQueue, QueueFull
-from .menus import menus
+from .menus import brush_shape_share, menus
 from .paths import OutsideRoots, Roots, default_roots
 from .worker import WAKE_ADDRESS, Outbox, Worker
 
@@ -161,6 +161,7 @@ class Server:
             "styles": sorted({s for styles in generators.values() for s in styles}),
             "jobs": list(JOB_KINDS),
             "menus": menus(),
+            "brush_shape_share": brush_shape_share(),
         }))
 
     def _submit(self, identity: bytes, msg: Message) -> None:

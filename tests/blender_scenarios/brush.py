@@ -45,6 +45,8 @@ for kind in KINDS:
     np.save(out / f"undone_{kind}.npy", h.positions(target)[:, 2])
     h.pump(addon, lambda: not addon.link.link.edit_log_jobs, 30.0, f"{kind}: the world's edit log to follow the undo")
 h.results["latency_s"] = latency
+# the brush circle, and inside it the ring a kind's shape fills (the backend's share): raise shapes half its circle
+h.results["cursor_radii"] = {kind: addon.brushes.cursor_radii(kind, 100.0) for kind in ("raise", "smooth")}
 h.results["status_after_undos"] = h.settings().brush_status
 
 # a stroke undone and redone: the world's log takes it out and puts it back, its tile follows
