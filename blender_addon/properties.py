@@ -115,8 +115,10 @@ class WSC_Settings(bpy.types.PropertyGroup):
     # -- brushes
     brush_kind: menus.enum("brush_kind", name="Brush")
     brush_kind_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
-    brush_radius: bpy.props.FloatProperty(name="Radius", default=100.0, min=0.01, unit="LENGTH",
-                                          description="Brush radius in metres on the terrain ([ and ] change it)")
+    brush_radius: bpy.props.FloatProperty(name="Radius", default=200.0, min=0.01, unit="LENGTH",
+                                          description="Brush radius in metres on the terrain ([ and ] change it); "
+                                                      "raise, lower, ridge and valley shape its inner half (the "
+                                                      "ring inside the circle) and blend into the land over the rest")
     brush_strength: bpy.props.FloatProperty(name="Strength", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
     brush_falloff: menus.enum("brush_falloff", name="Falloff")
     brush_falloff_name: bpy.props.StringProperty(default="", options={"HIDDEN"})
