@@ -32,7 +32,8 @@ KIND_NOTES: dict[str, tuple[str, str]] = {
     "regenerate": ("Regenerate", "New terrain of the current style inside the stroke"),
     "style_paint": ("Style Paint", "Repaint the stroke's ground in the brush style, keeping its large forms "
                                    "(strength: how much of the style's detail)"),
-    "erode": ("Erode", "The erosion stage under the brush: rivers cut in and branch, slopes relax (strength: how long)"),
+    "erode": ("Erode", "The erosion stage under the brush: rivers cut in and branch, slopes relax "
+                       "(strength: how long)"),
 }
 KINDS = tuple(KIND_NOTES)
 REGION_KINDS = ("regenerate", "style_paint", "erode")  # need no path: they re-sample (or wear) what they cover

@@ -35,7 +35,8 @@ FORMAT_NOTES: dict[str, tuple[str, str]] = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
-__all__ = ["FORMATS", "FORMAT_NOTES", "PRESET_NOTES", "export_terrain", "atomic_write", "prepare_dir", "safe_path", "write_mesh"]
+__all__ = ["FORMATS", "FORMAT_NOTES", "PRESET_NOTES", "export_terrain", "atomic_write", "prepare_dir", "safe_path",
+           "write_mesh"]
 
 
 def export_terrain(hf: Heightfield, out_dir: str | os.PathLike[str], formats: list[str] | tuple[str, ...] = ("png16",),

@@ -2,7 +2,8 @@
 
 Each menu is its choices in order, [name, label, note] each, and the default a new scene starts with (a list
 for a menu of several choices at once). A new choice (a brush kind, a curve kind, an export format, an erosion
-stage, ...) is declared beside the code that does it and appears in Blender from there.
+stage, ...) is declared beside the code that does it and appears in Blender from there. Beside the menus, the
+hello carries the share of its circle each displacing brush shapes, which the add-on draws inside the brush circle.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ VOXEL_SIZE_NOTES: dict[str, tuple[str, str]] = {
     f"{size:g}": (f"{size:g} m", f"{size:g} m voxels: {CHUNK * size:g} m chunks") for size in VOXEL_SIZES_M}
 # the ground covers the add-on offers (any solid material of the palette is accepted): its Ground cover menu
 COVER_NOTES: dict[str, tuple[str, str]] = {
-    name: (name.title(), f"{name.title()} on top of the ground") for name in ("grass", "sand", "snow", "dirt", "gravel")}
+    name: (name.title(), f"{name.title()} on top of the ground")
+    for name in ("grass", "sand", "snow", "dirt", "gravel")}
 
 # The material palette: index = the value stored in ``VoxelChunk.material``; 0 is air. Colours are
 # sRGB, used by the .vox palette and the Blender material.
