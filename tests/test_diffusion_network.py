@@ -7,6 +7,7 @@ import torch
 
 from backend.diffusion import Conditioning, Denoiser
 from backend.networks import UNetConfig, build_unet, count_params
+from backend.networks.unet import EMBEDDINGS
 
 torch.set_num_threads(1)  # 2 shared cores: more threads oversubscribe and crawl
 
@@ -114,3 +115,36 @@ def test_inference_matches_training_forward_and_leaves_inputs_and_flags_alone(no
     assert torch.equal(fast, reference) and torch.equal(x, kept)
     oneDNN = net(x, c_noise, styles).detach()
     assert torch.allclose(fast, oneDNN, atol=1e-5)  # the two backends agree to rounding
+
+
+def test_body_in_bfloat16_keeps_embeddings_float32_and_outputs_close() -> None:
+    """Serving may run a 2D U-Net's body in bfloat16 (`LoadedModel.load`): the noise, style, slider and memory
+    embeddings stay float32, the denoiser still returns float32, within bfloat16's rounding of float32's."""
+    den, x, cond = conditioned(2)
+    sigma = torch.full((2,), 0.7)
+    with torch.inference_mode():
+        want = den(x, sigma, cond)
+        den.net.run_body_in(torch.bfloat16)
+        got = den(x, sigma, cond)
+    for name, p in den.net.named_parameters():
+        embedding = name.split(".")[0] in EMBEDDINGS
+        assert p.dtype == (torch.float32 if embedding else torch.bfloat16), name
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    assert 0 < ((got - want).norm() / want.norm()).item() < 0.02
+
+
+def test_wide_maps_served_in_bfloat16_and_small_ones_as_trained() -> None:
+    """`serve_wide_maps_in` runs maps from 64² on through a bfloat16 copy and smaller ones through the float32
+    net itself (bit for bit); the net's state dict is what it was."""
+    torch.manual_seed(0)
+    net = build_unet("tiny", n_styles=3).eval()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    small, wide = torch.randn(2, 1, 16, 16), torch.randn(2, 1, 64, 64)
+    c_noise, styles = torch.rand(2), torch.softmax(torch.randn(2, 3), 1)
+    with torch.inference_mode():
+        want_small, want_wide = net(small, c_noise, styles), net(wide, c_noise, styles)
+        net.serve_wide_maps_in(torch.bfloat16)
+        got_small, got_wide = net(small, c_noise, styles), net(wide, c_noise, styles)
+    assert torch.equal(got_small, want_small)
+    assert got_wide.dtype == torch.float32 and 0 < ((got_wide - want_wide).norm() / want_wide.norm()).item() < 0.02
+    assert net.state_dict().keys() == state.keys() and all(torch.equal(v, state[k]) for k, v in net.state_dict().items())

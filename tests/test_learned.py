@@ -42,6 +42,22 @@ def test_shipped_weights_have_the_documented_config(name, config):
     assert size < 60e6, f"shipped weights are {size / 1e6:.1f} MB"
 
 
+def test_terrain_models_serve_in_bfloat16_only_on_a_cpu_that_has_it(tiny_models):
+    """The base and super-resolution U-Nets run wide maps in bfloat16 where the CPU has it natively (half the
+    time of float32 there); elsewhere, and on a GPU, in float32. Their own weights stay as trained."""
+    import torch
+
+    from backend.models.inference import serves_in_bfloat16
+    from backend.models.shipped import ShippedModels
+
+    native = serves_in_bfloat16(torch.device("cpu"))
+    models = ShippedModels.load(tiny_models)
+    for net in (models.base.denoiser.net, models.superres.denoiser.net):
+        assert all(p.dtype == torch.float32 for p in net.parameters())
+        assert (net.wide.conv_in.weight.dtype == torch.bfloat16) if native else net.wide is None
+    assert not serves_in_bfloat16(torch.device("cuda"))
+
+
 def test_shipped_models_are_deterministic_per_seed_and_span_the_relief(shipped):
     a, b, c = (shipped.generate(request(seed=s, height_m=800.0, sliders={"elevation_range": 1.0}),
                                 lambda *args: None).heights for s in (3, 3, 4))
