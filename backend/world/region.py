@@ -46,7 +46,7 @@ BASE_REACH, SUPERRES_REACH = 16, 4
 SUPERRES_WINDOW, SUPERRES_STRIDE = 512, 384  # fine cells: one window per tile, bounded memory on big maps
 ALIGN = 16  # canvas edges on multiples of this (U-Net sizes must divide 2**levels)
 # Base windows per network call (x2 with guidance): on the CPU small batches are cheapest per window
-# (benchmarks/results/world_cpu.txt: 25.9 ms at 8, 31.5 ms at 32); a GPU wants many.
+# (benchmarks/results/world_cpu.txt: 5.2 ms a window at 8 and 32, 5.4 at 64); a GPU wants many.
 BASE_WINDOW_BATCH = {"cpu": 8, "cuda": 64}
 
 Span = tuple[int, int]  # [start, stop) in cells of one level
