@@ -147,4 +147,5 @@ def test_wide_maps_served_in_bfloat16_and_small_ones_as_trained() -> None:
         got_small, got_wide = net(small, c_noise, styles), net(wide, c_noise, styles)
     assert torch.equal(got_small, want_small)
     assert got_wide.dtype == torch.float32 and 0 < ((got_wide - want_wide).norm() / want_wide.norm()).item() < 0.02
-    assert net.state_dict().keys() == state.keys() and all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    after = net.state_dict()
+    assert after.keys() == state.keys() and all(torch.equal(v, state[k]) for k, v in after.items())

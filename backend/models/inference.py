@@ -85,8 +85,8 @@ def serves_in_bfloat16(device: torch.device) -> bool:
     where oneDNN's bfloat16 convolutions take half the float32 time for the terrain models (their outputs
     within 0.7 % of float32's; a CPU without them would emulate bfloat16, slower than float32). GPUs keep
     float32."""
-    native = [getattr(torch.cpu, name, lambda: False) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    return device.type == "cpu" and any(check() for check in native)
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu's, absent from older releases
+    return device.type == "cpu" and any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def file_sha256(path: str | Path) -> str:
