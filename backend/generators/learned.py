@@ -60,7 +60,8 @@ class SuperresWindows:
     the windows' overlap pays for itself, and the fewest windows near 272 cells cost least. The windowed
     1024² map's detail (heights less their 4-cell mean) is 0.5 % weaker than the whole canvas's and its
     steepest cell 1.013x the whole canvas's steepest (no window edge shows). A map up to one model map
-    runs whole (as trained).
+    runs whole (as trained). Those timings are float32's; where the models serve in bfloat16 the windows
+    still pay at 1024² (an interactive map 6.4 s against 7.3 whole) and are on par at 512² (1.55 vs 1.49 s).
     """
 
     window: int = 288
